@@ -1,0 +1,636 @@
+//! Configuration: serde structs that mirror the YAML file (their doc comments are the user
+//! reference), validated once into [`Config`], the runtime form everything else reads.
+
+mod duration;
+mod selector;
+
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use duration::{format_duration, parse_duration, DurationError, PromDuration};
+pub use selector::{Selector, SelectorError};
+
+/// The configuration `promcast serve` runs on when no `--config` is given.
+pub const DEFAULT_CONFIG_YAML: &str = include_str!("default.yml");
+
+// ---------------------------------------------------------------------------------------------
+// File form.
+
+/// The YAML file. Every section is optional; see `src/config/default.yml` for the defaults.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub storage: StorageSection,
+    /// Which series to forecast, and how. A series is kept only when it matches one entry;
+    /// the first matching entry wins.
+    #[serde(default)]
+    pub forecast: Vec<ForecastSection>,
+    /// Where forecasts are pushed with remote write; any number.
+    #[serde(default)]
+    pub remote_write: Vec<RemoteWriteSection>,
+    #[serde(default)]
+    pub limits: LimitsSection,
+    #[serde(default)]
+    pub inference: InferenceSection,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSection {
+    /// Ring-buffer resolution: samples are bucketed to this step (the last sample of a
+    /// bucket wins) and the forecast loop runs once per step.
+    pub step: PromDuration,
+    /// How much history each series keeps (`retention / step` buckets).
+    pub retention: PromDuration,
+    /// A series with no samples for this long is evicted.
+    pub idle_timeout: PromDuration,
+}
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        Self {
+            step: PromDuration(Duration::from_secs(60)),
+            retention: PromDuration(Duration::from_secs(24 * 3600)),
+            idle_timeout: PromDuration(Duration::from_secs(3600)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelChoice {
+    /// The best model the series' history allows: `lstm` when a model is loaded and its
+    /// window is filled, else `mstl` with two full seasons, else `seasonal_naive` with one,
+    /// else `naive`.
+    Auto,
+    Lstm,
+    Mstl,
+    SeasonalNaive,
+    /// The last value, with a band from the series' own past changes.
+    Naive,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForecastSection {
+    /// PromQL series selector: `name{label="v"}` with `=`, `!=`, `=~`, `!~`.
+    pub selector: String,
+    #[serde(default = "default_horizons")]
+    pub horizons: Vec<PromDuration>,
+    #[serde(default = "default_model")]
+    pub model: ModelChoice,
+    /// Lower and upper quantile of the band (`yhat_lower`, `yhat_upper`).
+    #[serde(default = "default_quantiles")]
+    pub quantiles: Vec<f64>,
+    /// Seasonal periods for `mstl` and `seasonal_naive`; a period is used once the series
+    /// holds enough of it (one cycle for seasonal naive, two for MSTL).
+    #[serde(default = "default_seasons")]
+    pub seasons: Vec<PromDuration>,
+    /// How often an expensive model (`mstl`) is refitted per series; between refits its
+    /// forecast path is read forward and its age is exported.
+    #[serde(default = "default_refit")]
+    pub refit_every: PromDuration,
+}
+
+fn default_horizons() -> Vec<PromDuration> {
+    [5, 15, 30]
+        .map(|m| PromDuration(Duration::from_secs(m * 60)))
+        .to_vec()
+}
+fn default_model() -> ModelChoice {
+    ModelChoice::Auto
+}
+fn default_quantiles() -> Vec<f64> {
+    vec![0.1, 0.9]
+}
+fn default_seasons() -> Vec<PromDuration> {
+    vec![
+        PromDuration(Duration::from_secs(3600)),
+        PromDuration(Duration::from_secs(86_400)),
+    ]
+}
+fn default_refit() -> PromDuration {
+    PromDuration(Duration::from_secs(15 * 60))
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteWriteSection {
+    pub url: String,
+    #[serde(default = "default_rw_timeout")]
+    pub timeout: PromDuration,
+    /// Samples per request.
+    #[serde(default = "default_max_samples_per_send")]
+    pub max_samples_per_send: usize,
+    /// Forecast snapshots waiting to be sent; when full the oldest waiting one is dropped
+    /// and counted.
+    #[serde(default = "default_rw_capacity")]
+    pub capacity: usize,
+    #[serde(default = "default_min_backoff")]
+    pub min_backoff: PromDuration,
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff: PromDuration,
+}
+
+fn default_rw_timeout() -> PromDuration {
+    PromDuration(Duration::from_secs(30))
+}
+fn default_max_samples_per_send() -> usize {
+    2000
+}
+fn default_rw_capacity() -> usize {
+    4
+}
+fn default_min_backoff() -> PromDuration {
+    PromDuration(Duration::from_millis(30))
+}
+fn default_max_backoff() -> PromDuration {
+    PromDuration(Duration::from_secs(5))
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    /// Selected series kept at once; samples of new series beyond it get 503 (retried).
+    pub max_series: usize,
+    /// Largest compressed remote-write body (413 beyond).
+    pub max_body_bytes: usize,
+    /// Largest decompressed remote-write body (413 beyond).
+    pub max_decompressed_bytes: usize,
+    pub max_labels_per_series: usize,
+    pub max_label_name_length: usize,
+    pub max_label_value_length: usize,
+    /// Samples further than this ahead of the local clock are rejected (400).
+    pub max_future: PromDuration,
+    /// Remote-write requests handled at once; beyond it promcast answers 503 with
+    /// Retry-After so the sender retries.
+    pub max_concurrent_writes: usize,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        Self {
+            max_series: 100_000,
+            max_body_bytes: 32 << 20,
+            max_decompressed_bytes: 128 << 20,
+            max_labels_per_series: 64,
+            max_label_name_length: 1024,
+            max_label_value_length: 4096,
+            max_future: PromDuration(Duration::from_secs(600)),
+            max_concurrent_writes: 64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InferenceSection {
+    /// ONNX model file for `model: lstm` (and for `auto`). A relative path is resolved
+    /// against the config file's directory.
+    pub model: Option<PathBuf>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runtime form.
+
+/// Validated configuration: every duration, limit and selector checked once.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub step: Duration,
+    /// Buckets per ring (`retention / step`).
+    pub ring_len: NonZeroUsize,
+    pub idle_timeout: Duration,
+    pub forecast: Vec<ForecastSpec>,
+    pub remote_write: Vec<RemoteWriteSpec>,
+    pub limits: Limits,
+    pub lstm_model: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ForecastSpec {
+    pub selector: Selector,
+    pub horizons: Vec<Horizon>,
+    pub model: ModelChoice,
+    pub lower_quantile: f64,
+    pub upper_quantile: f64,
+    /// Seasonal periods in steps, ascending.
+    pub seasons: Vec<usize>,
+    /// Refit interval in steps (at least 1).
+    pub refit_every: usize,
+}
+
+/// One forecast horizon: the label text users see and the number of steps ahead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Horizon {
+    pub label: String,
+    pub duration: Duration,
+    pub steps: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct RemoteWriteSpec {
+    pub url: String,
+    pub timeout: Duration,
+    pub max_samples_per_send: usize,
+    pub capacity: usize,
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_series: usize,
+    pub max_body_bytes: usize,
+    pub max_decompressed_bytes: usize,
+    pub max_labels_per_series: usize,
+    pub max_label_name_length: usize,
+    pub max_label_value_length: usize,
+    pub max_future: Duration,
+    pub max_concurrent_writes: usize,
+}
+
+/// One problem in a config file, with the key path that caused it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigProblem {
+    pub path: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.path.is_empty() || self.path == "." {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{origin}: {}", problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "))]
+    Invalid {
+        origin: String,
+        problems: Vec<ConfigProblem>,
+    },
+}
+
+impl ConfigError {
+    pub fn problems(&self) -> &[ConfigProblem] {
+        match self {
+            ConfigError::Invalid { problems, .. } => problems,
+            ConfigError::Read { .. } => &[],
+        }
+    }
+}
+
+impl Config {
+    /// The embedded defaults: forecast every recording-rule output.
+    pub fn embedded_default() -> Self {
+        Self::from_yaml(DEFAULT_CONFIG_YAML, "<embedded defaults>", None)
+            .expect("embedded default config is valid")
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_yaml(&text, &path.display().to_string(), path.parent())
+    }
+
+    /// Parses and validates; `base_dir` resolves relative file paths in the config.
+    pub fn from_yaml(text: &str, origin: &str, base_dir: Option<&Path>) -> Result<Self, ConfigError> {
+        let invalid = |problems| ConfigError::Invalid {
+            origin: origin.to_owned(),
+            problems,
+        };
+        let de = serde_yaml_ng::Deserializer::from_str(text);
+        let file: FileConfig = match serde_path_to_error::deserialize(de) {
+            Ok(f) => f,
+            Err(e) => {
+                let path = e.path().to_string();
+                let message = e.into_inner().to_string();
+                return Err(invalid(vec![ConfigProblem { path, message }]));
+            }
+        };
+        file.validate(base_dir).map_err(invalid)
+    }
+}
+
+impl FileConfig {
+    /// Checks every key and collects all problems, each with its key path.
+    pub fn validate(&self, base_dir: Option<&Path>) -> Result<Config, Vec<ConfigProblem>> {
+        let mut problems = Vec::new();
+        let mut problem = |path: String, message: String| problems.push(ConfigProblem { path, message });
+
+        let step = self.storage.step.0;
+        let step_ms = step.as_millis() as u64;
+        if step_ms == 0 {
+            problem("storage.step".into(), "must be greater than 0".into());
+        }
+        let retention_ms = self.storage.retention.0.as_millis() as u64;
+        let ring_len = if step_ms == 0 {
+            1
+        } else if retention_ms % step_ms != 0 || retention_ms < 2 * step_ms {
+            problem(
+                "storage.retention".into(),
+                format!(
+                    "must be a multiple of storage.step ({}) and at least two steps, got {}",
+                    self.storage.step, self.storage.retention
+                ),
+            );
+            1
+        } else {
+            (retention_ms / step_ms) as usize
+        };
+        if ring_len > 10_000_000 {
+            problem(
+                "storage.retention".into(),
+                format!("{ring_len} buckets per series is more than 10,000,000"),
+            );
+        }
+        if self.storage.idle_timeout.0 < step {
+            problem(
+                "storage.idle_timeout".into(),
+                "must be at least one storage.step".into(),
+            );
+        }
+
+        if self.forecast.is_empty() {
+            problem(
+                "forecast".into(),
+                "at least one entry is needed: promcast keeps only series that match a forecast selector".into(),
+            );
+        }
+        let mut forecast = Vec::with_capacity(self.forecast.len());
+        for (i, f) in self.forecast.iter().enumerate() {
+            let at = |key: &str| format!("forecast[{i}].{key}");
+            let selector = match Selector::parse(&f.selector) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    problem(at("selector"), e.to_string());
+                    None
+                }
+            };
+            if f.horizons.is_empty() {
+                problem(at("horizons"), "at least one horizon is needed".into());
+            }
+            let mut horizons = Vec::with_capacity(f.horizons.len());
+            for (j, h) in f.horizons.iter().enumerate() {
+                let ms = h.0.as_millis() as u64;
+                if step_ms == 0 {
+                    continue;
+                }
+                if ms == 0 || ms % step_ms != 0 {
+                    problem(
+                        format!("forecast[{i}].horizons[{j}]"),
+                        format!("{h} is not a positive multiple of storage.step ({})", self.storage.step),
+                    );
+                    continue;
+                }
+                let steps = (ms / step_ms) as usize;
+                if steps > ring_len {
+                    problem(
+                        format!("forecast[{i}].horizons[{j}]"),
+                        format!("{h} is longer than storage.retention ({})", self.storage.retention),
+                    );
+                    continue;
+                }
+                if horizons.iter().any(|x: &Horizon| x.steps == steps) {
+                    problem(format!("forecast[{i}].horizons[{j}]"), format!("{h} is listed twice"));
+                    continue;
+                }
+                horizons.push(Horizon {
+                    label: h.to_string(),
+                    duration: h.0,
+                    steps,
+                });
+            }
+            horizons.sort_by_key(|h| h.steps);
+            let (lo, hi) = match f.quantiles.as_slice() {
+                [lo, hi] if 0.0 < *lo && lo < hi && *hi < 1.0 => (*lo, *hi),
+                _ => {
+                    problem(
+                        at("quantiles"),
+                        format!(
+                            "expected [lower, upper] with 0 < lower < upper < 1, got {:?}",
+                            f.quantiles
+                        ),
+                    );
+                    (0.1, 0.9)
+                }
+            };
+            let mut seasons = Vec::new();
+            for (j, s) in f.seasons.iter().enumerate() {
+                let ms = s.0.as_millis() as u64;
+                if step_ms == 0 {
+                    continue;
+                }
+                if ms == 0 || ms % step_ms != 0 || ms / step_ms < 2 {
+                    problem(
+                        format!("forecast[{i}].seasons[{j}]"),
+                        format!("{s} is not a multiple of storage.step of at least two steps"),
+                    );
+                    continue;
+                }
+                seasons.push((ms / step_ms) as usize);
+            }
+            seasons.sort_unstable();
+            seasons.dedup();
+            let refit_ms = f.refit_every.0.as_millis() as u64;
+            let refit_every = if step_ms == 0 { 1 } else { (refit_ms / step_ms).max(1) as usize };
+            if f.model == ModelChoice::Lstm && self.inference.model.is_none() {
+                problem(
+                    at("model"),
+                    "`lstm` needs an ONNX model file in inference.model".into(),
+                );
+            }
+            if f.model == ModelChoice::SeasonalNaive && seasons.is_empty() {
+                problem(at("seasons"), "`seasonal_naive` needs at least one season".into());
+            }
+            if let Some(selector) = selector {
+                forecast.push(ForecastSpec {
+                    selector,
+                    horizons,
+                    model: f.model,
+                    lower_quantile: lo,
+                    upper_quantile: hi,
+                    seasons,
+                    refit_every,
+                });
+            }
+        }
+
+        let mut remote_write = Vec::new();
+        for (i, rw) in self.remote_write.iter().enumerate() {
+            let at = |key: &str| format!("remote_write[{i}].{key}");
+            match reqwest::Url::parse(&rw.url) {
+                Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+                Ok(u) => problem(at("url"), format!("unsupported scheme {:?}", u.scheme())),
+                Err(e) => problem(at("url"), format!("invalid URL {:?}: {e}", rw.url)),
+            }
+            if rw.max_samples_per_send == 0 {
+                problem(at("max_samples_per_send"), "must be at least 1".into());
+            }
+            if rw.capacity == 0 {
+                problem(at("capacity"), "must be at least 1".into());
+            }
+            if rw.min_backoff > rw.max_backoff {
+                problem(at("min_backoff"), "must not exceed max_backoff".into());
+            }
+            remote_write.push(RemoteWriteSpec {
+                url: rw.url.clone(),
+                timeout: rw.timeout.0,
+                max_samples_per_send: rw.max_samples_per_send.max(1),
+                capacity: rw.capacity.max(1),
+                min_backoff: rw.min_backoff.0,
+                max_backoff: rw.max_backoff.0,
+            });
+        }
+
+        let l = &self.limits;
+        for (key, v) in [
+            ("max_series", l.max_series),
+            ("max_body_bytes", l.max_body_bytes),
+            ("max_decompressed_bytes", l.max_decompressed_bytes),
+            ("max_labels_per_series", l.max_labels_per_series),
+            ("max_label_name_length", l.max_label_name_length),
+            ("max_label_value_length", l.max_label_value_length),
+            ("max_concurrent_writes", l.max_concurrent_writes),
+        ] {
+            if v == 0 {
+                problem(format!("limits.{key}"), "must be at least 1".into());
+            }
+        }
+        if l.max_series > u32::MAX as usize / 2 {
+            problem("limits.max_series".into(), "too large".into());
+        }
+
+        let lstm_model = self.inference.model.as_ref().map(|p| match base_dir {
+            Some(dir) if p.is_relative() => dir.join(p),
+            _ => p.clone(),
+        });
+
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Config {
+            step,
+            ring_len: NonZeroUsize::new(ring_len).expect("validated"),
+            idle_timeout: self.storage.idle_timeout.0,
+            forecast,
+            remote_write,
+            limits: Limits {
+                max_series: l.max_series,
+                max_body_bytes: l.max_body_bytes,
+                max_decompressed_bytes: l.max_decompressed_bytes,
+                max_labels_per_series: l.max_labels_per_series,
+                max_label_name_length: l.max_label_name_length,
+                max_label_value_length: l.max_label_value_length,
+                max_future: l.max_future.0,
+                max_concurrent_writes: l.max_concurrent_writes,
+            },
+            lstm_model,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_valid_and_selects_recording_rules() {
+        let c = Config::embedded_default();
+        assert_eq!(c.step, Duration::from_secs(60));
+        assert_eq!(c.ring_len.get(), 1440);
+        let f = &c.forecast[0];
+        assert_eq!(f.model, ModelChoice::Auto);
+        let labels: Vec<_> = f.horizons.iter().map(|h| h.label.as_str()).collect();
+        assert_eq!(labels, ["5m", "15m", "30m"]);
+        let get = |name: &'static str| move |n: &str| (n == "__name__").then_some(name);
+        assert!(f.selector.matches(get("job:http_requests:rate5m")));
+        assert!(!f.selector.matches(get("http_requests_total")));
+    }
+
+    #[test]
+    fn issue_example_parses() {
+        let yaml = r#"
+storage:
+  step: 1m
+  retention: 24h
+  idle_timeout: 1h
+forecast:
+  - selector: '{__name__="job:http_requests:rate5m", job=~"web.*"}'
+    horizons: [5m, 15m, 30m]
+    model: auto
+    quantiles: [0.1, 0.9]
+remote_write:
+  - url: http://127.0.0.1:9090/api/v1/write
+limits:
+  max_series: 100000
+  max_body_bytes: 33554432
+"#;
+        let c = Config::from_yaml(yaml, "test", None).unwrap();
+        assert_eq!(c.forecast[0].horizons[2].steps, 30);
+        assert_eq!(c.remote_write.len(), 1);
+        assert_eq!(c.limits.max_body_bytes, 33_554_432);
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_path() {
+        let yaml = "storage:\n  stepp: 1m\nforecast:\n  - selector: up\n";
+        let err = Config::from_yaml(yaml, "test", None).unwrap_err();
+        let p = &err.problems()[0];
+        assert_eq!(p.path, "storage.stepp");
+        assert!(p.message.contains("unknown field `stepp`"), "{}", p.message);
+    }
+
+    #[test]
+    fn bad_duration_is_named_with_its_path() {
+        let yaml = "forecast:\n  - selector: up\n    horizons: [5m, 7x]\n";
+        let err = Config::from_yaml(yaml, "test", None).unwrap_err();
+        let p = &err.problems()[0];
+        assert_eq!(p.path, "forecast[0].horizons[1]");
+        assert!(p.message.contains("7x"), "{}", p.message);
+    }
+
+    #[test]
+    fn semantic_problems_are_all_reported() {
+        let yaml = r#"
+storage: { step: 1m, retention: 90s }
+forecast:
+  - selector: 'rate(x[5m])'
+    horizons: [90s]
+    quantiles: [0.9, 0.1]
+  - selector: up
+    model: lstm
+remote_write:
+  - url: 'ftp://x'
+limits: { max_series: 0 }
+"#;
+        let err = Config::from_yaml(yaml, "test", None).unwrap_err();
+        let paths: Vec<_> = err.problems().iter().map(|p| p.path.as_str()).collect();
+        for want in [
+            "storage.retention",
+            "forecast[0].selector",
+            "forecast[0].horizons[0]",
+            "forecast[0].quantiles",
+            "forecast[1].model",
+            "remote_write[0].url",
+            "limits.max_series",
+        ] {
+            assert!(paths.contains(&want), "missing {want} in {paths:?}");
+        }
+    }
+}

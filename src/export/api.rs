@@ -1,0 +1,129 @@
+//! `GET /api/v1/forecasts?selector=...`: the latest forecasts as JSON, for people and
+//! scripts. Shaped like Prometheus' API (`status`, `data`, `errorType`, `error`).
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::Snapshot;
+use crate::config::Selector;
+use crate::forecast::SeriesState;
+
+#[derive(Serialize)]
+struct SeriesJson<'a> {
+    labels: serde_json::Map<String, Value>,
+    #[serde(flatten)]
+    state: &'a SeriesState,
+    model: Option<&'static str>,
+    /// Unix seconds of the newest observed point the forecast starts from.
+    origin: f64,
+    /// Seconds between the model's last fit and the snapshot.
+    age_seconds: f64,
+    forecasts: Vec<Value>,
+}
+
+/// Builds the response body; `Err` is a client error message (400).
+pub fn forecasts_json(snapshot: &Snapshot, selector: Option<&str>, limit: usize) -> Result<Value, String> {
+    let selector = match selector {
+        Some(s) if !s.trim().is_empty() => Selector::parse(s).map_err(|e| e.to_string())?,
+        _ => Selector::all(),
+    };
+    let mut series = Vec::new();
+    let mut truncated = false;
+    for s in &snapshot.series {
+        if !selector.matches(|n| s.labels.get(n)) {
+            continue;
+        }
+        if series.len() >= limit {
+            truncated = true;
+            break;
+        }
+        let horizons = &snapshot.horizons[s.spec as usize];
+        let forecasts = horizons
+            .iter()
+            .zip(&s.points)
+            .map(|((label, ms), p)| {
+                json!({
+                    "horizon": label,
+                    "target_time": (snapshot.generated_ms + ms) as f64 / 1e3,
+                    "yhat": finite(p.yhat),
+                    "yhat_lower": finite(p.lower),
+                    "yhat_upper": finite(p.upper),
+                })
+            })
+            .collect();
+        series.push(SeriesJson {
+            labels: s
+                .labels
+                .iter()
+                .map(|(n, v)| (n.to_owned(), Value::String(v.to_owned())))
+                .collect(),
+            state: &s.state,
+            model: s.model.map(|m| m.as_str()),
+            origin: s.origin_ms as f64 / 1e3,
+            age_seconds: ((snapshot.generated_ms - s.fitted_ms).max(0)) as f64 / 1e3,
+            forecasts,
+        });
+    }
+    Ok(json!({
+        "status": "success",
+        "data": {
+            "generated_at": snapshot.generated_ms as f64 / 1e3,
+            "truncated": truncated,
+            "series": series,
+        }
+    }))
+}
+
+fn finite(v: f64) -> Value {
+    if v.is_finite() {
+        json!(v)
+    } else {
+        Value::Null
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::SeriesForecast;
+    use crate::forecast::{ModelKind, Point};
+    use crate::store::LabelSet;
+    use std::sync::Arc;
+
+    fn snapshot() -> Snapshot {
+        let mk = |job: &str, state| SeriesForecast {
+            labels: Arc::new(LabelSet::from_pairs([("__name__", "a:b"), ("job", job)])),
+            spec: 0,
+            state,
+            model: Some(ModelKind::Naive),
+            origin_ms: 60_000,
+            fitted_ms: 60_000,
+            points: vec![Point { yhat: 2.0, lower: 1.0, upper: 3.0 }],
+        };
+        Snapshot {
+            generated_ms: 120_000,
+            horizons: vec![vec![("5m".into(), 300_000)]],
+            series: vec![
+                mk("web", SeriesState::Ready),
+                mk("api", SeriesState::WarmingUp { model: "naive", points_needed: 4 }),
+            ],
+        }
+    }
+
+    #[test]
+    fn filters_by_selector_and_reports_state() {
+        let v = forecasts_json(&snapshot(), Some(r#"{job="web"}"#), 100).unwrap();
+        let series = v["data"]["series"].as_array().unwrap();
+        assert_eq!(series.len(), 1);
+        assert_eq!(series[0]["state"], "ready");
+        assert_eq!(series[0]["forecasts"][0]["target_time"], 420.0);
+        assert_eq!(series[0]["age_seconds"], 60.0);
+        let v = forecasts_json(&snapshot(), None, 100).unwrap();
+        let api = &v["data"]["series"][1];
+        assert_eq!(api["state"], "warming_up");
+        assert_eq!(api["points_needed"], 4);
+        let v = forecasts_json(&snapshot(), None, 1).unwrap();
+        assert_eq!(v["data"]["truncated"], true);
+        assert!(forecasts_json(&snapshot(), Some("rate(x[5m])"), 1).is_err());
+    }
+}

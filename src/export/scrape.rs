@@ -1,0 +1,106 @@
+//! `GET /metrics`: forecast gauges from the latest snapshot, then promcast's own metrics.
+//!
+//! Scrape promcast with `honor_labels: true`: forecasts keep the input's `job` and
+//! `instance` labels, which Prometheus would otherwise rename to `exported_*`.
+
+use std::fmt::Write as _;
+
+use super::{Snapshot, PREDICTED_SUFFIX};
+use crate::telemetry::{escape_label_value, Telemetry};
+
+/// Encodes the snapshot's forecasts in the text exposition format.
+pub fn render_forecasts(snapshot: &Snapshot, out: &mut String) {
+    // One TYPE line per output metric name, written before its first sample. Samples of one
+    // name are contiguous in the text format only if grouped, so group by name first.
+    let mut by_name: Vec<(&str, usize)> = snapshot
+        .ready()
+        .enumerate()
+        .map(|(i, s)| (s.labels.metric_name(), i))
+        .collect();
+    by_name.sort_unstable();
+    let ready: Vec<_> = snapshot.ready().collect();
+    let mut buf = Vec::new();
+    let mut last_name = "";
+    for (name, i) in by_name {
+        if name != last_name {
+            let _ = writeln!(out, "# TYPE {name}{PREDICTED_SUFFIX} gauge");
+            last_name = name;
+        }
+        let s = ready[i];
+        let horizons = &snapshot.horizons[s.spec as usize];
+        for (h, p) in horizons.iter().zip(&s.points) {
+            for (kind, value) in super::ML_FORECAST.iter().zip([p.yhat, p.lower, p.upper]) {
+                super::output_labels(&s.labels, &h.0, kind, &mut buf);
+                write_sample(out, &buf, value);
+            }
+        }
+    }
+}
+
+fn write_sample(out: &mut String, labels: &[(String, String)], value: f64) {
+    out.push_str(labels.iter().find(|(n, _)| n == "__name__").map_or("", |(_, v)| v));
+    out.push('{');
+    let mut first = true;
+    for (n, v) in labels {
+        if n == "__name__" {
+            continue;
+        }
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        out.push_str(n);
+        out.push_str("=\"");
+        out.push_str(&escape_label_value(v));
+        out.push('"');
+    }
+    out.push_str("} ");
+    let _ = write!(out, "{value}");
+    out.push('\n');
+}
+
+/// The whole `/metrics` body.
+pub fn render(snapshot: &Snapshot, telemetry: &Telemetry) -> String {
+    let mut out = String::with_capacity(4096 + snapshot.series.len() * 600);
+    render_forecasts(snapshot, &mut out);
+    telemetry.render(&mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::SeriesForecast;
+    use crate::forecast::{ModelKind, Point, SeriesState};
+    use crate::store::LabelSet;
+    use std::sync::Arc;
+
+    #[test]
+    fn renders_ready_series_only() {
+        let mk = |name: &str, state| SeriesForecast {
+            labels: Arc::new(LabelSet::from_pairs([("__name__", name), ("job", "w\"eb")])),
+            spec: 0,
+            state,
+            model: Some(ModelKind::Naive),
+            origin_ms: 0,
+            fitted_ms: 0,
+            points: vec![Point { yhat: 2.0, lower: 1.0, upper: 3.5 }],
+        };
+        let snap = Snapshot {
+            generated_ms: 1,
+            horizons: vec![vec![("5m".into(), 300_000)]],
+            series: vec![
+                mk("b:x", SeriesState::Ready),
+                mk("a:x", SeriesState::Ready),
+                mk("c:x", SeriesState::Stale),
+            ],
+        };
+        let mut out = String::new();
+        render_forecasts(&snap, &mut out);
+        assert!(out.contains("# TYPE a:x:predicted gauge\n"), "{out}");
+        assert!(out.contains("a:x:predicted{horizon=\"5m\",job=\"w\\\"eb\",ml_forecast=\"yhat_upper\"} 3.5\n"), "{out}");
+        assert!(!out.contains("c:x"), "stale series are not exported");
+        assert!(out.find("a:x").unwrap() < out.find("b:x").unwrap());
+        assert_eq!(out.lines().filter(|l| !l.starts_with('#')).count(), 6);
+    }
+}

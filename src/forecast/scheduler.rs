@@ -1,0 +1,497 @@
+//! The forecast loop: once per step, on its own OS thread (model work never runs on the
+//! async runtime), forecast every stored series and publish a snapshot.
+//!
+//! Degrading on purpose when a step's work does not fit in the step:
+//! - cheap models (`naive`, `seasonal_naive`) and batched `lstm` inference run every step;
+//! - `mstl` refits are spent from a per-step budget (half the step); a series whose refit
+//!   does not fit is served from its last fitted path (its forecast carries its age), or,
+//!   with no usable path, by a baseline for that step; deferred refits are counted;
+//! - a step that overruns the next boundary skips the missed steps (counted) instead of
+//!   queueing them, and the publication lag is exported.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::baseline::{lagged_forecast, MIN_ERRORS};
+use super::mstl::{fit_path, usable_seasons, Path};
+use super::neural::{History, LstmModel};
+use super::{ModelKind, Point, SeriesState, MIN_POINTS};
+use crate::config::{Config, ForecastSpec, ModelChoice};
+use crate::export::remote_write::RemoteWriteQueue;
+use crate::export::{horizons_of, SeriesForecast, Snapshot, SnapshotCell};
+use crate::store::{now_ms, LabelSet, SeriesId, Store};
+use crate::telemetry::{Telemetry, SERIES_STATES};
+
+/// Trailing gap, in steps, filled up to "now" so forecasts start from the current step
+/// even when the newest samples are a little late. Older heads are not extended.
+const MAX_PAD: i64 = 5;
+/// Rows per tract call.
+const LSTM_BATCH: usize = 512;
+
+/// How the LSTM's outputs map to one forecast entry.
+struct LstmPlan {
+    horizons: Vec<usize>,
+    quantiles: [usize; 3],
+}
+
+/// Per-series state that outlives a step (only for models that fit).
+struct SeriesModel {
+    path: Option<Path>,
+    fitted_ms: i64,
+    /// Step counter of the last step that saw the series, to drop state of evicted ones.
+    seen: u64,
+}
+
+struct Job {
+    labels: Arc<LabelSet>,
+    id: SeriesId,
+    spec: u16,
+    stale: bool,
+    /// Bucket the forecast starts from (the head, padded towards now).
+    origin: i64,
+    head: i64,
+    start: usize,
+    len: usize,
+}
+
+pub struct Scheduler {
+    config: Arc<Config>,
+    store: Arc<Store>,
+    telemetry: Arc<Telemetry>,
+    snapshots: Arc<SnapshotCell>,
+    outputs: Vec<RemoteWriteQueue>,
+    lstm: Option<Arc<LstmModel>>,
+    /// Per forecast entry: how to read LSTM outputs, or why the model does not fit it.
+    lstm_plans: Vec<Result<LstmPlan, String>>,
+    models: HashMap<SeriesId, SeriesModel>,
+    steps: u64,
+    horizons: Vec<Vec<(String, i64)>>,
+    // Reused buffers.
+    values: Vec<f32>,
+    jobs: Vec<Job>,
+    errors: Vec<f32>,
+    lstm_rows: Vec<(usize, usize, usize, i64)>,
+    lstm_values: Vec<f32>,
+    lstm_out: Vec<f32>,
+}
+
+/// Error from [`Scheduler::new`] when the configuration cannot be served.
+#[derive(Debug, thiserror::Error)]
+#[error("forecast[{index}]: model lstm cannot serve this entry: {reason}")]
+pub struct LstmMismatch {
+    pub index: usize,
+    pub reason: String,
+}
+
+impl Scheduler {
+    pub fn new(
+        config: Arc<Config>,
+        store: Arc<Store>,
+        telemetry: Arc<Telemetry>,
+        snapshots: Arc<SnapshotCell>,
+        outputs: Vec<RemoteWriteQueue>,
+        lstm: Option<Arc<LstmModel>>,
+    ) -> Result<Self, LstmMismatch> {
+        let mut lstm_plans = Vec::new();
+        for (index, spec) in config.forecast.iter().enumerate() {
+            let plan = match &lstm {
+                None => Err("no model loaded (inference.model)".to_string()),
+                Some(m) => lstm_plan(m, &config, spec),
+            };
+            if let Err(reason) = &plan {
+                if spec.model == ModelChoice::Lstm {
+                    return Err(LstmMismatch {
+                        index,
+                        reason: reason.clone(),
+                    });
+                }
+                if lstm.is_some() {
+                    tracing::info!(forecast = index, %reason, "lstm model does not fit this entry; auto uses the classic models");
+                }
+            }
+            lstm_plans.push(plan);
+        }
+        Ok(Self {
+            horizons: horizons_of(&config),
+            config,
+            store,
+            telemetry,
+            snapshots,
+            outputs,
+            lstm,
+            lstm_plans,
+            models: HashMap::new(),
+            steps: 0,
+            values: Vec::new(),
+            jobs: Vec::new(),
+            errors: Vec::new(),
+            lstm_rows: Vec::new(),
+            lstm_values: Vec::new(),
+            lstm_out: Vec::new(),
+        })
+    }
+
+    /// Runs a step at every step boundary until `shutdown` is signalled or dropped.
+    pub fn run(mut self, shutdown: Receiver<()>) {
+        let step_ms = self.store.step_ms();
+        loop {
+            let now = now_ms();
+            let due = (now.div_euclid(step_ms) + 1) * step_ms;
+            match shutdown.recv_timeout(Duration::from_millis((due - now).max(0) as u64)) {
+                Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            let started = now_ms();
+            self.step(started);
+            let finished = now_ms();
+            self.telemetry
+                .forecast_lag_ms
+                .store((finished - due).max(0) as u64, Relaxed);
+            let missed = (finished - due) / step_ms;
+            if missed > 0 {
+                self.telemetry.forecast_steps_skipped.fetch_add(missed as u64, Relaxed);
+                tracing::warn!(missed, step_ms, "forecast step overran; skipping missed steps");
+            }
+        }
+    }
+
+    /// One forecast step over every stored series; publishes and returns the snapshot.
+    pub fn step(&mut self, now_ms: i64) -> Arc<Snapshot> {
+        let t0 = Instant::now();
+        self.steps += 1;
+        let evicted = self.store.evict_idle(now_ms);
+        self.telemetry.series_evicted.fetch_add(evicted as u64, Relaxed);
+        let step_ms = self.store.step_ms();
+        let now_bucket = now_ms.div_euclid(step_ms);
+        let refit_deadline = t0 + Duration::from_millis(step_ms as u64 / 2);
+        let mut out: Vec<SeriesForecast> = Vec::with_capacity(self.store.series_count());
+        self.lstm_rows.clear();
+        self.lstm_values.clear();
+
+        for shard in 0..self.store.shard_count() {
+            self.jobs.clear();
+            self.values.clear();
+            let (values, jobs) = (&mut self.values, &mut self.jobs);
+            self.store.visit_shard(shard, |s| {
+                let Some(head) = s.ring.head() else { return };
+                let pad = (now_bucket - head).clamp(0, MAX_PAD);
+                let start = values.len();
+                s.ring.copy_last(s.ring.history_len(), values);
+                values.extend(std::iter::repeat_n(f32::NAN, pad as usize));
+                jobs.push(Job {
+                    labels: s.labels.clone(),
+                    id: s.id,
+                    spec: s.spec,
+                    stale: s.stale,
+                    origin: head + pad,
+                    head,
+                    start,
+                    len: values.len() - start,
+                });
+            });
+            let jobs = std::mem::take(&mut self.jobs);
+            for job in &jobs {
+                let forecast = self.forecast_one(job, step_ms, refit_deadline, &mut out);
+                if let Some(f) = forecast {
+                    out.push(f);
+                }
+            }
+            self.jobs = jobs;
+            if self.lstm_rows.len() >= LSTM_BATCH {
+                self.run_lstm(&mut out, step_ms);
+            }
+        }
+        self.run_lstm(&mut out, step_ms);
+
+        // Forget model state of series that are gone.
+        let steps = self.steps;
+        self.models.retain(|_, m| m.seen == steps);
+
+        let t = &self.telemetry;
+        let mut by_state = [0u64; SERIES_STATES.len()];
+        let mut max_age = 0;
+        for s in &out {
+            by_state[s.state.index()] += 1;
+            if s.state == SeriesState::Ready {
+                max_age = max_age.max(now_ms - s.fitted_ms);
+                if let Some(m) = s.model {
+                    t.forecasts[Telemetry::model_index(m.as_str())].fetch_add(1, Relaxed);
+                }
+            }
+        }
+        for (g, v) in t.series_by_state.iter().zip(by_state) {
+            g.store(v, Relaxed);
+        }
+        t.series.store(self.store.series_count() as u64, Relaxed);
+        t.forecast_max_age_ms.store(max_age.max(0) as u64, Relaxed);
+        let snapshot = Arc::new(Snapshot {
+            generated_ms: now_ms,
+            horizons: self.horizons.clone(),
+            series: out,
+        });
+        self.snapshots.store(snapshot.clone());
+        for o in &self.outputs {
+            o.offer(snapshot.clone());
+        }
+        t.forecast_step_duration.observe(t0.elapsed().as_secs_f64());
+        snapshot
+    }
+
+    /// Forecasts one series, or queues it for the LSTM batch (returns `None` then).
+    fn forecast_one(
+        &mut self,
+        job: &Job,
+        step_ms: i64,
+        refit_deadline: Instant,
+        out: &mut Vec<SeriesForecast>,
+    ) -> Option<SeriesForecast> {
+        let spec = &self.config.forecast[job.spec as usize];
+        let values = &self.values[job.start..job.start + job.len];
+        let origin_ms = job.origin * step_ms;
+        let mut result = SeriesForecast {
+            labels: job.labels.clone(),
+            spec: job.spec,
+            state: SeriesState::Ready,
+            model: None,
+            origin_ms: job.head * step_ms,
+            fitted_ms: job.head * step_ms,
+            points: Vec::new(),
+        };
+        if job.stale {
+            result.state = SeriesState::Stale;
+            return Some(result);
+        }
+        let observed = values.iter().filter(|v| v.is_finite()).count();
+        let quantiles = (spec.lower_quantile, spec.upper_quantile);
+        let auto = spec.model == ModelChoice::Auto;
+
+        // LSTM: batched after the shard.
+        if let (Some(lstm), Ok(_)) = (&self.lstm, &self.lstm_plans[job.spec as usize]) {
+            if matches!(spec.model, ModelChoice::Lstm | ModelChoice::Auto) {
+                let window = lstm.meta().window;
+                if observed >= MIN_POINTS.min(window) && values.len() >= window {
+                    let start = self.lstm_values.len();
+                    self.lstm_values.extend_from_slice(values);
+                    self.lstm_rows.push((out.len(), start, values.len(), origin_ms));
+                    result.model = Some(ModelKind::Lstm);
+                    out.push(result);
+                    return None;
+                }
+                if !auto {
+                    result.state = SeriesState::WarmingUp {
+                        model: "lstm",
+                        points_needed: window.saturating_sub(values.len()).max(MIN_POINTS.saturating_sub(observed)),
+                    };
+                    return Some(result);
+                }
+            }
+        }
+
+        // MSTL: a refit when due and within budget, else the last path read forward.
+        let usable = usable_seasons(&spec.seasons, values.len());
+        if matches!(spec.model, ModelChoice::Mstl) || (auto && !usable.is_empty()) {
+            if usable.is_empty() {
+                let need = spec.seasons.first().map_or(0, |p| 2 * p);
+                result.state = SeriesState::WarmingUp {
+                    model: "mstl",
+                    points_needed: need.saturating_sub(values.len()),
+                };
+                return Some(result);
+            }
+            let max_h = spec.horizons.last().map_or(1, |h| h.steps);
+            let state = self.models.entry(job.id).or_insert(SeriesModel {
+                path: None,
+                fitted_ms: 0,
+                seen: 0,
+            });
+            state.seen = self.steps;
+            let targets_ok = |p: &Path| spec.horizons.iter().all(|h| p.at(job.origin + h.steps as i64).is_some());
+            let due = match &state.path {
+                None => true,
+                Some(p) => job.origin - p.origin >= spec.refit_every as i64 || !targets_ok(p),
+            };
+            let mut fit_error = None;
+            if due {
+                if Instant::now() < refit_deadline {
+                    match fit_path(values, job.origin, &usable, max_h + spec.refit_every + MAX_PAD as usize, quantiles) {
+                        Ok(p) => {
+                            state.path = Some(p);
+                            state.fitted_ms = origin_ms;
+                        }
+                        Err(e) => {
+                            self.telemetry.forecast_errors[Telemetry::model_index("mstl")].fetch_add(1, Relaxed);
+                            state.path = None;
+                            fit_error = Some(e.to_string());
+                        }
+                    }
+                } else {
+                    self.telemetry.refits_deferred.fetch_add(1, Relaxed);
+                }
+            }
+            if let Some(p) = state.path.as_ref().filter(|p| targets_ok(p)) {
+                result.points = spec
+                    .horizons
+                    .iter()
+                    .map(|h| p.at(job.origin + h.steps as i64).expect("checked"))
+                    .collect();
+                result.model = Some(ModelKind::Mstl);
+                result.fitted_ms = state.fitted_ms;
+                return Some(result);
+            }
+            if let (Some(reason), false) = (&fit_error, auto) {
+                result.state = SeriesState::Failed { reason: reason.clone() };
+                return Some(result);
+            }
+            // No usable path this step (deferred or failed under auto): a baseline serves.
+        }
+
+        match baseline(values, spec, quantiles, &mut self.errors) {
+            Ok((kind, points)) => {
+                result.model = Some(kind);
+                result.points = points;
+            }
+            Err(state) => result.state = state,
+        }
+        Some(result)
+    }
+
+    fn run_lstm(&mut self, out: &mut [SeriesForecast], step_ms: i64) {
+        if self.lstm_rows.is_empty() {
+            return;
+        }
+        let Some(lstm) = self.lstm.clone() else { return };
+        let histories: Vec<History<'_>> = self
+            .lstm_rows
+            .iter()
+            .map(|&(_, start, len, origin_ms)| History {
+                values: &self.lstm_values[start..start + len],
+                last_ts_ms: origin_ms,
+            })
+            .collect();
+        let result = lstm.predict(&histories, &mut self.lstm_out);
+        drop(histories);
+        let per_row = lstm.meta().horizons.len() * lstm.meta().quantiles.len();
+        let nq = lstm.meta().quantiles.len();
+        let _ = step_ms;
+        for (row, &(idx, start, len, _)) in self.lstm_rows.iter().enumerate() {
+            let f = &mut out[idx];
+            let spec = &self.config.forecast[f.spec as usize];
+            let plan = self.lstm_plans[f.spec as usize].as_ref().expect("queued only with a plan");
+            let points: Option<Vec<Point>> = result.as_ref().ok().and_then(|_| {
+                let r = &self.lstm_out[row * per_row..(row + 1) * per_row];
+                let pts: Vec<Point> = plan
+                    .horizons
+                    .iter()
+                    .map(|&h| {
+                        let q = |i: usize| r[h * nq + plan.quantiles[i]] as f64;
+                        Point { yhat: q(1), lower: q(0), upper: q(2) }.ordered()
+                    })
+                    .collect();
+                pts.iter().all(Point::is_finite).then_some(pts)
+            });
+            match points {
+                Some(p) => f.points = p,
+                None => {
+                    self.telemetry.forecast_errors[Telemetry::model_index("lstm")].fetch_add(1, Relaxed);
+                    let reason = match &result {
+                        Err(e) => e.to_string(),
+                        Ok(()) => "lstm produced non-finite forecasts".to_string(),
+                    };
+                    if spec.model == ModelChoice::Auto {
+                        let values = &self.lstm_values[start..start + len];
+                        let q = (spec.lower_quantile, spec.upper_quantile);
+                        match baseline(values, spec, q, &mut self.errors) {
+                            Ok((kind, pts)) => {
+                                f.model = Some(kind);
+                                f.points = pts;
+                            }
+                            Err(state) => f.state = state,
+                        }
+                    } else {
+                        f.state = SeriesState::Failed { reason };
+                    }
+                }
+            }
+        }
+        if let Err(e) = &result {
+            tracing::warn!(error = %e, rows = self.lstm_rows.len(), "lstm batch failed");
+        }
+        self.lstm_rows.clear();
+        self.lstm_values.clear();
+    }
+}
+
+fn lstm_plan(model: &LstmModel, config: &Config, spec: &ForecastSpec) -> Result<LstmPlan, String> {
+    let durations: Vec<Duration> = spec.horizons.iter().map(|h| h.duration).collect();
+    model
+        .check_fits(config.step, &durations, &[spec.lower_quantile, spec.upper_quantile])
+        .map_err(|e| e.to_string())?;
+    let meta = model.meta();
+    let horizons = durations
+        .iter()
+        .map(|d| meta.horizon_index(*d).ok_or_else(|| format!("no horizon {d:?}")))
+        .collect::<Result<_, _>>()?;
+    let q = |x: f64| meta.quantile_index(x).ok_or_else(|| format!("no quantile {x}"));
+    Ok(LstmPlan {
+        horizons,
+        quantiles: [q(spec.lower_quantile)?, q(0.5)?, q(spec.upper_quantile)?],
+    })
+}
+
+/// Points an entry needs before `naive` (lag 1) or `seasonal_naive` (lag p) has a band.
+fn needed_for_lag(spec: &ForecastSpec, lag: usize) -> usize {
+    let max_h = spec.horizons.last().map_or(1, |h| h.steps);
+    max_h.div_ceil(lag) * lag + MIN_ERRORS + 1
+}
+
+/// `seasonal_naive` with the longest season the history covers, else `naive` (unless the
+/// entry asks for seasonal naive explicitly).
+fn baseline(
+    values: &[f32],
+    spec: &ForecastSpec,
+    quantiles: (f64, f64),
+    errors: &mut Vec<f32>,
+) -> Result<(ModelKind, Vec<Point>), SeriesState> {
+    let n = values.len();
+    let explicit_seasonal = spec.model == ModelChoice::SeasonalNaive;
+    let season = spec
+        .seasons
+        .iter()
+        .rev()
+        .copied()
+        .find(|&p| n >= needed_for_lag(spec, p));
+    let (kind, lag) = match season {
+        Some(p) if spec.model != ModelChoice::Naive => (ModelKind::SeasonalNaive, p),
+        _ if explicit_seasonal => {
+            let p = spec.seasons.first().copied().unwrap_or(1);
+            return Err(SeriesState::WarmingUp {
+                model: "seasonal_naive",
+                points_needed: needed_for_lag(spec, p).saturating_sub(n),
+            });
+        }
+        _ => (ModelKind::Naive, 1),
+    };
+    let need = needed_for_lag(spec, lag).max(MIN_POINTS);
+    if n < need {
+        return Err(SeriesState::WarmingUp {
+            model: kind.as_str(),
+            points_needed: need - n,
+        });
+    }
+    let mut points = Vec::with_capacity(spec.horizons.len());
+    for h in &spec.horizons {
+        match lagged_forecast(values, lag, h.steps, quantiles, errors) {
+            Some(p) => points.push(p),
+            None => {
+                return Err(SeriesState::WarmingUp {
+                    model: kind.as_str(),
+                    points_needed: MIN_ERRORS,
+                })
+            }
+        }
+    }
+    Ok((kind, points))
+}

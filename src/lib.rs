@@ -1,0 +1,32 @@
+//! promcast: a predictive-autoscaling sidecar for Prometheus.
+//!
+//! The modules follow one sample through the agent:
+//!
+//! ```text
+//!  Prometheus ──remote_write──▶ ingest ──▶ store ──▶ forecast ──▶ export ──▶ /metrics
+//!                               (decode,    (series    (models,     (snapshot)  remote-write out
+//!                                validate)   index,     scheduler,              /api/v1/forecasts
+//!                                            rings)     neural/)
+//! ```
+//!
+//! - [`config`]: YAML file form and its validated runtime form; PromQL selectors; durations.
+//! - [`proto`]: Prometheus remote-write/remote-read messages, generated from `proto/` by prost.
+//! - [`ingest`]: the `POST /api/v1/write` handler (content negotiation, size limits, status
+//!   mapping) and a zero-copy remote-write decoder.
+//! - [`store`]: label-set interning, fixed-capacity per-series rings bucketed to the step,
+//!   a sharded series map, idle eviction.
+//! - [`forecast`]: models (`naive`, `seasonal_naive`, `mstl`, `lstm` via tract-onnx),
+//!   per-series state, and the forecast loop that runs them off the async runtime.
+//! - [`export`]: the immutable forecast snapshot and everything that reads it: the scrape
+//!   endpoint, remote-write out, the JSON API. None of them computes a forecast.
+//! - [`telemetry`]: promcast's own `promcast_*` metrics.
+//! - [`server`]: the HTTP router (`app(state)`), start-up and graceful shutdown.
+
+pub mod config;
+pub mod export;
+pub mod forecast;
+pub mod ingest;
+pub mod proto;
+pub mod server;
+pub mod store;
+pub mod telemetry;

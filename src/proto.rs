@@ -1,0 +1,7 @@
+//! Protobuf messages generated from `proto/` by prost-build (see `build.rs`).
+
+/// Prometheus remote-write 1.0 and remote-read messages (`proto/remote.proto`, `proto/types.proto`).
+#[allow(clippy::all)]
+pub mod prometheus {
+    include!(concat!(env!("OUT_DIR"), "/prometheus.rs"));
+}

@@ -1,0 +1,422 @@
+//! The series store: only series that match a forecast selector are kept, each with a
+//! fixed-capacity ring of step buckets, in a sharded map keyed by the label-set hash.
+//!
+//! Ingest calls [`Store::append`] once per decoded series; the forecast loop reads rings
+//! with [`Store::visit_shard`] and copies what it needs out under a short lock.
+
+mod labels;
+mod ring;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hashbrown::HashTable;
+
+pub use labels::{hash_labels, LabelRef, LabelSet};
+pub use ring::{Push, Ring};
+
+use crate::config::{Config, Selector};
+
+/// Prometheus' staleness marker: a NaN with this exact bit pattern ends a series' run.
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+pub fn is_stale_marker(v: f64) -> bool {
+    v.to_bits() == STALE_NAN_BITS
+}
+
+/// One sample as sent by Prometheus.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    pub value: f64,
+    /// Milliseconds since the Unix epoch.
+    pub timestamp: i64,
+}
+
+/// A series' stable identity for the lifetime of the process (never reused after eviction),
+/// so per-series model state kept elsewhere cannot attach to a newer series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SeriesId(pub u64);
+
+/// What one append did, summed over a request. The handler maps these to a status code and
+/// self-metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct AppendStats {
+    pub appended: u64,
+    /// Duplicates and out-of-order samples merged into the ring.
+    pub merged: u64,
+    pub too_old: u64,
+    pub stale_markers: u64,
+    /// Samples of series no selector matches (dropped cheaply, not an error).
+    pub unselected: u64,
+    /// Samples of series beyond `limits.max_series` (the sender should retry later).
+    pub series_limit: u64,
+    pub series_created: u64,
+}
+
+impl AppendStats {
+    pub fn add(&mut self, o: &AppendStats) {
+        self.appended += o.appended;
+        self.merged += o.merged;
+        self.too_old += o.too_old;
+        self.stale_markers += o.stale_markers;
+        self.unselected += o.unselected;
+        self.series_limit += o.series_limit;
+        self.series_created += o.series_created;
+    }
+}
+
+/// A stored series.
+pub struct Series {
+    pub id: SeriesId,
+    pub labels: Arc<LabelSet>,
+    /// Index of the forecast entry whose selector matched.
+    pub spec: u16,
+    /// True after a staleness marker until the next real sample: the run has ended.
+    pub stale: bool,
+    /// Seconds since the store's epoch of the last sample received (for idle eviction).
+    last_seen: u32,
+    hash: u64,
+    pub ring: Ring,
+}
+
+#[derive(Default)]
+struct Shard {
+    /// Slot indices, found by label hash and checked against the slot's labels.
+    index: HashTable<u32>,
+    slots: Vec<Option<Series>>,
+    free: Vec<u32>,
+}
+
+impl Shard {
+    fn find(&self, hash: u64, labels: &[LabelRef<'_>]) -> Option<u32> {
+        self.index
+            .find(hash, |&slot| {
+                self.slots[slot as usize]
+                    .as_ref()
+                    .is_some_and(|s| s.hash == hash && s.labels.eq_refs(labels))
+            })
+            .copied()
+    }
+
+    fn insert(&mut self, series: Series) -> u32 {
+        let hash = series.hash;
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = Some(series);
+                slot
+            }
+            None => {
+                self.slots.push(Some(series));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let slots = &self.slots;
+        self.index.insert_unique(hash, slot, |&s| {
+            slots[s as usize].as_ref().map_or(0, |x| x.hash)
+        });
+        slot
+    }
+}
+
+const SHARDS: usize = 64;
+
+pub struct Store {
+    shards: Box<[Mutex<Shard>]>,
+    selectors: Box<[Selector]>,
+    step_ms: i64,
+    ring_len: usize,
+    max_series: usize,
+    idle_timeout_s: u32,
+    epoch_ms: i64,
+    series: AtomicUsize,
+    next_id: AtomicU64,
+}
+
+impl Store {
+    pub fn new(config: &Config, now_ms: i64) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            selectors: config.forecast.iter().map(|f| f.selector.clone()).collect(),
+            step_ms: config.step.as_millis() as i64,
+            ring_len: config.ring_len.get(),
+            max_series: config.limits.max_series,
+            idle_timeout_s: config.idle_timeout.as_secs().min(u32::MAX as u64) as u32,
+            epoch_ms: now_ms,
+            series: AtomicUsize::new(0),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    pub fn step_ms(&self) -> i64 {
+        self.step_ms
+    }
+
+    pub fn ring_len(&self) -> usize {
+        self.ring_len
+    }
+
+    pub fn series_count(&self) -> usize {
+        self.series.load(Ordering::Relaxed)
+    }
+
+    pub fn bucket_of(&self, ts_ms: i64) -> i64 {
+        ts_ms.div_euclid(self.step_ms)
+    }
+
+    fn seconds_since_epoch(&self, now_ms: i64) -> u32 {
+        ((now_ms - self.epoch_ms).max(0) / 1000).min(u32::MAX as i64) as u32
+    }
+
+    fn shard_of(&self, hash: u64) -> &Mutex<Shard> {
+        // The low bits pick the hash-table bucket inside a shard; use the high bits here.
+        &self.shards[(hash >> 58) as usize % SHARDS]
+    }
+
+    /// Which forecast entry selects these labels, if any.
+    pub fn select(&self, labels: &[LabelRef<'_>]) -> Option<u16> {
+        let get = |name: &str| {
+            labels
+                .iter()
+                .find(|l| l.name == name.as_bytes())
+                .and_then(|l| std::str::from_utf8(l.value).ok())
+        };
+        self.selectors
+            .iter()
+            .position(|s| {
+                if let Some(required) = s.required_name() {
+                    if get("__name__") != Some(required) {
+                        return false;
+                    }
+                }
+                s.matches(get)
+            })
+            .map(|i| i as u16)
+    }
+
+    /// Appends one series' samples. `labels` must be sorted, unique and valid (ingest
+    /// validates); `hash` is [`hash_labels`] of them.
+    pub fn append(
+        &self,
+        hash: u64,
+        labels: &[LabelRef<'_>],
+        samples: &[Sample],
+        now_ms: i64,
+        stats: &mut AppendStats,
+    ) {
+        let now_s = self.seconds_since_epoch(now_ms);
+        let shard = self.shard_of(hash);
+        {
+            let mut guard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(slot) = guard.find(hash, labels) {
+                let series = guard.slots[slot as usize].as_mut().expect("indexed slot is live");
+                self.push_samples(series, samples, now_s, stats);
+                return;
+            }
+        }
+        // New series: selectors run outside the lock.
+        let Some(spec) = self.select(labels) else {
+            stats.unselected += samples.len() as u64;
+            return;
+        };
+        // Reserve a place under the limit before building the ring.
+        if self
+            .series
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max_series).then_some(n + 1)
+            })
+            .is_err()
+        {
+            stats.series_limit += samples.len() as u64;
+            return;
+        }
+        let mut guard = shard.lock().unwrap_or_else(|e| e.into_inner());
+        // Another request may have created it meanwhile.
+        let slot = match guard.find(hash, labels) {
+            Some(slot) => {
+                self.series.fetch_sub(1, Ordering::AcqRel);
+                slot
+            }
+            None => {
+                stats.series_created += 1;
+                guard.insert(Series {
+                    id: SeriesId(self.next_id.fetch_add(1, Ordering::Relaxed)),
+                    labels: Arc::new(LabelSet::from_refs(labels)),
+                    spec,
+                    stale: false,
+                    last_seen: now_s,
+                    hash,
+                    ring: Ring::new(self.ring_len),
+                })
+            }
+        };
+        let series = guard.slots[slot as usize].as_mut().expect("indexed slot is live");
+        self.push_samples(series, samples, now_s, stats);
+    }
+
+    fn push_samples(&self, series: &mut Series, samples: &[Sample], now_s: u32, stats: &mut AppendStats) {
+        series.last_seen = now_s;
+        for s in samples {
+            let bucket = s.timestamp.div_euclid(self.step_ms);
+            if is_stale_marker(s.value) {
+                stats.stale_markers += 1;
+                if series.ring.head().is_none_or(|h| bucket >= h) {
+                    series.stale = true;
+                }
+                continue;
+            }
+            match series.ring.push(bucket, s.timestamp, s.value as f32) {
+                Push::Appended => {
+                    series.stale = false;
+                    stats.appended += 1;
+                }
+                Push::Merged => stats.merged += 1,
+                Push::TooOld => stats.too_old += 1,
+            }
+        }
+    }
+
+    /// Removes series with no sample for `idle_timeout`; returns how many.
+    pub fn evict_idle(&self, now_ms: i64) -> usize {
+        let now_s = self.seconds_since_epoch(now_ms);
+        let mut evicted = 0;
+        for shard in self.shards.iter() {
+            let mut guard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            let Shard { index, slots, free } = &mut *guard;
+            let mut removed = Vec::new();
+            for (i, slot) in slots.iter_mut().enumerate() {
+                if slot
+                    .as_ref()
+                    .is_some_and(|s| now_s.saturating_sub(s.last_seen) >= self.idle_timeout_s)
+                {
+                    let s = slot.take().expect("checked");
+                    removed.push((i as u32, s.hash));
+                }
+            }
+            for (i, hash) in removed {
+                if let Ok(entry) = index.find_entry(hash, |&x| x == i) {
+                    entry.remove();
+                }
+                free.push(i);
+                evicted += 1;
+            }
+        }
+        self.series.fetch_sub(evicted, Ordering::AcqRel);
+        evicted
+    }
+
+    /// Calls `f` for every series of shard `i` under that shard's lock: copy out, don't compute.
+    pub fn visit_shard(&self, i: usize, mut f: impl FnMut(&Series)) {
+        let guard = self.shards[i].lock().unwrap_or_else(|e| e.into_inner());
+        for s in guard.slots.iter().flatten() {
+            f(s);
+        }
+    }
+
+    pub fn shard_count(&self) -> usize {
+        SHARDS
+    }
+
+    /// Runs `f` on the series with these labels, if stored.
+    pub fn with_series<R>(&self, labels: &LabelSet, f: impl FnOnce(&Series) -> R) -> Option<R> {
+        let hash = labels.hash64();
+        let refs: Vec<LabelRef<'_>> = labels.iter().map(|(n, v)| LabelRef::new(n, v)).collect();
+        let guard = self.shard_of(hash).lock().unwrap_or_else(|e| e.into_inner());
+        let slot = guard.find(hash, &refs)?;
+        guard.slots[slot as usize].as_ref().map(f)
+    }
+
+    /// Bytes held per series (ring, labels, entry, index), averaged: for the memory bench.
+    pub fn heap_bytes(&self) -> usize {
+        let mut total = 0;
+        for shard in self.shards.iter() {
+            let g = shard.lock().unwrap_or_else(|e| e.into_inner());
+            total += g.slots.capacity() * std::mem::size_of::<Option<Series>>()
+                + g.index.capacity() * (std::mem::size_of::<u32>() + 1)
+                + g.free.capacity() * 4;
+            for s in g.slots.iter().flatten() {
+                total += s.ring.heap_bytes() + s.labels.heap_bytes() + 2 * std::mem::size_of::<usize>();
+            }
+        }
+        total
+    }
+}
+
+/// Wall-clock milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_millis() as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(yaml: &str) -> Config {
+        Config::from_yaml(yaml, "test", None).unwrap()
+    }
+
+    fn refs<'a>(pairs: &'a [(&'a str, &'a str)]) -> Vec<LabelRef<'a>> {
+        pairs.iter().map(|(n, v)| LabelRef::new(n, v)).collect()
+    }
+
+    const YAML: &str = r#"
+storage: { step: 1m, retention: 1h, idle_timeout: 5m }
+forecast:
+  - selector: '{__name__="a:b:c"}'
+  - selector: '{__name__=~".+:.+", job="web"}'
+limits: { max_series: 2 }
+"#;
+
+    #[test]
+    fn selects_buckets_and_limits() {
+        let store = Store::new(&config(YAML), 0);
+        let mut st = AppendStats::default();
+        let a = refs(&[("__name__", "a:b:c"), ("job", "x")]);
+        let b = refs(&[("__name__", "x:y"), ("job", "web")]);
+        let c = refs(&[("__name__", "x:y"), ("job", "api")]);
+        let d = refs(&[("__name__", "z:y"), ("job", "web")]);
+        let s = |t: i64, v: f64| Sample { value: v, timestamp: t };
+        store.append(hash_labels(&a), &a, &[s(60_000, 1.0), s(90_000, 2.0)], 0, &mut st);
+        store.append(hash_labels(&b), &b, &[s(60_000, 5.0)], 0, &mut st);
+        store.append(hash_labels(&c), &c, &[s(60_000, 5.0)], 0, &mut st);
+        assert_eq!(st.unselected, 1, "job=api matches no selector");
+        store.append(hash_labels(&d), &d, &[s(60_000, 5.0)], 0, &mut st);
+        assert_eq!(st.series_limit, 1, "third selected series is over max_series");
+        assert_eq!(store.series_count(), 2);
+        let got = store
+            .with_series(&LabelSet::from_refs(&a), |s| (s.spec, s.ring.get(1)))
+            .unwrap();
+        assert_eq!(got, (0, Some(2.0)), "last sample of the bucket wins");
+        let spec_b = store.with_series(&LabelSet::from_refs(&b), |s| s.spec).unwrap();
+        assert_eq!(spec_b, 1);
+    }
+
+    #[test]
+    fn staleness_ends_a_run_and_eviction_frees() {
+        let store = Store::new(&config(YAML), 0);
+        let mut st = AppendStats::default();
+        let a = refs(&[("__name__", "a:b:c")]);
+        let h = hash_labels(&a);
+        let stale = f64::from_bits(STALE_NAN_BITS);
+        store.append(h, &a, &[Sample { value: 1.0, timestamp: 60_000 }], 0, &mut st);
+        store.append(h, &a, &[Sample { value: stale, timestamp: 120_000 }], 0, &mut st);
+        let set = LabelSet::from_refs(&a);
+        assert_eq!(store.with_series(&set, |s| s.stale), Some(true));
+        assert_eq!(st.stale_markers, 1);
+        assert_eq!(st.appended, 1, "the marker is not a value");
+        store.append(h, &a, &[Sample { value: 3.0, timestamp: 180_000 }], 0, &mut st);
+        assert_eq!(store.with_series(&set, |s| s.stale), Some(false));
+
+        assert_eq!(store.evict_idle(4 * 60_000), 0);
+        assert_eq!(store.evict_idle(5 * 60_000), 1);
+        assert_eq!(store.series_count(), 0);
+        assert!(store.with_series(&set, |_| ()).is_none());
+        // The slot is reused and the new series gets a new id.
+        store.append(h, &a, &[Sample { value: 1.0, timestamp: 400_000 }], 400_000, &mut st);
+        assert_eq!(store.series_count(), 1);
+        assert_eq!(store.with_series(&set, |s| s.id), Some(SeriesId(2)));
+    }
+}

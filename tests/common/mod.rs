@@ -1,0 +1,240 @@
+//! Shared helpers for tests that run real processes: free ports, a dependency-free blocking
+//! HTTP/1.1 client, polling with a deadline, and a guard that stops child processes.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// A port that was free a moment ago on 127.0.0.1 (bind to 0, read it, release it).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local_addr").port()
+}
+
+/// `PROGRAM` from `$PATH`, else `/usr/bin/PROGRAM`.
+pub fn find_program(program: &str) -> Option<PathBuf> {
+    let from_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(program))
+            .find(|p| p.is_file())
+    });
+    from_path.or_else(|| {
+        let p = Path::new("/usr/bin").join(program);
+        p.is_file().then_some(p)
+    })
+}
+
+/// A response: status code and body (chunked transfer coding removed).
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub body: String,
+}
+
+/// `GET http://{addr}{path_and_query}` with `Connection: close` and short timeouts.
+pub fn http_get(addr: SocketAddr, path_and_query: &str) -> Result<Response, String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    s.set_write_timeout(Some(Duration::from_secs(10))).ok();
+    let req = format!(
+        "GET {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nAccept: */*\r\n\
+         User-Agent: promcast-e2e\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes())
+        .map_err(|e| format!("write to {addr}: {e}"))?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)
+        .map_err(|e| format!("read from {addr}: {e}"))?;
+    parse_response(&raw).map_err(|e| format!("GET {path_and_query} from {addr}: {e}"))
+}
+
+fn parse_response(raw: &[u8]) -> Result<Response, String> {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("no end of headers")?;
+    let head = std::str::from_utf8(&raw[..split]).map_err(|e| e.to_string())?;
+    let mut body = raw[split + 4..].to_vec();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().ok_or("empty response")?;
+    let status: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
+    let chunked = lines.any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.starts_with("transfer-encoding:") && l.contains("chunked")
+    });
+    if chunked {
+        body = dechunk(&body)?;
+    }
+    Ok(Response {
+        status,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
+fn dechunk(mut b: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    loop {
+        let eol = b
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or("truncated chunk size")?;
+        let size_str = std::str::from_utf8(&b[..eol]).map_err(|e| e.to_string())?;
+        let size_str = size_str.split(';').next().unwrap_or("").trim();
+        let size = usize::from_str_radix(size_str, 16)
+            .map_err(|e| format!("chunk size {size_str:?}: {e}"))?;
+        b = &b[eol + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        if b.len() < size + 2 {
+            return Err("truncated chunk".into());
+        }
+        out.extend_from_slice(&b[..size]);
+        b = &b[size + 2..];
+    }
+}
+
+/// Percent-encodes a query-string value (everything but RFC 3986 unreserved characters).
+pub fn urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Calls `f` every `every` until it returns `Ok`, or panics with `what` and the last error
+/// once `timeout` has passed. The only place these tests sleep.
+pub fn poll<T>(
+    what: &str,
+    timeout: Duration,
+    every: Duration,
+    mut f: impl FnMut() -> Result<T, String>,
+) -> T {
+    let start = Instant::now();
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(e) if start.elapsed() >= timeout => {
+                panic!("timed out after {timeout:?} waiting for {what}; last error: {e}")
+            }
+            Err(_) => std::thread::sleep(every),
+        }
+    }
+}
+
+/// A child process whose stdout and stderr go to one log file.
+pub struct Proc {
+    pub name: &'static str,
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    /// Spawns `cmd` with stdin closed and both output streams appended to `log`.
+    pub fn spawn(name: &'static str, mut cmd: Command, log: PathBuf) -> Proc {
+        let out = File::create(&log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
+        let err = out.try_clone().expect("clone log file handle");
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {name} ({cmd:?}): {e}"));
+        Proc { name, child, log }
+    }
+
+    /// `Err` with the exit status if the process has already exited.
+    pub fn check_running(&mut self) -> Result<(), String> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => Err(format!("{} exited early: {status}", self.name)),
+            Err(e) => Err(format!("{}: try_wait: {e}", self.name)),
+        }
+    }
+
+    /// Sends SIGTERM and waits up to `timeout` for the exit; `None` when it is still running.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return Some(status);
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let start = Instant::now();
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) if start.elapsed() < timeout => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// The log's last `max_lines` lines.
+    pub fn log_tail(&self, max_lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_else(|e| format!("({e})"));
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(max_lines)..].join("\n")
+    }
+}
+
+/// Stops its processes in reverse start order (SIGTERM, then SIGKILL after a grace period),
+/// also when the test panics; on panic it prints each process' log.
+#[derive(Default)]
+pub struct Procs {
+    pub procs: Vec<Proc>,
+}
+
+impl Procs {
+    pub fn get(&mut self, name: &str) -> &mut Proc {
+        self.procs
+            .iter_mut()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("no process {name}"))
+    }
+
+    /// Everything the processes logged, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut s = String::new();
+        for p in &self.procs {
+            s.push_str(&format!(
+                "\n----- {} log ({}) -----\n{}\n",
+                p.name,
+                p.log.display(),
+                p.log_tail(200)
+            ));
+        }
+        s
+    }
+}
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for p in self.procs.iter_mut().rev() {
+            if p.terminate(Duration::from_secs(10)).is_none() {
+                let _ = p.child.kill();
+                let _ = p.child.wait();
+            }
+        }
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+    }
+}

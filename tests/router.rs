@@ -1,0 +1,343 @@
+//! HTTP behaviour of the router, driven through `app(state)` without a socket, plus one
+//! real-socket round trip in which promcast's remote-write client posts into promcast's
+//! own ingest handler. Series values come from the NASA HTTP trace in ../shared/data.
+
+use std::future::IntoFuture;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use http_body_util::BodyExt;
+use prost::Message;
+use promcast::config::Config;
+use promcast::export::remote_write;
+use promcast::forecast::scheduler::Scheduler;
+use promcast::proto::prometheus as pb;
+use promcast::server::{app, AppState};
+use promcast::store::now_ms;
+use promcast::telemetry::Dropped;
+use tower::ServiceExt;
+
+const NASA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/nasa_http_1995/nasa_requests_per_minute.csv");
+
+/// Requests per minute from the NASA KSC web server, July 1995.
+fn nasa_per_minute(n: usize) -> Vec<f64> {
+    let text = std::fs::read_to_string(NASA)
+        .unwrap_or_else(|e| panic!("{NASA}: {e}; the shared traces must sit beside the checkout"));
+    text.lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').nth(1)?.trim().parse().ok())
+        .take(n)
+        .collect()
+}
+
+fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> pb::TimeSeries {
+    pb::TimeSeries {
+        labels: labels
+            .iter()
+            .map(|(n, v)| pb::Label { name: n.to_string(), value: v.to_string() })
+            .collect(),
+        samples: samples
+            .iter()
+            .map(|&(timestamp, value)| pb::Sample { value, timestamp })
+            .collect(),
+    }
+}
+
+fn snappy(req: &pb::WriteRequest) -> Vec<u8> {
+    snap::raw::Encoder::new().compress_vec(&req.encode_to_vec()).unwrap()
+}
+
+fn write_request(body: Vec<u8>) -> Request<Body> {
+    Request::post("/api/v1/write")
+        .header(header::CONTENT_ENCODING, "snappy")
+        .header(header::CONTENT_TYPE, "application/x-protobuf")
+        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+        .body(Body::from(body))
+        .unwrap()
+}
+
+fn config(extra: &str) -> Config {
+    let yaml = format!(
+        r#"
+storage: {{ step: 1m, retention: 6h, idle_timeout: 1h }}
+forecast:
+  - selector: '{{__name__=~".+:.+"}}'
+    horizons: [5m, 15m]
+    model: auto
+{extra}"#
+    );
+    Config::from_yaml(&yaml, "test", None).unwrap()
+}
+
+async fn send(state: &AppState, req: Request<Body>) -> (StatusCode, String, Option<String>) {
+    let resp = app(state.clone()).oneshot(req).await.unwrap();
+    let status = resp.status();
+    let retry = resp
+        .headers()
+        .get(header::RETRY_AFTER)
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned(), retry)
+}
+
+fn nasa_request(name: &str, job: &str, minutes: usize, end_ms: i64) -> pb::WriteRequest {
+    let values = nasa_per_minute(minutes);
+    let start = end_ms - (values.len() as i64 - 1) * 60_000;
+    let samples: Vec<(i64, f64)> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (start + i as i64 * 60_000, *v))
+        .collect();
+    pb::WriteRequest {
+        timeseries: vec![series(&[("__name__", name), ("job", job)], &samples)],
+    }
+}
+
+#[tokio::test]
+async fn accepts_remote_write_and_stores_selected_series() {
+    let state = AppState::new(&config(""));
+    let mut req = nasa_request("job:nasa_requests:rate1m", "nasa", 60, now_ms());
+    req.timeseries
+        .push(series(&[("__name__", "http_requests_total"), ("job", "x")], &[(now_ms(), 1.0)]));
+    let (status, body, _) = send(&state, write_request(snappy(&req))).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(state.store().series_count(), 1, "only the recording-rule series is kept");
+    let t = &state.telemetry;
+    assert_eq!(t.samples_accepted.load(std::sync::atomic::Ordering::Relaxed), 60);
+    assert_eq!(t.dropped_count(Dropped::Unselected), 1);
+    // Re-sending the same request (a Prometheus retry) merges; nothing doubles.
+    let (status, _, _) = send(&state, write_request(snappy(&req))).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(state.store().series_count(), 1);
+    // The head bucket's sample re-applies as itself; the 59 older ones merge.
+    assert_eq!(t.samples_accepted.load(std::sync::atomic::Ordering::Relaxed), 120);
+    assert_eq!(t.samples_merged.load(std::sync::atomic::Ordering::Relaxed), 59);
+}
+
+#[tokio::test]
+async fn malformed_bodies_get_400() {
+    let state = AppState::new(&config(""));
+    // Not snappy at all.
+    let (status, body, _) = send(&state, write_request(b"\xff\xff\xff\xff\xff".to_vec())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("snappy"), "{body}");
+    // Valid snappy around a truncated protobuf.
+    let mut raw = nasa_request("a:b", "x", 5, now_ms()).encode_to_vec();
+    raw.truncate(raw.len() - 3);
+    let body = snap::raw::Encoder::new().compress_vec(&raw).unwrap();
+    let (status, text, _) = send(&state, write_request(body)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(text.contains("malformed WriteRequest"), "{text}");
+}
+
+#[tokio::test]
+async fn invalid_labels_get_400_and_keep_the_valid_series() {
+    let state = AppState::new(&config(""));
+    let now = now_ms();
+    let req = pb::WriteRequest {
+        timeseries: vec![
+            series(&[("__name__", "a:b"), ("bad-name", "x")], &[(now, 1.0)]),
+            series(&[("__name__", "a:c"), ("job", "ok")], &[(now, 2.0)]),
+        ],
+    };
+    let (status, body, _) = send(&state, write_request(snappy(&req))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("invalid label name \"bad-name\""), "{body}");
+    assert_eq!(state.store().series_count(), 1, "the valid series of the request is stored");
+    assert_eq!(state.telemetry.dropped_count(Dropped::InvalidLabels), 1);
+}
+
+#[tokio::test]
+async fn samples_far_in_the_future_get_400() {
+    let state = AppState::new(&config(""));
+    let req = nasa_request("a:b", "x", 3, now_ms() + 3_600_000);
+    let (status, body, _) = send(&state, write_request(snappy(&req))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("max_future"), "{body}");
+    assert_eq!(state.telemetry.dropped_count(Dropped::TooFarInFuture), 3);
+}
+
+#[tokio::test]
+async fn oversized_bodies_get_413() {
+    let state = AppState::new(&config("limits: { max_body_bytes: 4000, max_decompressed_bytes: 20000 }"));
+    // Compressed size over the limit (a long real series compresses poorly).
+    let big = snappy(&nasa_request("a:b", "x", 2000, now_ms()));
+    assert!(big.len() > 4000, "{}", big.len());
+    let (status, body, _) = send(&state, write_request(big)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    // Without Content-Length (chunked), the streaming limit still applies.
+    let stream = futures_stream(snappy(&nasa_request("a:b", "x", 2000, now_ms())));
+    let req = Request::post("/api/v1/write")
+        .header(header::CONTENT_ENCODING, "snappy")
+        .body(stream)
+        .unwrap();
+    let (status, _, _) = send(&state, req).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    // A small compressed body that inflates past the decompressed limit (a bomb).
+    let bomb = pb::WriteRequest {
+        timeseries: vec![series(&[("__name__", "a:b"), ("pad", &"x".repeat(30_000))], &[(now_ms(), 1.0)])],
+    };
+    let body = snappy(&bomb);
+    assert!(body.len() < 4000, "compresses to {}", body.len());
+    let (status, text, _) = send(&state, write_request(body)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{text}");
+    assert!(text.contains("decompressed"), "{text}");
+}
+
+fn futures_stream(bytes: Vec<u8>) -> Body {
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = bytes.chunks(100).map(|c| Ok(c.to_vec())).collect();
+    Body::from_stream(tokio_stream_iter(chunks))
+}
+
+fn tokio_stream_iter(items: Vec<Result<Vec<u8>, std::io::Error>>) -> impl futures_core::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    struct Iter(std::vec::IntoIter<Result<Vec<u8>, std::io::Error>>);
+    impl futures_core::Stream for Iter {
+        type Item = Result<Vec<u8>, std::io::Error>;
+        fn poll_next(mut self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<Option<Self::Item>> {
+            std::task::Poll::Ready(self.0.next())
+        }
+    }
+    Iter(items.into_iter())
+}
+
+#[tokio::test]
+async fn wrong_encoding_or_type_gets_415() {
+    let state = AppState::new(&config(""));
+    let body = snappy(&nasa_request("a:b", "x", 3, now_ms()));
+    let req = Request::post("/api/v1/write")
+        .header(header::CONTENT_ENCODING, "gzip")
+        .body(Body::from(body.clone()))
+        .unwrap();
+    assert_eq!(send(&state, req).await.0, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let req = Request::post("/api/v1/write").body(Body::from(body.clone())).unwrap();
+    assert_eq!(send(&state, req).await.0, StatusCode::UNSUPPORTED_MEDIA_TYPE, "no encoding header");
+    let req = Request::post("/api/v1/write")
+        .header(header::CONTENT_ENCODING, "snappy")
+        .header(header::CONTENT_TYPE, "application/x-protobuf;proto=io.prometheus.write.v2.Request")
+        .body(Body::from(body))
+        .unwrap();
+    let (status, text, _) = send(&state, req).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(text.contains("remote write 1.0"), "{text}");
+}
+
+#[tokio::test]
+async fn series_limit_gets_503_with_retry_after() {
+    let state = AppState::new(&config("limits: { max_series: 1 }"));
+    let now = now_ms();
+    let req = pb::WriteRequest {
+        timeseries: vec![
+            series(&[("__name__", "a:b"), ("job", "1")], &[(now, 1.0)]),
+            series(&[("__name__", "a:b"), ("job", "2")], &[(now, 2.0)]),
+        ],
+    };
+    let (status, body, retry) = send(&state, write_request(snappy(&req))).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(retry.is_some(), "Retry-After tells Prometheus to come back");
+    assert_eq!(state.store().series_count(), 1);
+    assert_eq!(state.telemetry.dropped_count(Dropped::SeriesLimit), 1);
+}
+
+#[tokio::test]
+async fn own_output_is_dropped() {
+    let state = AppState::new(&config(""));
+    let now = now_ms();
+    let req = pb::WriteRequest {
+        timeseries: vec![series(
+            &[("__name__", "a:b:predicted"), ("horizon", "5m"), ("ml_forecast", "yhat")],
+            &[(now, 1.0)],
+        )],
+    };
+    let (status, _, _) = send(&state, write_request(snappy(&req))).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(state.store().series_count(), 0);
+    assert_eq!(state.telemetry.dropped_count(Dropped::OwnOutput), 1);
+}
+
+#[tokio::test]
+async fn health_readiness_metrics_and_forecasts_api() {
+    let cfg = Arc::new(config(""));
+    let state = AppState::new(&cfg);
+    assert_eq!(send(&state, Request::get("/-/healthy").body(Body::empty()).unwrap()).await.0, StatusCode::OK);
+    assert_eq!(
+        send(&state, Request::get("/-/ready").body(Body::empty()).unwrap()).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    state.ready.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(send(&state, Request::get("/-/ready").body(Body::empty()).unwrap()).await.0, StatusCode::OK);
+
+    // Three hours of real traffic, then one forecast step.
+    let now = now_ms();
+    let req = nasa_request("job:nasa_requests:rate1m", "nasa", 180, now);
+    assert_eq!(send(&state, write_request(snappy(&req))).await.0, StatusCode::NO_CONTENT);
+    let mut scheduler = Scheduler::new(
+        cfg.clone(),
+        state.store().clone(),
+        state.telemetry.clone(),
+        state.snapshots.clone(),
+        Vec::new(),
+        None,
+    )
+    .unwrap();
+    let snap = scheduler.step(now);
+    assert_eq!(snap.series.len(), 1);
+    let f = &snap.series[0];
+    assert_eq!(f.state, promcast::forecast::SeriesState::Ready, "{:?}", f.state);
+    assert_eq!(f.points.len(), 2);
+    for p in &f.points {
+        assert!(p.lower <= p.yhat && p.yhat <= p.upper && p.is_finite(), "{p:?}");
+    }
+
+    let (status, text, _) = send(&state, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    for kind in ["yhat", "yhat_lower", "yhat_upper"] {
+        for h in ["5m", "15m"] {
+            let line = format!("job:nasa_requests:rate1m:predicted{{horizon=\"{h}\",job=\"nasa\",ml_forecast=\"{kind}\"}} ");
+            assert!(text.contains(&line), "missing {line} in\n{text}");
+        }
+    }
+    assert!(text.contains("promcast_samples_accepted_total 180"), "{text}");
+    assert!(text.contains("promcast_forecast_series{state=\"ready\"} 1"));
+
+    let (status, text, _) = send(
+        &state,
+        Request::get("/api/v1/forecasts?selector=%7Bjob%3D%22nasa%22%7D").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["data"]["series"][0]["labels"]["job"], "nasa");
+    assert_eq!(v["data"]["series"][0]["forecasts"].as_array().unwrap().len(), 2);
+    let (status, _, _) = send(&state, Request::get("/api/v1/forecasts?selector=sum(x)").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+/// promcast A forecasts and remote-writes to promcast B over a real socket; B recognises
+/// the samples as promcast output and drops them instead of forecasting a forecast.
+#[tokio::test]
+async fn remote_write_round_trip_into_our_own_ingest() {
+    let receiver = AppState::new(&config(""));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(axum::serve(listener, app(receiver.clone())).into_future());
+
+    let cfg = Arc::new(config(&format!("remote_write:\n  - url: http://{addr}/api/v1/write\n    max_samples_per_send: 4\n")));
+    let sender = AppState::new(&cfg);
+    let now = now_ms();
+    let req = nasa_request("job:nasa_requests:rate1m", "nasa", 120, now);
+    assert_eq!(send(&sender, write_request(snappy(&req))).await.0, StatusCode::NO_CONTENT);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (queue, task) = remote_write::spawn(cfg.remote_write[0].clone(), 0, sender.telemetry.clone(), stop_rx, Duration::from_secs(5));
+    let mut scheduler = Scheduler::new(cfg.clone(), sender.store().clone(), sender.telemetry.clone(), sender.snapshots.clone(), vec![queue], None).unwrap();
+    scheduler.step(now);
+    stop_tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap();
+
+    let sent = sender.telemetry.remote_write[0].1.samples_sent.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(sent, 2 * 3, "two horizons x three values, in batches of four");
+    assert_eq!(receiver.telemetry.dropped_count(Dropped::OwnOutput), sent);
+    assert_eq!(receiver.store().series_count(), 0);
+    server.abort();
+}
