@@ -13,7 +13,7 @@ if ! command -v prometheus >/dev/null 2>&1 && [ ! -x /usr/bin/prometheus ]; then
     $sudo apt-get update
     # The package's postinst may try to start a service; there is none to start in a
     # container, and the tests start Prometheus themselves.
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y prometheus
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus
 fi
 prom=$(command -v prometheus || echo /usr/bin/prometheus)
 echo "+ $prom: $("$prom" --version 2>&1 | head -1)"

@@ -294,10 +294,16 @@ remote_write:
         let base = name
             .strip_suffix(":predicted")
             .unwrap_or_else(|| panic!("forecast name {name:?} lacks the :predicted suffix"));
-        assert!(INPUTS.contains(&base), "forecast of a series not selected: {name}");
+        assert!(
+            INPUTS.contains(&base),
+            "forecast of a series not selected: {name}"
+        );
         assert_eq!(l.remove("ml_forecast").as_deref(), Some("yhat"), "{s}");
         let horizon = l.remove("horizon").unwrap_or_default();
-        assert!(HORIZONS.contains(&horizon.as_str()), "horizon {horizon:?} in {s}");
+        assert!(
+            HORIZONS.contains(&horizon.as_str()),
+            "horizon {horizon:?} in {s}"
+        );
         assert_eq!(l.get("job").map(String::as_str), Some("prometheus"), "{s}");
         assert_eq!(l.get("instance"), Some(&prom_at.to_string()), "{s}");
         l.insert("__name__".into(), base.into());
@@ -312,7 +318,10 @@ remote_write:
     // yhat_lower <= yhat <= yhat_upper for one series and horizon, at the instants where all
     // three were written (read with a range selector so the timestamps are the samples' own).
     let mut instants_checked = 0;
-    for base in ["prometheus_tsdb_head_series", "process_resident_memory_bytes"] {
+    for base in [
+        "prometheus_tsdb_head_series",
+        "process_resident_memory_bytes",
+    ] {
         for h in HORIZONS {
             let q = format!(r#"{base}:predicted{{horizon="{h}"}}[1m]"#);
             let result = query(prom_at, &q).expect("range-selector query");
@@ -332,7 +341,11 @@ remote_write:
                     "{q}: no ml_forecast=\"{k}\" samples; got {result:?}"
                 );
             }
-            let (yhat, lo, hi) = (&by_kind["yhat"], &by_kind["yhat_lower"], &by_kind["yhat_upper"]);
+            let (yhat, lo, hi) = (
+                &by_kind["yhat"],
+                &by_kind["yhat_lower"],
+                &by_kind["yhat_upper"],
+            );
             let mut common = 0;
             for (ts, y) in yhat {
                 if let (Some(l), Some(u)) = (lo.get(ts), hi.get(ts)) {
@@ -343,8 +356,18 @@ remote_write:
                     );
                 }
             }
-            assert!(common > 0, "{q}: yhat, yhat_lower and yhat_upper share no timestamp");
+            assert!(
+                common > 0,
+                "{q}: yhat, yhat_lower and yhat_upper share no timestamp"
+            );
             instants_checked += common;
+            if let Some((ts, y)) = yhat.iter().next_back() {
+                eprintln!(
+                    "e2e: {base}:predicted{{horizon=\"{h}\"}} at {ts} ms: [{:?}, {y}, {:?}]",
+                    lo.get(ts),
+                    hi.get(ts)
+                );
+            }
         }
     }
     eprintln!(
@@ -358,23 +381,41 @@ remote_write:
         Duration::from_secs(30),
         Duration::from_millis(500),
         || {
-            let r = query(prom_at, "sum(prometheus_remote_storage_samples_failed_total)")?;
+            let r = query(
+                prom_at,
+                "sum(prometheus_remote_storage_samples_failed_total)",
+            )?;
             r.first()
                 .map(|s| sample_value(&s["value"][1]))
                 .ok_or_else(|| "no such series yet".to_owned())
         },
     );
-    assert_eq!(failed, 0.0, "Prometheus failed to remote-write {failed} samples to promcast");
+    assert_eq!(
+        failed, 0.0,
+        "Prometheus failed to remote-write {failed} samples to promcast"
+    );
 
     // 5. promcast's own view: samples accepted, forecasts delivered, nothing rejected.
     let metrics = get_ok(promcast_at, "/metrics").expect("promcast /metrics");
-    let own: Vec<&str> = metrics.lines().filter(|l| l.starts_with("promcast_")).collect();
-    assert!(!own.is_empty(), "no promcast_ metrics in /metrics:\n{metrics}");
+    let own: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("promcast_"))
+        .collect();
+    assert!(
+        !own.is_empty(),
+        "no promcast_ metrics in /metrics:\n{metrics}"
+    );
     let all = |_: &str| true;
     let accepted = metric_sum(&metrics, "promcast_samples_accepted_total", all);
-    assert!(accepted.is_some_and(|v| v > 0.0), "promcast_samples_accepted_total = {accepted:?}");
+    assert!(
+        accepted.is_some_and(|v| v > 0.0),
+        "promcast_samples_accepted_total = {accepted:?}"
+    );
     let sent = metric_sum(&metrics, "promcast_remote_write_samples_sent_total", all);
-    assert!(sent.is_some_and(|v| v > 0.0), "promcast_remote_write_samples_sent_total = {sent:?}");
+    assert!(
+        sent.is_some_and(|v| v > 0.0),
+        "promcast_remote_write_samples_sent_total = {sent:?}"
+    );
     let rw_failed = metric_sum(&metrics, "promcast_remote_write_samples_failed_total", all);
     assert!(
         rw_failed.unwrap_or(0.0) == 0.0,
@@ -405,7 +446,11 @@ remote_write:
     let v: Value = serde_json::from_str(&body).expect("/api/v1/forecasts is JSON");
     assert_eq!(v["status"], "success", "{body}");
     let series = v["data"]["series"].as_array().cloned().unwrap_or_default();
-    assert_eq!(series.len(), 1, "/api/v1/forecasts: one head_series expected: {body}");
+    assert_eq!(
+        series.len(),
+        1,
+        "/api/v1/forecasts: one head_series expected: {body}"
+    );
     let horizons: Vec<&str> = series[0]["forecasts"]
         .as_array()
         .into_iter()
@@ -454,7 +499,8 @@ fn example_and_deploy_configs_are_valid() {
     check(&root.join("examples/promcast.yml"));
 
     // The promcast.yml inside deploy/kubernetes.yaml's ConfigMap.
-    let manifests = std::fs::read_to_string(root.join("deploy/kubernetes.yaml")).expect("read deploy/kubernetes.yaml");
+    let manifests = std::fs::read_to_string(root.join("deploy/kubernetes.yaml"))
+        .expect("read deploy/kubernetes.yaml");
     let mut embedded = None;
     for doc in serde_yaml_ng::Deserializer::from_str(&manifests) {
         let v = serde_yaml_ng::Value::deserialize(doc).expect("deploy/kubernetes.yaml is YAML");

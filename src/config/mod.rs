@@ -448,7 +448,7 @@ impl FileConfig {
             seasons.sort_unstable();
             seasons.dedup();
             let refit_ms = f.refit_every.0.as_millis() as u64;
-            let refit_every = if step_ms == 0 { 1 } else { (refit_ms / step_ms).max(1) as usize };
+            let refit_every = refit_ms.checked_div(step_ms).unwrap_or(1).max(1) as usize;
             if f.model == ModelChoice::Lstm && self.inference.model.is_none() {
                 problem(
                     at("model"),

@@ -130,14 +130,15 @@ pub struct Scratch {
 
 /// Decodes `buf` and calls `f(labels, samples)` for every series, in order. Labels are as
 /// sent (validation is the caller's). A decode error after some series were passed to `f`
-/// returns the error; what `f` saw stays seen.
+/// returns the error; what `f` saw stays seen. One label vector is allocated per call and
+/// reused for every series (labels borrow `buf`, so it cannot outlive the call).
 pub fn decode_write_request<'a>(
     buf: &'a [u8],
-    labels: &mut Vec<LabelRef<'a>>,
     scratch: &mut Scratch,
     mut f: impl FnMut(&[LabelRef<'a>], &[Sample]),
 ) -> Result<DecodeSummary, DecodeError> {
     let mut summary = DecodeSummary::default();
+    let labels = &mut Vec::with_capacity(16);
     let mut r = Reader::new(buf);
     while !r.done() {
         let (field, wt) = r.key()?;
@@ -264,9 +265,8 @@ mod tests {
 
     fn decode_all(buf: &[u8]) -> Result<Decoded, DecodeError> {
         let mut out = Vec::new();
-        let mut labels = Vec::new();
         let mut scratch = Scratch::default();
-        decode_write_request(buf, &mut labels, &mut scratch, |l, s| {
+        decode_write_request(buf, &mut scratch, |l, s| {
             out.push((
                 l.iter()
                     .map(|l| {

@@ -158,7 +158,6 @@ impl Ingest {
     /// Decodes, validates and appends one uncompressed `WriteRequest`.
     pub fn ingest_decoded(&self, buf: &[u8], now_ms: i64) -> Result<AppendStats, IngestError> {
         let mut stats = AppendStats::default();
-        let mut labels = Vec::with_capacity(16);
         let mut scratch = Scratch::default();
         let mut sorted: Vec<LabelRef<'_>> = Vec::new();
         let mut kept: Vec<Sample> = Vec::new();
@@ -167,7 +166,7 @@ impl Ingest {
         let mut own = 0u64;
         let mut first_error: Option<String> = None;
         let max_ts = now_ms.saturating_add(self.limits.max_future.as_millis() as i64);
-        let decoded = decode_write_request(buf, &mut labels, &mut scratch, |labels, samples| {
+        let decoded = decode_write_request(buf, &mut scratch, |labels, samples| {
             if samples.is_empty() {
                 return;
             }
@@ -185,7 +184,7 @@ impl Ingest {
             };
             if let Err(reason) = self.validate(labels) {
                 invalid += samples.len() as u64;
-                first_error.get_or_insert_with(|| reason);
+                first_error.get_or_insert(reason);
                 return;
             }
             if is_own_output(labels) {

@@ -1,0 +1,115 @@
+//! Ingest throughput on real remote-write bodies captured from Prometheus 2.42
+//! (`benches/fixtures/`, see its README): decode alone, and decode + series lookup + ring
+//! append through the same code the HTTP handler runs. Figures are samples per second on
+//! one core (criterion's "thrpt").
+
+use std::path::Path;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use promcast::config::Config;
+use promcast::ingest::decode::{decode_write_request, Scratch};
+use promcast::ingest::Ingest;
+use promcast::store::{now_ms, Store};
+use promcast::telemetry::Telemetry;
+use std::sync::Arc;
+
+fn fixtures() -> Vec<Vec<u8>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/fixtures");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "bin"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no captured bodies in {}", dir.display());
+    files.iter().map(|p| std::fs::read(p).unwrap()).collect()
+}
+
+fn decompress(bodies: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    bodies
+        .iter()
+        .map(|b| snap::raw::Decoder::new().decompress_vec(b).unwrap())
+        .collect()
+}
+
+fn count_samples(raw: &[Vec<u8>]) -> u64 {
+    let mut n = 0;
+    let mut scratch = Scratch::default();
+    for r in raw {
+        n += decode_write_request(r, &mut scratch, |_, _| {})
+            .unwrap()
+            .samples;
+    }
+    n
+}
+
+fn ingest_for(selector: &str) -> Ingest {
+    let yaml = format!(
+        "storage: {{ step: 15s, retention: 6h }}\nforecast:\n  - selector: '{selector}'\n    horizons: [1m]\nlimits: {{ max_series: 1000000 }}\n"
+    );
+    let config = Config::from_yaml(&yaml, "bench", None).unwrap();
+    let store = Arc::new(Store::new(&config, now_ms()));
+    Ingest::new(store, Arc::new(Telemetry::default()), config.limits.clone())
+}
+
+fn bench(c: &mut Criterion) {
+    let bodies = fixtures();
+    let raw = decompress(&bodies);
+    let samples = count_samples(&raw);
+    let mut g = c.benchmark_group("ingest");
+    g.throughput(Throughput::Elements(samples));
+
+    g.bench_function("decode", |b| {
+        let mut scratch = Scratch::default();
+        b.iter(|| {
+            let mut n = 0u64;
+            for r in &raw {
+                decode_write_request(r, &mut scratch, |l, s| {
+                    n += (l.len() + s.len()) as u64;
+                })
+                .unwrap();
+            }
+            n
+        })
+    });
+
+    g.bench_function("snappy+decode", |b| {
+        let mut scratch = Scratch::default();
+        let mut buf = Vec::new();
+        b.iter(|| {
+            let mut n = 0u64;
+            for body in &bodies {
+                buf.resize(snap::raw::decompress_len(body).unwrap(), 0);
+                snap::raw::Decoder::new().decompress(body, &mut buf).unwrap();
+                decode_write_request(&buf, &mut scratch, |_, s| n += s.len() as u64).unwrap();
+            }
+            n
+        })
+    });
+
+    // Every series selected: each sample is validated, looked up and appended to its ring.
+    let all = ingest_for(r#"{__name__=~".+"}"#);
+    let now = now_ms();
+    g.bench_function("snappy+decode+append (all selected)", |b| {
+        b.iter(|| {
+            for body in &bodies {
+                all.ingest_snappy(body, now).unwrap();
+            }
+        })
+    });
+
+    // The embedded default selector (recording rules): these bodies hold none, so every
+    // series is checked against the selector and dropped.
+    let none = ingest_for(r#"{__name__=~".+:.+"}"#);
+    g.bench_function("snappy+decode+select (none selected)", |b| {
+        b.iter(|| {
+            for body in &bodies {
+                none.ingest_snappy(body, now).unwrap();
+            }
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,60 @@
+//! Memory per series at 24h@1m (1440 buckets): the store filled with N series that carry
+//! label sets shaped like the Prometheus 2.42 capture in `benches/fixtures/` (name, job,
+//! instance and three more labels), each ring full. Prints RSS growth per series and the
+//! store's own accounting. Run: `cargo bench --bench memory [-- N]` (default 100000).
+
+use promcast::config::Config;
+use promcast::store::{hash_labels, AppendStats, LabelRef, Sample, Store};
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    pages * 4096
+}
+
+fn main() {
+    let n: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(100_000);
+    let config = Config::from_yaml(
+        "storage: { step: 1m, retention: 24h }\nforecast:\n  - selector: '{__name__=~\".+\"}'\nlimits: { max_series: 10000000 }\n",
+        "bench",
+        None,
+    )
+    .unwrap();
+    let before = rss_bytes();
+    let store = Store::new(&config, 0);
+    let mut stats = AppendStats::default();
+    let mut samples = Vec::with_capacity(1440);
+    for i in 0..1440i64 {
+        samples.push(Sample {
+            value: (i % 97) as f64 * 1.5,
+            timestamp: i * 60_000,
+        });
+    }
+    let t0 = std::time::Instant::now();
+    for i in 0..n {
+        let instance = format!("10.{}.{}.{}:9100", (i >> 16) & 255, (i >> 8) & 255, i & 255);
+        let pod = format!("web-{:x}-{}", i * 2654435761 % 0xffffff, i % 7);
+        let labels = [
+            LabelRef::new("__name__", "job:http_requests:rate5m"),
+            LabelRef::new("cluster", "prod-eu-west-1"),
+            LabelRef::new("instance", &instance),
+            LabelRef::new("job", "kubernetes-pods"),
+            LabelRef::new("namespace", "checkout"),
+            LabelRef::new("pod", &pod),
+        ];
+        store.append(hash_labels(&labels), &labels, &samples, 0, &mut stats);
+    }
+    let fill = t0.elapsed();
+    let after = rss_bytes();
+    assert_eq!(store.series_count(), n);
+    let per_series_rss = (after - before) as f64 / n as f64;
+    let per_series_heap = store.heap_bytes() as f64 / n as f64;
+    println!("series: {n}, buckets per series: {}", store.ring_len());
+    println!("filled {} samples in {:.2?} ({:.1} M samples/s)", stats.appended, fill, stats.appended as f64 / fill.as_secs_f64() / 1e6);
+    println!("RSS growth per series: {:.0} bytes ({:.2} KiB)", per_series_rss, per_series_rss / 1024.0);
+    println!("store accounting per series: {:.0} bytes ({:.2} KiB)", per_series_heap, per_series_heap / 1024.0);
+    println!("budget: 8192 bytes per series -> {}", if per_series_rss <= 8192.0 { "within" } else { "OVER" });
+}
