@@ -105,7 +105,7 @@ mod tests {
             horizons: vec![vec![("5m".into(), 300_000)]],
             series: vec![
                 mk("web", SeriesState::Ready),
-                mk("api", SeriesState::WarmingUp { model: "naive", points_needed: 4 }),
+                mk("api", SeriesState::WarmingUp { for_model: "naive", points_needed: 4 }),
             ],
         }
     }
@@ -122,6 +122,7 @@ mod tests {
         let api = &v["data"]["series"][1];
         assert_eq!(api["state"], "warming_up");
         assert_eq!(api["points_needed"], 4);
+        assert_eq!(api["for_model"], "naive");
         let v = forecasts_json(&snapshot(), None, 1).unwrap();
         assert_eq!(v["data"]["truncated"], true);
         assert!(forecasts_json(&snapshot(), Some("rate(x[5m])"), 1).is_err());

@@ -2,9 +2,11 @@
 //!
 //! The band at horizon h comes from the quantiles of the errors the same rule would have
 //! made on the series' own recent past (the last [`ERROR_WINDOW`] points): calibrated by
-//! construction, and free of distribution assumptions. Gaps are skipped.
+//! construction, and free of distribution assumptions. Gaps are skipped. While a young
+//! series has too few h-step errors, `naive` scales its one-step errors by sqrt(h) (the
+//! random-walk rule), so a series is forecast a few steps after it first appears.
 
-use super::Point;
+use super::{Point, MIN_POINTS};
 
 /// Points of recent history whose errors set the band.
 pub const ERROR_WINDOW: usize = 720;
@@ -76,12 +78,26 @@ pub fn lagged_forecast(
             errors.push(a - b);
         }
     }
+    let mut scale = 1.0;
     if errors.len() < MIN_ERRORS {
-        return None;
+        if lag != 1 || dist == 1 {
+            return None;
+        }
+        errors.clear();
+        for t in n.saturating_sub(ERROR_WINDOW).max(1)..n {
+            let (a, b) = (values[t], values[t - 1]);
+            if a.is_finite() && b.is_finite() {
+                errors.push(a - b);
+            }
+        }
+        if errors.len() + 1 < MIN_POINTS {
+            return None;
+        }
+        scale = (steps_ahead as f64).sqrt();
     }
-    let lo = quantile_in_place(errors, quantiles.0);
-    let hi = quantile_in_place(errors, quantiles.1);
-    let mid = quantile_in_place(errors, 0.5);
+    let lo = quantile_in_place(errors, quantiles.0) * scale;
+    let hi = quantile_in_place(errors, quantiles.1) * scale;
+    let mid = quantile_in_place(errors, 0.5) * scale;
     let base = base as f64;
     Some(
         Point {
@@ -140,5 +156,17 @@ mod tests {
         let p = lagged_forecast(&values, 1, 1, (0.1, 0.9), &mut errors).unwrap();
         assert_eq!(p.yhat, 48.0 + 1.0, "last observed plus the typical change");
         assert!(lagged_forecast(&values[..5], 1, 1, (0.1, 0.9), &mut errors).is_none());
+    }
+
+    #[test]
+    fn young_series_get_a_sqrt_h_band() {
+        // Twelve points: too few 30-step errors, enough one-step ones (all +1 or -1... here +2).
+        let values: Vec<f32> = (0..12).map(|i| (i * 2) as f32).collect();
+        let mut errors = Vec::new();
+        let p = lagged_forecast(&values, 1, 25, (0.1, 0.9), &mut errors).unwrap();
+        // Median one-step change 2, scaled by sqrt(25) = 5.
+        assert_eq!(p.yhat, 22.0 + 10.0);
+        assert!(lagged_forecast(&values[..4], 1, 25, (0.1, 0.9), &mut errors).is_none());
+        assert!(lagged_forecast(&values, 24, 25, (0.1, 0.9), &mut errors).is_none(), "seasonal needs its own errors");
     }
 }

@@ -51,7 +51,7 @@ impl fmt::Display for ModelKind {
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum SeriesState {
     /// Not enough history yet for the configured model.
-    WarmingUp { model: &'static str, points_needed: usize },
+    WarmingUp { for_model: &'static str, points_needed: usize },
     Ready,
     /// The model failed on this series; the reason is kept until it succeeds again.
     Failed { reason: String },
@@ -91,8 +91,8 @@ impl Point {
     }
 }
 
-/// Minimum observed points before any model forecasts a series.
-pub const MIN_POINTS: usize = 10;
+/// Minimum points before any model forecasts a series.
+pub const MIN_POINTS: usize = 6;
 
 /// Standard-normal quantile (Acklam's rational approximation, |error| < 1.2e-9), used to
 /// turn a band's quantiles into the central coverage level MSTL asks for.

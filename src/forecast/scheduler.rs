@@ -282,7 +282,7 @@ impl Scheduler {
                 }
                 if !auto {
                     result.state = SeriesState::WarmingUp {
-                        model: "lstm",
+                        for_model: "lstm",
                         points_needed: window.saturating_sub(values.len()).max(MIN_POINTS.saturating_sub(observed)),
                     };
                     return Some(result);
@@ -296,7 +296,7 @@ impl Scheduler {
             if usable.is_empty() {
                 let need = spec.seasons.first().map_or(0, |p| 2 * p);
                 result.state = SeriesState::WarmingUp {
-                    model: "mstl",
+                    for_model: "mstl",
                     points_needed: need.saturating_sub(values.len()),
                 };
                 return Some(result);
@@ -468,16 +468,17 @@ fn baseline(
         _ if explicit_seasonal => {
             let p = spec.seasons.first().copied().unwrap_or(1);
             return Err(SeriesState::WarmingUp {
-                model: "seasonal_naive",
+                for_model: "seasonal_naive",
                 points_needed: needed_for_lag(spec, p).saturating_sub(n),
             });
         }
         _ => (ModelKind::Naive, 1),
     };
-    let need = needed_for_lag(spec, lag).max(MIN_POINTS);
+    // Naive starts early (its band falls back to scaled one-step errors).
+    let need = if lag == 1 { MIN_POINTS } else { needed_for_lag(spec, lag) };
     if n < need {
         return Err(SeriesState::WarmingUp {
-            model: kind.as_str(),
+            for_model: kind.as_str(),
             points_needed: need - n,
         });
     }
@@ -487,7 +488,7 @@ fn baseline(
             Some(p) => points.push(p),
             None => {
                 return Err(SeriesState::WarmingUp {
-                    model: kind.as_str(),
+                    for_model: kind.as_str(),
                     points_needed: MIN_ERRORS,
                 })
             }
