@@ -496,3 +496,127 @@ fn baseline(
     }
     Ok((kind, points))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::SnapshotCell;
+    use crate::store::{hash_labels, AppendStats, LabelRef, Sample, STALE_NAN_BITS};
+
+    /// NASA HTTP requests per minute (July 1995), from ../shared/data.
+    fn nasa() -> Vec<f64> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/nasa_http_1995/nasa_requests_per_minute.csv");
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        text.lines()
+            .skip(1)
+            .filter_map(|l| l.split(',').nth(1)?.trim().parse().ok())
+            .collect()
+    }
+
+    fn setup(yaml: &str) -> (Arc<Config>, Arc<Store>, Arc<Telemetry>, Scheduler) {
+        let config = Arc::new(Config::from_yaml(yaml, "test", None).unwrap());
+        let store = Arc::new(Store::new(&config, 0));
+        let telemetry = Arc::new(Telemetry::default());
+        let cell = Arc::new(SnapshotCell::new(Snapshot::empty(&config)));
+        let s = Scheduler::new(config.clone(), store.clone(), telemetry.clone(), cell, Vec::new(), None).unwrap();
+        (config, store, telemetry, s)
+    }
+
+    fn push(store: &Store, job: &str, values: &[f64], first_ms: i64, step_ms: i64) {
+        let labels = [LabelRef::new("__name__", "job:req:rate1m"), LabelRef::new("job", job)];
+        let samples: Vec<Sample> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Sample { value: *v, timestamp: first_ms + i as i64 * step_ms })
+            .collect();
+        let last_ms = samples.last().map_or(first_ms, |s| s.timestamp);
+        store.append(hash_labels(&labels), &labels, &samples, last_ms, &mut AppendStats::default());
+    }
+
+    const YAML: &str = r#"
+storage: { step: 1m, retention: 6h }
+forecast:
+  - selector: '{__name__=~".+:.+"}'
+    horizons: [5m, 15m]
+    seasons: [1h]
+"#;
+
+    #[test]
+    fn auto_moves_up_the_models_as_history_grows() {
+        let y = nasa();
+        let (_, store, _, mut sched) = setup(YAML);
+        let cases = [(3, None), (8, Some(ModelKind::Naive)), (80, Some(ModelKind::SeasonalNaive)), (150, Some(ModelKind::Mstl))];
+        let now = 149 * 60_000;
+        for (i, (n, _)) in cases.into_iter().enumerate() {
+            let job = format!("j{i}");
+            push(&store, &job, &y[1000..1000 + n], now - (n as i64 - 1) * 60_000, 60_000);
+        }
+        let snap = sched.step(now);
+        for (i, (n, want)) in cases.into_iter().enumerate() {
+            let job = format!("j{i}");
+            let s = snap.series.iter().find(|s| s.labels.get("job") == Some(&job)).unwrap();
+            assert_eq!(s.model, want, "{n} points: {:?}", s.state);
+            match want {
+                None => assert!(matches!(s.state, SeriesState::WarmingUp { points_needed, .. } if points_needed > 0)),
+                Some(_) => {
+                    assert_eq!(s.state, SeriesState::Ready);
+                    assert_eq!(s.points.len(), 2);
+                    assert!(s.points.iter().all(|p| p.is_finite() && p.lower <= p.yhat && p.yhat <= p.upper));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn stale_series_are_not_forecast_until_they_resume() {
+        let y = nasa();
+        let (_, store, _, mut sched) = setup(YAML);
+        push(&store, "a", &y[..30], 0, 60_000);
+        push(&store, "a", &[f64::from_bits(STALE_NAN_BITS)], 30 * 60_000, 60_000);
+        let snap = sched.step(31 * 60_000);
+        assert_eq!(snap.series[0].state, SeriesState::Stale);
+        assert_eq!(snap.ready().count(), 0);
+        push(&store, "a", &y[31..32], 31 * 60_000, 60_000);
+        let snap = sched.step(32 * 60_000);
+        assert_eq!(snap.series[0].state, SeriesState::Ready);
+    }
+
+    #[test]
+    fn refits_beyond_the_step_budget_are_deferred_not_queued() {
+        // Step 1s: half a second of refit budget for 600 MSTL fits of 600 points each, far
+        // more than one step allows on any machine. Every series still gets a forecast.
+        let yaml = r#"
+storage: { step: 1s, retention: 10m }
+forecast:
+  - selector: '{__name__=~".+:.+"}'
+    horizons: [5s, 10s]
+    model: mstl
+    seasons: [1m]
+    refit_every: 1m
+"#;
+        let y = nasa();
+        let (_, store, telemetry, mut sched) = setup(yaml);
+        for k in 0..600 {
+            push(&store, &format!("s{k}"), &y[k * 50..k * 50 + 600], 0, 1000);
+        }
+        let t0 = Instant::now();
+        let snap = sched.step(600_000);
+        let took = t0.elapsed();
+        let deferred = telemetry.refits_deferred.load(Relaxed);
+        assert!(deferred > 0, "600 fits in {took:?} without deferring any");
+        assert_eq!(snap.series.len(), 600);
+        let mstl = snap.series.iter().filter(|s| s.model == Some(ModelKind::Mstl)).count();
+        assert_eq!(mstl as u64 + deferred, 600);
+        // Deferred series have no path yet: a baseline serves them this step.
+        for s in &snap.series {
+            assert_eq!(s.state, SeriesState::Ready);
+            assert!(s.model.is_some());
+        }
+        // The next step serves the fitted ones from their paths (no refit due) and fits more.
+        let snap2 = sched.step(601_000);
+        let mstl2 = snap2.series.iter().filter(|s| s.model == Some(ModelKind::Mstl)).count();
+        assert!(mstl2 > mstl, "{mstl2} <= {mstl}");
+        let aged = snap2.series.iter().filter(|s| s.model == Some(ModelKind::Mstl) && s.fitted_ms < snap2.generated_ms).count();
+        assert!(aged > 0, "forecasts read forward from an earlier fit carry their age");
+    }
+}
