@@ -80,7 +80,9 @@ fn bench(c: &mut Criterion) {
             let mut n = 0u64;
             for body in &bodies {
                 buf.resize(snap::raw::decompress_len(body).unwrap(), 0);
-                snap::raw::Decoder::new().decompress(body, &mut buf).unwrap();
+                snap::raw::Decoder::new()
+                    .decompress(body, &mut buf)
+                    .unwrap();
                 decode_write_request(&buf, &mut scratch, |_, s| n += s.len() as u64).unwrap();
             }
             n

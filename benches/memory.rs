@@ -8,7 +8,11 @@ use promcast::store::{hash_labels, AppendStats, LabelRef, Sample, Store};
 
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
     pages * 4096
 }
 
@@ -53,8 +57,28 @@ fn main() {
     let per_series_rss = (after - before) as f64 / n as f64;
     let per_series_heap = store.heap_bytes() as f64 / n as f64;
     println!("series: {n}, buckets per series: {}", store.ring_len());
-    println!("filled {} samples in {:.2?} ({:.1} M samples/s)", stats.appended, fill, stats.appended as f64 / fill.as_secs_f64() / 1e6);
-    println!("RSS growth per series: {:.0} bytes ({:.2} KiB)", per_series_rss, per_series_rss / 1024.0);
-    println!("store accounting per series: {:.0} bytes ({:.2} KiB)", per_series_heap, per_series_heap / 1024.0);
-    println!("budget: 8192 bytes per series -> {}", if per_series_rss <= 8192.0 { "within" } else { "OVER" });
+    println!(
+        "filled {} samples in {:.2?} ({:.1} M samples/s)",
+        stats.appended,
+        fill,
+        stats.appended as f64 / fill.as_secs_f64() / 1e6
+    );
+    println!(
+        "RSS growth per series: {:.0} bytes ({:.2} KiB)",
+        per_series_rss,
+        per_series_rss / 1024.0
+    );
+    println!(
+        "store accounting per series: {:.0} bytes ({:.2} KiB)",
+        per_series_heap,
+        per_series_heap / 1024.0
+    );
+    println!(
+        "budget: 8192 bytes per series -> {}",
+        if per_series_rss <= 8192.0 {
+            "within"
+        } else {
+            "OVER"
+        }
+    );
 }

@@ -13,7 +13,11 @@ use tracing_subscriber::prelude::*;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "promcast", version, about = "Predictive autoscaling sidecar for Prometheus: remote-write in, forecasts out")]
+#[command(
+    name = "promcast",
+    version,
+    about = "Predictive autoscaling sidecar for Prometheus: remote-write in, forecasts out"
+)]
 struct Cli {
     /// Only log messages with the given severity or above: debug, info, warn, error.
     #[arg(long = "log.level", global = true, default_value = "info")]
@@ -47,9 +51,7 @@ enum Command {
         flush_deadline: Duration,
     },
     /// Validate a configuration file and report every problem with its key path.
-    CheckConfig {
-        file: PathBuf,
-    },
+    CheckConfig { file: PathBuf },
     /// Print the embedded default configuration.
     DefaultConfig,
 }
@@ -65,7 +67,11 @@ fn init_logging(level: &str, format: LogFormat) -> anyhow::Result<()> {
     match format {
         LogFormat::Logfmt => registry.with(tracing_logfmt::layer()).init(),
         LogFormat::Json => registry
-            .with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
             .init(),
     }
     Ok(())

@@ -35,7 +35,9 @@ pub struct AppState {
 impl AppState {
     /// Builds the shared state for a validated config (no threads, no sockets).
     pub fn new(config: &Config) -> Self {
-        let telemetry = Arc::new(Telemetry::new(config.remote_write.iter().map(|r| r.url.clone())));
+        let telemetry = Arc::new(Telemetry::new(
+            config.remote_write.iter().map(|r| r.url.clone()),
+        ));
         let store = Arc::new(Store::new(config, now_ms()));
         Self {
             ingest: Arc::new(Ingest::new(store, telemetry.clone(), config.limits.clone())),
@@ -69,15 +71,24 @@ async fn metrics(State(state): State<AppState>) -> Response {
     let snapshot = state.snapshots.load();
     let body = scrape::render(&snapshot, &state.telemetry);
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         body,
     )
         .into_response()
 }
 
-async fn forecasts(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn forecasts(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let snapshot = state.snapshots.load();
-    let limit = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(10_000);
+    let limit = q
+        .get("limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(10_000);
     match api::forecasts_json(&snapshot, q.get("selector").map(String::as_str), limit) {
         Ok(v) => Json(v).into_response(),
         Err(e) => (
@@ -108,7 +119,11 @@ pub struct ServeOptions {
 
 /// Runs the agent until `shutdown` resolves: binds the listener, starts the forecast thread
 /// and the remote-write senders, then drains them in order (ingest first, forecasts last).
-pub async fn serve(config: Config, opts: ServeOptions, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn serve(
+    config: Config,
+    opts: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let lstm = match &config.lstm_model {
         Some(path) => {
@@ -123,7 +138,13 @@ pub async fn serve(config: Config, opts: ServeOptions, shutdown: impl Future<Out
     let mut outputs = Vec::new();
     let mut senders = Vec::new();
     for (i, rw) in config.remote_write.iter().enumerate() {
-        let (queue, task) = remote_write::spawn(rw.clone(), i, state.telemetry.clone(), stop_rx.clone(), opts.flush_deadline);
+        let (queue, task) = remote_write::spawn(
+            rw.clone(),
+            i,
+            state.telemetry.clone(),
+            stop_rx.clone(),
+            opts.flush_deadline,
+        );
         outputs.push(queue);
         senders.push(task);
     }

@@ -56,7 +56,9 @@ pub const SERIES_STATES: [&str; 4] = ["warming_up", "ready", "failed", "stale"];
 pub const MODELS: [&str; 4] = ["naive", "seasonal_naive", "mstl", "lstm"];
 
 /// Step-duration histogram buckets, seconds.
-const DURATION_BUCKETS: [f64; 12] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+const DURATION_BUCKETS: [f64; 12] = [
+    0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
 
 #[derive(Default)]
 pub struct Histogram {
@@ -125,13 +127,19 @@ impl Telemetry {
 
     pub fn dropped(&self, reason: Dropped, n: u64) {
         if n > 0 {
-            let i = Dropped::ALL.iter().position(|r| *r == reason).expect("listed");
+            let i = Dropped::ALL
+                .iter()
+                .position(|r| *r == reason)
+                .expect("listed");
             self.dropped[i].fetch_add(n, Relaxed);
         }
     }
 
     pub fn dropped_count(&self, reason: Dropped) -> u64 {
-        let i = Dropped::ALL.iter().position(|r| *r == reason).expect("listed");
+        let i = Dropped::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .expect("listed");
         self.dropped[i].load(Relaxed)
     }
 
@@ -148,66 +156,185 @@ impl Telemetry {
     /// Prometheus text exposition format 0.0.4.
     pub fn render(&self, out: &mut String) {
         let counter = |out: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
         };
         let gauge = |out: &mut String, name: &str, help: &str, v: f64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         };
-        counter(out, "promcast_samples_received_total", "Samples received by remote write.", self.samples_received.load(Relaxed));
-        counter(out, "promcast_samples_accepted_total", "Samples stored in a ring (new, or merged into an older bucket).", self.samples_accepted.load(Relaxed));
-        counter(out, "promcast_samples_merged_total", "Accepted samples that were duplicates or out of order inside the ring.", self.samples_merged.load(Relaxed));
-        counter(out, "promcast_stale_markers_total", "Prometheus staleness markers received (they end a run; not values).", self.stale_markers.load(Relaxed));
+        counter(
+            out,
+            "promcast_samples_received_total",
+            "Samples received by remote write.",
+            self.samples_received.load(Relaxed),
+        );
+        counter(
+            out,
+            "promcast_samples_accepted_total",
+            "Samples stored in a ring (new, or merged into an older bucket).",
+            self.samples_accepted.load(Relaxed),
+        );
+        counter(
+            out,
+            "promcast_samples_merged_total",
+            "Accepted samples that were duplicates or out of order inside the ring.",
+            self.samples_merged.load(Relaxed),
+        );
+        counter(
+            out,
+            "promcast_stale_markers_total",
+            "Prometheus staleness markers received (they end a run; not values).",
+            self.stale_markers.load(Relaxed),
+        );
         let _ = writeln!(out, "# HELP promcast_samples_dropped_total Samples not stored, by reason.\n# TYPE promcast_samples_dropped_total counter");
         for (r, v) in Dropped::ALL.iter().zip(&self.dropped) {
-            let _ = writeln!(out, "promcast_samples_dropped_total{{reason=\"{}\"}} {}", r.as_str(), v.load(Relaxed));
+            let _ = writeln!(
+                out,
+                "promcast_samples_dropped_total{{reason=\"{}\"}} {}",
+                r.as_str(),
+                v.load(Relaxed)
+            );
         }
         let _ = writeln!(out, "# HELP promcast_write_requests_total Remote-write requests by status code.\n# TYPE promcast_write_requests_total counter");
         for (c, v) in WRITE_CODES.iter().zip(&self.write_requests) {
-            let _ = writeln!(out, "promcast_write_requests_total{{code=\"{c}\"}} {}", v.load(Relaxed));
+            let _ = writeln!(
+                out,
+                "promcast_write_requests_total{{code=\"{c}\"}} {}",
+                v.load(Relaxed)
+            );
         }
-        gauge(out, "promcast_series", "Selected series held in rings.", self.series.load(Relaxed) as f64);
-        counter(out, "promcast_series_created_total", "Series created.", self.series_created.load(Relaxed));
-        counter(out, "promcast_series_evicted_total", "Series evicted after storage.idle_timeout without samples.", self.series_evicted.load(Relaxed));
+        gauge(
+            out,
+            "promcast_series",
+            "Selected series held in rings.",
+            self.series.load(Relaxed) as f64,
+        );
+        counter(
+            out,
+            "promcast_series_created_total",
+            "Series created.",
+            self.series_created.load(Relaxed),
+        );
+        counter(
+            out,
+            "promcast_series_evicted_total",
+            "Series evicted after storage.idle_timeout without samples.",
+            self.series_evicted.load(Relaxed),
+        );
         let _ = writeln!(out, "# HELP promcast_forecast_series Series by forecast state.\n# TYPE promcast_forecast_series gauge");
         for (s, v) in SERIES_STATES.iter().zip(&self.series_by_state) {
-            let _ = writeln!(out, "promcast_forecast_series{{state=\"{s}\"}} {}", v.load(Relaxed));
+            let _ = writeln!(
+                out,
+                "promcast_forecast_series{{state=\"{s}\"}} {}",
+                v.load(Relaxed)
+            );
         }
         let _ = writeln!(out, "# HELP promcast_forecasts_total Series forecasts produced, by model.\n# TYPE promcast_forecasts_total counter");
         for (m, v) in MODELS.iter().zip(&self.forecasts) {
-            let _ = writeln!(out, "promcast_forecasts_total{{model=\"{m}\"}} {}", v.load(Relaxed));
+            let _ = writeln!(
+                out,
+                "promcast_forecasts_total{{model=\"{m}\"}} {}",
+                v.load(Relaxed)
+            );
         }
         let _ = writeln!(out, "# HELP promcast_forecast_errors_total Per-series model failures, by model.\n# TYPE promcast_forecast_errors_total counter");
         for (m, v) in MODELS.iter().zip(&self.forecast_errors) {
-            let _ = writeln!(out, "promcast_forecast_errors_total{{model=\"{m}\"}} {}", v.load(Relaxed));
+            let _ = writeln!(
+                out,
+                "promcast_forecast_errors_total{{model=\"{m}\"}} {}",
+                v.load(Relaxed)
+            );
         }
         let h = &self.forecast_step_duration;
         let _ = writeln!(out, "# HELP promcast_forecast_step_duration_seconds Time to compute one forecast step over all series.\n# TYPE promcast_forecast_step_duration_seconds histogram");
         for (b, le) in h.buckets.iter().zip(DURATION_BUCKETS) {
-            let _ = writeln!(out, "promcast_forecast_step_duration_seconds_bucket{{le=\"{le}\"}} {}", b.load(Relaxed));
+            let _ = writeln!(
+                out,
+                "promcast_forecast_step_duration_seconds_bucket{{le=\"{le}\"}} {}",
+                b.load(Relaxed)
+            );
         }
         let count = h.count.load(Relaxed);
-        let _ = writeln!(out, "promcast_forecast_step_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "promcast_forecast_step_duration_seconds_sum {}", h.sum_us.load(Relaxed) as f64 / 1e6);
+        let _ = writeln!(
+            out,
+            "promcast_forecast_step_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            out,
+            "promcast_forecast_step_duration_seconds_sum {}",
+            h.sum_us.load(Relaxed) as f64 / 1e6
+        );
         let _ = writeln!(out, "promcast_forecast_step_duration_seconds_count {count}");
-        gauge(out, "promcast_forecast_lag_seconds", "How late the latest forecast snapshot was published relative to its step.", self.forecast_lag_ms.load(Relaxed) as f64 / 1e3);
+        gauge(
+            out,
+            "promcast_forecast_lag_seconds",
+            "How late the latest forecast snapshot was published relative to its step.",
+            self.forecast_lag_ms.load(Relaxed) as f64 / 1e3,
+        );
         gauge(out, "promcast_forecast_max_age_seconds", "Age of the oldest forecast in the latest snapshot (time since its model last saw data).", self.forecast_max_age_ms.load(Relaxed) as f64 / 1e3);
-        counter(out, "promcast_forecast_steps_skipped_total", "Steps skipped because the previous step was still running.", self.forecast_steps_skipped.load(Relaxed));
-        counter(out, "promcast_forecast_refits_deferred_total", "Model refits postponed to a later step to keep within the step budget.", self.refits_deferred.load(Relaxed));
+        counter(
+            out,
+            "promcast_forecast_steps_skipped_total",
+            "Steps skipped because the previous step was still running.",
+            self.forecast_steps_skipped.load(Relaxed),
+        );
+        counter(
+            out,
+            "promcast_forecast_refits_deferred_total",
+            "Model refits postponed to a later step to keep within the step budget.",
+            self.refits_deferred.load(Relaxed),
+        );
         if !self.remote_write.is_empty() {
             type Field = fn(&RemoteWriteMetrics) -> &AtomicU64;
             let families: [(&str, &str, &str, Field); 6] = [
-                ("promcast_remote_write_samples_sent_total", "counter", "Forecast samples delivered.", |m| &m.samples_sent),
-                ("promcast_remote_write_samples_failed_total", "counter", "Forecast samples dropped after a non-retryable error.", |m| &m.samples_failed),
-                ("promcast_remote_write_samples_dropped_total", "counter", "Forecast samples dropped because the queue was full.", |m| &m.samples_dropped_queue_full),
-                ("promcast_remote_write_retries_total", "counter", "Requests retried after 5xx, 429 or a connection error.", |m| &m.requests_retried),
-                ("promcast_remote_write_queue_depth", "gauge", "Snapshots waiting to be sent.", |m| &m.queue_depth),
-                ("promcast_remote_write_last_success_timestamp_seconds", "gauge", "When a request last succeeded.", |m| &m.last_success_ms),
+                (
+                    "promcast_remote_write_samples_sent_total",
+                    "counter",
+                    "Forecast samples delivered.",
+                    |m| &m.samples_sent,
+                ),
+                (
+                    "promcast_remote_write_samples_failed_total",
+                    "counter",
+                    "Forecast samples dropped after a non-retryable error.",
+                    |m| &m.samples_failed,
+                ),
+                (
+                    "promcast_remote_write_samples_dropped_total",
+                    "counter",
+                    "Forecast samples dropped because the queue was full.",
+                    |m| &m.samples_dropped_queue_full,
+                ),
+                (
+                    "promcast_remote_write_retries_total",
+                    "counter",
+                    "Requests retried after 5xx, 429 or a connection error.",
+                    |m| &m.requests_retried,
+                ),
+                (
+                    "promcast_remote_write_queue_depth",
+                    "gauge",
+                    "Snapshots waiting to be sent.",
+                    |m| &m.queue_depth,
+                ),
+                (
+                    "promcast_remote_write_last_success_timestamp_seconds",
+                    "gauge",
+                    "When a request last succeeded.",
+                    |m| &m.last_success_ms,
+                ),
             ];
             for (name, kind, help, field) in families {
                 let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
                 for (url, m) in &self.remote_write {
                     let v = field(m).load(Relaxed);
-                    let v = if name.ends_with("timestamp_seconds") { v as f64 / 1e3 } else { v as f64 };
+                    let v = if name.ends_with("timestamp_seconds") {
+                        v as f64 / 1e3
+                    } else {
+                        v as f64
+                    };
                     let _ = writeln!(out, "{name}{{url=\"{}\"}} {v}", escape_label_value(url));
                 }
             }

@@ -9,7 +9,6 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use http_body_util::BodyExt;
-use prost::Message;
 use promcast::config::Config;
 use promcast::export::remote_write;
 use promcast::forecast::scheduler::Scheduler;
@@ -17,9 +16,13 @@ use promcast::proto::prometheus as pb;
 use promcast::server::{app, AppState};
 use promcast::store::now_ms;
 use promcast::telemetry::Dropped;
+use prost::Message;
 use tower::ServiceExt;
 
-const NASA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/nasa_http_1995/nasa_requests_per_minute.csv");
+const NASA: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/data/nasa_http_1995/nasa_requests_per_minute.csv"
+);
 
 /// Requests per minute from the NASA KSC web server, July 1995.
 fn nasa_per_minute(n: usize) -> Vec<f64> {
@@ -36,7 +39,10 @@ fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> pb::TimeSeries {
     pb::TimeSeries {
         labels: labels
             .iter()
-            .map(|(n, v)| pb::Label { name: n.to_string(), value: v.to_string() })
+            .map(|(n, v)| pb::Label {
+                name: n.to_string(),
+                value: v.to_string(),
+            })
             .collect(),
         samples: samples
             .iter()
@@ -46,7 +52,9 @@ fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> pb::TimeSeries {
 }
 
 fn snappy(req: &pb::WriteRequest) -> Vec<u8> {
-    snap::raw::Encoder::new().compress_vec(&req.encode_to_vec()).unwrap()
+    snap::raw::Encoder::new()
+        .compress_vec(&req.encode_to_vec())
+        .unwrap()
 }
 
 fn write_request(body: Vec<u8>) -> Request<Body> {
@@ -99,21 +107,38 @@ fn nasa_request(name: &str, job: &str, minutes: usize, end_ms: i64) -> pb::Write
 async fn accepts_remote_write_and_stores_selected_series() {
     let state = AppState::new(&config(""));
     let mut req = nasa_request("job:nasa_requests:rate1m", "nasa", 60, now_ms());
-    req.timeseries
-        .push(series(&[("__name__", "http_requests_total"), ("job", "x")], &[(now_ms(), 1.0)]));
+    req.timeseries.push(series(
+        &[("__name__", "http_requests_total"), ("job", "x")],
+        &[(now_ms(), 1.0)],
+    ));
     let (status, body, _) = send(&state, write_request(snappy(&req))).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
-    assert_eq!(state.store().series_count(), 1, "only the recording-rule series is kept");
+    assert_eq!(
+        state.store().series_count(),
+        1,
+        "only the recording-rule series is kept"
+    );
     let t = &state.telemetry;
-    assert_eq!(t.samples_accepted.load(std::sync::atomic::Ordering::Relaxed), 60);
+    assert_eq!(
+        t.samples_accepted
+            .load(std::sync::atomic::Ordering::Relaxed),
+        60
+    );
     assert_eq!(t.dropped_count(Dropped::Unselected), 1);
     // Re-sending the same request (a Prometheus retry) merges; nothing doubles.
     let (status, _, _) = send(&state, write_request(snappy(&req))).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(state.store().series_count(), 1);
     // The head bucket's sample re-applies as itself; the 59 older ones merge.
-    assert_eq!(t.samples_accepted.load(std::sync::atomic::Ordering::Relaxed), 120);
-    assert_eq!(t.samples_merged.load(std::sync::atomic::Ordering::Relaxed), 59);
+    assert_eq!(
+        t.samples_accepted
+            .load(std::sync::atomic::Ordering::Relaxed),
+        120
+    );
+    assert_eq!(
+        t.samples_merged.load(std::sync::atomic::Ordering::Relaxed),
+        59
+    );
 }
 
 #[tokio::test]
@@ -145,7 +170,11 @@ async fn invalid_labels_get_400_and_keep_the_valid_series() {
     let (status, body, _) = send(&state, write_request(snappy(&req))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body.contains("invalid label name \"bad-name\""), "{body}");
-    assert_eq!(state.store().series_count(), 1, "the valid series of the request is stored");
+    assert_eq!(
+        state.store().series_count(),
+        1,
+        "the valid series of the request is stored"
+    );
     assert_eq!(state.telemetry.dropped_count(Dropped::InvalidLabels), 1);
 }
 
@@ -161,7 +190,9 @@ async fn samples_far_in_the_future_get_400() {
 
 #[tokio::test]
 async fn oversized_bodies_get_413() {
-    let state = AppState::new(&config("limits: { max_body_bytes: 4000, max_decompressed_bytes: 20000 }"));
+    let state = AppState::new(&config(
+        "limits: { max_body_bytes: 4000, max_decompressed_bytes: 20000 }",
+    ));
     // Compressed size over the limit (a long real series compresses poorly).
     let big = snappy(&nasa_request("a:b", "x", 2000, now_ms()));
     assert!(big.len() > 4000, "{}", big.len());
@@ -177,7 +208,10 @@ async fn oversized_bodies_get_413() {
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     // A small compressed body that inflates past the decompressed limit (a bomb).
     let bomb = pb::WriteRequest {
-        timeseries: vec![series(&[("__name__", "a:b"), ("pad", &"x".repeat(30_000))], &[(now_ms(), 1.0)])],
+        timeseries: vec![series(
+            &[("__name__", "a:b"), ("pad", &"x".repeat(30_000))],
+            &[(now_ms(), 1.0)],
+        )],
     };
     let body = snappy(&bomb);
     assert!(body.len() < 4000, "compresses to {}", body.len());
@@ -187,15 +221,21 @@ async fn oversized_bodies_get_413() {
 }
 
 fn futures_stream(bytes: Vec<u8>) -> Body {
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = bytes.chunks(100).map(|c| Ok(c.to_vec())).collect();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        bytes.chunks(100).map(|c| Ok(c.to_vec())).collect();
     Body::from_stream(tokio_stream_iter(chunks))
 }
 
-fn tokio_stream_iter(items: Vec<Result<Vec<u8>, std::io::Error>>) -> impl futures_core::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+fn tokio_stream_iter(
+    items: Vec<Result<Vec<u8>, std::io::Error>>,
+) -> impl futures_core::Stream<Item = Result<Vec<u8>, std::io::Error>> {
     struct Iter(std::vec::IntoIter<Result<Vec<u8>, std::io::Error>>);
     impl futures_core::Stream for Iter {
         type Item = Result<Vec<u8>, std::io::Error>;
-        fn poll_next(mut self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<Option<Self::Item>> {
+        fn poll_next(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Self::Item>> {
             std::task::Poll::Ready(self.0.next())
         }
     }
@@ -210,12 +250,24 @@ async fn wrong_encoding_or_type_gets_415() {
         .header(header::CONTENT_ENCODING, "gzip")
         .body(Body::from(body.clone()))
         .unwrap();
-    assert_eq!(send(&state, req).await.0, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    let req = Request::post("/api/v1/write").body(Body::from(body.clone())).unwrap();
-    assert_eq!(send(&state, req).await.0, StatusCode::UNSUPPORTED_MEDIA_TYPE, "no encoding header");
+    assert_eq!(
+        send(&state, req).await.0,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+    );
+    let req = Request::post("/api/v1/write")
+        .body(Body::from(body.clone()))
+        .unwrap();
+    assert_eq!(
+        send(&state, req).await.0,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "no encoding header"
+    );
     let req = Request::post("/api/v1/write")
         .header(header::CONTENT_ENCODING, "snappy")
-        .header(header::CONTENT_TYPE, "application/x-protobuf;proto=io.prometheus.write.v2.Request")
+        .header(
+            header::CONTENT_TYPE,
+            "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+        )
         .body(Body::from(body))
         .unwrap();
     let (status, text, _) = send(&state, req).await;
@@ -246,7 +298,11 @@ async fn own_output_is_dropped() {
     let now = now_ms();
     let req = pb::WriteRequest {
         timeseries: vec![series(
-            &[("__name__", "a:b:predicted"), ("horizon", "5m"), ("ml_forecast", "yhat")],
+            &[
+                ("__name__", "a:b:predicted"),
+                ("horizon", "5m"),
+                ("ml_forecast", "yhat"),
+            ],
             &[(now, 1.0)],
         )],
     };
@@ -260,18 +316,44 @@ async fn own_output_is_dropped() {
 async fn health_readiness_metrics_and_forecasts_api() {
     let cfg = Arc::new(config(""));
     let state = AppState::new(&cfg);
-    assert_eq!(send(&state, Request::get("/-/healthy").body(Body::empty()).unwrap()).await.0, StatusCode::OK);
     assert_eq!(
-        send(&state, Request::get("/-/ready").body(Body::empty()).unwrap()).await.0,
+        send(
+            &state,
+            Request::get("/-/healthy").body(Body::empty()).unwrap()
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(
+            &state,
+            Request::get("/-/ready").body(Body::empty()).unwrap()
+        )
+        .await
+        .0,
         StatusCode::SERVICE_UNAVAILABLE
     );
-    state.ready.store(true, std::sync::atomic::Ordering::Relaxed);
-    assert_eq!(send(&state, Request::get("/-/ready").body(Body::empty()).unwrap()).await.0, StatusCode::OK);
+    state
+        .ready
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        send(
+            &state,
+            Request::get("/-/ready").body(Body::empty()).unwrap()
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
 
     // Three hours of real traffic, then one forecast step.
     let now = now_ms();
     let req = nasa_request("job:nasa_requests:rate1m", "nasa", 180, now);
-    assert_eq!(send(&state, write_request(snappy(&req))).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(
+        send(&state, write_request(snappy(&req))).await.0,
+        StatusCode::NO_CONTENT
+    );
     let mut scheduler = Scheduler::new(
         cfg.clone(),
         state.store().clone(),
@@ -284,13 +366,25 @@ async fn health_readiness_metrics_and_forecasts_api() {
     let snap = scheduler.step(now);
     assert_eq!(snap.series.len(), 1);
     let f = &snap.series[0];
-    assert_eq!(f.state, promcast::forecast::SeriesState::Ready, "{:?}", f.state);
+    assert_eq!(
+        f.state,
+        promcast::forecast::SeriesState::Ready,
+        "{:?}",
+        f.state
+    );
     assert_eq!(f.points.len(), 2);
     for p in &f.points {
-        assert!(p.lower <= p.yhat && p.yhat <= p.upper && p.is_finite(), "{p:?}");
+        assert!(
+            p.lower <= p.yhat && p.yhat <= p.upper && p.is_finite(),
+            "{p:?}"
+        );
     }
 
-    let (status, text, _) = send(&state, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    let (status, text, _) = send(
+        &state,
+        Request::get("/metrics").body(Body::empty()).unwrap(),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     for kind in ["yhat", "yhat_lower", "yhat_upper"] {
         for h in ["5m", "15m"] {
@@ -298,19 +392,36 @@ async fn health_readiness_metrics_and_forecasts_api() {
             assert!(text.contains(&line), "missing {line} in\n{text}");
         }
     }
-    assert!(text.contains("promcast_samples_accepted_total 180"), "{text}");
+    assert!(
+        text.contains("promcast_samples_accepted_total 180"),
+        "{text}"
+    );
     assert!(text.contains("promcast_forecast_series{state=\"ready\"} 1"));
 
     let (status, text, _) = send(
         &state,
-        Request::get("/api/v1/forecasts?selector=%7Bjob%3D%22nasa%22%7D").body(Body::empty()).unwrap(),
+        Request::get("/api/v1/forecasts?selector=%7Bjob%3D%22nasa%22%7D")
+            .body(Body::empty())
+            .unwrap(),
     )
     .await;
     assert_eq!(status, StatusCode::OK);
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["data"]["series"][0]["labels"]["job"], "nasa");
-    assert_eq!(v["data"]["series"][0]["forecasts"].as_array().unwrap().len(), 2);
-    let (status, _, _) = send(&state, Request::get("/api/v1/forecasts?selector=sum(x)").body(Body::empty()).unwrap()).await;
+    assert_eq!(
+        v["data"]["series"][0]["forecasts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let (status, _, _) = send(
+        &state,
+        Request::get("/api/v1/forecasts?selector=sum(x)")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
@@ -323,20 +434,49 @@ async fn remote_write_round_trip_into_our_own_ingest() {
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(axum::serve(listener, app(receiver.clone())).into_future());
 
-    let cfg = Arc::new(config(&format!("remote_write:\n  - url: http://{addr}/api/v1/write\n    max_samples_per_send: 4\n")));
+    let cfg = Arc::new(config(&format!(
+        "remote_write:\n  - url: http://{addr}/api/v1/write\n    max_samples_per_send: 4\n"
+    )));
     let sender = AppState::new(&cfg);
     let now = now_ms();
     let req = nasa_request("job:nasa_requests:rate1m", "nasa", 120, now);
-    assert_eq!(send(&sender, write_request(snappy(&req))).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(
+        send(&sender, write_request(snappy(&req))).await.0,
+        StatusCode::NO_CONTENT
+    );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let (queue, task) = remote_write::spawn(cfg.remote_write[0].clone(), 0, sender.telemetry.clone(), stop_rx, Duration::from_secs(5));
-    let mut scheduler = Scheduler::new(cfg.clone(), sender.store().clone(), sender.telemetry.clone(), sender.snapshots.clone(), vec![queue], None).unwrap();
+    let (queue, task) = remote_write::spawn(
+        cfg.remote_write[0].clone(),
+        0,
+        sender.telemetry.clone(),
+        stop_rx,
+        Duration::from_secs(5),
+    );
+    let mut scheduler = Scheduler::new(
+        cfg.clone(),
+        sender.store().clone(),
+        sender.telemetry.clone(),
+        sender.snapshots.clone(),
+        vec![queue],
+        None,
+    )
+    .unwrap();
     scheduler.step(now);
     stop_tx.send(true).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap();
 
-    let sent = sender.telemetry.remote_write[0].1.samples_sent.load(std::sync::atomic::Ordering::Relaxed);
-    assert_eq!(sent, 2 * 3, "two horizons x three values, in batches of four");
+    let sent = sender.telemetry.remote_write[0]
+        .1
+        .samples_sent
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        sent,
+        2 * 3,
+        "two horizons x three values, in batches of four"
+    );
     assert_eq!(receiver.telemetry.dropped_count(Dropped::OwnOutput), sent);
     assert_eq!(receiver.store().series_count(), 0);
     server.abort();

@@ -54,7 +54,9 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
         if start == i {
             return Err(err("expected a number"));
         }
-        let n: u64 = input[start..i].parse().map_err(|_| err("number too large"))?;
+        let n: u64 = input[start..i]
+            .parse()
+            .map_err(|_| err("number too large"))?;
         let ustart = i;
         while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
             i += 1;

@@ -309,7 +309,11 @@ impl Config {
     }
 
     /// Parses and validates; `base_dir` resolves relative file paths in the config.
-    pub fn from_yaml(text: &str, origin: &str, base_dir: Option<&Path>) -> Result<Self, ConfigError> {
+    pub fn from_yaml(
+        text: &str,
+        origin: &str,
+        base_dir: Option<&Path>,
+    ) -> Result<Self, ConfigError> {
         let invalid = |problems| ConfigError::Invalid {
             origin: origin.to_owned(),
             problems,
@@ -331,7 +335,8 @@ impl FileConfig {
     /// Checks every key and collects all problems, each with its key path.
     pub fn validate(&self, base_dir: Option<&Path>) -> Result<Config, Vec<ConfigProblem>> {
         let mut problems = Vec::new();
-        let mut problem = |path: String, message: String| problems.push(ConfigProblem { path, message });
+        let mut problem =
+            |path: String, message: String| problems.push(ConfigProblem { path, message });
 
         let step = self.storage.step.0;
         let step_ms = step.as_millis() as u64;
@@ -394,7 +399,10 @@ impl FileConfig {
                 if ms == 0 || ms % step_ms != 0 {
                     problem(
                         format!("forecast[{i}].horizons[{j}]"),
-                        format!("{h} is not a positive multiple of storage.step ({})", self.storage.step),
+                        format!(
+                            "{h} is not a positive multiple of storage.step ({})",
+                            self.storage.step
+                        ),
                     );
                     continue;
                 }
@@ -402,12 +410,18 @@ impl FileConfig {
                 if steps > ring_len {
                     problem(
                         format!("forecast[{i}].horizons[{j}]"),
-                        format!("{h} is longer than storage.retention ({})", self.storage.retention),
+                        format!(
+                            "{h} is longer than storage.retention ({})",
+                            self.storage.retention
+                        ),
                     );
                     continue;
                 }
                 if horizons.iter().any(|x: &Horizon| x.steps == steps) {
-                    problem(format!("forecast[{i}].horizons[{j}]"), format!("{h} is listed twice"));
+                    problem(
+                        format!("forecast[{i}].horizons[{j}]"),
+                        format!("{h} is listed twice"),
+                    );
                     continue;
                 }
                 horizons.push(Horizon {
@@ -456,7 +470,10 @@ impl FileConfig {
                 );
             }
             if f.model == ModelChoice::SeasonalNaive && seasons.is_empty() {
-                problem(at("seasons"), "`seasonal_naive` needs at least one season".into());
+                problem(
+                    at("seasons"),
+                    "`seasonal_naive` needs at least one season".into(),
+                );
             }
             if let Some(selector) = selector {
                 forecast.push(ForecastSpec {

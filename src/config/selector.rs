@@ -71,11 +71,9 @@ impl Selector {
 
     /// `get(name)` returns the label's value, or `None` when the series lacks it.
     pub fn matches<'a>(&self, get: impl Fn(&str) -> Option<&'a str>) -> bool {
-        self.groups.iter().any(|group| {
-            group
-                .iter()
-                .all(|m| m.is_match(get(&m.name).unwrap_or("")))
-        })
+        self.groups
+            .iter()
+            .any(|group| group.iter().all(|m| m.is_match(get(&m.name).unwrap_or(""))))
     }
 
     /// The metric name this selector requires, if it pins one with `=`: lets the store skip
@@ -142,7 +140,10 @@ mod tests {
     #[test]
     fn name_outside_braces_and_missing_labels() {
         let s = Selector::parse(r#"up{instance=""}"#).unwrap();
-        assert!(s.matches(labels(&[("__name__", "up")])), "missing label reads as empty");
+        assert!(
+            s.matches(labels(&[("__name__", "up")])),
+            "missing label reads as empty"
+        );
         assert!(!s.matches(labels(&[("__name__", "up"), ("instance", "a")])));
         assert!(!s.matches(labels(&[("__name__", "upx")])));
     }

@@ -22,7 +22,11 @@ struct SeriesJson<'a> {
 }
 
 /// Builds the response body; `Err` is a client error message (400).
-pub fn forecasts_json(snapshot: &Snapshot, selector: Option<&str>, limit: usize) -> Result<Value, String> {
+pub fn forecasts_json(
+    snapshot: &Snapshot,
+    selector: Option<&str>,
+    limit: usize,
+) -> Result<Value, String> {
     let selector = match selector {
         Some(s) if !s.trim().is_empty() => Selector::parse(s).map_err(|e| e.to_string())?,
         _ => Selector::all(),
@@ -98,14 +102,24 @@ mod tests {
             model: Some(ModelKind::Naive),
             origin_ms: 60_000,
             fitted_ms: 60_000,
-            points: vec![Point { yhat: 2.0, lower: 1.0, upper: 3.0 }],
+            points: vec![Point {
+                yhat: 2.0,
+                lower: 1.0,
+                upper: 3.0,
+            }],
         };
         Snapshot {
             generated_ms: 120_000,
             horizons: vec![vec![("5m".into(), 300_000)]],
             series: vec![
                 mk("web", SeriesState::Ready),
-                mk("api", SeriesState::WarmingUp { for_model: "naive", points_needed: 4 }),
+                mk(
+                    "api",
+                    SeriesState::WarmingUp {
+                        for_model: "naive",
+                        points_needed: 4,
+                    },
+                ),
             ],
         }
     }

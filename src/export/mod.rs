@@ -69,7 +69,11 @@ impl Snapshot {
 
     /// Calls `f(labels, value)` for every exported sample, building the output labels in
     /// `buf` (sorted by name) without allocating per sample once `buf` has grown.
-    pub fn for_each_sample(&self, buf: &mut Vec<(String, String)>, mut f: impl FnMut(&[(String, String)], f64)) {
+    pub fn for_each_sample(
+        &self,
+        buf: &mut Vec<(String, String)>,
+        mut f: impl FnMut(&[(String, String)], f64),
+    ) {
         for s in self.ready() {
             let horizons = &self.horizons[s.spec as usize];
             for (h, p) in horizons.iter().zip(&s.points) {
@@ -111,7 +115,9 @@ pub fn output_labels(input: &LabelSet, horizon: &str, kind: &str, buf: &mut Vec<
         bv.push_str(suffix);
         n += 1;
     };
-    let mut extra = [("horizon", horizon), ("ml_forecast", kind)].into_iter().peekable();
+    let mut extra = [("horizon", horizon), ("ml_forecast", kind)]
+        .into_iter()
+        .peekable();
     for (name, value) in input.iter() {
         while let Some((en, ev)) = extra.peek().copied() {
             if en < name {
@@ -180,7 +186,12 @@ mod tests {
             ]
         );
         // Reusing the buffer for a shorter set truncates it.
-        output_labels(&LabelSet::from_pairs([("__name__", "x")]), "5m", "yhat", &mut buf);
+        output_labels(
+            &LabelSet::from_pairs([("__name__", "x")]),
+            "5m",
+            "yhat",
+            &mut buf,
+        );
         assert_eq!(buf.len(), 3);
         assert_eq!(buf[2], ("ml_forecast".to_string(), "yhat".to_string()));
     }

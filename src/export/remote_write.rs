@@ -93,11 +93,29 @@ pub fn spawn(
         };
         let mut deadline: Option<tokio::time::Instant> = None;
         loop {
-            let next = sender.queue.snapshots.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
-            let depth = sender.queue.snapshots.lock().unwrap_or_else(|e| e.into_inner()).len();
-            sender.queue.metrics().queue_depth.store(depth as u64, Relaxed);
+            let next = sender
+                .queue
+                .snapshots
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop_front();
+            let depth = sender
+                .queue
+                .snapshots
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .len();
+            sender
+                .queue
+                .metrics()
+                .queue_depth
+                .store(depth as u64, Relaxed);
             match next {
-                Some(snapshot) => sender.send_snapshot(&snapshot, &mut shutdown, &mut deadline, flush_deadline).await,
+                Some(snapshot) => {
+                    sender
+                        .send_snapshot(&snapshot, &mut shutdown, &mut deadline, flush_deadline)
+                        .await
+                }
                 None if deadline.is_some() || *shutdown.borrow() => break,
                 None => {
                     tokio::select! {
@@ -166,7 +184,10 @@ impl Sender {
                 Ok(b) => bytes::Bytes::from(b),
                 Err(e) => {
                     tracing::error!(url = %self.spec.url, error = %e, "snappy compression failed");
-                    self.queue.metrics().samples_failed.fetch_add(samples, Relaxed);
+                    self.queue
+                        .metrics()
+                        .samples_failed
+                        .fetch_add(samples, Relaxed);
                     continue;
                 }
             };
@@ -176,18 +197,25 @@ impl Sender {
                     Outcome::Sent => {
                         let m = self.queue.metrics();
                         m.samples_sent.fetch_add(samples, Relaxed);
-                        m.last_success_ms.store(crate::store::now_ms().max(0) as u64, Relaxed);
+                        m.last_success_ms
+                            .store(crate::store::now_ms().max(0) as u64, Relaxed);
                         break;
                     }
                     Outcome::Drop(reason) => {
                         tracing::warn!(url = %self.spec.url, %reason, samples, "remote write rejected the batch; dropped");
-                        self.queue.metrics().samples_failed.fetch_add(samples, Relaxed);
+                        self.queue
+                            .metrics()
+                            .samples_failed
+                            .fetch_add(samples, Relaxed);
                         break;
                     }
                     Outcome::Retry(reason) => {
                         if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
                             tracing::warn!(url = %self.spec.url, %reason, samples, "shutdown deadline passed; batch dropped");
-                            self.queue.metrics().samples_failed.fetch_add(samples, Relaxed);
+                            self.queue
+                                .metrics()
+                                .samples_failed
+                                .fetch_add(samples, Relaxed);
                             break;
                         }
                         tracing::debug!(url = %self.spec.url, %reason, ?backoff, "remote write failed; retrying");

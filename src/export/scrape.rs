@@ -38,7 +38,12 @@ pub fn render_forecasts(snapshot: &Snapshot, out: &mut String) {
 }
 
 fn write_sample(out: &mut String, labels: &[(String, String)], value: f64) {
-    out.push_str(labels.iter().find(|(n, _)| n == "__name__").map_or("", |(_, v)| v));
+    out.push_str(
+        labels
+            .iter()
+            .find(|(n, _)| n == "__name__")
+            .map_or("", |(_, v)| v),
+    );
     out.push('{');
     let mut first = true;
     for (n, v) in labels {
@@ -84,7 +89,11 @@ mod tests {
             model: Some(ModelKind::Naive),
             origin_ms: 0,
             fitted_ms: 0,
-            points: vec![Point { yhat: 2.0, lower: 1.0, upper: 3.5 }],
+            points: vec![Point {
+                yhat: 2.0,
+                lower: 1.0,
+                upper: 3.5,
+            }],
         };
         let snap = Snapshot {
             generated_ms: 1,
@@ -98,7 +107,12 @@ mod tests {
         let mut out = String::new();
         render_forecasts(&snap, &mut out);
         assert!(out.contains("# TYPE a:x:predicted gauge\n"), "{out}");
-        assert!(out.contains("a:x:predicted{horizon=\"5m\",job=\"w\\\"eb\",ml_forecast=\"yhat_upper\"} 3.5\n"), "{out}");
+        assert!(
+            out.contains(
+                "a:x:predicted{horizon=\"5m\",job=\"w\\\"eb\",ml_forecast=\"yhat_upper\"} 3.5\n"
+            ),
+            "{out}"
+        );
         assert!(!out.contains("c:x"), "stale series are not exported");
         assert!(out.find("a:x").unwrap() < out.find("b:x").unwrap());
         assert_eq!(out.lines().filter(|l| !l.starts_with('#')).count(), 6);

@@ -125,10 +125,15 @@ mod tests {
     #[test]
     fn naive_repeats_last_value_with_band_from_changes() {
         // A random walk with steps of exactly +1 or -1: 1-step errors are +-1.
-        let values: Vec<f32> = (0..200).map(|i| if i % 2 == 0 { 10.0 } else { 11.0 }).collect();
+        let values: Vec<f32> = (0..200)
+            .map(|i| if i % 2 == 0 { 10.0 } else { 11.0 })
+            .collect();
         let mut errors = Vec::new();
         let p = lagged_forecast(&values, 1, 1, (0.1, 0.9), &mut errors).unwrap();
-        assert!((p.lower - 10.0).abs() < 1e-6 && (p.upper - 12.0).abs() < 1e-6, "{p:?}");
+        assert!(
+            (p.lower - 10.0).abs() < 1e-6 && (p.upper - 12.0).abs() < 1e-6,
+            "{p:?}"
+        );
         // Two steps ahead the alternation cancels: errors are all 0.
         let p = lagged_forecast(&values, 1, 2, (0.1, 0.9), &mut errors).unwrap();
         assert_eq!((p.lower, p.yhat, p.upper), (11.0, 11.0, 11.0));
@@ -167,6 +172,9 @@ mod tests {
         // Median one-step change 2, scaled by sqrt(25) = 5.
         assert_eq!(p.yhat, 22.0 + 10.0);
         assert!(lagged_forecast(&values[..4], 1, 25, (0.1, 0.9), &mut errors).is_none());
-        assert!(lagged_forecast(&values, 24, 25, (0.1, 0.9), &mut errors).is_none(), "seasonal needs its own errors");
+        assert!(
+            lagged_forecast(&values, 24, 25, (0.1, 0.9), &mut errors).is_none(),
+            "seasonal needs its own errors"
+        );
     }
 }

@@ -40,7 +40,11 @@ pub enum MstlError {
 
 /// Seasons (in steps) usable with `n` points: two full cycles each.
 pub fn usable_seasons(seasons: &[usize], n: usize) -> Vec<usize> {
-    seasons.iter().copied().filter(|&p| p >= 2 && n >= 2 * p).collect()
+    seasons
+        .iter()
+        .copied()
+        .filter(|&p| p >= 2 && n >= 2 * p)
+        .collect()
 }
 
 /// Fits on `values` (oldest to newest; NaN gaps are interpolated) whose last point is
@@ -53,7 +57,10 @@ pub fn fit_path(
     quantiles: (f64, f64),
 ) -> Result<Path, MstlError> {
     // Leading gaps cannot be interpolated; start at the first observed point.
-    let first = values.iter().position(|v| v.is_finite()).ok_or(MstlError::TooShort)?;
+    let first = values
+        .iter()
+        .position(|v| v.is_finite())
+        .ok_or(MstlError::TooShort)?;
     let y: Vec<f64> = values[first..].iter().map(|&v| v as f64).collect();
     let periods = usable_seasons(seasons, y.len());
     if periods.is_empty() {
@@ -140,7 +147,11 @@ mod tests {
             .skip(1)
             .filter_map(|l| l.split(',').nth(1)?.trim().parse().ok())
             .collect();
-        let y: Vec<f32> = per_min.chunks(10).take(144 * 10).map(|c| c.iter().sum()).collect();
+        let y: Vec<f32> = per_min
+            .chunks(10)
+            .take(144 * 10)
+            .map(|c| c.iter().sum())
+            .collect();
         let (mut inside, mut total, mut err, mut naive_err) = (0, 0, 0.0, 0.0);
         for k in 0..16 {
             let end = 144 * 3 + k * 53;
@@ -160,14 +171,27 @@ mod tests {
             }
         }
         let coverage = inside as f64 / total as f64;
-        eprintln!("coverage {coverage:.2}, mae mstl {:.1}, naive {:.1}", err / total as f64, naive_err / total as f64);
-        assert!(coverage > 0.4, "an 80% band held only {coverage:.2} of the actuals");
-        assert!(err < naive_err * 1.25, "mstl mae {err} vs naive {naive_err}");
+        eprintln!(
+            "coverage {coverage:.2}, mae mstl {:.1}, naive {:.1}",
+            err / total as f64,
+            naive_err / total as f64
+        );
+        assert!(
+            coverage > 0.4,
+            "an 80% band held only {coverage:.2} of the actuals"
+        );
+        assert!(
+            err < naive_err * 1.25,
+            "mstl mae {err} vs naive {naive_err}"
+        );
     }
 
     #[test]
     fn too_short_is_an_error() {
         let y = vec![1.0f32; 30];
-        assert!(matches!(fit_path(&y, 0, &[24], 5, (0.1, 0.9)), Err(MstlError::TooShort)));
+        assert!(matches!(
+            fit_path(&y, 0, &[24], 5, (0.1, 0.9)),
+            Err(MstlError::TooShort)
+        ));
     }
 }

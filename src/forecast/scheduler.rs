@@ -152,8 +152,14 @@ impl Scheduler {
                 .store((finished - due).max(0) as u64, Relaxed);
             let missed = (finished - due) / step_ms;
             if missed > 0 {
-                self.telemetry.forecast_steps_skipped.fetch_add(missed as u64, Relaxed);
-                tracing::warn!(missed, step_ms, "forecast step overran; skipping missed steps");
+                self.telemetry
+                    .forecast_steps_skipped
+                    .fetch_add(missed as u64, Relaxed);
+                tracing::warn!(
+                    missed,
+                    step_ms,
+                    "forecast step overran; skipping missed steps"
+                );
             }
         }
     }
@@ -163,7 +169,9 @@ impl Scheduler {
         let t0 = Instant::now();
         self.steps += 1;
         let evicted = self.store.evict_idle(now_ms);
-        self.telemetry.series_evicted.fetch_add(evicted as u64, Relaxed);
+        self.telemetry
+            .series_evicted
+            .fetch_add(evicted as u64, Relaxed);
         let step_ms = self.store.step_ms();
         let now_bucket = now_ms.div_euclid(step_ms);
         let refit_deadline = t0 + Duration::from_millis(step_ms as u64 / 2);
@@ -275,7 +283,8 @@ impl Scheduler {
                 if observed >= MIN_POINTS.min(window) && values.len() >= window {
                     let start = self.lstm_values.len();
                     self.lstm_values.extend_from_slice(values);
-                    self.lstm_rows.push((out.len(), start, values.len(), origin_ms));
+                    self.lstm_rows
+                        .push((out.len(), start, values.len(), origin_ms));
                     result.model = Some(ModelKind::Lstm);
                     out.push(result);
                     return None;
@@ -283,7 +292,9 @@ impl Scheduler {
                 if !auto {
                     result.state = SeriesState::WarmingUp {
                         for_model: "lstm",
-                        points_needed: window.saturating_sub(values.len()).max(MIN_POINTS.saturating_sub(observed)),
+                        points_needed: window
+                            .saturating_sub(values.len())
+                            .max(MIN_POINTS.saturating_sub(observed)),
                     };
                     return Some(result);
                 }
@@ -308,7 +319,11 @@ impl Scheduler {
                 seen: 0,
             });
             state.seen = self.steps;
-            let targets_ok = |p: &Path| spec.horizons.iter().all(|h| p.at(job.origin + h.steps as i64).is_some());
+            let targets_ok = |p: &Path| {
+                spec.horizons
+                    .iter()
+                    .all(|h| p.at(job.origin + h.steps as i64).is_some())
+            };
             let due = match &state.path {
                 None => true,
                 Some(p) => job.origin - p.origin >= spec.refit_every as i64 || !targets_ok(p),
@@ -316,13 +331,20 @@ impl Scheduler {
             let mut fit_error = None;
             if due {
                 if Instant::now() < refit_deadline {
-                    match fit_path(values, job.origin, &usable, max_h + spec.refit_every + MAX_PAD as usize, quantiles) {
+                    match fit_path(
+                        values,
+                        job.origin,
+                        &usable,
+                        max_h + spec.refit_every + MAX_PAD as usize,
+                        quantiles,
+                    ) {
                         Ok(p) => {
                             state.path = Some(p);
                             state.fitted_ms = origin_ms;
                         }
                         Err(e) => {
-                            self.telemetry.forecast_errors[Telemetry::model_index("mstl")].fetch_add(1, Relaxed);
+                            self.telemetry.forecast_errors[Telemetry::model_index("mstl")]
+                                .fetch_add(1, Relaxed);
                             state.path = None;
                             fit_error = Some(e.to_string());
                         }
@@ -342,7 +364,9 @@ impl Scheduler {
                 return Some(result);
             }
             if let (Some(reason), false) = (&fit_error, auto) {
-                result.state = SeriesState::Failed { reason: reason.clone() };
+                result.state = SeriesState::Failed {
+                    reason: reason.clone(),
+                };
                 return Some(result);
             }
             // No usable path this step (deferred or failed under auto): a baseline serves.
@@ -362,7 +386,9 @@ impl Scheduler {
         if self.lstm_rows.is_empty() {
             return;
         }
-        let Some(lstm) = self.lstm.clone() else { return };
+        let Some(lstm) = self.lstm.clone() else {
+            return;
+        };
         let histories: Vec<History<'_>> = self
             .lstm_rows
             .iter()
@@ -379,7 +405,9 @@ impl Scheduler {
         for (row, &(idx, start, len, _)) in self.lstm_rows.iter().enumerate() {
             let f = &mut out[idx];
             let spec = &self.config.forecast[f.spec as usize];
-            let plan = self.lstm_plans[f.spec as usize].as_ref().expect("queued only with a plan");
+            let plan = self.lstm_plans[f.spec as usize]
+                .as_ref()
+                .expect("queued only with a plan");
             let points: Option<Vec<Point>> = result.as_ref().ok().and_then(|_| {
                 let r = &self.lstm_out[row * per_row..(row + 1) * per_row];
                 let pts: Vec<Point> = plan
@@ -387,7 +415,12 @@ impl Scheduler {
                     .iter()
                     .map(|&h| {
                         let q = |i: usize| r[h * nq + plan.quantiles[i]] as f64;
-                        Point { yhat: q(1), lower: q(0), upper: q(2) }.ordered()
+                        Point {
+                            yhat: q(1),
+                            lower: q(0),
+                            upper: q(2),
+                        }
+                        .ordered()
                     })
                     .collect();
                 pts.iter().all(Point::is_finite).then_some(pts)
@@ -395,7 +428,8 @@ impl Scheduler {
             match points {
                 Some(p) => f.points = p,
                 None => {
-                    self.telemetry.forecast_errors[Telemetry::model_index("lstm")].fetch_add(1, Relaxed);
+                    self.telemetry.forecast_errors[Telemetry::model_index("lstm")]
+                        .fetch_add(1, Relaxed);
                     let reason = match &result {
                         Err(e) => e.to_string(),
                         Ok(()) => "lstm produced non-finite forecasts".to_string(),
@@ -427,14 +461,24 @@ impl Scheduler {
 fn lstm_plan(model: &LstmModel, config: &Config, spec: &ForecastSpec) -> Result<LstmPlan, String> {
     let durations: Vec<Duration> = spec.horizons.iter().map(|h| h.duration).collect();
     model
-        .check_fits(config.step, &durations, &[spec.lower_quantile, spec.upper_quantile])
+        .check_fits(
+            config.step,
+            &durations,
+            &[spec.lower_quantile, spec.upper_quantile],
+        )
         .map_err(|e| e.to_string())?;
     let meta = model.meta();
     let horizons = durations
         .iter()
-        .map(|d| meta.horizon_index(*d).ok_or_else(|| format!("no horizon {d:?}")))
+        .map(|d| {
+            meta.horizon_index(*d)
+                .ok_or_else(|| format!("no horizon {d:?}"))
+        })
         .collect::<Result<_, _>>()?;
-    let q = |x: f64| meta.quantile_index(x).ok_or_else(|| format!("no quantile {x}"));
+    let q = |x: f64| {
+        meta.quantile_index(x)
+            .ok_or_else(|| format!("no quantile {x}"))
+    };
     Ok(LstmPlan {
         horizons,
         quantiles: [q(spec.lower_quantile)?, q(0.5)?, q(spec.upper_quantile)?],
@@ -475,7 +519,11 @@ fn baseline(
         _ => (ModelKind::Naive, 1),
     };
     // Naive starts early (its band falls back to scaled one-step errors).
-    let need = if lag == 1 { MIN_POINTS } else { needed_for_lag(spec, lag) };
+    let need = if lag == 1 {
+        MIN_POINTS
+    } else {
+        needed_for_lag(spec, lag)
+    };
     if n < need {
         return Err(SeriesState::WarmingUp {
             for_model: kind.as_str(),
@@ -505,7 +553,10 @@ mod tests {
 
     /// NASA HTTP requests per minute (July 1995), from ../shared/data.
     fn nasa() -> Vec<f64> {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/nasa_http_1995/nasa_requests_per_minute.csv");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/data/nasa_http_1995/nasa_requests_per_minute.csv"
+        );
         let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
         text.lines()
             .skip(1)
@@ -518,19 +569,39 @@ mod tests {
         let store = Arc::new(Store::new(&config, 0));
         let telemetry = Arc::new(Telemetry::default());
         let cell = Arc::new(SnapshotCell::new(Snapshot::empty(&config)));
-        let s = Scheduler::new(config.clone(), store.clone(), telemetry.clone(), cell, Vec::new(), None).unwrap();
+        let s = Scheduler::new(
+            config.clone(),
+            store.clone(),
+            telemetry.clone(),
+            cell,
+            Vec::new(),
+            None,
+        )
+        .unwrap();
         (config, store, telemetry, s)
     }
 
     fn push(store: &Store, job: &str, values: &[f64], first_ms: i64, step_ms: i64) {
-        let labels = [LabelRef::new("__name__", "job:req:rate1m"), LabelRef::new("job", job)];
+        let labels = [
+            LabelRef::new("__name__", "job:req:rate1m"),
+            LabelRef::new("job", job),
+        ];
         let samples: Vec<Sample> = values
             .iter()
             .enumerate()
-            .map(|(i, v)| Sample { value: *v, timestamp: first_ms + i as i64 * step_ms })
+            .map(|(i, v)| Sample {
+                value: *v,
+                timestamp: first_ms + i as i64 * step_ms,
+            })
             .collect();
         let last_ms = samples.last().map_or(first_ms, |s| s.timestamp);
-        store.append(hash_labels(&labels), &labels, &samples, last_ms, &mut AppendStats::default());
+        store.append(
+            hash_labels(&labels),
+            &labels,
+            &samples,
+            last_ms,
+            &mut AppendStats::default(),
+        );
     }
 
     const YAML: &str = r#"
@@ -545,23 +616,43 @@ forecast:
     fn auto_moves_up_the_models_as_history_grows() {
         let y = nasa();
         let (_, store, _, mut sched) = setup(YAML);
-        let cases = [(3, None), (8, Some(ModelKind::Naive)), (80, Some(ModelKind::SeasonalNaive)), (150, Some(ModelKind::Mstl))];
+        let cases = [
+            (3, None),
+            (8, Some(ModelKind::Naive)),
+            (80, Some(ModelKind::SeasonalNaive)),
+            (150, Some(ModelKind::Mstl)),
+        ];
         let now = 149 * 60_000;
         for (i, (n, _)) in cases.into_iter().enumerate() {
             let job = format!("j{i}");
-            push(&store, &job, &y[1000..1000 + n], now - (n as i64 - 1) * 60_000, 60_000);
+            push(
+                &store,
+                &job,
+                &y[1000..1000 + n],
+                now - (n as i64 - 1) * 60_000,
+                60_000,
+            );
         }
         let snap = sched.step(now);
         for (i, (n, want)) in cases.into_iter().enumerate() {
             let job = format!("j{i}");
-            let s = snap.series.iter().find(|s| s.labels.get("job") == Some(&job)).unwrap();
+            let s = snap
+                .series
+                .iter()
+                .find(|s| s.labels.get("job") == Some(&job))
+                .unwrap();
             assert_eq!(s.model, want, "{n} points: {:?}", s.state);
             match want {
-                None => assert!(matches!(s.state, SeriesState::WarmingUp { points_needed, .. } if points_needed > 0)),
+                None => assert!(
+                    matches!(s.state, SeriesState::WarmingUp { points_needed, .. } if points_needed > 0)
+                ),
                 Some(_) => {
                     assert_eq!(s.state, SeriesState::Ready);
                     assert_eq!(s.points.len(), 2);
-                    assert!(s.points.iter().all(|p| p.is_finite() && p.lower <= p.yhat && p.yhat <= p.upper));
+                    assert!(s
+                        .points
+                        .iter()
+                        .all(|p| p.is_finite() && p.lower <= p.yhat && p.yhat <= p.upper));
                 }
             }
         }
@@ -572,7 +663,13 @@ forecast:
         let y = nasa();
         let (_, store, _, mut sched) = setup(YAML);
         push(&store, "a", &y[..30], 0, 60_000);
-        push(&store, "a", &[f64::from_bits(STALE_NAN_BITS)], 30 * 60_000, 60_000);
+        push(
+            &store,
+            "a",
+            &[f64::from_bits(STALE_NAN_BITS)],
+            30 * 60_000,
+            60_000,
+        );
         let snap = sched.step(31 * 60_000);
         assert_eq!(snap.series[0].state, SeriesState::Stale);
         assert_eq!(snap.ready().count(), 0);
@@ -605,7 +702,11 @@ forecast:
         let deferred = telemetry.refits_deferred.load(Relaxed);
         assert!(deferred > 0, "600 fits in {took:?} without deferring any");
         assert_eq!(snap.series.len(), 600);
-        let mstl = snap.series.iter().filter(|s| s.model == Some(ModelKind::Mstl)).count();
+        let mstl = snap
+            .series
+            .iter()
+            .filter(|s| s.model == Some(ModelKind::Mstl))
+            .count();
         assert_eq!(mstl as u64 + deferred, 600);
         // Deferred series have no path yet: a baseline serves them this step.
         for s in &snap.series {
@@ -614,9 +715,20 @@ forecast:
         }
         // The next step serves the fitted ones from their paths (no refit due) and fits more.
         let snap2 = sched.step(601_000);
-        let mstl2 = snap2.series.iter().filter(|s| s.model == Some(ModelKind::Mstl)).count();
+        let mstl2 = snap2
+            .series
+            .iter()
+            .filter(|s| s.model == Some(ModelKind::Mstl))
+            .count();
         assert!(mstl2 > mstl, "{mstl2} <= {mstl}");
-        let aged = snap2.series.iter().filter(|s| s.model == Some(ModelKind::Mstl) && s.fitted_ms < snap2.generated_ms).count();
-        assert!(aged > 0, "forecasts read forward from an earlier fit carry their age");
+        let aged = snap2
+            .series
+            .iter()
+            .filter(|s| s.model == Some(ModelKind::Mstl) && s.fitted_ms < snap2.generated_ms)
+            .count();
+        assert!(
+            aged > 0,
+            "forecasts read forward from an earlier fit carry their age"
+        );
     }
 }

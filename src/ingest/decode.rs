@@ -192,7 +192,10 @@ fn decode_series<'a>(
 
 fn decode_label(buf: &[u8]) -> Result<LabelRef<'_>, DecodeError> {
     let mut r = Reader::new(buf);
-    let mut label = LabelRef { name: b"", value: b"" };
+    let mut label = LabelRef {
+        name: b"",
+        value: b"",
+    };
     while !r.done() {
         let (field, wt) = r.key()?;
         match field {
@@ -237,25 +240,43 @@ fn decode_sample(buf: &[u8]) -> Result<Sample, DecodeError> {
 mod tests {
     use super::*;
     use crate::proto::prometheus as pb;
-    use prost::Message;
     use proptest::prelude::*;
+    use prost::Message;
 
     fn request() -> pb::WriteRequest {
         pb::WriteRequest {
             timeseries: vec![
                 pb::TimeSeries {
                     labels: vec![
-                        pb::Label { name: "__name__".into(), value: "job:req:rate5m".into() },
-                        pb::Label { name: "job".into(), value: "web".into() },
+                        pb::Label {
+                            name: "__name__".into(),
+                            value: "job:req:rate5m".into(),
+                        },
+                        pb::Label {
+                            name: "job".into(),
+                            value: "web".into(),
+                        },
                     ],
                     samples: vec![
-                        pb::Sample { value: 1.5, timestamp: 1_700_000_000_000 },
-                        pb::Sample { value: -2.0, timestamp: -5 },
+                        pb::Sample {
+                            value: 1.5,
+                            timestamp: 1_700_000_000_000,
+                        },
+                        pb::Sample {
+                            value: -2.0,
+                            timestamp: -5,
+                        },
                     ],
                 },
                 pb::TimeSeries {
-                    labels: vec![pb::Label { name: "__name__".into(), value: "up".into() }],
-                    samples: vec![pb::Sample { value: f64::NAN, timestamp: 7 }],
+                    labels: vec![pb::Label {
+                        name: "__name__".into(),
+                        value: "up".into(),
+                    }],
+                    samples: vec![pb::Sample {
+                        value: f64::NAN,
+                        timestamp: 7,
+                    }],
                 },
             ],
         }
@@ -288,7 +309,13 @@ mod tests {
         let got = decode_all(&req.encode_to_vec()).unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].0[0], ("__name__".into(), "job:req:rate5m".into()));
-        assert_eq!(got[0].1, vec![(1.5f64.to_bits(), 1_700_000_000_000), ((-2.0f64).to_bits(), -5)]);
+        assert_eq!(
+            got[0].1,
+            vec![
+                (1.5f64.to_bits(), 1_700_000_000_000),
+                ((-2.0f64).to_bits(), -5)
+            ]
+        );
         assert_eq!(got[1].1[0].0, f64::NAN.to_bits());
     }
 
@@ -307,10 +334,16 @@ mod tests {
             // Any strict prefix either decodes fewer series or fails; never panics.
             let _ = decode_all(&buf[..cut]);
         }
-        assert_eq!(decode_all(&buf[..buf.len() - 1]), Err(DecodeError::Truncated));
+        assert_eq!(
+            decode_all(&buf[..buf.len() - 1]),
+            Err(DecodeError::Truncated)
+        );
         assert_eq!(decode_all(&[0x0a, 0x05, 0x0a]), Err(DecodeError::Truncated));
         assert!(matches!(decode_all(&[0x17]), Err(DecodeError::WireType(7))));
-        assert!(matches!(decode_all(&[0x08, 0x01]), Err(DecodeError::FieldType { field: 1, .. })));
+        assert!(matches!(
+            decode_all(&[0x08, 0x01]),
+            Err(DecodeError::FieldType { field: 1, .. })
+        ));
     }
 
     proptest! {

@@ -32,7 +32,8 @@ use decode::{decode_write_request, DecodeError, Scratch};
 
 /// Suffixes of the series promcast itself writes. A Prometheus that forwards everything it
 /// receives would send them back; they are dropped so no forecast-of-a-forecast loop forms.
-pub const OWN_OUTPUT_SUFFIXES: [&str; 4] = [":predicted", ":forecast", ":anomaly_score", ":anomalous"];
+pub const OWN_OUTPUT_SUFFIXES: [&str; 4] =
+    [":predicted", ":forecast", ":anomaly_score", ":anomalous"];
 /// The label every forecast series carries.
 pub const FORECAST_LABEL: &str = "ml_forecast";
 
@@ -50,7 +51,9 @@ pub fn is_own_output(labels: &[LabelRef<'_>]) -> bool {
 /// Why a request was refused. Messages name the offending value.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    #[error("unsupported Content-Encoding {0:?}: remote write 1.0 bodies must be snappy-compressed")]
+    #[error(
+        "unsupported Content-Encoding {0:?}: remote write 1.0 bodies must be snappy-compressed"
+    )]
     Encoding(String),
     #[error("unsupported Content-Type {0:?}: expected application/x-protobuf (remote write 1.0, prometheus.WriteRequest)")]
     ContentType(String),
@@ -79,7 +82,9 @@ pub enum IngestError {
 impl IngestError {
     pub fn status(&self) -> StatusCode {
         match self {
-            IngestError::Encoding(_) | IngestError::ContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            IngestError::Encoding(_) | IngestError::ContentType(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             IngestError::BodyTooLarge(_) | IngestError::DecompressedTooLarge { .. } => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
@@ -87,7 +92,9 @@ impl IngestError {
             | IngestError::Body(_)
             | IngestError::Decode(_)
             | IngestError::Invalid { .. } => StatusCode::BAD_REQUEST,
-            IngestError::SeriesLimit { .. } | IngestError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            IngestError::SeriesLimit { .. } | IngestError::Busy(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 }
@@ -131,7 +138,11 @@ impl Ingest {
     }
 
     /// Decompresses, decodes, validates and appends one snappy-compressed body.
-    pub fn ingest_snappy(&self, compressed: &[u8], now_ms: i64) -> Result<AppendStats, IngestError> {
+    pub fn ingest_snappy(
+        &self,
+        compressed: &[u8],
+        now_ms: i64,
+    ) -> Result<AppendStats, IngestError> {
         let len = snap::raw::decompress_len(compressed).map_err(IngestError::Snappy)?;
         if len > self.limits.max_decompressed_bytes {
             return Err(IngestError::DecompressedTooLarge {
@@ -213,7 +224,8 @@ impl Ingest {
         });
         let t = &self.telemetry;
         if let Ok(summary) = &decoded {
-            t.samples_received.fetch_add(summary.samples, std::sync::atomic::Ordering::Relaxed);
+            t.samples_received
+                .fetch_add(summary.samples, std::sync::atomic::Ordering::Relaxed);
             t.dropped(Dropped::Histogram, summary.histograms);
         }
         self.count(&stats);
@@ -310,7 +322,10 @@ impl Ingest {
             }
         }
         if !has_name {
-            return Err(format!("series {} has no metric name", display_labels(labels)));
+            return Err(format!(
+                "series {} has no metric name",
+                display_labels(labels)
+            ));
         }
         Ok(())
     }
@@ -327,7 +342,8 @@ pub fn valid_label_name(n: &[u8]) -> bool {
 pub fn valid_metric_name(n: &[u8]) -> bool {
     !n.is_empty()
         && !n[0].is_ascii_digit()
-        && n.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b':')
+        && n.iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b':')
 }
 
 fn display_labels(labels: &[LabelRef<'_>]) -> String {
@@ -372,7 +388,11 @@ fn check_headers(headers: &HeaderMap) -> Result<(), IngestError> {
 }
 
 /// The axum handler.
-pub async fn write_handler(State(ingest): State<Arc<Ingest>>, headers: HeaderMap, body: Body) -> Response {
+pub async fn write_handler(
+    State(ingest): State<Arc<Ingest>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let result = handle(&ingest, &headers, body).await;
     let code = match &result {
         Ok(()) => StatusCode::NO_CONTENT,
@@ -440,7 +460,10 @@ mod tests {
             LabelRef::new("__name__", "x"),
             LabelRef::new("ml_forecast", "yhat")
         ]));
-        assert!(!is_own_output(&[LabelRef::new("__name__", "a:predicted_total")]));
+        assert!(!is_own_output(&[LabelRef::new(
+            "__name__",
+            "a:predicted_total"
+        )]));
     }
 
     #[test]
@@ -451,14 +474,26 @@ mod tests {
         assert!(matches!(check_headers(&h), Err(IngestError::Encoding(_))));
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("snappy"));
         assert!(check_headers(&h).is_ok());
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-protobuf"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-protobuf"),
+        );
         assert!(check_headers(&h).is_ok());
         h.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/x-protobuf;proto=io.prometheus.write.v2.Request"),
         );
-        assert!(matches!(check_headers(&h), Err(IngestError::ContentType(_))));
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        assert!(matches!(check_headers(&h), Err(IngestError::ContentType(_))));
+        assert!(matches!(
+            check_headers(&h),
+            Err(IngestError::ContentType(_))
+        ));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        assert!(matches!(
+            check_headers(&h),
+            Err(IngestError::ContentType(_))
+        ));
     }
 }

@@ -28,7 +28,8 @@ const SEP: u8 = 0xFF;
 pub struct LabelSet(Box<[u8]>);
 
 /// Seeded so that a series hashes the same in every shard lookup within a process.
-const HASH_STATE: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x7072_6f6d_6361_7374);
+const HASH_STATE: foldhash::fast::FixedState =
+    foldhash::fast::FixedState::with_seed(0x7072_6f6d_6361_7374);
 
 /// Hash of a sorted label set; equals [`LabelSet::hash64`] of the interned form.
 pub fn hash_labels(labels: &[LabelRef<'_>]) -> u64 {
@@ -60,7 +61,9 @@ impl LabelSet {
     }
 
     /// Builds from owned pairs in any order (sorted here); for tests and exporters.
-    pub fn from_pairs<N: AsRef<str>, V: AsRef<str>>(pairs: impl IntoIterator<Item = (N, V)>) -> Self {
+    pub fn from_pairs<N: AsRef<str>, V: AsRef<str>>(
+        pairs: impl IntoIterator<Item = (N, V)>,
+    ) -> Self {
         let mut owned: Vec<(N, V)> = pairs.into_iter().collect();
         owned.sort_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
         let refs: Vec<LabelRef<'_>> = owned
@@ -166,7 +169,14 @@ mod tests {
         ];
         let set = LabelSet::from_refs(&refs);
         let pairs: Vec<_> = set.iter().collect();
-        assert_eq!(pairs, [("__name__", "job:x:rate5m"), ("instance", ""), ("job", "web")]);
+        assert_eq!(
+            pairs,
+            [
+                ("__name__", "job:x:rate5m"),
+                ("instance", ""),
+                ("job", "web")
+            ]
+        );
         assert!(set.eq_refs(&refs));
         assert!(!set.eq_refs(&refs[..2]));
         let mut other = refs;

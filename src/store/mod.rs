@@ -209,7 +209,9 @@ impl Store {
         {
             let mut guard = shard.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(slot) = guard.find(hash, labels) {
-                let series = guard.slots[slot as usize].as_mut().expect("indexed slot is live");
+                let series = guard.slots[slot as usize]
+                    .as_mut()
+                    .expect("indexed slot is live");
                 self.push_samples(series, samples, now_s, stats);
                 return;
             }
@@ -250,11 +252,19 @@ impl Store {
                 })
             }
         };
-        let series = guard.slots[slot as usize].as_mut().expect("indexed slot is live");
+        let series = guard.slots[slot as usize]
+            .as_mut()
+            .expect("indexed slot is live");
         self.push_samples(series, samples, now_s, stats);
     }
 
-    fn push_samples(&self, series: &mut Series, samples: &[Sample], now_s: u32, stats: &mut AppendStats) {
+    fn push_samples(
+        &self,
+        series: &mut Series,
+        samples: &[Sample],
+        now_s: u32,
+        stats: &mut AppendStats,
+    ) {
         series.last_seen = now_s;
         for s in samples {
             let bucket = s.timestamp.div_euclid(self.step_ms);
@@ -321,7 +331,10 @@ impl Store {
     pub fn with_series<R>(&self, labels: &LabelSet, f: impl FnOnce(&Series) -> R) -> Option<R> {
         let hash = labels.hash64();
         let refs: Vec<LabelRef<'_>> = labels.iter().map(|(n, v)| LabelRef::new(n, v)).collect();
-        let guard = self.shard_of(hash).lock().unwrap_or_else(|e| e.into_inner());
+        let guard = self
+            .shard_of(hash)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let slot = guard.find(hash, &refs)?;
         guard.slots[slot as usize].as_ref().map(f)
     }
@@ -335,7 +348,8 @@ impl Store {
                 + g.index.capacity() * (std::mem::size_of::<u32>() + 1)
                 + g.free.capacity() * 4;
             for s in g.slots.iter().flatten() {
-                total += s.ring.heap_bytes() + s.labels.heap_bytes() + 2 * std::mem::size_of::<usize>();
+                total +=
+                    s.ring.heap_bytes() + s.labels.heap_bytes() + 2 * std::mem::size_of::<usize>();
             }
         }
         total
@@ -378,19 +392,33 @@ limits: { max_series: 2 }
         let b = refs(&[("__name__", "x:y"), ("job", "web")]);
         let c = refs(&[("__name__", "x:y"), ("job", "api")]);
         let d = refs(&[("__name__", "z:y"), ("job", "web")]);
-        let s = |t: i64, v: f64| Sample { value: v, timestamp: t };
-        store.append(hash_labels(&a), &a, &[s(60_000, 1.0), s(90_000, 2.0)], 0, &mut st);
+        let s = |t: i64, v: f64| Sample {
+            value: v,
+            timestamp: t,
+        };
+        store.append(
+            hash_labels(&a),
+            &a,
+            &[s(60_000, 1.0), s(90_000, 2.0)],
+            0,
+            &mut st,
+        );
         store.append(hash_labels(&b), &b, &[s(60_000, 5.0)], 0, &mut st);
         store.append(hash_labels(&c), &c, &[s(60_000, 5.0)], 0, &mut st);
         assert_eq!(st.unselected, 1, "job=api matches no selector");
         store.append(hash_labels(&d), &d, &[s(60_000, 5.0)], 0, &mut st);
-        assert_eq!(st.series_limit, 1, "third selected series is over max_series");
+        assert_eq!(
+            st.series_limit, 1,
+            "third selected series is over max_series"
+        );
         assert_eq!(store.series_count(), 2);
         let got = store
             .with_series(&LabelSet::from_refs(&a), |s| (s.spec, s.ring.get(1)))
             .unwrap();
         assert_eq!(got, (0, Some(2.0)), "last sample of the bucket wins");
-        let spec_b = store.with_series(&LabelSet::from_refs(&b), |s| s.spec).unwrap();
+        let spec_b = store
+            .with_series(&LabelSet::from_refs(&b), |s| s.spec)
+            .unwrap();
         assert_eq!(spec_b, 1);
     }
 
@@ -401,13 +429,40 @@ limits: { max_series: 2 }
         let a = refs(&[("__name__", "a:b:c")]);
         let h = hash_labels(&a);
         let stale = f64::from_bits(STALE_NAN_BITS);
-        store.append(h, &a, &[Sample { value: 1.0, timestamp: 60_000 }], 0, &mut st);
-        store.append(h, &a, &[Sample { value: stale, timestamp: 120_000 }], 0, &mut st);
+        store.append(
+            h,
+            &a,
+            &[Sample {
+                value: 1.0,
+                timestamp: 60_000,
+            }],
+            0,
+            &mut st,
+        );
+        store.append(
+            h,
+            &a,
+            &[Sample {
+                value: stale,
+                timestamp: 120_000,
+            }],
+            0,
+            &mut st,
+        );
         let set = LabelSet::from_refs(&a);
         assert_eq!(store.with_series(&set, |s| s.stale), Some(true));
         assert_eq!(st.stale_markers, 1);
         assert_eq!(st.appended, 1, "the marker is not a value");
-        store.append(h, &a, &[Sample { value: 3.0, timestamp: 180_000 }], 0, &mut st);
+        store.append(
+            h,
+            &a,
+            &[Sample {
+                value: 3.0,
+                timestamp: 180_000,
+            }],
+            0,
+            &mut st,
+        );
         assert_eq!(store.with_series(&set, |s| s.stale), Some(false));
 
         assert_eq!(store.evict_idle(4 * 60_000), 0);
@@ -415,7 +470,16 @@ limits: { max_series: 2 }
         assert_eq!(store.series_count(), 0);
         assert!(store.with_series(&set, |_| ()).is_none());
         // The slot is reused and the new series gets a new id.
-        store.append(h, &a, &[Sample { value: 1.0, timestamp: 400_000 }], 400_000, &mut st);
+        store.append(
+            h,
+            &a,
+            &[Sample {
+                value: 1.0,
+                timestamp: 400_000,
+            }],
+            400_000,
+            &mut st,
+        );
         assert_eq!(store.series_count(), 1);
         assert_eq!(store.with_series(&set, |s| s.id), Some(SeriesId(2)));
     }

@@ -156,9 +156,17 @@ mod tests {
         assert_eq!(out[2], 3.0);
         assert_eq!(r.push(11, 110, 2.0), Push::Merged, "gap filled");
         assert_eq!(r.get(11), Some(2.0));
-        assert_eq!(r.push(12, 119, 9.0), Push::Merged, "older sample of the head bucket loses");
+        assert_eq!(
+            r.push(12, 119, 9.0),
+            Push::Merged,
+            "older sample of the head bucket loses"
+        );
         assert_eq!(r.get(12), Some(3.0));
-        assert_eq!(r.push(12, 125, 4.0), Push::Appended, "newer sample of the head bucket wins");
+        assert_eq!(
+            r.push(12, 125, 4.0),
+            Push::Appended,
+            "newer sample of the head bucket wins"
+        );
         assert_eq!(r.get(12), Some(4.0));
         assert_eq!(r.push(8, 80, 0.0), Push::TooOld);
         assert_eq!(r.history_len(), 3);
@@ -166,7 +174,10 @@ mod tests {
         assert_eq!(r.history_len(), 4);
         out.clear();
         r.copy_last(4, &mut out);
-        assert!(out[..3].iter().all(|v| v.is_nan()), "a jump clears the ring: {out:?}");
+        assert!(
+            out[..3].iter().all(|v| v.is_nan()),
+            "a jump clears the ring: {out:?}"
+        );
         assert_eq!(out[3], 5.0);
     }
 
