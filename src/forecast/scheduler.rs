@@ -731,4 +731,74 @@ forecast:
             "forecasts read forward from an earlier fit carry their age"
         );
     }
+
+    #[test]
+    fn lstm_rows_are_batched_and_mapped_to_the_entry() {
+        use crate::forecast::neural::{fixture_model, FixtureParams};
+        let yaml = r#"
+storage: { step: 1m, retention: 6h }
+forecast:
+  - selector: '{__name__=~".+:.+"}'
+    horizons: [30m, 5m]
+"#;
+        let config = Arc::new(Config::from_yaml(yaml, "test", None).unwrap());
+        let store = Arc::new(Store::new(&config, 0));
+        let telemetry = Arc::new(Telemetry::default());
+        let cell = Arc::new(SnapshotCell::new(Snapshot::empty(&config)));
+        let model =
+            LstmModel::from_bytes(&fixture_model(&FixtureParams::default()), "fixture").unwrap();
+        let mut sched = Scheduler::new(
+            config.clone(),
+            store.clone(),
+            telemetry.clone(),
+            cell,
+            Vec::new(),
+            Some(Arc::new(model)),
+        )
+        .unwrap();
+        let y = nasa();
+        let now = 1_000 * 60_000;
+        // 700 series (more than one tract batch), plus one too young for the window.
+        for k in 0..700 {
+            push(
+                &store,
+                &format!("s{k}"),
+                &y[k * 7..k * 7 + 40],
+                now - 39 * 60_000,
+                60_000,
+            );
+        }
+        push(&store, "young", &y[..3], now - 2 * 60_000, 60_000);
+        let snap = sched.step(now);
+        let lstm: Vec<_> = snap
+            .series
+            .iter()
+            .filter(|s| s.model == Some(ModelKind::Lstm))
+            .collect();
+        assert_eq!(lstm.len(), 700);
+        for s in &lstm {
+            assert_eq!(s.state, SeriesState::Ready);
+            // Horizons are sorted (5m, 30m) and each point is an ordered, finite band around
+            // a persistence forecast (the fixture's median is near the last value).
+            assert_eq!(s.points.len(), 2);
+            assert!(s
+                .points
+                .iter()
+                .all(|p| p.is_finite() && p.lower <= p.yhat && p.yhat <= p.upper));
+        }
+        let young = snap
+            .series
+            .iter()
+            .find(|s| s.labels.get("job") == Some("young"))
+            .unwrap();
+        assert!(
+            matches!(young.state, SeriesState::WarmingUp { .. }),
+            "{:?}",
+            young.state
+        );
+        assert_eq!(
+            telemetry.forecast_errors[Telemetry::model_index("lstm")].load(Relaxed),
+            0
+        );
+    }
 }
