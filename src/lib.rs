@@ -9,6 +9,7 @@
 //!                                            rings)     neural/)
 //! ```
 //!
+//! - [`anomaly`]: anomaly features and an extended isolation forest, scored per series.
 //! - [`config`]: YAML file form and its validated runtime form; PromQL selectors; durations.
 //! - [`proto`]: Prometheus remote-write/remote-read messages, generated from `proto/` by prost.
 //! - [`ingest`]: the `POST /api/v1/write` handler (content negotiation, size limits, status
@@ -22,6 +23,7 @@
 //! - [`telemetry`]: promcast's own `promcast_*` metrics.
 //! - [`server`]: the HTTP router (`app(state)`), start-up and graceful shutdown.
 
+pub mod anomaly;
 pub mod config;
 pub mod export;
 pub mod forecast;

@@ -93,23 +93,20 @@ pub fn spawn(
         };
         let mut deadline: Option<tokio::time::Instant> = None;
         loop {
-            let next = sender
-                .queue
-                .snapshots
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .pop_front();
-            let depth = sender
-                .queue
-                .snapshots
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .len();
-            sender
-                .queue
-                .metrics()
-                .queue_depth
-                .store(depth as u64, Relaxed);
+            let next = {
+                let mut waiting = sender
+                    .queue
+                    .snapshots
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                let next = waiting.pop_front();
+                sender
+                    .queue
+                    .metrics()
+                    .queue_depth
+                    .store(waiting.len() as u64, Relaxed);
+                next
+            };
             match next {
                 Some(snapshot) => {
                     sender

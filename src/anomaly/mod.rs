@@ -1,0 +1,1 @@
+//! Anomaly scoring (in progress).
