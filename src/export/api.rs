@@ -19,6 +19,11 @@ struct SeriesJson<'a> {
     /// Seconds between the model's last fit and the snapshot.
     age_seconds: f64,
     forecasts: Vec<Value>,
+    /// The newest point's anomaly score (0..1) and direction (1, -1, 0), when scored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    anomaly_score: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    anomalous: Option<i8>,
 }
 
 /// Builds the response body; `Err` is a client error message (400).
@@ -66,6 +71,8 @@ pub fn forecasts_json(
             origin: s.origin_ms as f64 / 1e3,
             age_seconds: ((snapshot.generated_ms - s.fitted_ms).max(0)) as f64 / 1e3,
             forecasts,
+            anomaly_score: s.anomaly.map(|a| a.score),
+            anomalous: s.anomaly.map(|a| a.direction),
         });
     }
     Ok(json!({
@@ -107,6 +114,7 @@ mod tests {
                 lower: 1.0,
                 upper: 3.0,
             }],
+            anomaly: None,
         };
         Snapshot {
             generated_ms: 120_000,

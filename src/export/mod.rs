@@ -22,6 +22,37 @@ use crate::store::LabelSet;
 /// Suffix appended to the input metric name.
 pub const PREDICTED_SUFFIX: &str = ":predicted";
 
+/// The output families written per input series `N{L}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// `N:predicted{L, horizon, ml_forecast}`: the forecast for t + horizon.
+    Predicted,
+    /// `N:anomaly_score{L}`: 0..1, how unusual the newest point is.
+    AnomalyScore,
+    /// `N:anomalous{L}`: 1 above the band and scored anomalous, -1 below, 0 otherwise.
+    Anomalous,
+}
+
+impl Family {
+    pub const ALL: [Family; 3] = [Family::Predicted, Family::AnomalyScore, Family::Anomalous];
+
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Family::Predicted => PREDICTED_SUFFIX,
+            Family::AnomalyScore => ":anomaly_score",
+            Family::Anomalous => ":anomalous",
+        }
+    }
+}
+
+/// An anomaly verdict on a series' newest point.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Anomaly {
+    pub score: f64,
+    /// 1 above, -1 below, 0 normal.
+    pub direction: i8,
+}
+
 /// The three values of the `ml_forecast` label, in the order of [`Point`]'s fields.
 pub const ML_FORECAST: [&str; 3] = ["yhat", "yhat_lower", "yhat_upper"];
 
@@ -39,6 +70,8 @@ pub struct SeriesForecast {
     pub fitted_ms: i64,
     /// One per horizon of the spec, in the same order; empty unless `state` is ready.
     pub points: Vec<Point>,
+    /// The newest point's anomaly verdict, when the entry scores anomalies.
+    pub anomaly: Option<Anomaly>,
 }
 
 /// All forecasts of one step.
@@ -67,22 +100,62 @@ impl Snapshot {
             .filter(|s| s.state == SeriesState::Ready && !s.points.is_empty())
     }
 
-    /// Calls `f(labels, value)` for every exported sample, building the output labels in
-    /// `buf` (sorted by name) without allocating per sample once `buf` has grown.
+    /// Calls `f(labels, value)` for every sample of one family of one series, building the
+    /// output labels in `buf` (sorted by name) without allocating once `buf` has grown.
+    pub fn series_samples(
+        &self,
+        s: &SeriesForecast,
+        family: Family,
+        buf: &mut Vec<(String, String)>,
+        mut f: impl FnMut(&[(String, String)], f64),
+    ) {
+        match family {
+            Family::Predicted => {
+                let horizons = &self.horizons[s.spec as usize];
+                for (h, p) in horizons.iter().zip(&s.points) {
+                    for (kind, value) in ML_FORECAST.iter().zip([p.yhat, p.lower, p.upper]) {
+                        output_labels(
+                            &s.labels,
+                            family.suffix(),
+                            &[("horizon", &h.0), ("ml_forecast", kind)],
+                            buf,
+                        );
+                        f(buf, value);
+                    }
+                }
+            }
+            Family::AnomalyScore | Family::Anomalous => {
+                if let Some(a) = s.anomaly {
+                    output_labels(&s.labels, family.suffix(), &[], buf);
+                    let value = if family == Family::AnomalyScore {
+                        a.score
+                    } else {
+                        a.direction as f64
+                    };
+                    f(buf, value);
+                }
+            }
+        }
+    }
+
+    /// Every exported sample of every family.
     pub fn for_each_sample(
         &self,
         buf: &mut Vec<(String, String)>,
         mut f: impl FnMut(&[(String, String)], f64),
     ) {
         for s in self.ready() {
-            let horizons = &self.horizons[s.spec as usize];
-            for (h, p) in horizons.iter().zip(&s.points) {
-                for (kind, value) in ML_FORECAST.iter().zip([p.yhat, p.lower, p.upper]) {
-                    output_labels(&s.labels, &h.0, kind, buf);
-                    f(buf, value);
-                }
+            for family in Family::ALL {
+                self.series_samples(s, family, buf, &mut f);
             }
         }
+    }
+
+    /// Samples one snapshot exports.
+    pub fn sample_count(&self) -> usize {
+        self.ready()
+            .map(|s| s.points.len() * ML_FORECAST.len() + if s.anomaly.is_some() { 2 } else { 0 })
+            .sum()
     }
 }
 
@@ -99,9 +172,14 @@ pub fn horizons_of(config: &Config) -> Vec<Vec<(String, i64)>> {
         .collect()
 }
 
-/// Output labels of one sample, sorted by name: the input's labels with `:predicted`
-/// appended to the name, plus `horizon` and `ml_forecast` (replacing inputs of those names).
-pub fn output_labels(input: &LabelSet, horizon: &str, kind: &str, buf: &mut Vec<(String, String)>) {
+/// Output labels of one sample, sorted by name: the input's labels with `suffix` appended
+/// to the name, plus `extra` (sorted by name; they replace inputs of the same names).
+pub fn output_labels(
+    input: &LabelSet,
+    suffix: &str,
+    extra: &[(&str, &str)],
+    buf: &mut Vec<(String, String)>,
+) {
     let mut n = 0;
     let mut put = |buf: &mut Vec<(String, String)>, name: &str, value: &str, suffix: &str| {
         if buf.len() <= n {
@@ -115,28 +193,26 @@ pub fn output_labels(input: &LabelSet, horizon: &str, kind: &str, buf: &mut Vec<
         bv.push_str(suffix);
         n += 1;
     };
-    let mut extra = [("horizon", horizon), ("ml_forecast", kind)]
-        .into_iter()
-        .peekable();
+    let mut extra_iter = extra.iter().copied().peekable();
     for (name, value) in input.iter() {
-        while let Some((en, ev)) = extra.peek().copied() {
+        while let Some((en, ev)) = extra_iter.peek().copied() {
             if en < name {
                 put(buf, en, ev, "");
-                extra.next();
+                extra_iter.next();
             } else {
                 break;
             }
         }
-        if name == "horizon" || name == "ml_forecast" {
+        if extra.iter().any(|(en, _)| *en == name) {
             continue;
         }
         if name == "__name__" {
-            put(buf, name, value, PREDICTED_SUFFIX);
+            put(buf, name, value, suffix);
         } else {
             put(buf, name, value, "");
         }
     }
-    for (en, ev) in extra {
+    for (en, ev) in extra_iter {
         put(buf, en, ev, "");
     }
     buf.truncate(n);
@@ -172,7 +248,12 @@ mod tests {
             ("zone", "eu"),
         ]);
         let mut buf = Vec::new();
-        output_labels(&input, "15m", "yhat_lower", &mut buf);
+        output_labels(
+            &input,
+            PREDICTED_SUFFIX,
+            &[("horizon", "15m"), ("ml_forecast", "yhat_lower")],
+            &mut buf,
+        );
         let got: Vec<(&str, &str)> = buf.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
         assert_eq!(
             got,
@@ -186,13 +267,12 @@ mod tests {
             ]
         );
         // Reusing the buffer for a shorter set truncates it.
-        output_labels(
-            &LabelSet::from_pairs([("__name__", "x")]),
-            "5m",
-            "yhat",
-            &mut buf,
+        let short = LabelSet::from_pairs([("__name__", "x"), ("job", "j")]);
+        output_labels(&short, ":anomaly_score", &[], &mut buf);
+        assert_eq!(buf.len(), 2);
+        assert_eq!(
+            buf[0],
+            ("__name__".to_string(), "x:anomaly_score".to_string())
         );
-        assert_eq!(buf.len(), 3);
-        assert_eq!(buf[2], ("ml_forecast".to_string(), "yhat".to_string()));
     }
 }

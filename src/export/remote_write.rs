@@ -58,7 +58,7 @@ impl RemoteWriteQueue {
 }
 
 fn sample_count(s: &Snapshot) -> usize {
-    s.ready().map(|f| f.points.len() * 3).sum()
+    s.sample_count()
 }
 
 /// Starts the sender task for one target. It runs until `shutdown` turns true, then

@@ -5,13 +5,12 @@
 
 use std::fmt::Write as _;
 
-use super::{Snapshot, PREDICTED_SUFFIX};
+use super::{Family, Snapshot};
 use crate::telemetry::{escape_label_value, Telemetry};
 
-/// Encodes the snapshot's forecasts in the text exposition format.
+/// Encodes the snapshot's forecasts and anomaly verdicts in the text exposition format.
 pub fn render_forecasts(snapshot: &Snapshot, out: &mut String) {
-    // One TYPE line per output metric name, written before its first sample. Samples of one
-    // name are contiguous in the text format only if grouped, so group by name first.
+    // Samples of one metric name must be contiguous, after its TYPE line: group by name.
     let mut by_name: Vec<(&str, usize)> = snapshot
         .ready()
         .enumerate()
@@ -20,19 +19,20 @@ pub fn render_forecasts(snapshot: &Snapshot, out: &mut String) {
     by_name.sort_unstable();
     let ready: Vec<_> = snapshot.ready().collect();
     let mut buf = Vec::new();
-    let mut last_name = "";
-    for (name, i) in by_name {
-        if name != last_name {
-            let _ = writeln!(out, "# TYPE {name}{PREDICTED_SUFFIX} gauge");
-            last_name = name;
-        }
-        let s = ready[i];
-        let horizons = &snapshot.horizons[s.spec as usize];
-        for (h, p) in horizons.iter().zip(&s.points) {
-            for (kind, value) in super::ML_FORECAST.iter().zip([p.yhat, p.lower, p.upper]) {
-                super::output_labels(&s.labels, &h.0, kind, &mut buf);
-                write_sample(out, &buf, value);
+    for family in Family::ALL {
+        let mut last_name = None;
+        for &(name, i) in &by_name {
+            let s = ready[i];
+            if family != Family::Predicted && s.anomaly.is_none() {
+                continue;
             }
+            if last_name != Some(name) {
+                let _ = writeln!(out, "# TYPE {name}{} gauge", family.suffix());
+                last_name = Some(name);
+            }
+            snapshot.series_samples(s, family, &mut buf, |labels, value| {
+                write_sample(out, labels, value)
+            });
         }
     }
 }
@@ -94,7 +94,14 @@ mod tests {
                 lower: 1.0,
                 upper: 3.5,
             }],
+            anomaly: None,
         };
+        let mut flagged = mk("a:x", SeriesState::Ready);
+        flagged.labels = Arc::new(LabelSet::from_pairs([("__name__", "a:x"), ("job", "api")]));
+        flagged.anomaly = Some(crate::export::Anomaly {
+            score: 0.8,
+            direction: -1,
+        });
         let snap = Snapshot {
             generated_ms: 1,
             horizons: vec![vec![("5m".into(), 300_000)]],
@@ -102,6 +109,7 @@ mod tests {
                 mk("b:x", SeriesState::Ready),
                 mk("a:x", SeriesState::Ready),
                 mk("c:x", SeriesState::Stale),
+                flagged,
             ],
         };
         let mut out = String::new();
@@ -115,6 +123,19 @@ mod tests {
         );
         assert!(!out.contains("c:x"), "stale series are not exported");
         assert!(out.find("a:x").unwrap() < out.find("b:x").unwrap());
-        assert_eq!(out.lines().filter(|l| !l.starts_with('#')).count(), 6);
+        assert!(
+            out.contains("# TYPE a:x:anomaly_score gauge\na:x:anomaly_score{job=\"api\"} 0.8\n"),
+            "{out}"
+        );
+        assert!(out.contains("a:x:anomalous{job=\"api\"} -1\n"), "{out}");
+        assert_eq!(
+            out.matches("# TYPE a:x:predicted gauge").count(),
+            1,
+            "one TYPE line per name"
+        );
+        assert_eq!(
+            out.lines().filter(|l| !l.starts_with('#')).count(),
+            3 * 3 + 2
+        );
     }
 }

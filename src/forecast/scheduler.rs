@@ -267,6 +267,7 @@ impl Scheduler {
             origin_ms: job.head * step_ms,
             fitted_ms: job.head * step_ms,
             points: Vec::new(),
+            anomaly: None,
         };
         if job.stale {
             result.state = SeriesState::Stale;
