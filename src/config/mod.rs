@@ -94,6 +94,29 @@ pub struct ForecastSection {
     /// forecast path is read forward and its age is exported.
     #[serde(default = "default_refit")]
     pub refit_every: PromDuration,
+    /// Anomaly scoring of each series' newest point (`N:anomaly_score`, `N:anomalous`).
+    #[serde(default)]
+    pub anomaly: AnomalySection,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnomalySection {
+    pub enabled: bool,
+    /// Score (0..1) at or above which a point outside the band is flagged anomalous.
+    pub threshold: f64,
+    /// How often the entry's isolation forest is retrained from the rings.
+    pub retrain_every: PromDuration,
+}
+
+impl Default for AnomalySection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            threshold: 0.65,
+            retrain_every: PromDuration(Duration::from_secs(3600)),
+        }
+    }
 }
 
 fn default_horizons() -> Vec<PromDuration> {
@@ -221,6 +244,14 @@ pub struct ForecastSpec {
     pub seasons: Vec<usize>,
     /// Refit interval in steps (at least 1).
     pub refit_every: usize,
+    pub anomaly: Option<AnomalySpec>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnomalySpec {
+    pub threshold: f64,
+    /// Retrain interval in steps (at least 1).
+    pub retrain_every: usize,
 }
 
 /// One forecast horizon: the label text users see and the number of steps ahead.
@@ -475,6 +506,16 @@ impl FileConfig {
                     "`seasonal_naive` needs at least one season".into(),
                 );
             }
+            if !(0.0..=1.0).contains(&f.anomaly.threshold) {
+                problem(at("anomaly.threshold"), format!("must be within 0..1, got {}", f.anomaly.threshold));
+            }
+            let anomaly = f.anomaly.enabled.then(|| AnomalySpec {
+                threshold: f.anomaly.threshold,
+                retrain_every: (f.anomaly.retrain_every.0.as_millis() as u64)
+                    .checked_div(step_ms)
+                    .unwrap_or(1)
+                    .max(1) as usize,
+            });
             if let Some(selector) = selector {
                 forecast.push(ForecastSpec {
                     selector,
@@ -484,6 +525,7 @@ impl FileConfig {
                     upper_quantile: hi,
                     seasons,
                     refit_every,
+                    anomaly,
                 });
             }
         }
