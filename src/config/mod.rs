@@ -507,7 +507,10 @@ impl FileConfig {
                 );
             }
             if !(0.0..=1.0).contains(&f.anomaly.threshold) {
-                problem(at("anomaly.threshold"), format!("must be within 0..1, got {}", f.anomaly.threshold));
+                problem(
+                    at("anomaly.threshold"),
+                    format!("must be within 0..1, got {}", f.anomaly.threshold),
+                );
             }
             let anomaly = f.anomaly.enabled.then(|| AnomalySpec {
                 threshold: f.anomaly.threshold,
