@@ -26,7 +26,7 @@ use http_body_util::BodyExt;
 use tokio::sync::Semaphore;
 
 use crate::config::Limits;
-use crate::store::{hash_labels, now_ms, AppendStats, LabelRef, Sample, Store};
+use crate::store::{hash_labels, now_ms, AppendStats, Known, LabelRef, Sample, Store};
 use crate::telemetry::{Dropped, Telemetry};
 use decode::{decode_write_request, DecodeError, Scratch};
 
@@ -193,15 +193,6 @@ impl Ingest {
                 sorted.sort_by(|a, b| a.name.cmp(b.name));
                 &sorted
             };
-            if let Err(reason) = self.validate(labels) {
-                invalid += samples.len() as u64;
-                first_error.get_or_insert(reason);
-                return;
-            }
-            if is_own_output(labels) {
-                own += samples.len() as u64;
-                return;
-            }
             let samples = if samples.iter().any(|s| s.timestamp > max_ts) {
                 kept.clear();
                 kept.extend(samples.iter().filter(|s| s.timestamp <= max_ts));
@@ -217,10 +208,29 @@ impl Ingest {
             } else {
                 samples
             };
-            if !samples.is_empty() {
-                self.store
-                    .append(hash_labels(labels), labels, samples, now_ms, &mut stats);
+            if samples.is_empty() {
+                return;
             }
+            // Series seen before were validated then: append (or drop) without re-checking.
+            let hash = hash_labels(labels);
+            if self
+                .store
+                .append_known(hash, labels, samples, now_ms, &mut stats)
+                != Known::New
+            {
+                return;
+            }
+            if let Err(reason) = self.validate(labels) {
+                invalid += samples.len() as u64;
+                first_error.get_or_insert(reason);
+                return;
+            }
+            if is_own_output(labels) {
+                own += samples.len() as u64;
+                self.store.remember_unselected(hash);
+                return;
+            }
+            self.store.append(hash, labels, samples, now_ms, &mut stats);
         });
         let t = &self.telemetry;
         if let Ok(summary) = &decoded {

@@ -86,6 +86,54 @@ struct Shard {
     index: HashTable<u32>,
     slots: Vec<Option<Series>>,
     free: Vec<u32>,
+    /// Label hashes of series known not to be stored (no selector matches, or promcast's
+    /// own output), so a Prometheus that forwards everything costs one lookup per series
+    /// rather than a selector evaluation. Selection depends only on the labels, so an entry
+    /// never goes stale; the set is cleared when it reaches [`UNSELECTED_PER_SHARD`]. Keyed
+    /// by the 64-bit hash alone: a selected series whose hash equals an earlier unselected
+    /// one's (odds ~n²/2⁶⁵) would be dropped as unselected.
+    unselected: hashbrown::HashSet<u64, BuildNoHash>,
+}
+
+/// Negative-cache entries per shard (64 shards: about 1M series, ~9 MiB at most).
+const UNSELECTED_PER_SHARD: usize = 16_384;
+
+/// The keys are already hashes.
+#[derive(Default, Clone, Copy)]
+struct BuildNoHash;
+
+struct NoHash(u64);
+
+impl std::hash::BuildHasher for BuildNoHash {
+    type Hasher = NoHash;
+    fn build_hasher(&self) -> NoHash {
+        NoHash(0)
+    }
+}
+
+impl std::hash::Hasher for NoHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | b as u64;
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+/// What [`Store::append_known`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Known {
+    /// The series is stored: its samples were appended.
+    Appended,
+    /// The series is known not to be stored: its samples were counted as unselected.
+    Unselected,
+    /// Never seen: validate it, then call [`Store::append`].
+    New,
 }
 
 impl Shard {
@@ -194,6 +242,49 @@ impl Store {
             .map(|i| i as u16)
     }
 
+    /// The fast path for series seen before: appends to a stored series, or counts the
+    /// samples of a series known not to be stored. Only [`Known::New`] series need
+    /// validating; those known have passed validation when first seen.
+    pub fn append_known(
+        &self,
+        hash: u64,
+        labels: &[LabelRef<'_>],
+        samples: &[Sample],
+        now_ms: i64,
+        stats: &mut AppendStats,
+    ) -> Known {
+        let mut guard = self
+            .shard_of(hash)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = guard.find(hash, labels) {
+            let now_s = self.seconds_since_epoch(now_ms);
+            let series = guard.slots[slot as usize]
+                .as_mut()
+                .expect("indexed slot is live");
+            self.push_samples(series, samples, now_s, stats);
+            return Known::Appended;
+        }
+        if guard.unselected.contains(&hash) {
+            stats.unselected += samples.len() as u64;
+            return Known::Unselected;
+        }
+        Known::New
+    }
+
+    /// Remembers that the series with this label hash is never stored (see
+    /// [`Store::append_known`]).
+    pub fn remember_unselected(&self, hash: u64) {
+        let mut guard = self
+            .shard_of(hash)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if guard.unselected.len() >= UNSELECTED_PER_SHARD {
+            guard.unselected.clear();
+        }
+        guard.unselected.insert(hash);
+    }
+
     /// Appends one series' samples. `labels` must be sorted, unique and valid (ingest
     /// validates); `hash` is [`hash_labels`] of them.
     pub fn append(
@@ -219,6 +310,7 @@ impl Store {
         // New series: selectors run outside the lock.
         let Some(spec) = self.select(labels) else {
             stats.unselected += samples.len() as u64;
+            self.remember_unselected(hash);
             return;
         };
         // Reserve a place under the limit before building the ring.
@@ -292,7 +384,9 @@ impl Store {
         let mut evicted = 0;
         for shard in self.shards.iter() {
             let mut guard = shard.lock().unwrap_or_else(|e| e.into_inner());
-            let Shard { index, slots, free } = &mut *guard;
+            let Shard {
+                index, slots, free, ..
+            } = &mut *guard;
             let mut removed = Vec::new();
             for (i, slot) in slots.iter_mut().enumerate() {
                 if slot
