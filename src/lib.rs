@@ -9,7 +9,9 @@
 //!                                            rings)     neural/)
 //! ```
 //!
-//! - [`anomaly`]: anomaly features and an extended isolation forest, scored per series.
+//! - [`anomaly`]: scale-free features of the newest point scored by extended isolation forests
+//!   (per series within a limit, pooled per forecast entry otherwise), and the offline NAB
+//!   replay behind `promcast anomaly-eval`.
 //! - [`config`]: YAML file form and its validated runtime form; PromQL selectors; durations.
 //! - [`proto`]: Prometheus remote-write/remote-read messages, generated from `proto/` by prost.
 //! - [`ingest`]: the `POST /api/v1/write` handler (content negotiation, size limits, status

@@ -54,6 +54,35 @@ enum Command {
     CheckConfig { file: PathBuf },
     /// Print the embedded default configuration.
     DefaultConfig,
+    /// Replay NAB-layout series through the agent's anomaly scoring and score the alarms
+    /// against labelled windows, next to the band and rolling-MAD baselines.
+    AnomalyEval {
+        /// Tree in NAB's layout: DIR/<category>/<name>.csv with `timestamp,value`.
+        #[arg(long)]
+        nab: PathBuf,
+        /// NAB's combined_windows.json.
+        #[arg(long)]
+        labels: PathBuf,
+        /// Output directory: anomaly.csv, summary.csv, plots/, scores/ (NAB's results layout).
+        #[arg(long)]
+        out: PathBuf,
+        /// Score at or above which the forest alarms.
+        #[arg(long, default_value_t = 0.65)]
+        threshold: f64,
+        /// Sub-folders to run (comma-separated); default: the real ones
+        /// (realAWSCloudwatch, realAdExchange, realTweets).
+        #[arg(long, value_delimiter = ',')]
+        categories: Option<Vec<String>>,
+        /// Points of history each forest trains on (the agent's retention / step).
+        #[arg(long, default_value_t = 1440)]
+        history: usize,
+        /// Points between retrainings (the agent's anomaly.retrain_every / step).
+        #[arg(long = "retrain-every", default_value_t = 60)]
+        retrain_every: usize,
+        /// Also print each forest detector's figures over thresholds 0.50..0.80.
+        #[arg(long)]
+        sweep: bool,
+    },
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -106,6 +135,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::FAILURE)
             }
         },
+        Command::AnomalyEval {
+            nab,
+            labels,
+            out,
+            threshold,
+            categories,
+            history,
+            retrain_every,
+            sweep,
+        } => {
+            let mut opts = promcast::anomaly::NabEvalOptions::new(nab, labels, out);
+            opts.threshold = threshold;
+            opts.categories = categories;
+            opts.history = history;
+            opts.retrain_every = retrain_every.max(1);
+            let report = promcast::anomaly::run_nab_eval(&opts)?;
+            promcast::anomaly::print_report(&report);
+            if sweep {
+                promcast::anomaly::print_sweep(&report);
+            }
+            println!("wrote {}", opts.out.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::DefaultConfig => {
             print!("{}", promcast::config::DEFAULT_CONFIG_YAML);
             Ok(ExitCode::SUCCESS)

@@ -111,6 +111,13 @@ pub struct Telemetry {
     pub forecast_max_age_ms: AtomicU64,
     pub forecast_steps_skipped: AtomicU64,
     pub refits_deferred: AtomicU64,
+    pub anomaly_trainings: AtomicU64,
+    pub anomaly_trainings_deferred: AtomicU64,
+    pub anomaly_training_failures: AtomicU64,
+    pub anomaly_scored: AtomicU64,
+    /// Forests held: `[own (per series), pooled (per entry)]`.
+    pub anomaly_forests: [AtomicU64; 2],
+    pub anomaly_bytes: AtomicU64,
     pub remote_write: Vec<(String, RemoteWriteMetrics)>,
 }
 
@@ -285,6 +292,44 @@ impl Telemetry {
             "promcast_forecast_refits_deferred_total",
             "Model refits postponed to a later step to keep within the step budget.",
             self.refits_deferred.load(Relaxed),
+        );
+        counter(
+            out,
+            "promcast_anomaly_trainings_total",
+            "Isolation forests trained (per series and pooled).",
+            self.anomaly_trainings.load(Relaxed),
+        );
+        counter(
+            out,
+            "promcast_anomaly_trainings_deferred_total",
+            "Forest trainings postponed to a later step to keep within the step budget.",
+            self.anomaly_trainings_deferred.load(Relaxed),
+        );
+        counter(
+            out,
+            "promcast_anomaly_training_failures_total",
+            "Forest trainings that failed (e.g. too few finite feature rows).",
+            self.anomaly_training_failures.load(Relaxed),
+        );
+        counter(
+            out,
+            "promcast_anomaly_points_scored_total",
+            "Newest points given an anomaly score.",
+            self.anomaly_scored.load(Relaxed),
+        );
+        let _ = writeln!(out, "# HELP promcast_anomaly_forests Isolation forests held: own (one series) or pooled (one forecast entry).\n# TYPE promcast_anomaly_forests gauge");
+        for (kind, v) in ["own", "pooled"].iter().zip(&self.anomaly_forests) {
+            let _ = writeln!(
+                out,
+                "promcast_anomaly_forests{{kind=\"{kind}\"}} {}",
+                v.load(Relaxed)
+            );
+        }
+        gauge(
+            out,
+            "promcast_anomaly_memory_bytes",
+            "Approximate heap held by anomaly forests and pooled rows.",
+            self.anomaly_bytes.load(Relaxed) as f64,
         );
         if !self.remote_write.is_empty() {
             type Field = fn(&RemoteWriteMetrics) -> &AtomicU64;

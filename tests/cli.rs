@@ -120,3 +120,68 @@ fn a_model_that_does_not_fit_the_config_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("forecast[0]") && err.contains("10m"), "{err}");
 }
+
+/// `promcast anomaly-eval` on one real NAB file (copied into a NAB-layout tree): the report
+/// table, the CSVs and NAB's results layout; and a clear error for a missing tree.
+#[test]
+fn anomaly_eval_writes_its_report_in_nabs_layout() {
+    let nab = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/nab");
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("data/realAWSCloudwatch");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::copy(
+        format!("{nab}/data/realAWSCloudwatch/ec2_cpu_utilization_825cc2.csv"),
+        tree.join("ec2_cpu_utilization_825cc2.csv"),
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    let out = promcast()
+        .args(["anomaly-eval", "--nab"])
+        .arg(dir.path().join("data"))
+        .arg("--labels")
+        .arg(format!("{nab}/labels/combined_windows.json"))
+        .arg("--out")
+        .arg(&out_dir)
+        .args(["--categories", "realAWSCloudwatch"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("| forest | ALL | 1 |"), "{stdout}");
+    let csv = std::fs::read_to_string(out_dir.join("anomaly.csv")).unwrap();
+    assert!(
+        csv.starts_with("detector,file,precision,recall,f1\n"),
+        "{csv}"
+    );
+    for det in ["forest", "band", "mad"] {
+        assert!(
+            csv.contains(&format!(
+                "\n{det},realAWSCloudwatch/ec2_cpu_utilization_825cc2.csv,"
+            )),
+            "{det} missing from {csv}"
+        );
+        let scores = out_dir.join(format!(
+            "scores/{det}/realAWSCloudwatch/{det}_ec2_cpu_utilization_825cc2.csv"
+        ));
+        let text = std::fs::read_to_string(&scores).unwrap();
+        assert!(text.starts_with("timestamp,value,anomaly_score\n"));
+    }
+    assert!(out_dir
+        .join("plots/realAWSCloudwatch_ec2_cpu_utilization_825cc2.svg")
+        .exists());
+
+    let out = promcast()
+        .args(["anomaly-eval", "--nab", "/nonexistent/nab", "--labels"])
+        .arg(format!("{nab}/labels/combined_windows.json"))
+        .arg("--out")
+        .arg(dir.path().join("out2"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/nab"), "{err}");
+}

@@ -375,6 +375,49 @@ remote_write:
         predicted.len()
     );
 
+    // 3b. Anomaly scores (on by default): once the entry's pooled forest has rows, every
+    //     scored input has `N:anomaly_score` in [0, 1] and `N:anomalous` in {-1, 0, 1}, with
+    //     the input's labels.
+    let scores = poll(
+        "promcast's anomaly scores in Prometheus",
+        Duration::from_secs(120),
+        Duration::from_millis(500),
+        || {
+            all_running(&mut procs);
+            let r = query(prom_at, r#"{__name__=~".+:anomaly_score"}"#)?;
+            if r.is_empty() {
+                Err("no :anomaly_score series yet".to_owned())
+            } else {
+                Ok(r)
+            }
+        },
+    );
+    // (Inputs again: Prometheus grows new handler/code series as it runs.)
+    let inputs = query(prom_at, &format!(r#"{{__name__=~"{}"}}"#, INPUTS.join("|")))
+        .expect("query the input series");
+    let input_sets: BTreeSet<BTreeMap<String, String>> = inputs.iter().map(metric_labels).collect();
+    for s in &scores {
+        let mut l = metric_labels(s);
+        let name = l.remove("__name__").unwrap_or_default();
+        let base = name.strip_suffix(":anomaly_score").unwrap_or_default();
+        assert!(INPUTS.contains(&base), "anomaly score of {name}");
+        l.insert("__name__".into(), base.into());
+        assert!(input_sets.contains(&l), "{s}: labels of no input series");
+        let v = sample_value(&s["value"][1]);
+        assert!((0.0..=1.0).contains(&v), "anomaly score {v} in {s}");
+    }
+    let flags = query(prom_at, r#"{__name__=~".+:anomalous"}"#).expect("query :anomalous");
+    assert!(!flags.is_empty(), "scores without :anomalous series");
+    for s in &flags {
+        let v = sample_value(&s["value"][1]);
+        assert!([-1.0, 0.0, 1.0].contains(&v), "anomalous = {v} in {s}");
+    }
+    eprintln!(
+        "e2e: {} anomaly-score series in Prometheus, {} :anomalous",
+        scores.len(),
+        flags.len()
+    );
+
     // 4. Prometheus failed none of the samples it sent to promcast.
     let failed = poll(
         "prometheus_remote_storage_samples_failed_total",
@@ -478,7 +521,8 @@ remote_write:
 }
 
 /// The shipped example and deploy configs are accepted by `promcast check-config` (and by
-/// `promtool` when it is installed: it comes with the `prometheus` package).
+/// `promtool` when it is installed: it comes with the `prometheus` package), and the alerting
+/// rules pass their `promtool test rules` unit tests.
 #[test]
 fn example_and_deploy_configs_are_valid() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -518,6 +562,8 @@ fn example_and_deploy_configs_are_valid() {
         for args in [
             vec!["check", "config", "examples/prometheus.yml"],
             vec!["check", "rules", "examples/recording_rules.yml"],
+            vec!["check", "rules", "deploy/alerting-rules.yml"],
+            vec!["test", "rules", "deploy/alerting-rules.test.yml"],
             vec!["check", "config", "deploy/prometheus-remote-write.yaml"],
         ] {
             let out = Command::new(&promtool)

@@ -397,6 +397,22 @@ async fn health_readiness_metrics_and_forecasts_api() {
         "{text}"
     );
     assert!(text.contains("promcast_forecast_series{state=\"ready\"} 1"));
+    // 180 points: the series' own anomaly forest is trained and scores the newest point.
+    let score = text
+        .lines()
+        .find_map(|l| l.strip_prefix("job:nasa_requests:rate1m:anomaly_score{job=\"nasa\"} "))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no anomaly score in\n{text}"));
+    assert!((0.0..=1.0).contains(&score), "{score}");
+    let direction = text
+        .lines()
+        .find_map(|l| l.strip_prefix("job:nasa_requests:rate1m:anomalous{job=\"nasa\"} "))
+        .unwrap_or_else(|| panic!("no anomalous series in\n{text}"));
+    assert!(["-1", "0", "1"].contains(&direction), "{direction}");
+    assert!(
+        text.contains("promcast_anomaly_forests{kind=\"own\"} 1"),
+        "{text}"
+    );
 
     let (status, text, _) = send(
         &state,
@@ -408,6 +424,10 @@ async fn health_readiness_metrics_and_forecasts_api() {
     assert_eq!(status, StatusCode::OK);
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["data"]["series"][0]["labels"]["job"], "nasa");
+    assert_eq!(
+        v["data"]["series"][0]["anomaly_score"].as_f64(),
+        Some(score)
+    );
     assert_eq!(
         v["data"]["series"][0]["forecasts"]
             .as_array()
@@ -472,10 +492,11 @@ async fn remote_write_round_trip_into_our_own_ingest() {
         .1
         .samples_sent
         .load(std::sync::atomic::Ordering::Relaxed);
+    // 120 points are enough for the series' own anomaly forest: score and direction too.
     assert_eq!(
         sent,
-        2 * 3,
-        "two horizons x three values, in batches of four"
+        2 * 3 + 2,
+        "two horizons x three values and two anomaly series, in batches of four"
     );
     assert_eq!(receiver.telemetry.dropped_count(Dropped::OwnOutput), sent);
     assert_eq!(receiver.store().series_count(), 0);

@@ -192,6 +192,9 @@ pub struct LimitsSection {
     /// Remote-write requests handled at once; beyond it promcast answers 503 with
     /// Retry-After so the sender retries.
     pub max_concurrent_writes: usize,
+    /// Series that may hold their own anomaly forest (about 0.34 MiB each); the others are
+    /// scored by their forecast entry's pooled forest.
+    pub max_anomaly_forests: usize,
 }
 
 impl Default for LimitsSection {
@@ -205,6 +208,7 @@ impl Default for LimitsSection {
             max_label_value_length: 4096,
             max_future: PromDuration(Duration::from_secs(600)),
             max_concurrent_writes: 64,
+            max_anomaly_forests: 256,
         }
     }
 }
@@ -282,6 +286,7 @@ pub struct Limits {
     pub max_label_value_length: usize,
     pub max_future: Duration,
     pub max_concurrent_writes: usize,
+    pub max_anomaly_forests: usize,
 }
 
 /// One problem in a config file, with the key path that caused it.
@@ -601,6 +606,7 @@ impl FileConfig {
                 max_label_value_length: l.max_label_value_length,
                 max_future: l.max_future.0,
                 max_concurrent_writes: l.max_concurrent_writes,
+                max_anomaly_forests: l.max_anomaly_forests,
             },
             lstm_model,
         })

@@ -138,13 +138,21 @@ impl Snapshot {
         }
     }
 
+    /// Series with anything to export: a ready forecast, or an anomaly verdict (a series
+    /// can be scored while its configured model is still warming up).
+    pub fn exported(&self) -> impl Iterator<Item = &SeriesForecast> {
+        self.series.iter().filter(|s| {
+            (s.state == SeriesState::Ready && !s.points.is_empty()) || s.anomaly.is_some()
+        })
+    }
+
     /// Every exported sample of every family.
     pub fn for_each_sample(
         &self,
         buf: &mut Vec<(String, String)>,
         mut f: impl FnMut(&[(String, String)], f64),
     ) {
-        for s in self.ready() {
+        for s in self.exported() {
             for family in Family::ALL {
                 self.series_samples(s, family, buf, &mut f);
             }
@@ -153,7 +161,7 @@ impl Snapshot {
 
     /// Samples one snapshot exports.
     pub fn sample_count(&self) -> usize {
-        self.ready()
+        self.exported()
             .map(|s| s.points.len() * ML_FORECAST.len() + if s.anomaly.is_some() { 2 } else { 0 })
             .sum()
     }

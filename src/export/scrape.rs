@@ -12,18 +12,22 @@ use crate::telemetry::{escape_label_value, Telemetry};
 pub fn render_forecasts(snapshot: &Snapshot, out: &mut String) {
     // Samples of one metric name must be contiguous, after its TYPE line: group by name.
     let mut by_name: Vec<(&str, usize)> = snapshot
-        .ready()
+        .exported()
         .enumerate()
         .map(|(i, s)| (s.labels.metric_name(), i))
         .collect();
     by_name.sort_unstable();
-    let ready: Vec<_> = snapshot.ready().collect();
+    let ready: Vec<_> = snapshot.exported().collect();
     let mut buf = Vec::new();
     for family in Family::ALL {
         let mut last_name = None;
         for &(name, i) in &by_name {
             let s = ready[i];
-            if family != Family::Predicted && s.anomaly.is_none() {
+            let has = match family {
+                Family::Predicted => !s.points.is_empty(),
+                _ => s.anomaly.is_some(),
+            };
+            if !has {
                 continue;
             }
             if last_name != Some(name) {

@@ -19,7 +19,9 @@ use super::baseline::{lagged_forecast, MIN_ERRORS};
 use super::mstl::{fit_path, usable_seasons, Path};
 use super::neural::{History, LstmModel};
 use super::{ModelKind, Point, SeriesState, MIN_POINTS};
-use crate::config::{Config, ForecastSpec, ModelChoice};
+use crate::anomaly::online::season_for;
+use crate::anomaly::AnomalyScorer;
+use crate::config::{AnomalySpec, Config, ForecastSpec, ModelChoice};
 use crate::export::remote_write::RemoteWriteQueue;
 use crate::export::{horizons_of, SeriesForecast, Snapshot, SnapshotCell};
 use crate::store::{now_ms, LabelSet, SeriesId, Store};
@@ -67,6 +69,8 @@ pub struct Scheduler {
     /// Per forecast entry: how to read LSTM outputs, or why the model does not fit it.
     lstm_plans: Vec<Result<LstmPlan, String>>,
     models: HashMap<SeriesId, SeriesModel>,
+    anomaly: AnomalyScorer,
+    anomaly_specs: Vec<Option<AnomalySpec>>,
     steps: u64,
     horizons: Vec<Vec<(String, i64)>>,
     // Reused buffers.
@@ -115,6 +119,12 @@ impl Scheduler {
             lstm_plans.push(plan);
         }
         Ok(Self {
+            anomaly: AnomalyScorer::new(
+                config.forecast.len(),
+                config.limits.max_anomaly_forests,
+                config.ring_len.get(),
+            ),
+            anomaly_specs: config.forecast.iter().map(|f| f.anomaly.clone()).collect(),
             horizons: horizons_of(&config),
             config,
             store,
@@ -175,6 +185,9 @@ impl Scheduler {
         let step_ms = self.store.step_ms();
         let now_bucket = now_ms.div_euclid(step_ms);
         let refit_deadline = t0 + Duration::from_millis(step_ms as u64 / 2);
+        // Anomaly forests train within the first quarter of the step, then wait.
+        let train_deadline = t0 + Duration::from_millis(step_ms as u64 / 4);
+        self.anomaly.stats = Default::default();
         let mut out: Vec<SeriesForecast> = Vec::with_capacity(self.store.series_count());
         self.lstm_rows.clear();
         self.lstm_values.clear();
@@ -202,9 +215,15 @@ impl Scheduler {
             });
             let jobs = std::mem::take(&mut self.jobs);
             for job in &jobs {
-                let forecast = self.forecast_one(job, step_ms, refit_deadline, &mut out);
-                if let Some(f) = forecast {
-                    out.push(f);
+                let anomaly = self.score_anomaly(job, train_deadline);
+                let at = out.len();
+                match self.forecast_one(job, step_ms, refit_deadline, &mut out) {
+                    Some(mut f) => {
+                        f.anomaly = anomaly;
+                        out.push(f);
+                    }
+                    // Queued for the LSTM batch: already in `out`.
+                    None => out[at].anomaly = anomaly,
                 }
             }
             self.jobs = jobs;
@@ -217,6 +236,8 @@ impl Scheduler {
         // Forget model state of series that are gone.
         let steps = self.steps;
         self.models.retain(|_, m| m.seen == steps);
+        self.anomaly
+            .finish_step(steps, &self.anomaly_specs, train_deadline);
 
         let t = &self.telemetry;
         let mut by_state = [0u64; SERIES_STATES.len()];
@@ -235,6 +256,16 @@ impl Scheduler {
         }
         t.series.store(self.store.series_count() as u64, Relaxed);
         t.forecast_max_age_ms.store(max_age.max(0) as u64, Relaxed);
+        let a = self.anomaly.stats;
+        t.anomaly_trainings.fetch_add(a.trained, Relaxed);
+        t.anomaly_trainings_deferred.fetch_add(a.deferred, Relaxed);
+        t.anomaly_training_failures.fetch_add(a.failed, Relaxed);
+        t.anomaly_scored.fetch_add(a.scored, Relaxed);
+        let (own, pooled) = self.anomaly.forest_counts();
+        t.anomaly_forests[0].store(own as u64, Relaxed);
+        t.anomaly_forests[1].store(pooled as u64, Relaxed);
+        t.anomaly_bytes
+            .store(self.anomaly.heap_bytes() as u64, Relaxed);
         let snapshot = Arc::new(Snapshot {
             generated_ms: now_ms,
             horizons: self.horizons.clone(),
@@ -246,6 +277,35 @@ impl Scheduler {
         }
         t.forecast_step_duration.observe(t0.elapsed().as_secs_f64());
         snapshot
+    }
+
+    /// Scores the series' newest observed point when its entry scores anomalies.
+    fn score_anomaly(
+        &mut self,
+        job: &Job,
+        train_deadline: Instant,
+    ) -> Option<crate::export::Anomaly> {
+        if job.stale {
+            return None;
+        }
+        let spec = self.anomaly_specs[job.spec as usize].as_ref()?;
+        // Without the padding towards now: the newest point is the head bucket.
+        let pad = (job.origin - job.head) as usize;
+        let values = &self.values[job.start..job.start + job.len - pad];
+        let season = season_for(
+            &self.config.forecast[job.spec as usize].seasons,
+            values.len(),
+        );
+        self.anomaly.score(
+            job.id,
+            job.spec as usize,
+            spec,
+            values,
+            job.head,
+            season,
+            self.steps,
+            train_deadline,
+        )
     }
 
     /// Forecasts one series, or queues it for the LSTM batch (returns `None` then).

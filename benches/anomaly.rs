@@ -1,0 +1,175 @@
+//! Anomaly scoring costs (harness = false; prints figures).
+//!
+//! `cargo bench --bench anomaly`: per-step cost of `features` + `AnomalyForest::score` for one
+//! series, training time, and forest heap bytes (allocator-measured vs `heap_bytes()`).
+use promcast::anomaly::online::training_rows;
+use promcast::anomaly::{features, naive_band, AnomalyForest, AnomalyScorer, FeatureVec};
+use promcast::config::AnomalySpec;
+use promcast::store::SeriesId;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::Instant;
+
+struct Counting;
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        System.alloc(l)
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        System.dealloc(p, l)
+    }
+}
+#[global_allocator]
+static A: Counting = Counting;
+
+fn load() -> Vec<f32> {
+    let p = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/data/nab/data/realAWSCloudwatch/ec2_cpu_utilization_5f5533.csv"
+    );
+    std::fs::read_to_string(p)
+        .expect("NAB data under ../shared/data/nab")
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').next().unwrap().trim().parse().unwrap())
+        .collect()
+}
+
+fn main() {
+    let v = load();
+    let season = Some(288);
+    let rows: Vec<FeatureVec> = (20..v.len())
+        .filter_map(|t| features(&v[..=t], naive_band(&v[..t]), season))
+        .collect();
+    println!("series: {} points, {} feature rows", v.len(), rows.len());
+
+    // training time (rows capped at 4096 inside train)
+    let mut times = Vec::new();
+    for _ in 0..10 {
+        let t0 = Instant::now();
+        let f = AnomalyForest::train(&rows).unwrap();
+        times.push(t0.elapsed().as_secs_f64() * 1e3);
+        std::hint::black_box(&f);
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "train ({} rows): median {:.2} ms, min {:.2} ms",
+        rows.len(),
+        times[5],
+        times[0]
+    );
+
+    // heap bytes: allocator-measured vs estimate
+    let before = LIVE.load(Ordering::Relaxed);
+    let forest = AnomalyForest::train(&rows).unwrap();
+    let after = LIVE.load(Ordering::Relaxed);
+    println!(
+        "forest heap: measured {} bytes ({:.2} MiB), heap_bytes() estimate {} bytes",
+        after - before,
+        (after - before) as f64 / 1048576.0,
+        forest.heap_bytes()
+    );
+
+    // features + score per step
+    let steps: Vec<usize> = (300..v.len()).collect();
+    let reps = 3;
+    let t0 = Instant::now();
+    let mut acc = 0.0;
+    for _ in 0..reps {
+        for &t in &steps {
+            let band = naive_band(&v[..t]);
+            if let Some(f) = features(&v[..=t], band, season) {
+                acc += forest.score(&f);
+            }
+        }
+    }
+    let per = t0.elapsed().as_secs_f64() * 1e6 / (reps * steps.len()) as f64;
+    let t1 = Instant::now();
+    for _ in 0..reps {
+        for &t in &steps {
+            if let Some(f) = features(&v[..=t], None, season) {
+                acc += f[0];
+            }
+        }
+    }
+    let feat = t1.elapsed().as_secs_f64() * 1e6 / (reps * steps.len()) as f64;
+    let t2 = Instant::now();
+    for _ in 0..reps {
+        for r in &rows {
+            acc += forest.score(r);
+        }
+    }
+    let sc = t2.elapsed().as_secs_f64() * 1e6 / (reps * rows.len()) as f64;
+    println!("per series per step: naive_band + features + score {per:.2} us (features alone {feat:.2} us, score alone {sc:.2} us) [{acc:.1}]");
+
+    // The agent's path (AnomalyScorer, as the forecast thread calls it): 200 series made of
+    // 1440-point windows of the trace (the default 24h@1m ring), each step scoring every
+    // series' newest point, with each series' own forest retrained every 60 steps
+    // (retrain_every: 1h) from its ring; training cost is amortised into the per-step figure.
+    let spec = AnomalySpec {
+        threshold: 0.65,
+        retrain_every: 60,
+    };
+    let ring = 1440;
+    let n_series = 200;
+    let mut rows_buf = Vec::new();
+    let t3 = Instant::now();
+    training_rows(&v[..ring], season, &mut rows_buf);
+    let tr = t3.elapsed().as_secs_f64() * 1e3;
+    println!(
+        "training_rows over a {ring}-point ring: {tr:.2} ms ({} rows)",
+        rows_buf.len()
+    );
+    let before = LIVE.load(Ordering::Relaxed);
+    let mut scorer = AnomalyScorer::new(1, n_series, ring);
+    let far = Instant::now() + std::time::Duration::from_secs(3600);
+    let steps = 361u64;
+    let offset = |k: usize| (k * 13) % (v.len() - ring - steps as usize);
+    let mut scored = 0u64;
+    let mut t4 = Instant::now();
+    let mut first_step = 0.0;
+    for step in 0..steps {
+        for k in 0..n_series {
+            let end = offset(k) + ring + step as usize;
+            if let Some(a) = scorer.score(
+                SeriesId(k as u64),
+                0,
+                &spec,
+                &v[end - ring..end],
+                step as i64,
+                season,
+                step,
+                far,
+            ) {
+                acc += a.score;
+                scored += 1;
+            }
+        }
+        scorer.finish_step(step, &[Some(spec.clone())], far);
+        if step == 0 {
+            // The first step builds every detector from its ring: a one-off, reported apart.
+            first_step = t4.elapsed().as_secs_f64();
+            t4 = Instant::now();
+        }
+    }
+    println!(
+        "agent scorer, first step (rows from each ring + first training): {:.2} ms per series",
+        first_step * 1e3 / n_series as f64
+    );
+    let steps = steps - 1;
+    let total = t4.elapsed().as_secs_f64();
+    let after = LIVE.load(Ordering::Relaxed);
+    let (own, pooled) = scorer.forest_counts();
+    println!(
+        "agent scorer: {n_series} series x {steps} steps, {scored} scored, {own} own + {pooled} pooled forests: {:.2} us per series per step including amortised retraining (every 60 steps)",
+        total * 1e6 / (n_series as f64 * steps as f64)
+    );
+    println!(
+        "agent scorer memory: {:.3} MiB per series with its own forest (allocator-measured), heap_bytes() {:.3} MiB per series [{acc:.1}]",
+        (after - before) as f64 / own.max(1) as f64 / 1048576.0,
+        scorer.heap_bytes() as f64 / own.max(1) as f64 / 1048576.0
+    );
+}
