@@ -23,7 +23,12 @@
 //! - [`export`]: the immutable forecast snapshot and everything that reads it: the scrape
 //!   endpoint, remote-write out, the JSON API. None of them computes a forecast.
 //! - [`telemetry`]: promcast's own `promcast_*` metrics.
+//! - [`train`]: `promcast train`: the global quantile LSTM trained with candle on recorded
+//!   traces, and its ONNX export (all candle types live here).
 //! - [`server`]: the HTTP router (`app(state)`), start-up and graceful shutdown.
+//! - [`sim`]: offline work on recorded traces: reading CSV traces, `promcast backtest`
+//!   (rolling-origin replays through the agent's own store and forecast loop), reports and
+//!   PNG plots.
 
 pub mod anomaly;
 pub mod config;
@@ -32,5 +37,7 @@ pub mod forecast;
 pub mod ingest;
 pub mod proto;
 pub mod server;
+pub mod sim;
 pub mod store;
 pub mod telemetry;
+pub mod train;

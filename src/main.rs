@@ -54,6 +54,88 @@ enum Command {
     CheckConfig { file: PathBuf },
     /// Print the embedded default configuration.
     DefaultConfig,
+    /// Rolling-origin backtest of the agent's models on a recorded trace (CSV).
+    Backtest {
+        #[command(flatten)]
+        input: TraceArgs,
+        /// Models to evaluate: naive, seasonal_naive, mstl, lstm, auto.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "seasonal_naive,mstl,lstm,auto"
+        )]
+        models: Vec<String>,
+        #[arg(long, value_delimiter = ',', default_value = "5m,15m,30m", value_parser = parse_duration)]
+        horizons: Vec<Duration>,
+        /// The agent's storage.retention: history the models may use at each origin.
+        #[arg(long, default_value = "24h", value_parser = parse_duration)]
+        retention: Duration,
+        /// Seasonal periods for mstl and seasonal_naive.
+        #[arg(long, value_delimiter = ',', default_value = "1h,1d", value_parser = parse_duration)]
+        seasons: Vec<Duration>,
+        /// How often mstl refits (as in the agent).
+        #[arg(long = "refit-every", default_value = "15m", value_parser = parse_duration)]
+        refit_every: Duration,
+        /// Band quantiles (yhat_lower, yhat_upper).
+        #[arg(long, value_delimiter = ',', default_value = "0.1,0.9")]
+        quantiles: Vec<f64>,
+        /// ONNX model for lstm and auto.
+        #[arg(long = "model")]
+        model_file: Option<PathBuf>,
+        /// Share of each series (at its end) that is the test split.
+        #[arg(long = "test-fraction", default_value_t = 0.2)]
+        test_fraction: f64,
+        /// Evaluate every N steps of the test split.
+        #[arg(long, default_value_t = 1)]
+        stride: usize,
+        /// Output directory: metrics.csv, forecasts.csv, per_series.csv, buckets.csv, plots/.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Train the global quantile LSTM on recorded traces (candle, CPU) and export it as ONNX.
+    Train {
+        /// YAML list of data sources (see models/training-data.yml); or use --input.
+        #[arg(long, conflicts_with = "input")]
+        data: Option<PathBuf>,
+        /// One CSV file or directory as the only source (the backtest's CSV rules).
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// With --input: value column(s) (`*` = all but time/key columns).
+        #[arg(long, value_delimiter = ',')]
+        column: Vec<String>,
+        /// With --input: the step to bucket to (1m or 5m).
+        #[arg(long, value_parser = parse_duration, default_value = "1m")]
+        step: Duration,
+        /// Output directory: model.onnx, run.json, losses.csv, best.safetensors, checkpoints/.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 40)]
+        epochs: usize,
+        /// Input steps of the model.
+        #[arg(long, default_value_t = 48)]
+        window: usize,
+        /// LSTM hidden size.
+        #[arg(long, default_value_t = 32)]
+        hidden: usize,
+        #[arg(long, default_value_t = 256)]
+        batch: usize,
+        #[arg(long = "windows-per-epoch", default_value_t = 65_536)]
+        windows_per_epoch: usize,
+        #[arg(long, default_value_t = 3e-3)]
+        lr: f64,
+        /// Epochs without a better validation loss before stopping.
+        #[arg(long, default_value_t = 6)]
+        patience: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Stop after this long (the best checkpoint is exported).
+        #[arg(long = "max-time", value_parser = parse_duration)]
+        max_time: Option<Duration>,
+        /// Start from a checkpoint (best.safetensors of a run with the same shapes), e.g. to
+        /// fine-tune the shipped model's weights on your own history.
+        #[arg(long)]
+        init: Option<PathBuf>,
+    },
     /// Replay NAB-layout series through the agent's anomaly scoring and score the alarms
     /// against labelled windows, next to the band and rolling-MAD baselines.
     AnomalyEval {
@@ -83,6 +165,82 @@ enum Command {
         #[arg(long)]
         sweep: bool,
     },
+}
+
+/// Where a trace comes from and how to read it (shared by the offline subcommands).
+#[derive(clap::Args, Clone)]
+struct TraceArgs {
+    /// CSV file (optionally gzipped) or a directory of them.
+    #[arg(long)]
+    input: PathBuf,
+    /// Value column(s); `*` = every column but the time and key columns (a wide file).
+    /// Default: the second column.
+    #[arg(long, value_delimiter = ',')]
+    column: Vec<String>,
+    /// Time column; default the first. Unix seconds, RFC 3339, `YYYY-MM-DD HH:MM:SS`, or an
+    /// integer index (then --step is its spacing).
+    #[arg(long = "time-column")]
+    time_column: Option<String>,
+    /// Columns whose values split a long-format file into series.
+    #[arg(long, value_delimiter = ',')]
+    key: Vec<String>,
+    /// Step the trace is bucketed to (the agent's storage.step); default: the median spacing.
+    #[arg(long, value_parser = parse_duration)]
+    step: Option<Duration>,
+    /// Treat runs of at least N zeros as missing data (a monitoring outage recorded as 0).
+    #[arg(long = "zero-run-gap")]
+    zero_run_gap: Option<usize>,
+    /// Sum the members named by this column (e.g. container_ip) into one series per --key
+    /// group, as a `sum by (key)` recording rule would (needs --step).
+    #[arg(long = "sum-over")]
+    sum_over: Option<String>,
+}
+
+impl TraceArgs {
+    fn load(&self) -> anyhow::Result<(Vec<promcast::sim::data::Trace>, Duration)> {
+        use promcast::sim::data::{read_traces, CsvOptions};
+        let opts = CsvOptions {
+            time_column: self.time_column.clone(),
+            columns: self.column.clone(),
+            keys: self.key.clone(),
+            step: self.step,
+            sum_over: self.sum_over.clone(),
+        };
+        let mut traces = read_traces(&self.input, &opts)?;
+        if let Some(n) = self.zero_run_gap {
+            traces.iter_mut().for_each(|t| t.zero_runs_as_gaps(n));
+        }
+        let step = match self.step {
+            Some(s) => s,
+            None => {
+                let ms = traces
+                    .iter()
+                    .filter_map(|t| t.median_spacing_ms())
+                    .min()
+                    .context("cannot infer the step from fewer than two samples: give --step")?;
+                let s = Duration::from_secs(((ms + 500) / 1000).max(1) as u64);
+                eprintln!(
+                    "promcast: --step not given; using the median sample spacing {}",
+                    promcast::config::format_duration(s)
+                );
+                s
+            }
+        };
+        Ok((traces, step))
+    }
+}
+
+fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed}, eta {eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(what.to_string());
+    bar
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -120,9 +278,51 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::CheckConfig { file } => match Config::load(&file) {
-            Ok(_) => {
-                println!("{}: OK", file.display());
-                Ok(ExitCode::SUCCESS)
+            Ok(config) => {
+                // The model too: it must load, and fit every entry that asks for lstm.
+                let model = match &config.lstm_model {
+                    promcast::config::ModelSource::File(p) => Some(
+                        promcast::forecast::neural::LstmModel::load(p).map_err(|e| e.to_string()),
+                    ),
+                    promcast::config::ModelSource::Builtin => {
+                        Some(promcast::forecast::neural::builtin_model().map_err(|e| e.to_string()))
+                    }
+                    promcast::config::ModelSource::Disabled => None,
+                };
+                let mut problems = Vec::new();
+                match model {
+                    Some(Err(e)) => problems.push(format!("inference.model: {e}")),
+                    Some(Ok(m)) => {
+                        for (i, f) in config.forecast.iter().enumerate() {
+                            let hs: Vec<Duration> = f.horizons.iter().map(|h| h.duration).collect();
+                            let fit = m.check_fits(
+                                config.step,
+                                &hs,
+                                &[f.lower_quantile, f.upper_quantile],
+                            );
+                            match (fit, f.model) {
+                                (Err(e), promcast::config::ModelChoice::Lstm) => {
+                                    problems.push(format!("forecast[{i}].model: {e}"))
+                                }
+                                (Err(e), promcast::config::ModelChoice::Auto) => println!(
+                                    "{}: note: forecast[{i}]: auto will not use the lstm model: {e}",
+                                    file.display()
+                                ),
+                                _ => {}
+                            }
+                        }
+                    }
+                    None => {}
+                }
+                if problems.is_empty() {
+                    println!("{}: OK", file.display());
+                    Ok(ExitCode::SUCCESS)
+                } else {
+                    for p in problems {
+                        println!("{}: {p}", file.display());
+                    }
+                    Ok(ExitCode::FAILURE)
+                }
             }
             Err(e) if !e.problems().is_empty() => {
                 for p in e.problems() {
@@ -156,6 +356,136 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 promcast::anomaly::print_sweep(&report);
             }
             println!("wrote {}", opts.out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Backtest {
+            input,
+            models,
+            horizons,
+            retention,
+            seasons,
+            refit_every,
+            quantiles,
+            model_file,
+            test_fraction,
+            stride,
+            out,
+        } => {
+            let (traces, step) = input.load()?;
+            let mut opts = promcast::sim::backtest::BacktestOptions::new(step);
+            opts.models = models;
+            opts.horizons = horizons;
+            opts.retention = retention;
+            opts.seasons = seasons;
+            opts.refit_every = refit_every;
+            opts.quantiles = match quantiles.as_slice() {
+                [lo, hi] => (*lo, *hi),
+                _ => anyhow::bail!("--quantiles needs two levels, lower and upper"),
+            };
+            opts.lstm = model_file;
+            opts.test_fraction = test_fraction;
+            opts.stride = stride;
+            let bar = progress_bar((traces.len() * opts.models.len()) as u64, "backtest");
+            let bt = promcast::sim::backtest::run(&traces, &opts, &|model, i, _| {
+                bar.set_message(model.to_string());
+                if i > 0 || model != opts.models[0] {
+                    bar.inc(1);
+                }
+            })?;
+            bar.finish_and_clear();
+            promcast::sim::report::write_backtest(&bt, &out)?;
+            print!("{}", promcast::sim::report::print_table(&bt));
+            println!("wrote {}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Train {
+            data,
+            input,
+            column,
+            step,
+            out,
+            epochs,
+            window,
+            hidden,
+            batch,
+            windows_per_epoch,
+            lr,
+            patience,
+            seed,
+            max_time,
+            init,
+        } => {
+            use promcast::config::PromDuration;
+            use promcast::train::{prepare, train, DataSpec, Source, TrainOptions};
+            let (spec, base) = match (data, input) {
+                (Some(d), _) => DataSpec::load(&d)?,
+                (None, Some(i)) => (
+                    DataSpec {
+                        sources: vec![Source {
+                            name: i.display().to_string(),
+                            input: i,
+                            column,
+                            time_column: None,
+                            key: vec![],
+                            step: PromDuration(step),
+                            also_at: vec![],
+                            zero_run_gap: None,
+                            sum_over: None,
+                            weight: 1.0,
+                            max_series: None,
+                        }],
+                    },
+                    PathBuf::from("."),
+                ),
+                (None, None) => anyhow::bail!("give --data FILE.yml or --input FILE"),
+            };
+            // One compute thread: on small machines candle's default threading is far slower.
+            std::env::set_var("RAYON_NUM_THREADS", "1");
+            let (prepared, sources) = prepare(&spec, &base)?;
+            eprintln!(
+                "promcast train: {} series from {} source variants",
+                prepared.len(),
+                sources.len()
+            );
+            let opts = TrainOptions {
+                window,
+                hidden,
+                epochs,
+                batch,
+                windows_per_epoch,
+                lr,
+                patience,
+                seed,
+                max_time: max_time.map(PromDuration),
+                init,
+                ..TrainOptions::default()
+            };
+            let command = std::env::args().collect::<Vec<_>>().join(" ");
+            let bar = progress_bar(epochs as u64, "train");
+            let record = train(
+                &prepared,
+                &sources,
+                &opts,
+                &out,
+                &command,
+                &|e, b, n, loss| {
+                    bar.set_position((e - 1) as u64);
+                    bar.set_message(format!("epoch {e} batch {b}/{n} loss {loss:.4}"));
+                },
+            )?;
+            bar.finish_and_clear();
+            for e in &record.epochs {
+                println!(
+                    "epoch {:>3}: train {:.5} validation {:.5} ({:.0} windows/s)",
+                    e.epoch, e.train_loss, e.validation_loss, e.windows_per_second
+                );
+            }
+            println!(
+                "best epoch {} (validation {:.5}); wrote {}",
+                record.best_epoch,
+                record.best_validation_loss,
+                record.model.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::DefaultConfig => {

@@ -14,9 +14,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use crate::config::Config;
+use crate::config::{Config, ModelSource};
 use crate::export::{api, remote_write, scrape, Snapshot, SnapshotCell};
-use crate::forecast::neural::LstmModel;
+use crate::forecast::neural::{builtin_model, LstmModel};
 use crate::forecast::scheduler::Scheduler;
 use crate::ingest::{write_handler, Ingest};
 use crate::store::{now_ms, Store};
@@ -126,12 +126,17 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let lstm = match &config.lstm_model {
-        Some(path) => {
+        ModelSource::File(path) => {
             let model = LstmModel::load(path).context("loading inference.model")?;
             tracing::info!(path = %path.display(), window = model.meta().window, "lstm model loaded");
             Some(Arc::new(model))
         }
-        None => None,
+        ModelSource::Builtin => {
+            let model = builtin_model().context("loading the built-in model")?;
+            tracing::info!(window = model.meta().window, "built-in lstm model loaded");
+            Some(Arc::new(model))
+        }
+        ModelSource::Disabled => None,
     };
     let state = AppState::new(&config);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -104,6 +104,8 @@ pub struct Telemetry {
     pub series_by_state: [AtomicU64; SERIES_STATES.len()],
     pub forecasts: [AtomicU64; MODELS.len()],
     pub forecast_errors: [AtomicU64; MODELS.len()],
+    /// `auto`'s (re-)choices, by the model chosen.
+    pub auto_choices: [AtomicU64; MODELS.len()],
     pub forecast_step_duration: Histogram,
     /// Seconds between when a step was due and when its snapshot was published.
     pub forecast_lag_ms: AtomicU64,
@@ -251,6 +253,14 @@ impl Telemetry {
             let _ = writeln!(
                 out,
                 "promcast_forecast_errors_total{{model=\"{m}\"}} {}",
+                v.load(Relaxed)
+            );
+        }
+        let _ = writeln!(out, "# HELP promcast_auto_choices_total Models chosen by `auto` at each per-series re-choice.\n# TYPE promcast_auto_choices_total counter");
+        for (m, v) in MODELS.iter().zip(&self.auto_choices) {
+            let _ = writeln!(
+                out,
+                "promcast_auto_choices_total{{model=\"{m}\"}} {}",
                 v.load(Relaxed)
             );
         }

@@ -94,6 +94,10 @@ pub struct ForecastSection {
     /// forecast path is read forward and its age is exported.
     #[serde(default = "default_refit")]
     pub refit_every: PromDuration,
+    /// How often `model: auto` re-chooses each series' model by a rolling backtest on the
+    /// series' own history.
+    #[serde(default = "default_auto_every")]
+    pub auto_every: PromDuration,
     /// Anomaly scoring of each series' newest point (`N:anomaly_score`, `N:anomalous`).
     #[serde(default)]
     pub anomaly: AnomalySection,
@@ -135,6 +139,9 @@ fn default_seasons() -> Vec<PromDuration> {
         PromDuration(Duration::from_secs(3600)),
         PromDuration(Duration::from_secs(86_400)),
     ]
+}
+fn default_auto_every() -> PromDuration {
+    PromDuration(Duration::from_secs(3600))
 }
 fn default_refit() -> PromDuration {
     PromDuration(Duration::from_secs(15 * 60))
@@ -216,9 +223,18 @@ impl Default for LimitsSection {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct InferenceSection {
-    /// ONNX model file for `model: lstm` (and for `auto`). A relative path is resolved
-    /// against the config file's directory.
-    pub model: Option<PathBuf>,
+    /// ONNX model for `model: lstm` (and for `auto`): `builtin` (the default: the model
+    /// shipped inside promcast, `models/promcast-lstm.onnx`), `none` (no neural model), or a
+    /// file path, resolved against the config file's directory when relative.
+    pub model: Option<String>,
+}
+
+/// Where the LSTM model comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelSource {
+    Builtin,
+    File(PathBuf),
+    Disabled,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -234,7 +250,7 @@ pub struct Config {
     pub forecast: Vec<ForecastSpec>,
     pub remote_write: Vec<RemoteWriteSpec>,
     pub limits: Limits,
-    pub lstm_model: Option<PathBuf>,
+    pub lstm_model: ModelSource,
 }
 
 #[derive(Debug, Clone)]
@@ -248,6 +264,8 @@ pub struct ForecastSpec {
     pub seasons: Vec<usize>,
     /// Refit interval in steps (at least 1).
     pub refit_every: usize,
+    /// `auto` re-choice interval in steps (at least 1).
+    pub auto_every: usize,
     pub anomaly: Option<AnomalySpec>,
 }
 
@@ -499,10 +517,14 @@ impl FileConfig {
             seasons.dedup();
             let refit_ms = f.refit_every.0.as_millis() as u64;
             let refit_every = refit_ms.checked_div(step_ms).unwrap_or(1).max(1) as usize;
-            if f.model == ModelChoice::Lstm && self.inference.model.is_none() {
+            let auto_every = (f.auto_every.0.as_millis() as u64)
+                .checked_div(step_ms)
+                .unwrap_or(1)
+                .max(1) as usize;
+            if f.model == ModelChoice::Lstm && self.inference.model.as_deref() == Some("none") {
                 problem(
                     at("model"),
-                    "`lstm` needs an ONNX model file in inference.model".into(),
+                    "`lstm` needs a model, but inference.model is `none`".into(),
                 );
             }
             if f.model == ModelChoice::SeasonalNaive && seasons.is_empty() {
@@ -533,6 +555,7 @@ impl FileConfig {
                     upper_quantile: hi,
                     seasons,
                     refit_every,
+                    auto_every,
                     anomaly,
                 });
             }
@@ -583,10 +606,17 @@ impl FileConfig {
             problem("limits.max_series".into(), "too large".into());
         }
 
-        let lstm_model = self.inference.model.as_ref().map(|p| match base_dir {
-            Some(dir) if p.is_relative() => dir.join(p),
-            _ => p.clone(),
-        });
+        let lstm_model = match self.inference.model.as_deref() {
+            None | Some("builtin") => ModelSource::Builtin,
+            Some("none") => ModelSource::Disabled,
+            Some(p) => {
+                let p = PathBuf::from(p);
+                ModelSource::File(match base_dir {
+                    Some(dir) if p.is_relative() => dir.join(p),
+                    _ => p,
+                })
+            }
+        };
 
         if !problems.is_empty() {
             return Err(problems);
@@ -686,6 +716,7 @@ forecast:
 remote_write:
   - url: 'ftp://x'
 limits: { max_series: 0 }
+inference: { model: none }
 "#;
         let err = Config::from_yaml(yaml, "test", None).unwrap_err();
         let paths: Vec<_> = err.problems().iter().map(|p| p.path.as_str()).collect();

@@ -22,13 +22,13 @@ use std::time::Duration;
 
 use prost::Message;
 
-use super::onnx::{
-    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto,
-    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto,
-    TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+use super::onnx::{GraphProto, ModelProto, OperatorSetIdProto, StringStringEntryProto};
+use super::onnx_build::{
+    attr_int, attr_ints, attr_tensor, node, tensor_f32, tensor_i64, value_info, Dim, SplitMix64,
 };
 use super::Feature;
 use crate::config::format_duration;
+use crate::forecast::normal_quantile;
 
 /// ONNX opset the fixture is written against (LSTM-14, Squeeze/Slice-13 with tensor inputs).
 pub(super) const FIXTURE_OPSET: i64 = 14;
@@ -121,7 +121,7 @@ pub(super) fn fixture_model_with_features(params: &FixtureParams, features: &[Fe
     let q_offset: Vec<f32> = params
         .quantiles
         .iter()
-        .map(|q| (0.5 * standard_normal_quantile(*q)) as f32)
+        .map(|q| (0.5 * normal_quantile(*q)) as f32)
         .collect();
 
     let (w_i, h_i, hz_i, nq_i, nf_i) = (w as i64, h as i64, hz as i64, nq as i64, nf as i64);
@@ -264,169 +264,6 @@ pub(super) fn fixture_model_with_features(params: &FixtureParams, features: &[Fe
     model.encode_to_vec()
 }
 
-/// SplitMix64: a tiny deterministic generator, enough for fixture weights.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [-scale, scale).
-    fn uniform(&mut self, scale: f64) -> f32 {
-        let unit = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        ((2.0 * unit - 1.0) * scale) as f32
-    }
-
-    fn uniform_vec(&mut self, n: usize, scale: f64) -> Vec<f32> {
-        (0..n).map(|_| self.uniform(scale)).collect()
-    }
-}
-
-/// The standard normal quantile (inverse CDF) for `p` in (0, 1): Acklam's rational
-/// approximation (relative error below 1.2e-9), exact 0 at 0.5.
-pub(super) fn standard_normal_quantile(p: f64) -> f64 {
-    const A: [f64; 6] = [
-        -3.969_683_028_665_376e1,
-        2.209_460_984_245_205e2,
-        -2.759_285_104_469_687e2,
-        1.383_577_518_672_69e2,
-        -3.066_479_806_614_716e1,
-        2.506_628_277_459_239,
-    ];
-    const B: [f64; 5] = [
-        -5.447_609_879_822_406e1,
-        1.615_858_368_580_409e2,
-        -1.556_989_798_598_866e2,
-        6.680_131_188_771_972e1,
-        -1.328_068_155_288_572e1,
-    ];
-    const C: [f64; 6] = [
-        -7.784_894_002_430_293e-3,
-        -3.223_964_580_411_365e-1,
-        -2.400_758_277_161_838,
-        -2.549_732_539_343_734,
-        4.374_664_141_464_968,
-        2.938_163_982_698_783,
-    ];
-    const D: [f64; 4] = [
-        7.784_695_709_041_462e-3,
-        3.224_671_290_700_398e-1,
-        2.445_134_137_142_996,
-        3.754_408_661_907_416,
-    ];
-    const P_LOW: f64 = 0.02425;
-    if p == 0.5 {
-        return 0.0;
-    }
-    if p < P_LOW {
-        let q = (-2.0 * p.ln()).sqrt();
-        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
-            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
-    } else if p <= 1.0 - P_LOW {
-        let q = p - 0.5;
-        let r = q * q;
-        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
-            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
-    } else {
-        -standard_normal_quantile(1.0 - p)
-    }
-}
-
-fn tensor_f32(name: &str, dims: &[i64], data: Vec<f32>) -> TensorProto {
-    TensorProto {
-        dims: dims.to_vec(),
-        data_type: Some(DataType::Float as i32),
-        float_data: data,
-        name: Some(name.to_owned()),
-        ..Default::default()
-    }
-}
-
-fn tensor_i64(name: &str, dims: &[i64], data: Vec<i64>) -> TensorProto {
-    TensorProto {
-        dims: dims.to_vec(),
-        data_type: Some(DataType::Int64 as i32),
-        int64_data: data,
-        name: Some(name.to_owned()),
-        ..Default::default()
-    }
-}
-
-fn node(op: &str, inputs: &[&str], outputs: &[&str], attribute: Vec<AttributeProto>) -> NodeProto {
-    NodeProto {
-        input: inputs.iter().map(|s| (*s).to_owned()).collect(),
-        output: outputs.iter().map(|s| (*s).to_owned()).collect(),
-        name: Some(format!(
-            "{op}_{}",
-            outputs.iter().find(|o| !o.is_empty()).unwrap_or(&"")
-        )),
-        op_type: Some(op.to_owned()),
-        attribute,
-        ..Default::default()
-    }
-}
-
-fn attr_int(name: &str, i: i64) -> AttributeProto {
-    AttributeProto {
-        name: Some(name.to_owned()),
-        r#type: Some(AttributeType::Int as i32),
-        i: Some(i),
-        ..Default::default()
-    }
-}
-
-fn attr_ints(name: &str, ints: &[i64]) -> AttributeProto {
-    AttributeProto {
-        name: Some(name.to_owned()),
-        r#type: Some(AttributeType::Ints as i32),
-        ints: ints.to_vec(),
-        ..Default::default()
-    }
-}
-
-fn attr_tensor(name: &str, t: TensorProto) -> AttributeProto {
-    AttributeProto {
-        name: Some(name.to_owned()),
-        r#type: Some(AttributeType::Tensor as i32),
-        t: Some(t),
-        ..Default::default()
-    }
-}
-
-enum Dim {
-    Value(i64),
-    Param(&'static str),
-}
-
-fn value_info(name: &str, dims: &[Dim]) -> ValueInfoProto {
-    let dim = dims
-        .iter()
-        .map(|d| tensor_shape_proto::Dimension {
-            value: Some(match d {
-                Dim::Value(v) => tensor_shape_proto::dimension::Value::DimValue(*v),
-                Dim::Param(p) => tensor_shape_proto::dimension::Value::DimParam((*p).to_owned()),
-            }),
-            denotation: None,
-        })
-        .collect();
-    ValueInfoProto {
-        name: Some(name.to_owned()),
-        r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type: Some(DataType::Float as i32),
-                shape: Some(TensorShapeProto { dim }),
-            })),
-            denotation: None,
-        }),
-        doc_string: None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -441,7 +278,7 @@ mod tests {
             (0.01, -2.326_347_874_041),
             (0.999, 3.090_232_306_168),
         ] {
-            let got = standard_normal_quantile(p);
+            let got = normal_quantile(p);
             assert!((got - z).abs() < 1e-8, "p={p}: {got} vs {z}");
         }
     }

@@ -15,7 +15,8 @@
 //! |---|---|---|
 //! | `promcast.format` | `1` | version of this contract |
 //! | `promcast.window` | `16` | input steps |
-//! | `promcast.step` | `1m` | spacing of the steps (a Prometheus duration); must equal `storage.step` |
+//! | `promcast.step` | `1m` | spacing of the steps (a Prometheus duration) the horizons are written at |
+//! | `promcast.steps` | `1m,5m` | optional: every `storage.step` the model serves (default: `promcast.step`); at step `s`, horizon `h` of the model is `h / promcast.step` steps of `s` |
 //! | `promcast.horizons` | `5m,15m,30m` | output horizons, strictly increasing, in output order |
 //! | `promcast.quantiles` | `0.1,0.5,0.9` | output quantile levels in (0, 1), strictly increasing; must include 0.5 (the point forecast) |
 //! | `promcast.features` | `value,mask,tod_sin,tod_cos` | input features per step, in input order; `value` first |
@@ -32,6 +33,11 @@
 //!   day / one week before that step, from the same history. When that point is not available
 //!   (history too short, or a gap there) the step's own normalised value is used instead. These
 //!   features need a step that divides 1d / 1w exactly.
+//! - `lag_1d_lead`: the normalised value one day before the point `L` steps after that step,
+//!   `L` the model's longest horizon in steps; so the last `L` window steps carry, for every
+//!   target, the value at the same time the day before (the seasonal-naive forecast). Missing
+//!   points fall back to the step's own value, as above; `lag_1d_lead_mask` is 1 where the
+//!   point was there, 0 where it fell back.
 //!
 //! Normalisation `robust_median_iqr`, per row (series) and window:
 //!
@@ -43,6 +49,10 @@
 //!   `scale = max(iqr, 1e-3·|center|, 1e-9)` so a constant window never divides by zero.
 //! - Inputs `x' = (x − center) / scale`; outputs `y = y' · scale + center`.
 //!
+//! Normalisation `robust_median_iqr_mad` is the same with `scale = max(iqr, 1.25·mean |x −
+//! center|, 1e-3·|center|, 1e-9)` over the observed window values, and every normalised input
+//! clipped to ±50: a window flat but for one spike keeps a sane scale.
+//!
 //! Missing or malformed metadata is a load error naming the key and the file; a graph whose
 //! declared shapes disagree with the metadata is an `Incompatible` error.
 //!
@@ -50,7 +60,8 @@
 //! with random LSTM weights, for tests and examples).
 
 mod fixture;
-mod onnx;
+pub(crate) mod onnx;
+pub(crate) mod onnx_build;
 mod tract;
 
 use std::fmt;
@@ -77,6 +88,7 @@ const MONDAY_MS: i64 = 4 * DAY_MS;
 pub const KEY_FORMAT: &str = "promcast.format";
 pub const KEY_WINDOW: &str = "promcast.window";
 pub const KEY_STEP: &str = "promcast.step";
+pub const KEY_STEPS: &str = "promcast.steps";
 pub const KEY_HORIZONS: &str = "promcast.horizons";
 pub const KEY_QUANTILES: &str = "promcast.quantiles";
 pub const KEY_FEATURES: &str = "promcast.features";
@@ -86,7 +98,10 @@ pub const KEY_NORMALISATION: &str = "promcast.normalisation";
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelMeta {
     pub window: usize,
+    /// The step `horizons` are written at.
     pub step: Duration,
+    /// Every `storage.step` the model serves (contains `step`).
+    pub steps: Vec<Duration>,
     pub horizons: Vec<Duration>,
     pub quantiles: Vec<f64>,
     pub features: Vec<Feature>,
@@ -94,9 +109,34 @@ pub struct ModelMeta {
 }
 
 impl ModelMeta {
-    /// Index of `horizon` in [`ModelMeta::horizons`] (the output's axis 1).
+    /// Index of `horizon` in [`ModelMeta::horizons`] (the output's axis 1), at the model's
+    /// own step.
     pub fn horizon_index(&self, horizon: Duration) -> Option<usize> {
-        self.horizons.iter().position(|h| *h == horizon)
+        self.horizon_index_at(horizon, self.step)
+    }
+
+    /// Index of the output that forecasts `horizon` when the model runs at `step`: the one
+    /// whose length in steps is `horizon / step`.
+    pub fn horizon_index_at(&self, horizon: Duration, step: Duration) -> Option<usize> {
+        if step == self.step {
+            return self.horizons.iter().position(|h| *h == horizon);
+        }
+        let (h, s) = (horizon.as_millis(), step.as_millis());
+        if s == 0 || h % s != 0 {
+            return None;
+        }
+        let want = (h / s) as usize;
+        self.horizon_steps().iter().position(|&k| k == want)
+    }
+
+    /// Each output horizon in steps (rounded down when a horizon is not a whole number of
+    /// steps; such a horizon is only served at the model's own step).
+    pub fn horizon_steps(&self) -> Vec<usize> {
+        let s = self.step.as_millis().max(1);
+        self.horizons
+            .iter()
+            .map(|h| (h.as_millis() / s) as usize)
+            .collect()
     }
 
     /// Index of quantile level `q` in [`ModelMeta::quantiles`] (the output's axis 2), with
@@ -112,14 +152,27 @@ impl ModelMeta {
         self.horizons.len() * self.quantiles.len()
     }
 
-    /// Steps between a point and the same point one day / one week earlier (`lag_1d`/`lag_1w`),
-    /// when those features are used.
-    fn lag_steps(&self) -> (Option<usize>, Option<usize>) {
-        let step = self.step.as_millis() as i64;
-        let lag =
-            |f: Feature, period: i64| self.features.contains(&f).then(|| (period / step) as usize);
-        (lag(Feature::Lag1d, DAY_MS), lag(Feature::Lag1w, WEEK_MS))
+    /// Steps between a point and the same point one day / one week earlier at `step`, when
+    /// a feature needs them (`lag_1d`, `lag_1d_lead*` / `lag_1w`).
+    fn lag_steps(&self, step: Duration) -> Lags {
+        let step = (step.as_millis() as i64).max(1);
+        let uses = |fs: &[Feature]| fs.iter().any(|f| self.features.contains(f));
+        Lags {
+            day: uses(&[Feature::Lag1d, Feature::Lag1dLead, Feature::Lag1dLeadMask])
+                .then(|| (DAY_MS / step) as usize),
+            week: uses(&[Feature::Lag1w]).then(|| (WEEK_MS / step) as usize),
+            lead: self.horizon_steps().into_iter().max().unwrap_or(0),
+        }
     }
+}
+
+/// Lag lengths in steps at the step a model runs at.
+#[derive(Debug, Clone, Copy)]
+struct Lags {
+    day: Option<usize>,
+    week: Option<usize>,
+    /// The longest horizon in steps (`lag_1d_lead`).
+    lead: usize,
 }
 
 /// One input feature per step; see the module documentation.
@@ -133,10 +186,12 @@ pub enum Feature {
     DowCos,
     Lag1d,
     Lag1w,
+    Lag1dLead,
+    Lag1dLeadMask,
 }
 
 impl Feature {
-    pub const ALL: [Feature; 8] = [
+    pub const ALL: [Feature; 10] = [
         Feature::Value,
         Feature::Mask,
         Feature::TodSin,
@@ -145,6 +200,8 @@ impl Feature {
         Feature::DowCos,
         Feature::Lag1d,
         Feature::Lag1w,
+        Feature::Lag1dLead,
+        Feature::Lag1dLeadMask,
     ];
 
     /// The name used in `promcast.features`.
@@ -158,6 +215,8 @@ impl Feature {
             Feature::DowCos => "dow_cos",
             Feature::Lag1d => "lag_1d",
             Feature::Lag1w => "lag_1w",
+            Feature::Lag1dLead => "lag_1d_lead",
+            Feature::Lag1dLeadMask => "lag_1d_lead_mask",
         }
     }
 
@@ -176,12 +235,20 @@ impl fmt::Display for Feature {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Normalisation {
     RobustMedianIqr,
+    /// `robust_median_iqr` with a scale of at least 1.25 × the mean absolute deviation from
+    /// the median, and normalised inputs clipped to ±[`CLIP_MAD`]: a window that is flat but
+    /// for a spike (IQR 0, e.g. sparse counts) no longer divides by ~0.
+    RobustMedianIqrMad,
 }
+
+/// Clip of normalised inputs under `robust_median_iqr_mad`.
+pub const CLIP_MAD: f32 = 50.0;
 
 impl Normalisation {
     pub fn name(self) -> &'static str {
         match self {
             Normalisation::RobustMedianIqr => "robust_median_iqr",
+            Normalisation::RobustMedianIqrMad => "robust_median_iqr_mad",
         }
     }
 }
@@ -214,6 +281,25 @@ pub enum NeuralError {
     Run { reason: String },
 }
 
+/// The model shipped inside promcast (`models/promcast-lstm.onnx`; its card is
+/// `models/README.md`).
+pub const BUILTIN_MODEL: &[u8] = include_bytes!("../../../models/promcast-lstm.onnx");
+
+/// Loads [`BUILTIN_MODEL`] (once per process; later calls share it).
+pub fn builtin_model() -> Result<LstmModel, NeuralError> {
+    static MODEL: std::sync::OnceLock<Result<LstmModel, String>> = std::sync::OnceLock::new();
+    MODEL
+        .get_or_init(|| {
+            LstmModel::from_bytes(BUILTIN_MODEL, "builtin (models/promcast-lstm.onnx)")
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(|reason| NeuralError::Incompatible {
+            origin: "builtin".into(),
+            reason,
+        })
+}
+
 /// One series' input to [`LstmModel::predict`].
 #[derive(Debug, Clone, Copy)]
 pub struct History<'a> {
@@ -221,6 +307,9 @@ pub struct History<'a> {
     pub values: &'a [f32],
     /// Timestamp (ms since the epoch) of the newest value's bucket.
     pub last_ts_ms: i64,
+    /// False when the timestamps carry no calendar meaning (an indexed trace): the time
+    /// features are then 0, the value the model was trained with for unknown times.
+    pub calendar: bool,
 }
 
 /// A loaded model: metadata plus an optimised tract plan. Cheap to clone (`Arc`), `Send + Sync`;
@@ -301,9 +390,9 @@ impl LstmModel {
         &self.inner.origin
     }
 
-    /// Checks that this model can serve a forecast entry: the model's step equals `step`, every
-    /// requested horizon is one of the model's, and the model has every requested quantile and
-    /// 0.5 (tolerance 1e-6). The error names what does not fit.
+    /// Checks that this model can serve a forecast entry: `step` is one of the model's steps,
+    /// every requested horizon is one of the model's at that step, and the model has every
+    /// requested quantile and 0.5 (tolerance 1e-6). The error names what does not fit.
     pub fn check_fits(
         &self,
         step: Duration,
@@ -315,23 +404,27 @@ impl LstmModel {
             origin: self.inner.origin.clone(),
             reason,
         };
-        if meta.step != step {
+        if !meta.steps.contains(&step) {
             return Err(incompatible(format!(
                 "model step {} does not match storage.step {}",
-                format_duration(meta.step),
+                meta.steps
+                    .iter()
+                    .map(|s| format_duration(*s))
+                    .collect::<Vec<_>>()
+                    .join(","),
                 format_duration(step)
             )));
         }
         let model_horizons = || {
-            meta.horizons
+            meta.horizon_steps()
                 .iter()
-                .map(|h| format_duration(*h))
+                .map(|k| format_duration(step * *k as u32))
                 .collect::<Vec<_>>()
                 .join(",")
         };
         let missing: Vec<String> = horizons
             .iter()
-            .filter(|h| meta.horizon_index(**h).is_none())
+            .filter(|h| meta.horizon_index_at(**h, step).is_none())
             .map(|h| format_duration(*h))
             .collect();
         if !missing.is_empty() {
@@ -361,22 +454,38 @@ impl LstmModel {
         Ok(())
     }
 
-    /// Ring points needed per series: the window, plus one day (`lag_1d`) or one week
-    /// (`lag_1w`) of steps before it when those features are used (the larger of the two, not
-    /// the sum: a week of history covers the day).
-    pub fn history_needed(&self) -> usize {
+    /// Ring points needed per series at `step`: the window, plus one day (`lag_1d*`) or one
+    /// week (`lag_1w`) of steps before it when those features are used (the larger of the
+    /// two, not the sum: a week of history covers the day).
+    pub fn history_needed(&self, step: Duration) -> usize {
         let meta = &self.inner.meta;
-        let (d, w) = meta.lag_steps();
-        meta.window + d.unwrap_or(0).max(w.unwrap_or(0))
+        let lags = meta.lag_steps(step);
+        meta.window + lags.day.unwrap_or(0).max(lags.week.unwrap_or(0))
     }
 
-    /// Forecasts one batch. `out` is cleared and filled with
+    /// Runs the plan on `rows` already-built input rows (`rows × window × features`) and
+    /// returns the raw, normalised output (`rows × horizons × quantiles`): for conformance
+    /// tests and benches.
+    pub fn run_raw(&self, rows: usize, input: &[f32]) -> Result<Vec<f32>, NeuralError> {
+        let mut raw = Vec::new();
+        self.inner
+            .plan
+            .run(rows, input, &mut raw)
+            .map_err(|reason| NeuralError::Run {
+                reason: format!("model {}: {reason}", self.inner.origin),
+            })?;
+        Ok(raw)
+    }
+
+    /// Forecasts one batch of series stored at `step` (one of the model's steps). `out` is
+    /// cleared and filled with
     /// `histories.len() × horizons × quantiles` values in `[batch, horizon, quantile]` order,
     /// de-normalised. Rows whose window has no observed value get NaN. Batches larger than
     /// 1024 rows run in chunks.
     pub fn predict(
         &self,
         histories: &[History<'_>],
+        step: Duration,
         out: &mut Vec<f32>,
     ) -> Result<(), NeuralError> {
         let inner = &*self.inner;
@@ -390,7 +499,7 @@ impl LstmModel {
             .pop();
         let mut scratch = pooled.unwrap_or_default();
         for chunk in histories.chunks(CHUNK_ROWS) {
-            self.predict_chunk(chunk, &mut scratch, out)?;
+            self.predict_chunk(chunk, step, &mut scratch, out)?;
         }
         inner
             .scratch
@@ -403,6 +512,7 @@ impl LstmModel {
     fn predict_chunk(
         &self,
         chunk: &[History<'_>],
+        step: Duration,
         scratch: &mut Scratch,
         out: &mut Vec<f32>,
     ) -> Result<(), NeuralError> {
@@ -410,7 +520,7 @@ impl LstmModel {
         let meta = &inner.meta;
         let per_row = meta.outputs_per_row();
         let row_len = meta.window * meta.features.len();
-        let lags = meta.lag_steps();
+        let lags = meta.lag_steps(step);
         scratch.input.clear();
         scratch.input.resize(chunk.len() * row_len, 0.0);
         scratch.norms.clear();
@@ -418,6 +528,7 @@ impl LstmModel {
             let norm = build_row(
                 meta,
                 lags,
+                step,
                 history,
                 row,
                 &mut scratch.filled,
@@ -462,15 +573,27 @@ struct Scratch {
 
 /// A window's normalisation: `x' = (x − center) / scale`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct RowNorm {
-    center: f64,
-    scale: f64,
+pub struct RowNorm {
+    pub center: f64,
+    pub scale: f64,
+    /// Normalised values are clipped to ±clip.
+    pub clip: f32,
 }
 
 impl RowNorm {
     /// Median and IQR of the finite values in `window` (`sorted` is a scratch buffer); `None`
     /// when there is none.
+    #[cfg(test)]
     fn robust(window: impl IntoIterator<Item = f64>, sorted: &mut Vec<f64>) -> Option<RowNorm> {
+        Self::new(Normalisation::RobustMedianIqr, window, sorted)
+    }
+
+    /// The normalisation of `kind` for the finite values of `window`.
+    fn new(
+        kind: Normalisation,
+        window: impl IntoIterator<Item = f64>,
+        sorted: &mut Vec<f64>,
+    ) -> Option<RowNorm> {
         sorted.clear();
         sorted.extend(window.into_iter().filter(|v| v.is_finite()));
         if sorted.is_empty() {
@@ -479,17 +602,51 @@ impl RowNorm {
         sorted.sort_unstable_by(f64::total_cmp);
         let center = quantile_sorted(sorted, 0.5);
         let iqr = quantile_sorted(sorted, 0.75) - quantile_sorted(sorted, 0.25);
-        let scale = iqr.max(1e-3 * center.abs()).max(1e-9);
-        Some(RowNorm { center, scale })
+        let (floor, clip) = match kind {
+            Normalisation::RobustMedianIqr => (0.0, f32::INFINITY),
+            Normalisation::RobustMedianIqrMad => {
+                let mad =
+                    sorted.iter().map(|v| (v - center).abs()).sum::<f64>() / sorted.len() as f64;
+                (1.25 * mad, CLIP_MAD)
+            }
+        };
+        let scale = iqr.max(floor).max(1e-3 * center.abs()).max(1e-9);
+        Some(RowNorm {
+            center,
+            scale,
+            clip,
+        })
     }
 
-    fn normalise(&self, x: f64) -> f32 {
-        ((x - self.center) / self.scale) as f32
+    pub fn normalise(&self, x: f64) -> f32 {
+        (((x - self.center) / self.scale) as f32).clamp(-self.clip, self.clip)
     }
 
-    fn denormalise(&self, y: f32) -> f32 {
+    pub fn denormalise(&self, y: f32) -> f32 {
         (y as f64 * self.scale + self.center) as f32
     }
+}
+
+/// Writes the model input row (`window × features`) for one history at `step`, exactly as
+/// [`LstmModel::predict`] builds it: what training uses so that the agent's inputs and the
+/// trained model's agree. Returns the row's normalisation, or `None` when the window has no
+/// observed value. `scratch` is reused across calls.
+pub fn input_row(
+    meta: &ModelMeta,
+    step: Duration,
+    history: &History<'_>,
+    row: &mut [f32],
+    scratch: &mut (Vec<f64>, Vec<f64>),
+) -> Option<RowNorm> {
+    build_row(
+        meta,
+        meta.lag_steps(step),
+        step,
+        history,
+        row,
+        &mut scratch.0,
+        &mut scratch.1,
+    )
 }
 
 /// Quantile `q` of sorted, non-empty `s`, interpolating linearly between order statistics.
@@ -504,7 +661,8 @@ fn quantile_sorted(s: &[f64], q: f64) -> f64 {
 /// row's normalisation, or `None` (row zeroed) when the window has no observed value.
 fn build_row(
     meta: &ModelMeta,
-    (lag_1d, lag_1w): (Option<usize>, Option<usize>),
+    lags: Lags,
+    step: Duration,
     history: &History<'_>,
     row: &mut [f32],
     filled: &mut Vec<f64>,
@@ -523,7 +681,11 @@ fn build_row(
             .map(|v| *v as f64)
             .filter(|v| v.is_finite())
     };
-    let Some(norm) = RowNorm::robust((0..w as isize).filter_map(|j| at(start + j)), sorted) else {
+    let Some(norm) = RowNorm::new(
+        meta.normalisation,
+        (0..w as isize).filter_map(|j| at(start + j)),
+        sorted,
+    ) else {
         row.fill(0.0);
         return None;
     };
@@ -540,8 +702,9 @@ fn build_row(
         *v = first_observed;
     }
 
-    let step_ms = meta.step.as_millis() as i64;
+    let step_ms = step.as_millis() as i64;
     let nf = meta.features.len();
+    let clock = |v: f64| if history.calendar { v as f32 } else { 0.0 };
     for (j, cells) in row.chunks_exact_mut(nf).enumerate() {
         let own = norm.normalise(filled[j]);
         let ts = history.last_ts_ms - (w - 1 - j) as i64 * step_ms;
@@ -551,6 +714,9 @@ fn build_row(
                 .and_then(|k| at(index - k as isize))
                 .map_or(own, |v| norm.normalise(v))
         };
+        let lead = lags
+            .day
+            .and_then(|d| at(index + lags.lead as isize - d as isize));
         for (cell, feature) in cells.iter_mut().zip(&meta.features) {
             *cell = match feature {
                 Feature::Value => own,
@@ -561,12 +727,20 @@ fn build_row(
                         0.0
                     }
                 }
-                Feature::TodSin => phase(ts, 0, DAY_MS).sin() as f32,
-                Feature::TodCos => phase(ts, 0, DAY_MS).cos() as f32,
-                Feature::DowSin => phase(ts, MONDAY_MS, WEEK_MS).sin() as f32,
-                Feature::DowCos => phase(ts, MONDAY_MS, WEEK_MS).cos() as f32,
-                Feature::Lag1d => lag(lag_1d),
-                Feature::Lag1w => lag(lag_1w),
+                Feature::TodSin => clock(phase(ts, 0, DAY_MS).sin()),
+                Feature::TodCos => clock(phase(ts, 0, DAY_MS).cos()),
+                Feature::DowSin => clock(phase(ts, MONDAY_MS, WEEK_MS).sin()),
+                Feature::DowCos => clock(phase(ts, MONDAY_MS, WEEK_MS).cos()),
+                Feature::Lag1d => lag(lags.day),
+                Feature::Lag1w => lag(lags.week),
+                Feature::Lag1dLead => lead.map_or(own, |v| norm.normalise(v)),
+                Feature::Lag1dLeadMask => {
+                    if lead.is_some() {
+                        1.0
+                    } else {
+                        0.0
+                    }
+                }
             };
         }
     }
@@ -642,6 +816,27 @@ fn parse_meta(
         return Err(err(KEY_STEP, "must be positive".to_owned()));
     }
 
+    let steps = match props.iter().find(|p| p.key() == KEY_STEPS) {
+        None => vec![step],
+        Some(_) => {
+            let mut steps = Vec::new();
+            for item in list(KEY_STEPS)? {
+                let s = parse_duration(item).map_err(|e| err(KEY_STEPS, e.to_string()))?;
+                if s.is_zero() {
+                    return Err(err(KEY_STEPS, format!("step {item:?} must be positive")));
+                }
+                steps.push(s);
+            }
+            if !steps.contains(&step) {
+                return Err(err(
+                    KEY_STEPS,
+                    format!("must include promcast.step ({})", format_duration(step)),
+                ));
+            }
+            steps
+        }
+    };
+
     let mut horizons = Vec::new();
     for item in list(KEY_HORIZONS)? {
         let h = parse_duration(item).map_err(|e| err(KEY_HORIZONS, e.to_string()))?;
@@ -707,29 +902,36 @@ fn parse_meta(
             "the first feature must be `value`".to_owned(),
         ));
     }
-    let step_ms = step.as_millis() as i64;
-    for (f, period, name) in [
-        (Feature::Lag1d, DAY_MS, "1d"),
-        (Feature::Lag1w, WEEK_MS, "1w"),
-    ] {
-        if features.contains(&f) && period % step_ms != 0 {
-            return Err(err(
-                KEY_FEATURES,
-                format!(
-                    "{f} needs a step that divides {name}; the model's step is {}",
-                    format_duration(step)
-                ),
-            ));
+    for s in &steps {
+        let step_ms = s.as_millis() as i64;
+        for (f, period, name) in [
+            (Feature::Lag1d, DAY_MS, "1d"),
+            (Feature::Lag1dLead, DAY_MS, "1d"),
+            (Feature::Lag1dLeadMask, DAY_MS, "1d"),
+            (Feature::Lag1w, WEEK_MS, "1w"),
+        ] {
+            if features.contains(&f) && period % step_ms != 0 {
+                return Err(err(
+                    KEY_FEATURES,
+                    format!(
+                        "{f} needs a step that divides {name}; the model serves step {}",
+                        format_duration(*s)
+                    ),
+                ));
+            }
         }
     }
 
     let raw = get(KEY_NORMALISATION)?;
     let normalisation = match raw {
         "robust_median_iqr" => Normalisation::RobustMedianIqr,
+        "robust_median_iqr_mad" => Normalisation::RobustMedianIqrMad,
         other => {
             return Err(err(
                 KEY_NORMALISATION,
-                format!("unknown normalisation {other:?} (known: robust_median_iqr)"),
+                format!(
+                "unknown normalisation {other:?} (known: robust_median_iqr, robust_median_iqr_mad)"
+            ),
             ))
         }
     };
@@ -737,6 +939,7 @@ fn parse_meta(
     Ok(ModelMeta {
         window,
         step,
+        steps,
         horizons,
         quantiles,
         features,
@@ -1017,7 +1220,7 @@ mod tests {
         assert_eq!(meta.quantiles, vec![0.1, 0.5, 0.9]);
         assert_eq!(meta.features, vec![Feature::Value]);
         assert_eq!(meta.normalisation, Normalisation::RobustMedianIqr);
-        assert_eq!(model.history_needed(), 16);
+        assert_eq!(model.history_needed(model.meta().step), 16);
         assert_eq!(meta.outputs_per_row(), 9);
         assert_eq!(meta.quantile_index(0.5000001), Some(1));
         assert_eq!(meta.horizon_index(mins(30)), Some(2));
@@ -1049,9 +1252,12 @@ mod tests {
                 .map(|v| History {
                     values: v,
                     last_ts_ms: 1_700_000_000_000,
+                    calendar: true,
                 })
                 .collect();
-            model.predict(&histories, &mut out).unwrap();
+            model
+                .predict(&histories, model.meta().step, &mut out)
+                .unwrap();
             assert_eq!(out.len(), n * hz * nq, "batch {n}");
             for (row, values) in out.chunks_exact(hz * nq).zip(&data) {
                 let last = *values.last().unwrap();
@@ -1085,18 +1291,23 @@ mod tests {
             History {
                 values: &good,
                 last_ts_ms: 0,
+                calendar: true,
             },
             History {
                 values: &all_nan,
                 last_ts_ms: 0,
+                calendar: true,
             },
             History {
                 values: &gappy,
                 last_ts_ms: 0,
+                calendar: true,
             },
         ];
         let mut out = Vec::new();
-        model.predict(&histories, &mut out).unwrap();
+        model
+            .predict(&histories, model.meta().step, &mut out)
+            .unwrap();
         assert_eq!(out.len(), 27);
         assert!(out[..9].iter().all(|v| v.is_finite()));
         assert!(out[9..18].iter().all(|v| v.is_nan()), "{:?}", &out[9..18]);
@@ -1113,13 +1324,15 @@ mod tests {
                 &[History {
                     values: &all_nan,
                     last_ts_ms: 0,
+                    calendar: true,
                 }],
+                MIN,
                 &mut out,
             )
             .unwrap();
         assert_eq!(out.len(), 9);
         assert!(out.iter().all(|v| v.is_nan()));
-        model.predict(&[], &mut out).unwrap();
+        model.predict(&[], model.meta().step, &mut out).unwrap();
         assert!(out.is_empty());
 
         // The filled row equals what the model gives for the same window filled by hand
@@ -1130,10 +1343,12 @@ mod tests {
         let mut row = vec![0.0; 16];
         let norm = build_row(
             meta,
-            (None, None),
+            meta.lag_steps(meta.step),
+            meta.step,
             &History {
                 values: &gappy,
                 last_ts_ms: 0,
+                calendar: true,
             },
             &mut row,
             &mut filled,
@@ -1156,14 +1371,19 @@ mod tests {
             .map(|v| History {
                 values: v,
                 last_ts_ms: 0,
+                calendar: true,
             })
             .collect();
         let mut all = Vec::new();
-        model.predict(&histories, &mut all).unwrap();
+        model
+            .predict(&histories, model.meta().step, &mut all)
+            .unwrap();
         assert_eq!(all.len(), n * 9);
         let mut one = Vec::new();
         for i in [0, 1, 1023, 1024, 2047, 2048, 2099] {
-            model.predict(&histories[i..=i], &mut one).unwrap();
+            model
+                .predict(&histories[i..=i], model.meta().step, &mut one)
+                .unwrap();
             for (a, b) in one.iter().zip(&all[i * 9..(i + 1) * 9]) {
                 assert!(
                     (a - b).abs() <= 1e-5 * b.abs().max(1.0),
@@ -1179,7 +1399,7 @@ mod tests {
                     let h = &histories;
                     s.spawn(move || {
                         let mut out = Vec::new();
-                        m.predict(h, &mut out).unwrap();
+                        m.predict(h, MIN, &mut out).unwrap();
                         out
                     })
                 })
@@ -1249,10 +1469,13 @@ mod tests {
             .map(|v| History {
                 values: v,
                 last_ts_ms: 0,
+                calendar: true,
             })
             .collect();
         let mut out = Vec::new();
-        model.predict(&histories, &mut out).unwrap();
+        model
+            .predict(&histories, model.meta().step, &mut out)
+            .unwrap();
         for (values, got) in data.iter().zip(out.chunks_exact(9)) {
             let window = &values[values.len() - 16..];
             let (center, scale) = naive_norm(window);
@@ -1276,10 +1499,12 @@ mod tests {
             step: Duration::from_secs(3600),
             ..FixtureParams::default()
         };
-        let bytes = fixture_model_with_features(&params, &Feature::ALL);
+        // The features with a per-step definition (the lead ones have their own test).
+        let features = &Feature::ALL[..8];
+        let bytes = fixture_model_with_features(&params, features);
         let model = LstmModel::from_bytes(&bytes, "all-features").unwrap();
-        assert_eq!(model.meta().features, Feature::ALL.to_vec());
-        assert_eq!(model.history_needed(), 12 + 168);
+        assert_eq!(model.meta().features, features.to_vec());
+        assert_eq!(model.history_needed(model.meta().step), 12 + 168);
         let reference = Reference::from_bytes(&bytes);
         assert_eq!(reference.features, 8);
 
@@ -1289,20 +1514,25 @@ mod tests {
             History {
                 values: &long,
                 last_ts_ms: 1_704_067_200_000,
+                calendar: true,
             },
             History {
                 values: &short,
                 last_ts_ms: 1_704_067_200_000,
+                calendar: true,
             },
         ];
         let mut out = Vec::new();
-        model.predict(&histories, &mut out).unwrap();
+        model
+            .predict(&histories, model.meta().step, &mut out)
+            .unwrap();
         assert_eq!(out.len(), 18);
         for (h, got) in histories.iter().zip(out.chunks_exact(9)) {
             let mut row = vec![0.0; 12 * 8];
             let norm = build_row(
                 model.meta(),
-                model.meta().lag_steps(),
+                model.meta().lag_steps(model.meta().step),
+                model.meta().step,
                 h,
                 &mut row,
                 &mut Vec::new(),
@@ -1325,13 +1555,14 @@ mod tests {
         let meta = ModelMeta {
             window: 4,
             step: Duration::from_secs(6 * 3600),
-            horizons: vec![mins(5)],
+            steps: vec![Duration::from_secs(6 * 3600)],
+            horizons: vec![Duration::from_secs(6 * 3600)],
             quantiles: vec![0.5],
-            features: Feature::ALL.to_vec(),
+            features: Feature::ALL[..8].to_vec(),
             normalisation: Normalisation::RobustMedianIqr,
         };
-        let lags = meta.lag_steps();
-        assert_eq!(lags, (Some(4), Some(28)));
+        let lags = meta.lag_steps(meta.step);
+        assert_eq!((lags.day, lags.week, lags.lead), (Some(4), Some(28), 1));
         // 2024-01-01 00:00 UTC was a Monday; the newest step is then, the others 6h apart.
         let monday = 1_704_067_200_000i64;
         let mut values: Vec<f32> = (0..40).map(|i| i as f32).collect();
@@ -1339,9 +1570,19 @@ mod tests {
         let h = History {
             values: &values,
             last_ts_ms: monday,
+            calendar: true,
         };
         let mut row = vec![0.0; 4 * 8];
-        let norm = build_row(&meta, lags, &h, &mut row, &mut Vec::new(), &mut Vec::new()).unwrap();
+        let norm = build_row(
+            &meta,
+            lags,
+            meta.step,
+            &h,
+            &mut row,
+            &mut Vec::new(),
+            &mut Vec::new(),
+        )
+        .unwrap();
         fn step(row: &[f32], j: usize) -> &[f32] {
             &row[j * 8..(j + 1) * 8]
         }
@@ -1369,13 +1610,71 @@ mod tests {
         let h = History {
             values: &short,
             last_ts_ms: monday,
+            calendar: true,
         };
-        build_row(&meta, lags, &h, &mut row, &mut Vec::new(), &mut Vec::new()).unwrap();
+        build_row(
+            &meta,
+            lags,
+            meta.step,
+            &h,
+            &mut row,
+            &mut Vec::new(),
+            &mut Vec::new(),
+        )
+        .unwrap();
         for j in 0..4 {
             let s = step(&row, j);
             assert_eq!(s[6], s[0]);
             assert_eq!(s[7], s[0]);
         }
+    }
+
+    #[test]
+    fn lead_features_carry_the_day_before_each_target() {
+        // step 6h: a day is 4 steps; horizons 6h and 12h: the lead L is 2 steps.
+        let six = Duration::from_secs(6 * 3600);
+        let meta = ModelMeta {
+            window: 4,
+            step: six,
+            steps: vec![six],
+            horizons: vec![six, six * 2],
+            quantiles: vec![0.5],
+            features: vec![Feature::Value, Feature::Lag1dLead, Feature::Lag1dLeadMask],
+            normalisation: Normalisation::RobustMedianIqr,
+        };
+        let lags = meta.lag_steps(six);
+        assert_eq!((lags.day, lags.lead), (Some(4), 2));
+        let mut values: Vec<f32> = (0..40).map(|i| i as f32).collect();
+        values[37 - 2] = f32::NAN; // the lead point of window step j = 2 (index 37)
+        let h = History {
+            values: &values,
+            last_ts_ms: 0,
+            calendar: false,
+        };
+        let mut row = vec![0.0; 4 * 3];
+        let norm = build_row(
+            &meta,
+            lags,
+            six,
+            &h,
+            &mut row,
+            &mut Vec::new(),
+            &mut Vec::new(),
+        )
+        .unwrap();
+        // j = 3 (index 39): the point 2 steps later minus a day is index 37.
+        assert_eq!(row[9 + 1], norm.normalise(37.0));
+        assert_eq!(row[9 + 2], 1.0);
+        // j = 2 (index 38): index 36... is there; j = 1 (index 37): index 35 is the gap.
+        assert_eq!(row[6 + 1], norm.normalise(36.0));
+        assert_eq!(
+            row[3 + 1],
+            row[3],
+            "a missing lead point falls back to the own value"
+        );
+        assert_eq!(row[3 + 2], 0.0);
+        // The lead point of the newest step is one day before its longest target.
+        assert_eq!(39 + 2 - 4, 37);
     }
 
     #[test]
@@ -1386,10 +1685,12 @@ mod tests {
         let mut filled = Vec::new();
         let norm = build_row(
             &meta,
-            (None, None),
+            meta.lag_steps(meta.step),
+            meta.step,
             &History {
                 values: &values,
                 last_ts_ms: 0,
+                calendar: true,
             },
             &mut row,
             &mut filled,
@@ -1412,9 +1713,17 @@ mod tests {
             n,
             RowNorm {
                 center: 2.5,
-                scale: 1.5
+                scale: 1.5,
+                clip: f32::INFINITY,
             }
         );
+        // The MAD floor: a flat window with one spike keeps a scale of 1.25 × the mean
+        // absolute deviation, and inputs are clipped.
+        let spike = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 80.0];
+        let m = RowNorm::new(Normalisation::RobustMedianIqrMad, spike, &mut sorted).unwrap();
+        assert_eq!((m.center, m.scale), (0.0, 1.25 * 10.0));
+        assert_eq!(m.normalise(80.0), 6.4);
+        assert_eq!(m.normalise(1e9), CLIP_MAD);
 
         for seed in 0..20 {
             let window = series(seed, 16);
@@ -1449,12 +1758,15 @@ mod tests {
                     History {
                         values: &flat,
                         last_ts_ms: 0,
+                        calendar: true,
                     },
                     History {
                         values: &zeros,
                         last_ts_ms: 0,
+                        calendar: true,
                     },
                 ],
+                MIN,
                 &mut out,
             )
             .unwrap();

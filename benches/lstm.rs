@@ -1,0 +1,57 @@
+//! The shipped LSTM on tract: series forecasts per second at batch 1, 64 and 1024, one
+//! thread, through `LstmModel::predict` (input windows built from real NASA histories,
+//! normalisation, inference, de-normalisation), and the raw plan alone.
+//!
+//! `cargo bench --bench lstm` (criterion's "thrpt" is forecasts per second).
+
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use promcast::forecast::neural::{builtin_model, History};
+
+fn nasa() -> Vec<f32> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/data/nasa_http_1995/nasa_requests_per_minute.csv"
+    );
+    std::fs::read_to_string(path)
+        .expect("../shared/data beside the checkout")
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').nth(1)?.trim().parse().ok())
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let model = builtin_model().expect("the shipped model loads");
+    let y = nasa();
+    let step = Duration::from_secs(60);
+    let ring = 1440;
+    let mut g = c.benchmark_group("lstm_tract");
+    for batch in [1usize, 64, 1024] {
+        let histories: Vec<History<'_>> = (0..batch)
+            .map(|i| {
+                let end = ring + (i * 37) % (y.len() - ring);
+                History {
+                    values: &y[end - ring..end],
+                    last_ts_ms: end as i64 * 60_000,
+                    calendar: true,
+                }
+            })
+            .collect();
+        g.throughput(Throughput::Elements(batch as u64));
+        let mut out = Vec::new();
+        g.bench_with_input(BenchmarkId::new("predict", batch), &batch, |b, _| {
+            b.iter(|| model.predict(&histories, step, &mut out).unwrap())
+        });
+        let meta = model.meta();
+        let input = vec![0.1f32; batch * meta.window * meta.features.len()];
+        g.bench_with_input(BenchmarkId::new("plan_only", batch), &batch, |b, _| {
+            b.iter(|| model.run_raw(batch, &input).unwrap())
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

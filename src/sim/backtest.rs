@@ -1,0 +1,676 @@
+//! `promcast backtest`: rolling-origin evaluation of the agent's own forecasting code.
+//!
+//! Each trace is replayed into a real [`Store`] and forecast by a real [`Scheduler`] (one per
+//! model, configured like the agent with `model: <that model>`), so what is measured is what
+//! the agent would have exported: the same bucketing, gap handling, ring length, refit
+//! cadence and `auto` choices. At every origin `o` of the test split (the last
+//! `test_fraction` of the trace's buckets, every `stride` steps), only buckets up to `o` have
+//! been appended; the forecast for `o + h` is compared with the actual bucket `o + h`.
+//! Missing actuals are not scored.
+//!
+//! Metrics per model × horizon ([`Metrics`]): MAE, RMSE, sMAPE, MASE (MAE over the in-sample
+//! MAE of the seasonal-naive rule on the series' training part), R², coverage and width of the
+//! band, and an under-forecast-weighted error. Across several series, MASE, sMAPE, R²,
+//! coverage and the scaled width are means over series; MAE, RMSE and under-weighted error are
+//! over all forecasts.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+
+use super::data::Trace;
+use crate::config::{format_duration, Config};
+use crate::export::SnapshotCell;
+use crate::forecast::neural::LstmModel;
+use crate::forecast::scheduler::Scheduler;
+use crate::forecast::ModelKind;
+use crate::store::{hash_labels, AppendStats, LabelRef, Sample, Store};
+use crate::telemetry::Telemetry;
+
+/// Cost of an under-forecast relative to an over-forecast in [`Metrics::under_weighted`]:
+/// under-provisioning (forecast below the load) hurts more than paying for idle capacity.
+pub const UNDER_WEIGHT: f64 = 3.0;
+
+#[derive(Debug, Clone)]
+pub struct BacktestOptions {
+    pub step: Duration,
+    pub horizons: Vec<Duration>,
+    /// Model names as in the config (`naive`, `seasonal_naive`, `mstl`, `lstm`, `auto`).
+    pub models: Vec<String>,
+    /// The agent's ring length (`storage.retention`).
+    pub retention: Duration,
+    pub seasons: Vec<Duration>,
+    pub quantiles: (f64, f64),
+    pub refit_every: Duration,
+    /// Share of each trace's buckets (at the end) that is the test split.
+    pub test_fraction: f64,
+    /// Evaluate every `stride` steps of the test split.
+    pub stride: usize,
+    /// The ONNX model for `lstm` (and `auto`); `None`: the built-in one.
+    pub lstm: Option<PathBuf>,
+    /// Season (in steps) of the MASE scale; default one day of steps.
+    pub mase_season: Option<usize>,
+}
+
+use std::path::PathBuf;
+
+impl BacktestOptions {
+    pub fn new(step: Duration) -> Self {
+        Self {
+            step,
+            horizons: [5, 15, 30].map(|m| Duration::from_secs(m * 60)).to_vec(),
+            models: vec![
+                "seasonal_naive".into(),
+                "mstl".into(),
+                "lstm".into(),
+                "auto".into(),
+            ],
+            retention: Duration::from_secs(24 * 3600),
+            seasons: vec![Duration::from_secs(3600), Duration::from_secs(86_400)],
+            quantiles: (0.1, 0.9),
+            refit_every: Duration::from_secs(15 * 60),
+            test_fraction: 0.2,
+            stride: 1,
+            lstm: None,
+            mase_season: None,
+        }
+    }
+
+    fn step_ms(&self) -> i64 {
+        self.step.as_millis() as i64
+    }
+
+    /// The agent configuration the replay runs for one model.
+    pub fn agent_config(&self, model: &str) -> Result<Config> {
+        let list = |d: &[Duration]| d.iter().map(|d| format_duration(*d)).collect::<Vec<_>>();
+        let inference = match &self.lstm {
+            Some(p) => format!("inference: {{ model: '{}' }}\n", p.display()),
+            None => "inference: { model: builtin }\n".to_string(),
+        };
+        let yaml = format!(
+            "storage: {{ step: {step}, retention: {retention}, idle_timeout: 3650d }}\n\
+             forecast:\n  - selector: '{{__name__=\"backtest\"}}'\n    horizons: [{h}]\n    model: {model}\n    \
+             quantiles: [{lo}, {hi}]\n    seasons: [{seasons}]\n    refit_every: {refit}\n    anomaly: {{ enabled: false }}\n\
+             limits: {{ max_series: 1000000, max_future: 3650d }}\n{inference}",
+            step = format_duration(self.step),
+            retention = format_duration(self.retention),
+            h = list(&self.horizons).join(", "),
+            lo = self.quantiles.0,
+            hi = self.quantiles.1,
+            seasons = list(&self.seasons).join(", "),
+            refit = format_duration(self.refit_every.max(self.step)),
+        );
+        Config::from_yaml(&yaml, "backtest", None).map_err(|e| anyhow::anyhow!("{e}"))
+    }
+}
+
+/// One evaluated forecast.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForecastRow {
+    pub model: String,
+    /// Index into [`BacktestOptions::horizons`].
+    pub horizon: usize,
+    pub series: usize,
+    /// Bucket of the origin and of the target.
+    pub origin: i64,
+    pub target: i64,
+    pub yhat: f64,
+    pub lower: f64,
+    pub upper: f64,
+    pub actual: f64,
+    /// The model that produced it (what `auto` chose).
+    pub used: Option<ModelKind>,
+}
+
+/// Accuracy of one model at one horizon.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Metrics {
+    pub n: usize,
+    pub mae: f64,
+    pub rmse: f64,
+    pub smape: f64,
+    pub mase: f64,
+    pub r2: f64,
+    pub coverage: f64,
+    /// Mean band width over the MASE scale (unitless, comparable across series).
+    pub width: f64,
+    /// Mean of `UNDER_WEIGHT·max(y − ŷ, 0) + max(ŷ − y, 0)`.
+    pub under_weighted: f64,
+}
+
+/// One series' characteristics, for grouping results.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Traits {
+    /// 1 − var(remainder) / var(series − trend) for a daily profile; 0 when no full day.
+    pub seasonality: f64,
+    /// Mean |first difference| over the mean |value|.
+    pub volatility: f64,
+    /// |last-quarter mean − first-quarter mean| over the series' mean |value|.
+    pub trend: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct SeriesInfo {
+    pub name: String,
+    pub calendar: bool,
+    pub first_bucket: i64,
+    pub test_start: i64,
+    /// MASE denominator.
+    pub scale: f64,
+    pub traits: Traits,
+    /// Bucketed values (for plots).
+    pub values: Vec<f32>,
+}
+
+pub struct Backtest {
+    pub options: BacktestOptions,
+    pub series: Vec<SeriesInfo>,
+    pub rows: Vec<ForecastRow>,
+    /// Series left out, with the reason (too short for the split and horizons).
+    pub skipped: Vec<String>,
+}
+
+/// Replays every trace through every model.
+pub fn run(
+    traces: &[Trace],
+    opts: &BacktestOptions,
+    progress: &dyn Fn(&str, usize, usize),
+) -> Result<Backtest> {
+    if traces.is_empty() {
+        bail!("no series to backtest");
+    }
+    let step_ms = opts.step_ms();
+    let lstm = Some(Arc::new(match &opts.lstm {
+        Some(p) => LstmModel::load(p)?,
+        None => crate::forecast::neural::builtin_model()?,
+    }));
+    let day = (86_400_000 / step_ms).max(1) as usize;
+    let mase_season = opts.mase_season.unwrap_or(day);
+    let max_h = opts
+        .horizons
+        .iter()
+        .map(|h| (h.as_millis() as i64 / step_ms) as usize)
+        .max()
+        .unwrap_or(1);
+    let mut series = Vec::new();
+    let mut skipped = Vec::new();
+    for t in traces {
+        let (b0, values) = t.bucketed(step_ms);
+        let n = values.len();
+        let split = ((n as f64) * (1.0 - opts.test_fraction)).floor() as usize;
+        if split < 2 || n - split <= max_h {
+            skipped.push(format!(
+                "{}: {n} buckets of {} are too few for a test split of {} with horizons up to {max_h} steps",
+                t.name,
+                format_duration(opts.step),
+                opts.test_fraction
+            ));
+            continue;
+        }
+        let train = &values[..split];
+        let Some(scale) = mase_scale(train, mase_season).or_else(|| mase_scale(train, 1)) else {
+            skipped.push(format!(
+                "{}: no two different observed points in the training part (no MASE scale)",
+                t.name
+            ));
+            continue;
+        };
+        series.push(SeriesInfo {
+            name: t.name.clone(),
+            calendar: t.calendar,
+            first_bucket: b0,
+            test_start: b0 + split as i64,
+            scale,
+            traits: traits(train, day),
+            values,
+        });
+    }
+
+    if series.is_empty() {
+        bail!(
+            "no series long enough to backtest:\n  {}",
+            skipped.join("\n  ")
+        );
+    }
+    let mut rows = Vec::new();
+    for model in &opts.models {
+        let config = Arc::new(opts.agent_config(model)?);
+        for (si, s) in series.iter().enumerate() {
+            progress(model, si, series.len());
+            replay(&config, lstm.clone(), s, si, model, opts, &mut rows)?;
+        }
+    }
+    Ok(Backtest {
+        options: opts.clone(),
+        series,
+        rows,
+        skipped,
+    })
+}
+
+fn replay(
+    config: &Arc<Config>,
+    lstm: Option<Arc<LstmModel>>,
+    s: &SeriesInfo,
+    si: usize,
+    model: &str,
+    opts: &BacktestOptions,
+    rows: &mut Vec<ForecastRow>,
+) -> Result<()> {
+    let step_ms = opts.step_ms();
+    let store = Arc::new(Store::new(config, s.first_bucket * step_ms));
+    let telemetry = Arc::new(Telemetry::default());
+    let cell = Arc::new(SnapshotCell::new(crate::export::Snapshot::empty(config)));
+    let mut sched = Scheduler::new(
+        config.clone(),
+        store.clone(),
+        telemetry,
+        cell,
+        Vec::new(),
+        lstm,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    sched.set_calendar(s.calendar);
+    let labels = [LabelRef::new("__name__", "backtest")];
+    let hash = hash_labels(&labels);
+    let horizon_steps: Vec<i64> = opts
+        .horizons
+        .iter()
+        .map(|h| h.as_millis() as i64 / step_ms)
+        .collect();
+    let min_h = *horizon_steps.iter().min().unwrap_or(&1);
+    let end = s.first_bucket + s.values.len() as i64; // exclusive
+    let mut stats = AppendStats::default();
+    let mut fed = s.first_bucket;
+    let mut feed = |upto: i64, fed: &mut i64| {
+        // Buckets (fed, upto], as one batch of samples at the buckets' start times.
+        let samples: Vec<Sample> = (*fed..=upto)
+            .filter_map(|b| {
+                let v = s.values[(b - s.first_bucket) as usize];
+                v.is_finite().then_some(Sample {
+                    value: v as f64,
+                    timestamp: b * step_ms,
+                })
+            })
+            .collect();
+        if !samples.is_empty() {
+            store.append(hash, &labels, &samples, upto * step_ms, &mut stats);
+        }
+        *fed = upto + 1;
+    };
+    let first_origin = s.test_start - min_h;
+    let mut origin = first_origin;
+    while origin + min_h < end {
+        feed(origin, &mut fed);
+        let snap = sched.step(origin * step_ms);
+        if let Some(f) = snap.series.first() {
+            if f.state == crate::forecast::SeriesState::Ready {
+                for (hi, (p, &h)) in f.points.iter().zip(&horizon_steps).enumerate() {
+                    let target = origin + h;
+                    if target < s.test_start || target >= end {
+                        continue;
+                    }
+                    let actual = s.values[(target - s.first_bucket) as usize] as f64;
+                    if !actual.is_finite() {
+                        continue;
+                    }
+                    rows.push(ForecastRow {
+                        model: model.to_string(),
+                        horizon: hi,
+                        series: si,
+                        origin,
+                        target,
+                        yhat: p.yhat,
+                        lower: p.lower,
+                        upper: p.upper,
+                        actual,
+                        used: f.model,
+                    });
+                }
+            }
+        }
+        origin += opts.stride.max(1) as i64;
+    }
+    Ok(())
+}
+
+/// Mean |y[t] − y[t − m]| over the observed pairs, if any and positive.
+pub fn mase_scale(values: &[f32], m: usize) -> Option<f64> {
+    let (mut sum, mut n) = (0.0, 0usize);
+    for t in m..values.len() {
+        let (a, b) = (values[t], values[t - m]);
+        if a.is_finite() && b.is_finite() {
+            sum += (a - b).abs() as f64;
+            n += 1;
+        }
+    }
+    (n > 0 && sum > 0.0).then(|| sum / n as f64)
+}
+
+fn traits(values: &[f32], day: usize) -> Traits {
+    let obs: Vec<f64> = values
+        .iter()
+        .filter(|v| v.is_finite())
+        .map(|v| *v as f64)
+        .collect();
+    let mean_abs = obs.iter().map(|v| v.abs()).sum::<f64>() / obs.len().max(1) as f64;
+    let mean_abs = mean_abs.max(1e-12);
+    let diffs: Vec<f64> = values
+        .windows(2)
+        .filter(|w| w[0].is_finite() && w[1].is_finite())
+        .map(|w| (w[1] - w[0]).abs() as f64)
+        .collect();
+    let volatility = diffs.iter().sum::<f64>() / diffs.len().max(1) as f64 / mean_abs;
+    let q = obs.len() / 4;
+    let trend = if q > 0 {
+        let a = obs[..q].iter().sum::<f64>() / q as f64;
+        let b = obs[obs.len() - q..].iter().sum::<f64>() / q as f64;
+        (b - a).abs() / mean_abs
+    } else {
+        0.0
+    };
+    // Seasonality strength: share of the (daily-mean-removed) variance explained by the mean
+    // profile over the time of day.
+    let seasonality = if day >= 2 && values.len() >= 2 * day {
+        let days = values.len() / day;
+        let mut profile = vec![(0.0, 0usize); day];
+        let mut detr = Vec::new();
+        for d in 0..days {
+            let chunk = &values[d * day..(d + 1) * day];
+            let o: Vec<f64> = chunk
+                .iter()
+                .filter(|v| v.is_finite())
+                .map(|v| *v as f64)
+                .collect();
+            if o.is_empty() {
+                continue;
+            }
+            let m = o.iter().sum::<f64>() / o.len() as f64;
+            for (i, v) in chunk.iter().enumerate() {
+                if v.is_finite() {
+                    let x = *v as f64 - m;
+                    profile[i].0 += x;
+                    profile[i].1 += 1;
+                    detr.push((i, x));
+                }
+            }
+        }
+        let var = |xs: &mut dyn Iterator<Item = f64>| {
+            let v: Vec<f64> = xs.collect();
+            let m = v.iter().sum::<f64>() / v.len().max(1) as f64;
+            v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / v.len().max(1) as f64
+        };
+        let total = var(&mut detr.iter().map(|(_, x)| *x));
+        let rem = var(&mut detr
+            .iter()
+            .map(|(i, x)| x - profile[*i].0 / profile[*i].1.max(1) as f64));
+        if total > 0.0 {
+            (1.0 - rem / total).clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    } else {
+        0.0
+    };
+    Traits {
+        seasonality,
+        volatility,
+        trend,
+    }
+}
+
+/// Metrics of `rows` (one model, one horizon, any series).
+pub fn metrics(rows: &[&ForecastRow], series: &[SeriesInfo]) -> Metrics {
+    if rows.is_empty() {
+        return Metrics::default();
+    }
+    let n = rows.len() as f64;
+    let (mut ae, mut se, mut uw) = (0.0, 0.0, 0.0);
+    for r in rows {
+        let e = r.actual - r.yhat;
+        ae += e.abs();
+        se += e * e;
+        uw += if e > 0.0 { UNDER_WEIGHT * e } else { -e };
+    }
+    // Per-series means for the scale-free figures.
+    let mut by: BTreeMap<usize, Vec<&ForecastRow>> = BTreeMap::new();
+    for r in rows {
+        by.entry(r.series).or_default().push(r);
+    }
+    let (mut mase, mut smape, mut r2, mut cov, mut width) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for (si, rs) in &by {
+        let k = rs.len() as f64;
+        let scale = series[*si].scale;
+        let mae_s = rs.iter().map(|r| (r.actual - r.yhat).abs()).sum::<f64>() / k;
+        mase += mae_s / scale;
+        smape += rs
+            .iter()
+            .map(|r| {
+                let d = r.actual.abs() + r.yhat.abs();
+                if d > 0.0 {
+                    2.0 * (r.actual - r.yhat).abs() / d
+                } else {
+                    0.0
+                }
+            })
+            .sum::<f64>()
+            / k
+            * 100.0;
+        let mean = rs.iter().map(|r| r.actual).sum::<f64>() / k;
+        let ss_tot = rs.iter().map(|r| (r.actual - mean).powi(2)).sum::<f64>();
+        let ss_res = rs.iter().map(|r| (r.actual - r.yhat).powi(2)).sum::<f64>();
+        r2 += if ss_tot > 0.0 {
+            1.0 - ss_res / ss_tot
+        } else {
+            0.0
+        };
+        cov += rs
+            .iter()
+            .filter(|r| r.lower <= r.actual && r.actual <= r.upper)
+            .count() as f64
+            / k;
+        width += rs.iter().map(|r| r.upper - r.lower).sum::<f64>() / k / scale;
+    }
+    let m = by.len() as f64;
+    Metrics {
+        n: rows.len(),
+        mae: ae / n,
+        rmse: (se / n).sqrt(),
+        smape: smape / m,
+        mase: mase / m,
+        r2: r2 / m,
+        coverage: cov / m,
+        width: width / m,
+        under_weighted: uw / n,
+    }
+}
+
+impl Backtest {
+    /// Metrics per (model, horizon index) over all series, in option order.
+    pub fn table(&self) -> Vec<(String, usize, Metrics)> {
+        let mut out = Vec::new();
+        for m in &self.options.models {
+            for h in 0..self.options.horizons.len() {
+                let rows: Vec<&ForecastRow> = self
+                    .rows
+                    .iter()
+                    .filter(|r| &r.model == m && r.horizon == h)
+                    .collect();
+                out.push((m.clone(), h, metrics(&rows, &self.series)));
+            }
+        }
+        out
+    }
+
+    /// Metrics per (model, horizon, series).
+    pub fn per_series(&self) -> Vec<(String, usize, usize, Metrics)> {
+        let mut groups: BTreeMap<(String, usize, usize), Vec<&ForecastRow>> = BTreeMap::new();
+        for r in &self.rows {
+            groups
+                .entry((r.model.clone(), r.horizon, r.series))
+                .or_default()
+                .push(r);
+        }
+        groups
+            .into_iter()
+            .map(|((m, h, s), rows)| (m, h, s, metrics(&rows, &self.series)))
+            .collect()
+    }
+
+    /// Metrics per (trait, bucket, model, horizon), each trait split at its terciles over the
+    /// series (`low`, `mid`, `high`). Empty with fewer than 3 series.
+    pub fn per_bucket(&self) -> Vec<(&'static str, &'static str, String, usize, Metrics)> {
+        let n = self.series.len();
+        if n < 3 {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        type Get = fn(&Traits) -> f64;
+        let traits: [(&str, Get); 3] = [
+            ("seasonality", |t| t.seasonality),
+            ("volatility", |t| t.volatility),
+            ("trend", |t| t.trend),
+        ];
+        for (tname, get) in traits {
+            let mut order: Vec<usize> = (0..n).collect();
+            order.sort_by(|a, b| {
+                get(&self.series[*a].traits).total_cmp(&get(&self.series[*b].traits))
+            });
+            let mut bucket_of = vec![""; n];
+            for (rank, &si) in order.iter().enumerate() {
+                bucket_of[si] = ["low", "mid", "high"][(rank * 3 / n).min(2)];
+            }
+            for b in ["low", "mid", "high"] {
+                for m in &self.options.models {
+                    for h in 0..self.options.horizons.len() {
+                        let rows: Vec<&ForecastRow> = self
+                            .rows
+                            .iter()
+                            .filter(|r| &r.model == m && r.horizon == h && bucket_of[r.series] == b)
+                            .collect();
+                        out.push((tname, b, m.clone(), h, metrics(&rows, &self.series)));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// A time as the input wrote it: unix seconds for calendar traces, else the index.
+    pub fn time_label(&self, series: usize, bucket: i64) -> String {
+        let step_ms = self.options.step_ms();
+        let ms = bucket * step_ms;
+        if self.series[series].calendar {
+            if ms % 1000 == 0 {
+                (ms / 1000).to_string()
+            } else {
+                format!("{:.3}", ms as f64 / 1000.0)
+            }
+        } else {
+            (ms / step_ms).to_string()
+        }
+    }
+
+    pub fn horizon_label(&self, h: usize) -> String {
+        format_duration(self.options.horizons[h])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::data::{read_traces, CsvOptions};
+
+    fn nasa() -> Trace {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/data/nasa_http_1995/nasa_requests_per_minute.csv");
+        let mut t = read_traces(
+            &path,
+            &CsvOptions {
+                step: Some(Duration::from_secs(60)),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .remove(0);
+        // four days of July: enough for a test split, quick in debug builds
+        t.times_ms.truncate(4 * 1440);
+        t.values.truncate(4 * 1440);
+        t
+    }
+
+    #[test]
+    fn replay_uses_only_the_past_and_scores_the_test_split() {
+        let t = nasa();
+        let mut opts = BacktestOptions::new(Duration::from_secs(60));
+        opts.models = vec!["naive".into(), "seasonal_naive".into()];
+        opts.stride = 7;
+        let bt = run(std::slice::from_ref(&t), &opts, &|_, _, _| {}).unwrap();
+        let s = &bt.series[0];
+        assert_eq!(s.test_start, (4 * 1440) as i64 * 8 / 10);
+        for r in &bt.rows {
+            assert!(r.target >= s.test_start && r.target < 4 * 1440);
+            assert_eq!(r.target - r.origin, [5, 15, 30][r.horizon]);
+            assert_eq!(r.actual, t.values[r.target as usize]);
+            assert!(r.lower <= r.yhat && r.yhat <= r.upper);
+        }
+        // Naive repeats the last value seen at the origin: the forecast for any horizon from
+        // the same origin has the same point forecast only if it used no future value.
+        let naive: Vec<_> = bt.rows.iter().filter(|r| r.model == "naive").collect();
+        assert!(!naive.is_empty());
+        // seasonal naive at 5m with a 1h season repeats the value 55 minutes before the origin
+        let sn = bt
+            .rows
+            .iter()
+            .find(|r| r.model == "seasonal_naive" && r.horizon == 0)
+            .unwrap();
+        assert_eq!(sn.used, Some(ModelKind::SeasonalNaive));
+        let table = bt.table();
+        assert_eq!(table.len(), 2 * 3);
+        for (_, _, m) in &table {
+            assert!(m.n > 0 && m.mae > 0.0 && m.mase > 0.0 && m.rmse >= m.mae);
+            assert!((0.0..=1.0).contains(&m.coverage));
+        }
+    }
+
+    #[test]
+    fn metrics_by_hand() {
+        let info = SeriesInfo {
+            name: "x".into(),
+            calendar: false,
+            first_bucket: 0,
+            test_start: 0,
+            scale: 2.0,
+            traits: Traits {
+                seasonality: 0.0,
+                volatility: 0.0,
+                trend: 0.0,
+            },
+            values: vec![],
+        };
+        let row = |yhat: f64, actual: f64| ForecastRow {
+            model: "m".into(),
+            horizon: 0,
+            series: 0,
+            origin: 0,
+            target: 1,
+            yhat,
+            lower: yhat - 1.0,
+            upper: yhat + 1.0,
+            actual,
+            used: None,
+        };
+        let rows = [row(10.0, 12.0), row(10.0, 9.0)];
+        let refs: Vec<&ForecastRow> = rows.iter().collect();
+        let m = metrics(&refs, &[info]);
+        assert_eq!(m.n, 2);
+        assert!((m.mae - 1.5).abs() < 1e-12);
+        assert!((m.rmse - (2.5f64).sqrt()).abs() < 1e-12);
+        assert!((m.mase - 0.75).abs() < 1e-12);
+        assert!((m.coverage - 0.5).abs() < 1e-12);
+        assert!((m.width - 1.0).abs() < 1e-12);
+        assert!((m.under_weighted - (3.0 * 2.0 + 1.0) / 2.0).abs() < 1e-12);
+    }
+}

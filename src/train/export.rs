@@ -1,0 +1,264 @@
+//! ONNX export of a trained [`Net`], written with the project's own ONNX protobuf subset
+//! (`proto/onnx.proto`). The graph computes exactly [`Net::forward`]:
+//!
+//! ```text
+//! input ─┬─ Transpose(1,0,2) ─ LSTM(W, R, B, initial_h = initial_c = zeros) ─ Y_h ─ Squeeze ─ h
+//!        ├─ Shape ─ Slice ─ Concat([1], N, [H]) ─ ConstantOfShape(0) ─ zeros
+//!        ├─ Slice(last step, `value`) ─ x_last [N,1,1] ─ Reshape ─ [N,1]
+//!        └─ Gather(axis 1, seasonal positions) ─ Slice(`lag_1d_lead` | `lag_1d_lead_mask`)
+//! Concat(h, x_last, seas, seas_mask) ─ MatMul W1 ─ Add b1 ─ Relu ─ MatMul W2 ─ Add b2
+//!   ─ Reshape [N, K, Q] = r ─┬─ Softplus ─ MatMul Mᵀ ─ spread
+//!                            └─ Slice(median) ─ Add x_last ─ base ─ Add(spread, base) ─ output
+//! ```
+//!
+//! The explicit zero initial state: tract panics optimising an LSTM without one when the batch
+//! dimension is symbolic (see `../shared/NOTES.md`).
+
+use std::time::Duration;
+
+use anyhow::Result;
+use prost::Message;
+
+use super::net::Net;
+use crate::config::format_duration;
+use crate::forecast::neural::onnx::{
+    GraphProto, ModelProto, OperatorSetIdProto, StringStringEntryProto,
+};
+use crate::forecast::neural::onnx_build::{
+    attr_int, attr_ints, attr_tensor, node, tensor_f32, tensor_i64, value_info, Dim,
+};
+use crate::forecast::neural::{
+    Feature, Normalisation, KEY_FEATURES, KEY_FORMAT, KEY_HORIZONS, KEY_NORMALISATION,
+    KEY_QUANTILES, KEY_STEP, KEY_STEPS, KEY_WINDOW,
+};
+
+/// What the metadata says besides the shapes.
+#[derive(Debug, Clone)]
+pub struct ExportMeta {
+    pub features: Vec<Feature>,
+    /// The step horizons are written at.
+    pub step: Duration,
+    /// Every step the model serves.
+    pub steps: Vec<Duration>,
+    pub normalisation: Normalisation,
+    /// Free text for `doc_string` (data, command, metrics).
+    pub doc: String,
+    /// Extra `metadata_props` (`promcast.train.*`), informational.
+    pub extra: Vec<(String, String)>,
+}
+
+/// Row-major `[rows, cols]` → `[cols, rows]`.
+fn transpose(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0f32; v.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = v[r * cols + c];
+        }
+    }
+    out
+}
+
+fn values(v: &candle_core::Var) -> Result<Vec<f32>> {
+    Ok(v.as_tensor().flatten_all()?.to_vec1::<f32>()?)
+}
+
+/// The ONNX bytes of `net`.
+pub fn export_onnx(net: &Net, meta: &ExportMeta) -> Result<Vec<u8>> {
+    let s = &net.shape;
+    let (w, f, h, k, q, hd) = (s.window, s.features, s.hidden, s.k(), s.q(), s.head);
+    let wcat = values(&net.w)?; // [F + H, 4H]
+    let wx = transpose(&wcat[..f * 4 * h], f, 4 * h); // [4H, F]
+    let wh = transpose(&wcat[f * 4 * h..], h, 4 * h); // [4H, H]
+    let mut bias = values(&net.b)?;
+    bias.extend(std::iter::repeat_n(0.0, 4 * h)); // [Wb; Rb]
+    let m = s.offsets();
+    let mt = transpose(&m, q, q);
+    let i = |x: usize| x as i64;
+    let positions: Vec<i64> = s.seasonal_positions().iter().map(|&p| p as i64).collect();
+    let initializer = vec![
+        tensor_f32("lstm_W", &[1, i(4 * h), i(f)], wx),
+        tensor_f32("lstm_R", &[1, i(4 * h), i(h)], wh),
+        tensor_f32("lstm_B", &[1, i(8 * h)], bias),
+        tensor_f32("head_W1", &[i(s.z()), i(hd)], values(&net.w1)?),
+        tensor_f32("head_b1", &[i(hd)], values(&net.b1)?),
+        tensor_f32("head_W2", &[i(hd), i(k * q)], values(&net.w2)?),
+        tensor_f32("head_b2", &[i(k * q)], values(&net.b2)?),
+        tensor_f32("offsets_T", &[i(q), i(q)], mt),
+        tensor_i64("c_zero", &[1], vec![0]),
+        tensor_i64("c_one", &[1], vec![1]),
+        tensor_i64("c_two", &[1], vec![2]),
+        tensor_i64("c_hidden", &[1], vec![i(h)]),
+        tensor_i64("c_last_start", &[2], vec![i(w - 1), i(s.value_feature)]),
+        tensor_i64("c_last_end", &[2], vec![i(w), i(s.value_feature + 1)]),
+        tensor_i64("c_axes_12", &[2], vec![1, 2]),
+        tensor_i64("c_col", &[2], vec![-1, 1]),
+        tensor_i64("c_cols_k", &[2], vec![-1, i(k)]),
+        tensor_i64("c_positions", &[i(k)], positions),
+        tensor_i64("c_lead", &[1], vec![i(s.lead_feature)]),
+        tensor_i64("c_lead_end", &[1], vec![i(s.lead_feature + 1)]),
+        tensor_i64("c_mask", &[1], vec![i(s.lead_mask_feature)]),
+        tensor_i64("c_mask_end", &[1], vec![i(s.lead_mask_feature + 1)]),
+        tensor_i64("c_mid", &[1], vec![i(s.mid())]),
+        tensor_i64("c_mid_end", &[1], vec![i(s.mid() + 1)]),
+        tensor_i64("c_out_shape", &[3], vec![-1, i(k), i(q)]),
+    ];
+    let node = vec![
+        node(
+            "Transpose",
+            &["input"],
+            &["x_tnf"],
+            vec![attr_ints("perm", &[1, 0, 2])],
+        ),
+        node("Shape", &["input"], &["x_shape"], vec![]),
+        node(
+            "Slice",
+            &["x_shape", "c_zero", "c_one", "c_zero"],
+            &["batch"],
+            vec![],
+        ),
+        node(
+            "Concat",
+            &["c_one", "batch", "c_hidden"],
+            &["state_shape"],
+            vec![attr_int("axis", 0)],
+        ),
+        node(
+            "ConstantOfShape",
+            &["state_shape"],
+            &["zero_state"],
+            vec![attr_tensor("value", tensor_f32("zero", &[1], vec![0.0]))],
+        ),
+        node(
+            "LSTM",
+            &[
+                "x_tnf",
+                "lstm_W",
+                "lstm_R",
+                "lstm_B",
+                "",
+                "zero_state",
+                "zero_state",
+            ],
+            &["", "y_h"],
+            vec![attr_int("hidden_size", i(h)), attr_int("layout", 0)],
+        ),
+        node("Squeeze", &["y_h", "c_zero"], &["h_last"], vec![]),
+        node(
+            "Slice",
+            &["input", "c_last_start", "c_last_end", "c_axes_12"],
+            &["x_last3"],
+            vec![],
+        ),
+        node("Reshape", &["x_last3", "c_col"], &["x_last"], vec![]),
+        node(
+            "Gather",
+            &["input", "c_positions"],
+            &["picked"],
+            vec![attr_int("axis", 1)],
+        ),
+        node(
+            "Slice",
+            &["picked", "c_lead", "c_lead_end", "c_two"],
+            &["seas3"],
+            vec![],
+        ),
+        node("Reshape", &["seas3", "c_cols_k"], &["seas"], vec![]),
+        node(
+            "Slice",
+            &["picked", "c_mask", "c_mask_end", "c_two"],
+            &["smask3"],
+            vec![],
+        ),
+        node("Reshape", &["smask3", "c_cols_k"], &["smask"], vec![]),
+        node(
+            "Concat",
+            &["h_last", "x_last", "seas", "smask"],
+            &["z"],
+            vec![attr_int("axis", 1)],
+        ),
+        node("MatMul", &["z", "head_W1"], &["z1"], vec![]),
+        node("Add", &["z1", "head_b1"], &["z1b"], vec![]),
+        node("Relu", &["z1b"], &["hid"], vec![]),
+        node("MatMul", &["hid", "head_W2"], &["r2"], vec![]),
+        node("Add", &["r2", "head_b2"], &["r2b"], vec![]),
+        node("Reshape", &["r2b", "c_out_shape"], &["r"], vec![]),
+        node("Softplus", &["r"], &["sp"], vec![]),
+        node("MatMul", &["sp", "offsets_T"], &["spread"], vec![]),
+        node(
+            "Slice",
+            &["r", "c_mid", "c_mid_end", "c_two"],
+            &["rmid"],
+            vec![],
+        ),
+        node("Add", &["rmid", "x_last3"], &["base"], vec![]),
+        node("Add", &["spread", "base"], &["output"], vec![]),
+    ];
+    let graph = GraphProto {
+        node,
+        name: Some("promcast_lstm".to_owned()),
+        initializer,
+        doc_string: None,
+        input: vec![value_info(
+            "input",
+            &[Dim::Param("N"), Dim::Value(i(w)), Dim::Value(i(f))],
+        )],
+        output: vec![value_info(
+            "output",
+            &[Dim::Param("N"), Dim::Value(i(k)), Dim::Value(i(q))],
+        )],
+        value_info: vec![],
+    };
+    let join = |v: Vec<String>| v.join(",");
+    let mut props = vec![
+        (KEY_FORMAT.to_owned(), "1".to_owned()),
+        (KEY_WINDOW.to_owned(), w.to_string()),
+        (KEY_STEP.to_owned(), format_duration(meta.step)),
+        (
+            KEY_STEPS.to_owned(),
+            join(meta.steps.iter().map(|d| format_duration(*d)).collect()),
+        ),
+        (
+            KEY_HORIZONS.to_owned(),
+            join(
+                s.horizon_steps
+                    .iter()
+                    .map(|k| format_duration(meta.step * *k as u32))
+                    .collect(),
+            ),
+        ),
+        (
+            KEY_QUANTILES.to_owned(),
+            join(s.quantiles.iter().map(|q| q.to_string()).collect()),
+        ),
+        (
+            KEY_FEATURES.to_owned(),
+            join(meta.features.iter().map(|f| f.name().to_owned()).collect()),
+        ),
+        (
+            KEY_NORMALISATION.to_owned(),
+            meta.normalisation.name().to_owned(),
+        ),
+    ];
+    props.extend(meta.extra.iter().cloned());
+    let model = ModelProto {
+        ir_version: Some(7),
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(14),
+        }],
+        producer_name: Some("promcast-train".to_owned()),
+        producer_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+        domain: None,
+        model_version: Some(1),
+        doc_string: Some(meta.doc.clone()),
+        graph: Some(graph),
+        metadata_props: props
+            .into_iter()
+            .map(|(k, v)| StringStringEntryProto {
+                key: Some(k),
+                value: Some(v),
+            })
+            .collect(),
+    };
+    Ok(model.encode_to_vec())
+}
