@@ -103,13 +103,18 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-/// One PNG per series (the first [`MAX_PLOTS`]): per model, the actual test split and the
-/// forecast for the longest horizon at its target time, with the band.
+/// Buckets a plot shows at most (the end of the test split), so the lines stay readable.
+pub const PLOT_BUCKETS: i64 = 720;
+
+/// One PNG per series (the first [`MAX_PLOTS`]): per model, the actual values of the end of
+/// the test split (at most [`PLOT_BUCKETS`]) and the forecast for the longest horizon at its
+/// target time, with the band.
 fn plots(bt: &Backtest, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     let h = bt.options.horizons.len().saturating_sub(1);
     for (si, s) in bt.series.iter().enumerate().take(MAX_PLOTS) {
-        let from = s.test_start - s.first_bucket;
+        let end = s.first_bucket + s.values.len() as i64;
+        let from = (s.test_start).max(end - PLOT_BUCKETS) - s.first_bucket;
         let actual: Vec<(f64, f64)> = s.values[from as usize..]
             .iter()
             .enumerate()
@@ -120,7 +125,12 @@ fn plots(bt: &Backtest, dir: &Path) -> Result<()> {
             let mut rows: Vec<_> = bt
                 .rows
                 .iter()
-                .filter(|r| r.series == si && &r.model == m && r.horizon == h)
+                .filter(|r| {
+                    r.series == si
+                        && &r.model == m
+                        && r.horizon == h
+                        && r.target - s.first_bucket >= from
+                })
                 .collect();
             rows.sort_by_key(|r| r.target);
             let x = |r: &&super::backtest::ForecastRow| (r.target - s.first_bucket) as f64;
