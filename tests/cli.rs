@@ -2,6 +2,19 @@
 
 use std::process::Command;
 
+/// The header and the first `days` days of the real NASA requests-per-minute trace.
+fn nasa_days(days: usize) -> String {
+    let src = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/data/nasa_http_1995/nasa_requests_per_minute.csv"
+    );
+    let text = std::fs::read_to_string(src).unwrap();
+    text.lines()
+        .take(1 + days * 1440)
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
 fn promcast() -> Command {
     Command::new(env!("CARGO_BIN_EXE_promcast"))
 }
@@ -192,16 +205,7 @@ fn anomaly_eval_writes_its_report_in_nabs_layout() {
 #[test]
 fn backtest_writes_metrics_forecasts_and_plots() {
     use std::io::Write as _;
-    let src = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/data/nasa_http_1995/nasa_requests_per_minute.csv"
-    );
-    let text = std::fs::read_to_string(src).unwrap();
-    let slice: String = text
-        .lines()
-        .take(1 + 4 * 1440)
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let slice = nasa_days(4);
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("nasa.csv.gz");
     let mut gz = flate2::write::GzEncoder::new(
@@ -277,16 +281,7 @@ fn backtest_writes_metrics_forecasts_and_plots() {
 /// `promcast train --input` on a real slice: a short run writes a model the agent accepts.
 #[test]
 fn train_writes_a_model_the_agent_loads() {
-    let src = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/data/nasa_http_1995/nasa_requests_per_minute.csv"
-    );
-    let text = std::fs::read_to_string(src).unwrap();
-    let slice: String = text
-        .lines()
-        .take(1 + 3 * 1440)
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let slice = nasa_days(3);
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("nasa.csv");
     std::fs::write(&input, slice).unwrap();

@@ -112,6 +112,22 @@ fn med_scale(xs: &[f64], tmp: &mut [f64]) -> (f64, f64) {
     (med, robust_scale(mad, sum / n as f64))
 }
 
+/// Copies the newest valid values of `values` (newest first; at most [`LONG_WINDOW`], looking
+/// back at most twice that) into `past`; their count, or `None` below [`MIN_HISTORY`].
+fn recent_valid(values: &[f32], past: &mut [f64; LONG_WINDOW]) -> Option<usize> {
+    let mut n = 0;
+    for &v in values.iter().rev().take(2 * LONG_WINDOW) {
+        if v.is_finite() {
+            past[n] = v as f64;
+            n += 1;
+            if n == LONG_WINDOW {
+                break;
+            }
+        }
+    }
+    (n >= MIN_HISTORY).then_some(n)
+}
+
 /// Features of the newest point of `values` (oldest → newest, at the agent's step, `NaN` =
 /// gap), using only that point and the data before it. `band`: the forecast band
 /// `(lower, median, upper)` made earlier for this point, if any. `season`: steps per day
@@ -127,21 +143,8 @@ pub fn features(
         return None;
     }
     let x = last as f64;
-    // Past valid values, newest first.
     let mut past = [0f64; LONG_WINDOW];
-    let mut n = 0;
-    for &v in rest.iter().rev().take(2 * LONG_WINDOW) {
-        if v.is_finite() {
-            past[n] = v as f64;
-            n += 1;
-            if n == LONG_WINDOW {
-                break;
-            }
-        }
-    }
-    if n < MIN_HISTORY {
-        return None;
-    }
+    let n = recent_valid(rest, &mut past)?;
     let past = &past[..n];
     let prev = past[0];
     let mut tmp = [0f64; LONG_WINDOW];
@@ -248,19 +251,7 @@ fn quantise(mut f: FeatureVec) -> FeatureVec {
 /// [`MIN_HISTORY`] valid points.
 pub fn naive_band(values: &[f32]) -> Option<(f64, f64, f64)> {
     let mut past = [0f64; LONG_WINDOW];
-    let mut n = 0;
-    for &v in values.iter().rev().take(2 * LONG_WINDOW) {
-        if v.is_finite() {
-            past[n] = v as f64;
-            n += 1;
-            if n == LONG_WINDOW {
-                break;
-            }
-        }
-    }
-    if n < MIN_HISTORY {
-        return None;
-    }
+    let n = recent_valid(values, &mut past)?;
     let mut diffs = [0f64; LONG_WINDOW];
     let m = n - 1;
     for i in 0..m {

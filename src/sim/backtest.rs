@@ -581,24 +581,10 @@ impl Backtest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::data::{read_traces, CsvOptions};
 
     fn nasa() -> Trace {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/data/nasa_http_1995/nasa_requests_per_minute.csv");
-        let mut t = read_traces(
-            &path,
-            &CsvOptions {
-                step: Some(Duration::from_secs(60)),
-                ..Default::default()
-            },
-        )
-        .unwrap()
-        .remove(0);
         // four days of July: enough for a test split, quick in debug builds
-        t.times_ms.truncate(4 * 1440);
-        t.values.truncate(4 * 1440);
-        t
+        crate::sim::data::nasa_days(4)
     }
 
     #[test]

@@ -417,6 +417,21 @@ pub fn parse_datetime(s: &str) -> Option<i64> {
     Some((days * 86_400 + hh * 3600 + mm * 60 + ss - offset_s) * 1000 + frac_ms)
 }
 
+/// The first `days` days of the real NASA requests-per-minute trace, for tests.
+#[cfg(test)]
+pub(crate) fn nasa_days(days: usize) -> Trace {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/nasa_http_1995/nasa_requests_per_minute.csv");
+    let opts = CsvOptions {
+        step: Some(Duration::from_secs(60)),
+        ..Default::default()
+    };
+    let mut t = read_traces(&path, &opts).unwrap().remove(0);
+    t.times_ms.truncate(days * 1440);
+    t.values.truncate(days * 1440);
+    t
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -295,18 +295,11 @@ impl Store {
         now_ms: i64,
         stats: &mut AppendStats,
     ) {
+        if self.append_known(hash, labels, samples, now_ms, stats) != Known::New {
+            return;
+        }
         let now_s = self.seconds_since_epoch(now_ms);
         let shard = self.shard_of(hash);
-        {
-            let mut guard = shard.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(slot) = guard.find(hash, labels) {
-                let series = guard.slots[slot as usize]
-                    .as_mut()
-                    .expect("indexed slot is live");
-                self.push_samples(series, samples, now_s, stats);
-                return;
-            }
-        }
         // New series: selectors run outside the lock.
         let Some(spec) = self.select(labels) else {
             stats.unselected += samples.len() as u64;

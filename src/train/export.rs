@@ -25,7 +25,7 @@ use crate::forecast::neural::onnx::{
     GraphProto, ModelProto, OperatorSetIdProto, StringStringEntryProto,
 };
 use crate::forecast::neural::onnx_build::{
-    attr_int, attr_ints, attr_tensor, node, tensor_f32, tensor_i64, value_info, Dim,
+    attr_int, lstm_front, node, tensor_f32, tensor_i64, value_info, Dim,
 };
 use crate::forecast::neural::{
     Feature, Normalisation, KEY_FEATURES, KEY_FORMAT, KEY_HORIZONS, KEY_NORMALISATION,
@@ -84,10 +84,7 @@ pub fn export_onnx(net: &Net, meta: &ExportMeta) -> Result<Vec<u8>> {
         tensor_f32("head_W2", &[i(hd), i(k * q)], values(&net.w2)?),
         tensor_f32("head_b2", &[i(k * q)], values(&net.b2)?),
         tensor_f32("offsets_T", &[i(q), i(q)], mt),
-        tensor_i64("c_zero", &[1], vec![0]),
-        tensor_i64("c_one", &[1], vec![1]),
         tensor_i64("c_two", &[1], vec![2]),
-        tensor_i64("c_hidden", &[1], vec![i(h)]),
         tensor_i64("c_last_start", &[2], vec![i(w - 1), i(s.value_feature)]),
         tensor_i64("c_last_end", &[2], vec![i(w), i(s.value_feature + 1)]),
         tensor_i64("c_axes_12", &[2], vec![1, 2]),
@@ -102,47 +99,10 @@ pub fn export_onnx(net: &Net, meta: &ExportMeta) -> Result<Vec<u8>> {
         tensor_i64("c_mid_end", &[1], vec![i(s.mid() + 1)]),
         tensor_i64("c_out_shape", &[3], vec![-1, i(k), i(q)]),
     ];
-    let node = vec![
-        node(
-            "Transpose",
-            &["input"],
-            &["x_tnf"],
-            vec![attr_ints("perm", &[1, 0, 2])],
-        ),
-        node("Shape", &["input"], &["x_shape"], vec![]),
-        node(
-            "Slice",
-            &["x_shape", "c_zero", "c_one", "c_zero"],
-            &["batch"],
-            vec![],
-        ),
-        node(
-            "Concat",
-            &["c_one", "batch", "c_hidden"],
-            &["state_shape"],
-            vec![attr_int("axis", 0)],
-        ),
-        node(
-            "ConstantOfShape",
-            &["state_shape"],
-            &["zero_state"],
-            vec![attr_tensor("value", tensor_f32("zero", &[1], vec![0.0]))],
-        ),
-        node(
-            "LSTM",
-            &[
-                "x_tnf",
-                "lstm_W",
-                "lstm_R",
-                "lstm_B",
-                "",
-                "zero_state",
-                "zero_state",
-            ],
-            &["", "y_h"],
-            vec![attr_int("hidden_size", i(h)), attr_int("layout", 0)],
-        ),
-        node("Squeeze", &["y_h", "c_zero"], &["h_last"], vec![]),
+    let (front_init, mut nodes) = lstm_front("lstm_W", "lstm_R", "lstm_B", i(h));
+    let mut initializer = initializer;
+    initializer.extend(front_init);
+    nodes.extend([
         node(
             "Slice",
             &["input", "c_last_start", "c_last_end", "c_axes_12"],
@@ -192,9 +152,9 @@ pub fn export_onnx(net: &Net, meta: &ExportMeta) -> Result<Vec<u8>> {
         ),
         node("Add", &["rmid", "x_last3"], &["base"], vec![]),
         node("Add", &["spread", "base"], &["output"], vec![]),
-    ];
+    ]);
     let graph = GraphProto {
-        node,
+        node: nodes,
         name: Some("promcast_lstm".to_owned()),
         initializer,
         doc_string: None,

@@ -796,20 +796,7 @@ mod tests {
     /// the exported model loads and forecasts.
     #[test]
     fn smoke_training_lowers_the_loss_and_exports() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/data/nasa_http_1995/nasa_requests_per_minute.csv");
-        let mut t = read_traces(
-            &path,
-            &CsvOptions {
-                step: Some(Duration::from_secs(60)),
-                ..Default::default()
-            },
-        )
-        .unwrap()
-        .remove(0);
-        t.times_ms.truncate(3 * 1440);
-        t.values.truncate(3 * 1440);
-        let (_, v) = t.bucketed(60_000);
+        let (_, v) = crate::sim::data::nasa_days(3).bucketed(60_000);
         let data = vec![Prepared {
             source: 0,
             name: "nasa".into(),

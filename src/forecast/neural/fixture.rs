@@ -23,9 +23,7 @@ use std::time::Duration;
 use prost::Message;
 
 use super::onnx::{GraphProto, ModelProto, OperatorSetIdProto, StringStringEntryProto};
-use super::onnx_build::{
-    attr_int, attr_ints, attr_tensor, node, tensor_f32, tensor_i64, value_info, Dim, SplitMix64,
-};
+use super::onnx_build::{lstm_front, node, tensor_f32, tensor_i64, value_info, Dim, SplitMix64};
 use super::Feature;
 use crate::config::format_duration;
 use crate::forecast::normal_quantile;
@@ -132,56 +130,16 @@ pub(super) fn fixture_model_with_features(params: &FixtureParams, features: &[Fe
         tensor_f32(INIT_HEAD_W, &[h_i, hz_i * nq_i], head_w),
         tensor_f32(INIT_HEAD_B, &[hz_i * nq_i], head_b),
         tensor_f32(INIT_Q_OFFSET, &[1, 1, nq_i], q_offset),
-        tensor_i64("c_zero", &[1], vec![0]),
-        tensor_i64("c_one", &[1], vec![1]),
-        tensor_i64("c_hidden", &[1], vec![h_i]),
         tensor_i64("c_last_start", &[2], vec![w_i - 1, 0]),
         tensor_i64("c_last_end", &[2], vec![w_i, 1]),
         tensor_i64("c_last_axes", &[2], vec![1, 2]),
         tensor_i64("c_out_shape", &[3], vec![-1, hz_i, nq_i]),
     ];
 
-    let node = vec![
-        node(
-            "Transpose",
-            &["input"],
-            &["x_tnf"],
-            vec![attr_ints("perm", &[1, 0, 2])],
-        ),
-        node("Shape", &["input"], &["x_shape"], vec![]),
-        node(
-            "Slice",
-            &["x_shape", "c_zero", "c_one", "c_zero"],
-            &["batch"],
-            vec![],
-        ),
-        node(
-            "Concat",
-            &["c_one", "batch", "c_hidden"],
-            &["state_shape"],
-            vec![attr_int("axis", 0)],
-        ),
-        node(
-            "ConstantOfShape",
-            &["state_shape"],
-            &["zero_state"],
-            vec![attr_tensor("value", tensor_f32("zero", &[1], vec![0.0]))],
-        ),
-        node(
-            "LSTM",
-            &[
-                "x_tnf",
-                INIT_LSTM_W,
-                INIT_LSTM_R,
-                INIT_LSTM_B,
-                "",
-                "zero_state",
-                "zero_state",
-            ],
-            &["", "y_h"],
-            vec![attr_int("hidden_size", h_i), attr_int("layout", 0)],
-        ),
-        node("Squeeze", &["y_h", "c_zero"], &["h_last"], vec![]),
+    let (front_init, mut nodes) = lstm_front(INIT_LSTM_W, INIT_LSTM_R, INIT_LSTM_B, h_i);
+    let mut initializer = initializer;
+    initializer.extend(front_init);
+    nodes.extend([
         node("MatMul", &["h_last", INIT_HEAD_W], &["head_mm"], vec![]),
         node("Add", &["head_mm", INIT_HEAD_B], &["head"], vec![]),
         node("Reshape", &["head", "c_out_shape"], &["head_3d"], vec![]),
@@ -193,10 +151,10 @@ pub(super) fn fixture_model_with_features(params: &FixtureParams, features: &[Fe
         ),
         node("Add", &["head_3d", "last_value"], &["persistence"], vec![]),
         node("Add", &["persistence", INIT_Q_OFFSET], &["output"], vec![]),
-    ];
+    ]);
 
     let graph = GraphProto {
-        node,
+        node: nodes,
         name: Some("promcast_fixture_lstm".to_owned()),
         initializer,
         doc_string: None,

@@ -124,3 +124,51 @@ pub fn value_info(name: &str, dims: &[Dim]) -> ValueInfoProto {
         doc_string: None,
     }
 }
+
+/// Initializers and nodes that run an ONNX `LSTM` over the graph input `input`
+/// (`[N, window, features]`) with weights named `w`, `r`, `b`, and leave its last hidden state
+/// as `h_last` (`[N, hidden]`). The initial state is an explicit zero tensor built from the
+/// input's shape: tract panics optimising an LSTM without one when the batch dimension is
+/// symbolic. Also defines the constants `c_zero` and `c_one` (`[1]`, int64) for the caller.
+pub fn lstm_front(w: &str, r: &str, b: &str, hidden: i64) -> (Vec<TensorProto>, Vec<NodeProto>) {
+    let init = vec![
+        tensor_i64("c_zero", &[1], vec![0]),
+        tensor_i64("c_one", &[1], vec![1]),
+        tensor_i64("c_hidden", &[1], vec![hidden]),
+    ];
+    let nodes = vec![
+        node(
+            "Transpose",
+            &["input"],
+            &["x_tnf"],
+            vec![attr_ints("perm", &[1, 0, 2])],
+        ),
+        node("Shape", &["input"], &["x_shape"], vec![]),
+        node(
+            "Slice",
+            &["x_shape", "c_zero", "c_one", "c_zero"],
+            &["batch"],
+            vec![],
+        ),
+        node(
+            "Concat",
+            &["c_one", "batch", "c_hidden"],
+            &["state_shape"],
+            vec![attr_int("axis", 0)],
+        ),
+        node(
+            "ConstantOfShape",
+            &["state_shape"],
+            &["zero_state"],
+            vec![attr_tensor("value", tensor_f32("zero", &[1], vec![0.0]))],
+        ),
+        node(
+            "LSTM",
+            &["x_tnf", w, r, b, "", "zero_state", "zero_state"],
+            &["", "y_h"],
+            vec![attr_int("hidden_size", hidden), attr_int("layout", 0)],
+        ),
+        node("Squeeze", &["y_h", "c_zero"], &["h_last"], vec![]),
+    ];
+    (init, nodes)
+}
