@@ -25,6 +25,8 @@
 //! - [`telemetry`]: promcast's own `promcast_*` metrics.
 //! - [`train`]: `promcast train`: the global quantile LSTM trained with candle on recorded
 //!   traces, and its ONNX export (all candle types live here).
+//! - [`scale`]: replica recommendations (policies, the agent's scale-in rule) and the HPA
+//!   controller the simulator runs.
 //! - [`server`]: the HTTP router (`app(state)`), start-up and graceful shutdown.
 //! - [`sim`]: offline work on recorded traces: reading CSV traces, `promcast backtest`
 //!   (rolling-origin replays through the agent's own store and forecast loop), reports and
@@ -36,6 +38,7 @@ pub mod export;
 pub mod forecast;
 pub mod ingest;
 pub mod proto;
+pub mod scale;
 pub mod server;
 pub mod sim;
 pub mod store;

@@ -136,6 +136,54 @@ enum Command {
         #[arg(long)]
         init: Option<PathBuf>,
     },
+    /// Replay a demand trace against autoscaling policies (HPA as documented, promcast's
+    /// predictive policies) and score violations against cost.
+    Simulate {
+        #[command(flatten)]
+        input: TraceArgs,
+        /// Load one replica serves (the trace's units).
+        #[arg(long)]
+        capacity: f64,
+        /// Pod start-up: a replica is ready this long after it is asked for.
+        #[arg(long, default_value = "2m", value_parser = parse_duration)]
+        startup: Duration,
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "static,reactive,ceiling,buffered,quantile,incremental"
+        )]
+        policies: Vec<String>,
+        /// `static`'s replicas (default: enough for the mean demand).
+        #[arg(long = "static-replicas")]
+        static_replicas: Option<u32>,
+        #[arg(long = "min-replicas", default_value_t = 1)]
+        min_replicas: u32,
+        #[arg(long = "max-replicas", default_value_t = 1000)]
+        max_replicas: u32,
+        /// `buffered`'s margin.
+        #[arg(long, default_value_t = 0.15)]
+        margin: f64,
+        /// `quantile`'s level.
+        #[arg(long, default_value_t = 0.9)]
+        quantile: f64,
+        /// `incremental`'s largest change per decision.
+        #[arg(long = "max-step", default_value_t = 2)]
+        max_step: u32,
+        #[arg(long = "scale-down-stabilization", default_value = "5m", value_parser = parse_duration)]
+        scale_down_stabilization: Duration,
+        /// Forecast model of the predictive policies.
+        #[arg(long, default_value = "auto")]
+        model: String,
+        /// ONNX model file for lstm/auto (default: the built-in one).
+        #[arg(long = "model-file")]
+        model_file: Option<PathBuf>,
+        /// Share of the trace (at its end) that is scored.
+        #[arg(long = "eval-fraction", default_value_t = 0.2)]
+        eval_fraction: f64,
+        /// Output directory: summary.csv, timeline.png, cost_vs_violations.png.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Replay NAB-layout series through the agent's anomaly scoring and score the alarms
     /// against labelled windows, next to the band and rolling-MAD baselines.
     AnomalyEval {
@@ -194,6 +242,15 @@ struct TraceArgs {
     /// group, as a `sum by (key)` recording rule would (needs --step).
     #[arg(long = "sum-over")]
     sum_over: Option<String>,
+    /// Keep only rows where COLUMN equals VALUE (`--where request_type=API Requests`).
+    #[arg(long = "where", value_parser = parse_where)]
+    filters: Vec<(String, String)>,
+}
+
+fn parse_where(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(c, v)| (c.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected COLUMN=VALUE, got {s:?}"))
 }
 
 impl TraceArgs {
@@ -205,6 +262,7 @@ impl TraceArgs {
             keys: self.key.clone(),
             step: self.step,
             sum_over: self.sum_over.clone(),
+            filters: self.filters.clone(),
         };
         let mut traces = read_traces(&self.input, &opts)?;
         if let Some(n) = self.zero_run_gap {
@@ -486,6 +544,62 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 record.best_validation_loss,
                 record.model.display()
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Simulate {
+            input,
+            capacity,
+            startup,
+            policies,
+            static_replicas,
+            min_replicas,
+            max_replicas,
+            margin,
+            quantile,
+            max_step,
+            scale_down_stabilization,
+            model,
+            model_file,
+            eval_fraction,
+            out,
+        } => {
+            use promcast::scale::Policy;
+            use promcast::sim::simulate::{simulate, SimOptions};
+            let (traces, step) = input.load()?;
+            let [trace] = &traces[..] else {
+                anyhow::bail!(
+                    "simulate needs one series; {} has {} (pick one with --column/--key)",
+                    input.input.display(),
+                    traces.len()
+                );
+            };
+            let mut opts = SimOptions::new(step);
+            opts.capacity = capacity;
+            opts.startup = startup;
+            opts.policies = policies
+                .iter()
+                .map(|p| {
+                    Policy::from_name(p).with_context(|| {
+                        format!("unknown policy {p:?} (static, reactive, ceiling, buffered, quantile, incremental)")
+                    })
+                })
+                .collect::<anyhow::Result<_>>()?;
+            opts.static_replicas = static_replicas;
+            opts.min_replicas = min_replicas;
+            opts.max_replicas = max_replicas;
+            opts.margin = margin;
+            opts.quantile = quantile;
+            opts.max_step = max_step;
+            opts.scale_down_stabilization = scale_down_stabilization;
+            opts.model = model;
+            opts.lstm = model_file;
+            opts.eval_fraction = eval_fraction;
+            let step_ms = step.as_millis() as i64;
+            let (b0, values) = trace.bucketed(step_ms);
+            let sim = simulate(&values, b0, trace.calendar, &opts)?;
+            promcast::sim::report::write_simulation(&sim, &out)?;
+            print!("{}", promcast::sim::report::print_simulation(&sim));
+            println!("wrote {}", out.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::DefaultConfig => {

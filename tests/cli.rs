@@ -331,3 +331,72 @@ fn train_writes_a_model_the_agent_loads() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// `promcast simulate` on a day of the real NASA trace: the table, summary.csv with the
+/// documented columns and one row per policy, and both PNGs.
+#[test]
+fn simulate_writes_summary_and_plots() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("nasa.csv");
+    std::fs::write(&input, nasa_days(1)).unwrap();
+    let out_dir = dir.path().join("sim");
+    let out = promcast()
+        .args(["simulate", "--input"])
+        .arg(&input)
+        .args([
+            "--step",
+            "1m",
+            "--capacity",
+            "10",
+            "--startup",
+            "2m",
+            "--model",
+            "seasonal_naive",
+        ])
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("| reactive |"), "{stdout}");
+    let csv = std::fs::read_to_string(out_dir.join("summary.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("policy,violation_minutes,unserved,replica_minutes,overprovision,scaling_events")
+    );
+    let policies: Vec<&str> = lines.map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(
+        policies,
+        [
+            "static",
+            "reactive",
+            "ceiling",
+            "buffered",
+            "quantile",
+            "incremental"
+        ]
+    );
+    for f in ["timeline.png", "cost_vs_violations.png"] {
+        let bytes = std::fs::read(out_dir.join(f)).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG"), "{f}");
+    }
+    // a trace with several series needs one picked
+    let wide = dir.path().join("wide.csv");
+    std::fs::write(&wide, "t,a,b\n0,1,2\n1,2,3\n2,3,4\n").unwrap();
+    let out = promcast()
+        .args(["simulate", "--input"])
+        .arg(&wide)
+        .args(["--column", "*", "--step", "1m", "--capacity", "1"])
+        .arg("--out")
+        .arg(dir.path().join("x"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs one series"));
+}

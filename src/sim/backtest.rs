@@ -21,13 +21,10 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 
 use super::data::Trace;
+use super::replay::{Replay, REPLAY_NAME};
 use crate::config::{format_duration, Config};
-use crate::export::SnapshotCell;
 use crate::forecast::neural::LstmModel;
-use crate::forecast::scheduler::Scheduler;
 use crate::forecast::ModelKind;
-use crate::store::{hash_labels, AppendStats, LabelRef, Sample, Store};
-use crate::telemetry::Telemetry;
 
 /// Cost of an under-forecast relative to an over-forecast in [`Metrics::under_weighted`]:
 /// under-provisioning (forecast below the load) hurts more than paying for idle capacity.
@@ -91,7 +88,7 @@ impl BacktestOptions {
         };
         let yaml = format!(
             "storage: {{ step: {step}, retention: {retention}, idle_timeout: 3650d }}\n\
-             forecast:\n  - selector: '{{__name__=\"backtest\"}}'\n    horizons: [{h}]\n    model: {model}\n    \
+             forecast:\n  - selector: '{{__name__=\"{name}\"}}'\n    horizons: [{h}]\n    model: {model}\n    \
              quantiles: [{lo}, {hi}]\n    seasons: [{seasons}]\n    refit_every: {refit}\n    anomaly: {{ enabled: false }}\n\
              limits: {{ max_series: 1000000, max_future: 3650d }}\n{inference}",
             step = format_duration(self.step),
@@ -101,6 +98,7 @@ impl BacktestOptions {
             hi = self.quantiles.1,
             seasons = list(&self.seasons).join(", "),
             refit = format_duration(self.refit_every.max(self.step)),
+            name = REPLAY_NAME,
         );
         Config::from_yaml(&yaml, "backtest", None).map_err(|e| anyhow::anyhow!("{e}"))
     }
@@ -260,21 +258,7 @@ fn replay(
     rows: &mut Vec<ForecastRow>,
 ) -> Result<()> {
     let step_ms = opts.step_ms();
-    let store = Arc::new(Store::new(config, s.first_bucket * step_ms));
-    let telemetry = Arc::new(Telemetry::default());
-    let cell = Arc::new(SnapshotCell::new(crate::export::Snapshot::empty(config)));
-    let mut sched = Scheduler::new(
-        config.clone(),
-        store.clone(),
-        telemetry,
-        cell,
-        Vec::new(),
-        lstm,
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
-    sched.set_calendar(s.calendar);
-    let labels = [LabelRef::new("__name__", "backtest")];
-    let hash = hash_labels(&labels);
+    let mut replay = Replay::new(config, lstm, s.calendar, s.first_bucket, &s.values)?;
     let horizon_steps: Vec<i64> = opts
         .horizons
         .iter()
@@ -282,30 +266,10 @@ fn replay(
         .collect();
     let min_h = *horizon_steps.iter().min().unwrap_or(&1);
     let end = s.first_bucket + s.values.len() as i64; // exclusive
-    let mut stats = AppendStats::default();
-    let mut fed = s.first_bucket;
-    let mut feed = |upto: i64, fed: &mut i64| {
-        // Buckets (fed, upto], as one batch of samples at the buckets' start times.
-        let samples: Vec<Sample> = (*fed..=upto)
-            .filter_map(|b| {
-                let v = s.values[(b - s.first_bucket) as usize];
-                v.is_finite().then_some(Sample {
-                    value: v as f64,
-                    timestamp: b * step_ms,
-                })
-            })
-            .collect();
-        if !samples.is_empty() {
-            store.append(hash, &labels, &samples, upto * step_ms, &mut stats);
-        }
-        *fed = upto + 1;
-    };
     let first_origin = s.test_start - min_h;
     let mut origin = first_origin;
     while origin + min_h < end {
-        feed(origin, &mut fed);
-        let snap = sched.step(origin * step_ms);
-        if let Some(f) = snap.series.first() {
+        if let Some(f) = replay.forecast_at(origin) {
             if f.state == crate::forecast::SeriesState::Ready {
                 for (hi, (p, &h)) in f.points.iter().zip(&horizon_steps).enumerate() {
                     let target = origin + h;

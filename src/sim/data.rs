@@ -37,6 +37,8 @@ pub struct CsvOptions {
     /// (mean per bucket) and its last value carries over up to [`SUM_CARRY`] buckets, so a
     /// member that reports every few minutes counts once per bucket. Needs `step`.
     pub sum_over: Option<String>,
+    /// Keep only rows whose column equals the value (`(column, value)` pairs, all must hold).
+    pub filters: Vec<(String, String)>,
 }
 
 /// Buckets a member's last value stays in a sum (see [`CsvOptions::sum_over`]).
@@ -205,8 +207,20 @@ pub fn parse_csv(text: &str, name: &str, opts: &CsvOptions) -> Result<Vec<Trace>
         bail!("no value column");
     }
 
+    let filters: Vec<(usize, &str)> = opts
+        .filters
+        .iter()
+        .map(|(c, v)| Ok((col(c)?, v.as_str())))
+        .collect::<Result<_>>()?;
     // First pass: time cells, to decide index vs calendar.
-    let rows: Vec<(usize, Vec<&str>)> = lines.map(|(i, l)| (i + 1, split_row(l))).collect();
+    let rows: Vec<(usize, Vec<&str>)> = lines
+        .map(|(i, l)| (i + 1, split_row(l)))
+        .filter(|(_, cells)| {
+            filters
+                .iter()
+                .all(|(c, v)| cells.get(*c).is_some_and(|x| x == v))
+        })
+        .collect();
     let mut calendar = None;
     let mut parsed_times = Vec::with_capacity(rows.len());
     for (line, cells) in &rows {
@@ -544,10 +558,24 @@ mod tests {
                 keys: vec!["request_type".into()],
                 sum_over: Some("container_ip".into()),
                 step: Some(Duration::from_secs(300)),
+                ..Default::default()
             },
         )
         .unwrap();
         assert_eq!(total.len(), 2);
+        let api = read_traces(
+            &data("alibaba_gentd26/cluster-trace-v2026-GenAI/qps.csv.gz"),
+            &CsvOptions {
+                time_column: Some("timestamp_anon".into()),
+                columns: vec!["value".into()],
+                sum_over: Some("container_ip".into()),
+                step: Some(Duration::from_secs(300)),
+                filters: vec![("request_type".into(), "API Requests".into())],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(api.len(), 1);
         let gen = total
             .iter()
             .find(|t| t.name.contains("Generative"))

@@ -197,6 +197,7 @@ pub fn prepare(spec: &DataSpec, base: &Path) -> Result<(Vec<Prepared>, Vec<Varia
             keys: src.key.clone(),
             step: Some(src.step.0),
             sum_over: src.sum_over.clone(),
+            filters: vec![],
         };
         let mut traces: Vec<Trace> =
             read_traces(&path, &opts).with_context(|| format!("source {}", src.name))?;
