@@ -8,18 +8,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use http_body_util::BodyExt as _;
 
 use crate::config::{Config, ModelSource};
-use crate::export::{api, remote_write, scrape, Snapshot, SnapshotCell};
+use crate::export::history::ForecastHistory;
+use crate::export::{api, remote_read, remote_write, scrape, Snapshot, SnapshotCell};
 use crate::forecast::neural::{builtin_model, LstmModel};
 use crate::forecast::scheduler::Scheduler;
+use crate::ingest::backfill;
 use crate::ingest::{write_handler, Ingest};
-use crate::store::{now_ms, Store};
+use crate::store::{now_ms, persist, Store};
 use crate::telemetry::Telemetry;
 
 /// What the handlers share.
@@ -28,6 +32,9 @@ pub struct AppState {
     pub ingest: Arc<Ingest>,
     pub snapshots: Arc<SnapshotCell>,
     pub telemetry: Arc<Telemetry>,
+    /// Past forecasts, aligned to their targets (remote read).
+    pub history: Arc<ForecastHistory>,
+    pub config: Arc<Config>,
     /// False before start-up finished and once shutdown began.
     pub ready: Arc<AtomicBool>,
 }
@@ -43,6 +50,8 @@ impl AppState {
             ingest: Arc::new(Ingest::new(store, telemetry.clone(), config.limits.clone())),
             snapshots: Arc::new(SnapshotCell::new(Snapshot::empty(config))),
             telemetry,
+            history: Arc::new(ForecastHistory::new(config.forecast_history)),
+            config: Arc::new(config.clone()),
             ready: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -57,14 +66,19 @@ pub fn app(state: AppState) -> Router {
     let write = Router::new()
         .route("/api/v1/write", post(write_handler))
         .with_state(state.ingest.clone());
+    let read = Router::new()
+        .route("/api/v1/read", post(remote_read))
+        .with_state(state.clone());
     Router::new()
         .route("/metrics", get(metrics))
         .route("/api/v1/forecasts", get(forecasts))
+        .route("/api/v1/history", get(history))
         .route("/-/healthy", get(|| async { "Healthy.\n" }))
         .route("/-/ready", get(ready))
         .route("/", get(index))
         .with_state(state)
         .merge(write)
+        .merge(read)
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
@@ -99,6 +113,83 @@ async fn forecasts(
     }
 }
 
+/// `POST /api/v1/read`: decoding and answering run off the async runtime.
+async fn remote_read(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let error = |status: StatusCode, msg: String| (status, format!("{msg}\n")).into_response();
+    if let Some(enc) = headers.get(header::CONTENT_ENCODING) {
+        if !enc.as_bytes().eq_ignore_ascii_case(b"snappy") {
+            return error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("unsupported Content-Encoding {enc:?}: remote read is snappy protobuf"),
+            );
+        }
+    }
+    let limit = state.config.limits.max_body_bytes;
+    let bytes = match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body larger than limits.max_body_bytes ({limit} bytes)"),
+            )
+        }
+    };
+    let snapshot = state.snapshots.load();
+    let history = state.history.clone();
+    let config = state.config.clone();
+    let answer = tokio::task::spawn_blocking(move || {
+        remote_read::handle(
+            &bytes,
+            config.limits.max_decompressed_bytes,
+            &snapshot,
+            &history,
+            config.step.as_millis() as i64,
+            config.limits.max_read_samples,
+        )
+    })
+    .await;
+    match answer {
+        Ok(Ok(body)) => (
+            [
+                (header::CONTENT_TYPE, "application/x-protobuf"),
+                (header::CONTENT_ENCODING, "snappy"),
+            ],
+            body,
+        )
+            .into_response(),
+        Ok(Err(remote_read::ReadError::TooLarge { got, limit })) => error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("decompressed body of {got} bytes is larger than limits.max_decompressed_bytes ({limit})"),
+        ),
+        Ok(Err(e)) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => {
+            tracing::error!(error = %e, "remote read task failed");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
+        }
+    }
+}
+
+async fn history(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let limit = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(1_000);
+    let store = state.store().clone();
+    let selector = q.get("selector").cloned();
+    let body =
+        tokio::task::spawn_blocking(move || api::history_json(&store, selector.as_deref(), limit))
+            .await;
+    match body {
+        Ok(Ok(v)) => Json(v).into_response(),
+        Ok(Err(e)) => (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({"status": "error", "errorType": "bad_data", "error": e})),
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
 async fn ready(State(state): State<AppState>) -> Response {
     if state.ready.load(Ordering::Relaxed) {
         (StatusCode::OK, "Ready.\n").into_response()
@@ -108,7 +199,7 @@ async fn ready(State(state): State<AppState>) -> Response {
 }
 
 async fn index() -> &'static str {
-    "promcast: POST /api/v1/write, GET /metrics, GET /api/v1/forecasts?selector=..., /-/healthy, /-/ready\n"
+    "promcast: POST /api/v1/write, POST /api/v1/read, GET /metrics, GET /api/v1/forecasts?selector=..., GET /api/v1/history?selector=..., /-/healthy, /-/ready\n"
 }
 
 pub struct ServeOptions {
@@ -139,6 +230,30 @@ pub async fn serve(
         ModelSource::Disabled => None,
     };
     let state = AppState::new(&config);
+    // Backfill first, so that series restored from a snapshot are backfilled too.
+    if let Some(spec) = &config.backfill {
+        backfill::spawn(spec.clone(), state.store().clone(), state.telemetry.clone());
+        tracing::info!(url = %spec.url, lookback = ?spec.lookback, "backfill enabled");
+    }
+    if let Some(p) = &config.persistence {
+        let (store, dir) = (state.store().clone(), p.dir.clone());
+        let loaded = tokio::task::spawn_blocking(move || persist::load(&store, &dir, now_ms()))
+            .await
+            .context("loading the snapshot")?;
+        match loaded {
+            Ok(persist::Loaded::None) => {
+                tracing::info!(dir = %p.dir.display(), "no snapshot to load")
+            }
+            Ok(persist::Loaded::Restored { restored, skipped }) => {
+                tracing::info!(dir = %p.dir.display(), restored, skipped, "snapshot loaded")
+            }
+            Ok(persist::Loaded::MovedAside { to, reason }) => tracing::error!(
+                moved_to = %to.display(), %reason,
+                "snapshot unusable: moved aside, starting empty"
+            ),
+            Err(e) => tracing::error!(error = %e, "snapshot unreadable, starting empty"),
+        }
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut outputs = Vec::new();
     let mut senders = Vec::new();
@@ -153,7 +268,7 @@ pub async fn serve(
         outputs.push(queue);
         senders.push(task);
     }
-    let scheduler = Scheduler::new(
+    let mut scheduler = Scheduler::new(
         config.clone(),
         state.store().clone(),
         state.telemetry.clone(),
@@ -161,6 +276,7 @@ pub async fn serve(
         outputs,
         lstm,
     )?;
+    scheduler.set_history(state.history.clone());
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
         .with_context(|| format!("binding --web.listen-address {}", opts.listen))?;
@@ -178,8 +294,24 @@ pub async fn serve(
         remote_write = config.remote_write.len(),
         "promcast ready"
     );
+    let snapshots = config.persistence.clone().map(|p| {
+        let (store, telemetry) = (state.store().clone(), state.telemetry.clone());
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(p.every);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.changed() => return,
+                }
+                snapshot(&store, &p.dir, &telemetry).await;
+            }
+        })
+    });
     state.ready.store(true, Ordering::Relaxed);
     let ready = state.ready.clone();
+    let (state_store, state_telemetry) = (state.store().clone(), state.telemetry.clone());
     axum::serve(listener, app(state))
         .with_graceful_shutdown(async move {
             shutdown.await;
@@ -195,6 +327,12 @@ pub async fn serve(
         .await
         .ok();
     let _ = stop_tx.send(true);
+    if let Some(task) = snapshots {
+        let _ = task.await;
+    }
+    if let Some(p) = &config.persistence {
+        snapshot(&state_store, &p.dir, &state_telemetry).await;
+    }
     let wait = opts.flush_deadline + Duration::from_secs(1);
     for task in senders {
         if tokio::time::timeout(wait, task).await.is_err() {
@@ -203,6 +341,28 @@ pub async fn serve(
     }
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// Writes a snapshot off the async runtime, counting the outcome.
+async fn snapshot(store: &Arc<Store>, dir: &std::path::Path, telemetry: &Telemetry) {
+    let (s, d) = (store.clone(), dir.to_path_buf());
+    match tokio::task::spawn_blocking(move || persist::save(&s, &d)).await {
+        Ok(Ok(n)) => {
+            telemetry.snapshot_series.store(n as u64, Ordering::Relaxed);
+            telemetry
+                .snapshot_last_success_ms
+                .store(now_ms().max(0) as u64, Ordering::Relaxed);
+            tracing::debug!(series = n, "snapshot written");
+        }
+        Ok(Err(e)) => {
+            telemetry.snapshot_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, "snapshot failed");
+        }
+        Err(e) => {
+            telemetry.snapshot_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, "snapshot task failed");
+        }
+    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

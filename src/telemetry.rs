@@ -120,6 +120,11 @@ pub struct Telemetry {
     /// Forests held: `[own (per series), pooled (per entry)]`.
     pub anomaly_forests: [AtomicU64; 2],
     pub anomaly_bytes: AtomicU64,
+    /// Backfill: series ok, failed, dropped (queue full); retries; samples read.
+    pub backfill: [AtomicU64; 5],
+    pub snapshot_series: AtomicU64,
+    pub snapshot_failures: AtomicU64,
+    pub snapshot_last_success_ms: AtomicU64,
     pub remote_write: Vec<(String, RemoteWriteMetrics)>,
 }
 
@@ -340,6 +345,44 @@ impl Telemetry {
             "promcast_anomaly_memory_bytes",
             "Approximate heap held by anomaly forests and pooled rows.",
             self.anomaly_bytes.load(Relaxed) as f64,
+        );
+        let _ = writeln!(out, "# HELP promcast_backfill_series_total Series whose history was read from Prometheus (backfill), by result.\n# TYPE promcast_backfill_series_total counter");
+        for (r, i) in [("ok", 0), ("failed", 1), ("dropped", 2)] {
+            let _ = writeln!(
+                out,
+                "promcast_backfill_series_total{{result=\"{r}\"}} {}",
+                self.backfill[i].load(Relaxed)
+            );
+        }
+        counter(
+            out,
+            "promcast_backfill_retries_total",
+            "Backfill reads retried after an error.",
+            self.backfill[3].load(Relaxed),
+        );
+        counter(
+            out,
+            "promcast_backfill_samples_total",
+            "Samples read by backfill.",
+            self.backfill[4].load(Relaxed),
+        );
+        gauge(
+            out,
+            "promcast_snapshot_series",
+            "Series in the last snapshot written (storage.path).",
+            self.snapshot_series.load(Relaxed) as f64,
+        );
+        counter(
+            out,
+            "promcast_snapshot_failures_total",
+            "Snapshots that could not be written.",
+            self.snapshot_failures.load(Relaxed),
+        );
+        gauge(
+            out,
+            "promcast_snapshot_last_success_timestamp_seconds",
+            "When a snapshot was last written.",
+            self.snapshot_last_success_ms.load(Relaxed) as f64 / 1e3,
         );
         if !self.remote_write.is_empty() {
             type Field = fn(&RemoteWriteMetrics) -> &AtomicU64;

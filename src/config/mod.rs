@@ -36,6 +36,46 @@ pub struct FileConfig {
     pub limits: LimitsSection,
     #[serde(default)]
     pub inference: InferenceSection,
+    /// Warm start: read each new series' history from Prometheus' remote-read endpoint.
+    #[serde(default)]
+    pub backfill: Option<BackfillSection>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackfillSection {
+    /// Prometheus' remote-read endpoint, e.g. `http://prometheus:9090/api/v1/read`.
+    pub url: String,
+    /// History read per series (at most the ring's retention is kept).
+    #[serde(default = "default_lookback")]
+    pub lookback: PromDuration,
+    /// Reads in flight at once.
+    #[serde(default = "default_backfill_concurrency")]
+    pub concurrency: usize,
+    /// Series waiting for a read; beyond it new series are not backfilled (counted).
+    #[serde(default = "default_backfill_queue")]
+    pub queue: usize,
+    #[serde(default = "default_backfill_timeout")]
+    pub timeout: PromDuration,
+    /// Tries per series (with exponential backoff from 1s to 30s).
+    #[serde(default = "default_backfill_attempts")]
+    pub max_attempts: usize,
+}
+
+fn default_lookback() -> PromDuration {
+    PromDuration(Duration::from_secs(24 * 3600))
+}
+fn default_backfill_concurrency() -> usize {
+    4
+}
+fn default_backfill_queue() -> usize {
+    100_000
+}
+fn default_backfill_timeout() -> PromDuration {
+    PromDuration(Duration::from_secs(30))
+}
+fn default_backfill_attempts() -> usize {
+    5
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -48,6 +88,13 @@ pub struct StorageSection {
     pub retention: PromDuration,
     /// A series with no samples for this long is evicted.
     pub idle_timeout: PromDuration,
+    /// Directory for snapshots of the rings (written every `snapshot_every` and on shutdown,
+    /// loaded on start). Unset: nothing is kept across restarts.
+    pub path: Option<PathBuf>,
+    pub snapshot_every: PromDuration,
+    /// How far back past forecasts are kept, per series and horizon, for remote read
+    /// (`N:forecast{horizon=...}` at their target times).
+    pub forecast_history: PromDuration,
 }
 
 impl Default for StorageSection {
@@ -56,6 +103,9 @@ impl Default for StorageSection {
             step: PromDuration(Duration::from_secs(60)),
             retention: PromDuration(Duration::from_secs(24 * 3600)),
             idle_timeout: PromDuration(Duration::from_secs(3600)),
+            path: None,
+            snapshot_every: PromDuration(Duration::from_secs(300)),
+            forecast_history: PromDuration(Duration::from_secs(6 * 3600)),
         }
     }
 }
@@ -202,6 +252,8 @@ pub struct LimitsSection {
     /// Series that may hold their own anomaly forest (about 0.34 MiB each); the others are
     /// scored by their forecast entry's pooled forest.
     pub max_anomaly_forests: usize,
+    /// Samples one remote-read request may return; beyond it the read fails with 400.
+    pub max_read_samples: usize,
 }
 
 impl Default for LimitsSection {
@@ -216,6 +268,7 @@ impl Default for LimitsSection {
             max_future: PromDuration(Duration::from_secs(600)),
             max_concurrent_writes: 64,
             max_anomaly_forests: 256,
+            max_read_samples: 5_000_000,
         }
     }
 }
@@ -251,6 +304,26 @@ pub struct Config {
     pub remote_write: Vec<RemoteWriteSpec>,
     pub limits: Limits,
     pub lstm_model: ModelSource,
+    pub persistence: Option<Persistence>,
+    /// Buckets of past forecasts kept per series and horizon.
+    pub forecast_history: usize,
+    pub backfill: Option<BackfillSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Persistence {
+    pub dir: PathBuf,
+    pub every: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct BackfillSpec {
+    pub url: String,
+    pub lookback: Duration,
+    pub concurrency: usize,
+    pub queue: usize,
+    pub timeout: Duration,
+    pub max_attempts: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -305,6 +378,7 @@ pub struct Limits {
     pub max_future: Duration,
     pub max_concurrent_writes: usize,
     pub max_anomaly_forests: usize,
+    pub max_read_samples: usize,
 }
 
 /// One problem in a config file, with the key path that caused it.
@@ -618,6 +692,56 @@ impl FileConfig {
             }
         };
 
+        let resolve = |p: &PathBuf| match base_dir {
+            Some(dir) if p.is_relative() => dir.join(p),
+            _ => p.clone(),
+        };
+        let persistence = self.storage.path.as_ref().map(|p| Persistence {
+            dir: resolve(p),
+            every: self.storage.snapshot_every.0,
+        });
+        if persistence.is_some() && self.storage.snapshot_every.0 < Duration::from_secs(1) {
+            problem(
+                "storage.snapshot_every".into(),
+                "must be at least 1s".into(),
+            );
+        }
+        let forecast_history = (self.storage.forecast_history.0.as_millis() as u64)
+            .checked_div(step_ms)
+            .unwrap_or(0) as usize;
+        let backfill = match &self.backfill {
+            None => None,
+            Some(b) => {
+                match reqwest::Url::parse(&b.url) {
+                    Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+                    Ok(u) => problem(
+                        "backfill.url".into(),
+                        format!("unsupported scheme {:?}", u.scheme()),
+                    ),
+                    Err(e) => problem(
+                        "backfill.url".into(),
+                        format!("invalid URL {:?}: {e}", b.url),
+                    ),
+                }
+                for (key, v) in [
+                    ("concurrency", b.concurrency),
+                    ("queue", b.queue),
+                    ("max_attempts", b.max_attempts),
+                ] {
+                    if v == 0 {
+                        problem(format!("backfill.{key}"), "must be at least 1".into());
+                    }
+                }
+                Some(BackfillSpec {
+                    url: b.url.clone(),
+                    lookback: b.lookback.0,
+                    concurrency: b.concurrency.max(1),
+                    queue: b.queue.max(1),
+                    timeout: b.timeout.0,
+                    max_attempts: b.max_attempts.max(1),
+                })
+            }
+        };
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -637,8 +761,12 @@ impl FileConfig {
                 max_future: l.max_future.0,
                 max_concurrent_writes: l.max_concurrent_writes,
                 max_anomaly_forests: l.max_anomaly_forests,
+                max_read_samples: l.max_read_samples,
             },
             lstm_model,
+            persistence,
+            forecast_history,
+            backfill,
         })
     }
 }

@@ -93,6 +93,59 @@ fn finite(v: f64) -> Value {
     }
 }
 
+/// `GET /api/v1/history?selector=...`: each stored series' ring as `[unix seconds, value]`
+/// pairs (gaps left out), for checking what promcast holds against Prometheus' own data.
+pub fn history_json(
+    store: &crate::store::Store,
+    selector: Option<&str>,
+    limit: usize,
+) -> Result<Value, String> {
+    let selector = match selector {
+        Some(s) if !s.trim().is_empty() => Selector::parse(s).map_err(|e| e.to_string())?,
+        _ => Selector::all(),
+    };
+    let step_ms = store.step_ms();
+    let mut series = Vec::new();
+    let mut truncated = false;
+    let mut values = Vec::new();
+    for shard in 0..store.shard_count() {
+        store.visit_shard(shard, |s| {
+            if !selector.matches(|n| s.labels.get(n)) {
+                return;
+            }
+            if series.len() >= limit {
+                truncated = true;
+                return;
+            }
+            let Some(head) = s.ring.head() else { return };
+            values.clear();
+            s.ring.copy_last(s.ring.history_len(), &mut values);
+            let first = head - values.len() as i64 + 1;
+            let points: Vec<Value> = values
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.is_finite())
+                .map(|(i, v)| json!([((first + i as i64) * step_ms) as f64 / 1e3, *v as f64]))
+                .collect();
+            let labels: serde_json::Map<String, Value> = s
+                .labels
+                .iter()
+                .map(|(n, v)| (n.to_owned(), Value::String(v.to_owned())))
+                .collect();
+            series.push(json!({
+                "labels": labels,
+                "stale": s.stale,
+                "step_seconds": step_ms as f64 / 1e3,
+                "points": points,
+            }));
+        });
+    }
+    Ok(json!({
+        "status": "success",
+        "data": { "series": series, "truncated": truncated },
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,8 @@
 //! at time t is the forecast *for* t + horizon.
 
 pub mod api;
+pub mod history;
+pub mod remote_read;
 pub mod remote_write;
 pub mod scrape;
 

@@ -22,6 +22,7 @@ use super::{ModelKind, Point, SeriesState, MIN_POINTS};
 use crate::anomaly::online::season_for;
 use crate::anomaly::AnomalyScorer;
 use crate::config::{AnomalySpec, Config, ForecastSpec, ModelChoice};
+use crate::export::history::ForecastHistory;
 use crate::export::remote_write::RemoteWriteQueue;
 use crate::export::{horizons_of, SeriesForecast, Snapshot, SnapshotCell};
 use crate::store::{now_ms, LabelSet, SeriesId, Store};
@@ -94,6 +95,10 @@ pub struct Scheduler {
     models: HashMap<SeriesId, SeriesModel>,
     anomaly: AnomalyScorer,
     anomaly_specs: Vec<Option<AnomalySpec>>,
+    /// Past forecasts for remote read, when kept.
+    history: Option<Arc<ForecastHistory>>,
+    /// `(series, origin bucket)` of each element of the step's output, in order.
+    origins: Vec<(SeriesId, i64)>,
     /// Whether bucket times are calendar times (always, in the agent; not for a backtest of
     /// an indexed trace): the LSTM's time features are 0 otherwise.
     calendar: bool,
@@ -152,6 +157,8 @@ impl Scheduler {
             ),
             anomaly_specs: config.forecast.iter().map(|f| f.anomaly.clone()).collect(),
             calendar: true,
+            history: None,
+            origins: Vec::new(),
             horizons: horizons_of(&config),
             config,
             store,
@@ -169,6 +176,11 @@ impl Scheduler {
             lstm_values: Vec::new(),
             lstm_out: Vec::new(),
         })
+    }
+
+    /// Records every step's forecasts in `history` (for remote read).
+    pub fn set_history(&mut self, history: Arc<ForecastHistory>) {
+        self.history = Some(history);
     }
 
     /// Marks bucket times as carrying no calendar meaning (offline replays of indexed traces).
@@ -223,6 +235,7 @@ impl Scheduler {
         let mut out: Vec<SeriesForecast> = Vec::with_capacity(self.store.series_count());
         self.lstm_rows.clear();
         self.lstm_values.clear();
+        self.origins.clear();
 
         for shard in 0..self.store.shard_count() {
             self.jobs.clear();
@@ -248,6 +261,7 @@ impl Scheduler {
             let jobs = std::mem::take(&mut self.jobs);
             for job in &jobs {
                 let anomaly = self.score_anomaly(job, train_deadline);
+                self.origins.push((job.id, job.origin));
                 let at = out.len();
                 match self.forecast_one(job, step_ms, refit_deadline, &mut out) {
                     Some(mut f) => {
@@ -264,6 +278,21 @@ impl Scheduler {
             }
         }
         self.run_lstm(&mut out, step_ms);
+
+        if let Some(history) = &self.history {
+            let steps: Vec<Vec<i64>> = self
+                .config
+                .forecast
+                .iter()
+                .map(|f| f.horizons.iter().map(|h| h.steps as i64).collect())
+                .collect();
+            for (f, &(id, origin)) in out.iter().zip(&self.origins) {
+                if f.state == SeriesState::Ready {
+                    history.record(id, f, origin, &steps[f.spec as usize]);
+                }
+            }
+            history.evict_before(now_bucket - history.len() as i64);
+        }
 
         // Forget model state of series that are gone.
         let steps = self.steps;

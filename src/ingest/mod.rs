@@ -13,6 +13,7 @@
 //! Decoding and appending run synchronously in the handler (a typical request is tens of
 //! microseconds of work), so every error reaches the status code.
 
+pub mod backfill;
 pub mod decode;
 
 use std::cell::RefCell;

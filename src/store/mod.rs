@@ -5,6 +5,7 @@
 //! with [`Store::visit_shard`] and copies what it needs out under a short lock.
 
 mod labels;
+pub mod persist;
 mod ring;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -179,7 +180,12 @@ pub struct Store {
     epoch_ms: i64,
     series: AtomicUsize,
     next_id: AtomicU64,
+    /// Told of every series created (backfill queues it); must not block.
+    on_new: std::sync::OnceLock<Box<NewSeriesHook>>,
 }
+
+/// Called with the labels of each series the store creates.
+pub type NewSeriesHook = dyn Fn(&Arc<LabelSet>) + Send + Sync;
 
 impl Store {
     pub fn new(config: &Config, now_ms: i64) -> Self {
@@ -193,7 +199,56 @@ impl Store {
             epoch_ms: now_ms,
             series: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
+            on_new: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Registers the hook told of new series (once; later calls are ignored).
+    pub fn on_new_series(&self, hook: Box<NewSeriesHook>) {
+        let _ = self.on_new.set(hook);
+    }
+
+    /// Puts back a series from a snapshot: selected by the current selectors, within
+    /// `max_series`, its ring as saved. Returns false when it is not (no longer) selected,
+    /// the limit is reached, or it is already stored.
+    pub fn restore(&self, labels: LabelSet, ring: Ring, stale: bool, now_ms: i64) -> bool {
+        let refs: Vec<LabelRef<'_>> = labels.iter().map(|(n, v)| LabelRef::new(n, v)).collect();
+        let Some(spec) = self.select(&refs) else {
+            return false;
+        };
+        if ring.capacity() != self.ring_len {
+            return false;
+        }
+        let hash = hash_labels(&refs);
+        let shard = self.shard_of(hash);
+        let mut guard = shard.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.find(hash, &refs).is_some() {
+            return false;
+        }
+        if self
+            .series
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max_series).then_some(n + 1)
+            })
+            .is_err()
+        {
+            return false;
+        }
+        let labels = Arc::new(labels);
+        guard.insert(Series {
+            id: SeriesId(self.next_id.fetch_add(1, Ordering::Relaxed)),
+            labels: labels.clone(),
+            spec,
+            stale,
+            last_seen: self.seconds_since_epoch(now_ms),
+            hash,
+            ring,
+        });
+        drop(guard);
+        if let Some(hook) = self.on_new.get() {
+            hook(&labels);
+        }
+        true
     }
 
     pub fn step_ms(&self) -> i64 {
@@ -326,9 +381,13 @@ impl Store {
             }
             None => {
                 stats.series_created += 1;
+                let interned = Arc::new(LabelSet::from_refs(labels));
+                if let Some(hook) = self.on_new.get() {
+                    hook(&interned);
+                }
                 guard.insert(Series {
                     id: SeriesId(self.next_id.fetch_add(1, Ordering::Relaxed)),
-                    labels: Arc::new(LabelSet::from_refs(labels)),
+                    labels: interned,
                     spec,
                     stale: false,
                     last_seen: now_s,

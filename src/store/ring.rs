@@ -133,6 +133,25 @@ impl Ring {
         out.extend_from_slice(&self.values[..avail - first_run]);
     }
 
+    /// The ring's state as saved in a snapshot: `(head, head_ts, first, values)` with the
+    /// values in slot order.
+    pub fn parts(&self) -> (i64, i64, i64, &[f32]) {
+        (self.head, self.head_ts, self.first, &self.values)
+    }
+
+    /// A ring from [`Ring::parts`]; `None` when the values are empty.
+    pub fn from_parts(head: i64, head_ts: i64, first: i64, values: Vec<f32>) -> Option<Self> {
+        if values.is_empty() {
+            return None;
+        }
+        Some(Self {
+            values: values.into_boxed_slice(),
+            head,
+            head_ts,
+            first,
+        })
+    }
+
     pub fn heap_bytes(&self) -> usize {
         std::mem::size_of_val(&*self.values)
     }

@@ -53,6 +53,35 @@ pub fn http_get(addr: SocketAddr, path_and_query: &str) -> Result<Response, Stri
     parse_response(&raw).map_err(|e| format!("GET {path_and_query} from {addr}: {e}"))
 }
 
+/// `POST http://{addr}{path}` with `headers` and a binary body; `Connection: close`.
+pub fn http_post(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<Response, String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    s.set_write_timeout(Some(Duration::from_secs(10))).ok();
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: promcast-e2e\r\n\
+         Connection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())
+        .and_then(|_| s.write_all(body))
+        .map_err(|e| format!("write to {addr}: {e}"))?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)
+        .map_err(|e| format!("read from {addr}: {e}"))?;
+    parse_response(&raw).map_err(|e| format!("POST {path} to {addr}: {e}"))
+}
+
 fn parse_response(raw: &[u8]) -> Result<Response, String> {
     let split = raw
         .windows(4)

@@ -1,0 +1,188 @@
+//! Past forecasts, aligned to the time they were made *for*: per series and horizon, the
+//! forecast made `horizon` before each target bucket (`yhat`, `yhat_lower`, `yhat_upper`).
+//! Written by the forecast loop once per step, read by remote read
+//! (`N:forecast{L, ml_forecast, horizon}`), so "actual against what was predicted 15 minutes
+//! earlier" overlays without `offset`.
+//!
+//! Memory: `storage.forecast_history / step` buckets × horizons × 3 × 4 bytes per series
+//! (6h at 1m with three horizons: 13 KB).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::SeriesForecast;
+use crate::store::{LabelSet, SeriesId};
+
+const SHARDS: usize = 16;
+
+/// One series' past forecasts.
+pub struct Entry {
+    pub labels: Arc<LabelSet>,
+    pub spec: u16,
+    /// Newest target bucket written.
+    pub head: i64,
+    /// `[slot][horizon][yhat, lower, upper]`, NaN where nothing was forecast.
+    values: Box<[f32]>,
+    horizons: usize,
+}
+
+impl Entry {
+    /// The forecast made `horizons[h]` before `bucket`, if kept.
+    pub fn get(&self, bucket: i64, h: usize, len: usize) -> Option<[f32; 3]> {
+        if bucket > self.head || bucket <= self.head - len as i64 || h >= self.horizons {
+            return None;
+        }
+        let slot = bucket.rem_euclid(len as i64) as usize;
+        let i = (slot * self.horizons + h) * 3;
+        let v = [self.values[i], self.values[i + 1], self.values[i + 2]];
+        (!v[0].is_nan()).then_some(v)
+    }
+}
+
+pub struct ForecastHistory {
+    len: usize,
+    shards: Vec<Mutex<HashMap<SeriesId, Entry>>>,
+}
+
+impl ForecastHistory {
+    /// Keeps `len` target buckets per series (0: keeps nothing).
+    pub fn new(len: usize) -> Self {
+        Self {
+            len,
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn shard(&self, id: SeriesId) -> &Mutex<HashMap<SeriesId, Entry>> {
+        &self.shards[(id.0 as usize) % SHARDS]
+    }
+
+    /// Records a step's forecast of one series: for each horizon `h` (in steps), the point
+    /// for target bucket `origin + h`.
+    pub fn record(&self, id: SeriesId, f: &SeriesForecast, origin: i64, horizon_steps: &[i64]) {
+        if self.len == 0 || f.points.is_empty() {
+            return;
+        }
+        let len = self.len;
+        let nh = horizon_steps.len();
+        let mut shard = self.shard(id).lock().unwrap_or_else(|e| e.into_inner());
+        let e = shard.entry(id).or_insert_with(|| Entry {
+            labels: f.labels.clone(),
+            spec: f.spec,
+            head: i64::MIN,
+            values: vec![f32::NAN; len * nh * 3].into_boxed_slice(),
+            horizons: nh,
+        });
+        if e.horizons != nh {
+            return;
+        }
+        for (h, (p, &k)) in f.points.iter().zip(horizon_steps).enumerate() {
+            let target = origin + k;
+            if e.head != i64::MIN && target > e.head {
+                // clear the slots skipped over
+                let gap = (target - e.head).min(len as i64);
+                for b in (target - gap + 1)..target {
+                    let slot = b.rem_euclid(len as i64) as usize;
+                    let i = slot * nh * 3;
+                    e.values[i..i + nh * 3].fill(f32::NAN);
+                }
+                let slot = target.rem_euclid(len as i64) as usize;
+                let i = slot * nh * 3;
+                e.values[i..i + nh * 3].fill(f32::NAN);
+                e.head = target;
+            } else if e.head == i64::MIN {
+                e.head = target;
+            } else if target <= e.head - len as i64 {
+                continue;
+            }
+            let slot = target.rem_euclid(len as i64) as usize;
+            let i = (slot * nh + h) * 3;
+            e.values[i] = p.yhat as f32;
+            e.values[i + 1] = p.lower as f32;
+            e.values[i + 2] = p.upper as f32;
+        }
+    }
+
+    /// Drops series whose newest target is older than `oldest` bucket.
+    pub fn evict_before(&self, oldest: i64) {
+        for s in &self.shards {
+            s.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|_, e| e.head >= oldest);
+        }
+    }
+
+    /// Calls `f` for every entry (one shard locked at a time).
+    pub fn for_each(&self, mut f: impl FnMut(&Entry)) {
+        for s in &self.shards {
+            for e in s.lock().unwrap_or_else(|e| e.into_inner()).values() {
+                f(e);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::forecast::{Point, SeriesState};
+
+    fn forecast(v: f64) -> SeriesForecast {
+        SeriesForecast {
+            labels: Arc::new(LabelSet::from_pairs([("__name__", "a:b")])),
+            spec: 0,
+            state: SeriesState::Ready,
+            model: None,
+            origin_ms: 0,
+            fitted_ms: 0,
+            points: vec![
+                Point {
+                    yhat: v,
+                    lower: v - 1.0,
+                    upper: v + 1.0,
+                },
+                Point {
+                    yhat: v * 10.0,
+                    lower: v * 10.0 - 1.0,
+                    upper: v * 10.0 + 1.0,
+                },
+            ],
+            anomaly: None,
+        }
+    }
+
+    #[test]
+    fn aligns_forecasts_to_their_targets_and_forgets_old_ones() {
+        let h = ForecastHistory::new(20);
+        let id = SeriesId(7);
+        // horizons 1 and 3 steps; origins 100..110
+        for o in 100..110 {
+            h.record(id, &forecast(o as f64), o, &[1, 3]);
+        }
+        let mut seen = 0;
+        h.for_each(|e| {
+            seen += 1;
+            assert_eq!(e.head, 112);
+            // target 105 at horizon 1 came from origin 104; at horizon 3 from origin 102
+            assert_eq!(e.get(105, 0, 20), Some([104.0, 103.0, 105.0]));
+            assert_eq!(e.get(105, 1, 20).unwrap()[0], 1020.0);
+            // target 101: horizon 1 from origin 100; horizon 3 would be origin 98: never made
+            assert_eq!(e.get(101, 0, 20).unwrap()[0], 100.0);
+            assert_eq!(e.get(101, 1, 20), None);
+            // outside the kept window (92, 112]
+            assert_eq!(e.get(92, 0, 20), None);
+            assert_eq!(e.get(113, 0, 20), None);
+        });
+        assert_eq!(seen, 1);
+        h.evict_before(113);
+        h.for_each(|_| panic!("evicted"));
+    }
+}

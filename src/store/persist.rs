@@ -1,0 +1,328 @@
+//! Snapshots of the rings (`storage.path`): written periodically and on shutdown, atomically
+//! (temp file, fsync, rename, fsync of the directory) with a CRC-32 over the whole file;
+//! loaded on start. A file that is corrupt, truncated or from an incompatible configuration
+//! (another step or ring length) is moved aside as `promcast.snapshot.bad-<unix time>` and
+//! ignored: the agent starts empty rather than not at all.
+//!
+//! Layout, little-endian: `PCSNAP\0\x01`, `u32` version, `i64` step (ms), `u64` ring length,
+//! `u64` series; per series `u32` label count, for each label `u32` length + name bytes and
+//! `u32` length + value bytes, `u8` stale, `i64` head bucket, `i64` head timestamp, `i64`
+//! first bucket, ring length × `f32` (slot order); then `u32` CRC-32 of everything before.
+//!
+//! What is saved is the data: the rings. Fitted models (MSTL paths, `auto` choices, anomaly
+//! forests) are refitted from the restored rings, within their budgets, on the first steps
+//! after start; the forecast history starts empty.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use super::{LabelSet, Ring, Store};
+
+const MAGIC: &[u8; 8] = b"PCSNAP\x00\x01";
+const VERSION: u32 = 1;
+pub const FILE: &str = "promcast.snapshot";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PersistError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+}
+
+/// Writes a snapshot of every series into `dir/promcast.snapshot`; returns the series count.
+pub fn save(store: &Store, dir: &Path) -> Result<usize, PersistError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| PersistError::Io {
+            path: path.clone(),
+            source,
+        }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let path = dir.join(FILE);
+    let tmp = dir.join(format!("{FILE}.tmp"));
+    let mut body: Vec<u8> = Vec::new();
+    let mut count = 0u64;
+    for shard in 0..store.shard_count() {
+        store.visit_shard(shard, |s| {
+            count += 1;
+            let labels: Vec<(&str, &str)> = s.labels.iter().collect();
+            body.extend_from_slice(&(labels.len() as u32).to_le_bytes());
+            for (n, v) in labels {
+                for x in [n, v] {
+                    body.extend_from_slice(&(x.len() as u32).to_le_bytes());
+                    body.extend_from_slice(x.as_bytes());
+                }
+            }
+            body.push(s.stale as u8);
+            let (head, head_ts, first, values) = s.ring.parts();
+            for x in [head, head_ts, first] {
+                body.extend_from_slice(&x.to_le_bytes());
+            }
+            for v in values {
+                body.extend_from_slice(&v.to_le_bytes());
+            }
+        });
+    }
+    let mut head = Vec::with_capacity(36);
+    head.extend_from_slice(MAGIC);
+    head.extend_from_slice(&VERSION.to_le_bytes());
+    head.extend_from_slice(&store.step_ms().to_le_bytes());
+    head.extend_from_slice(&(store.ring_len() as u64).to_le_bytes());
+    head.extend_from_slice(&count.to_le_bytes());
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&head);
+    crc.update(&body);
+    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+    f.write_all(&head).map_err(io(&tmp))?;
+    f.write_all(&body).map_err(io(&tmp))?;
+    f.write_all(&crc.finalize().to_le_bytes())
+        .map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    drop(f);
+    std::fs::rename(&tmp, &path).map_err(io(&path))?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(count as usize)
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let s = self.buf.get(self.pos..self.pos.checked_add(n)?)?;
+        self.pos += n;
+        Some(s)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+    fn i64(&mut self) -> Option<i64> {
+        Some(i64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+    fn str(&mut self) -> Option<&'a str> {
+        let n = self.u32()? as usize;
+        std::str::from_utf8(self.take(n)?).ok()
+    }
+}
+
+/// What [`load`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Loaded {
+    /// No snapshot file.
+    None,
+    /// Series restored, and series in the file not restored (no longer selected, limit).
+    Restored { restored: usize, skipped: usize },
+    /// The file was unusable and moved aside to this path.
+    MovedAside { to: PathBuf, reason: String },
+}
+
+/// Loads `dir/promcast.snapshot` into `store`; an unusable file is moved aside.
+pub fn load(store: &Store, dir: &Path, now_ms: i64) -> Result<Loaded, PersistError> {
+    let path = dir.join(FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Loaded::None),
+        Err(source) => return Err(PersistError::Io { path, source }),
+    };
+    match parse(store, &bytes, now_ms) {
+        Ok((restored, skipped)) => Ok(Loaded::Restored { restored, skipped }),
+        Err(reason) => {
+            let secs = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let to = dir.join(format!("{FILE}.bad-{secs}"));
+            std::fs::rename(&path, &to).map_err(|source| PersistError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            Ok(Loaded::MovedAside { to, reason })
+        }
+    }
+}
+
+fn parse(store: &Store, bytes: &[u8], now_ms: i64) -> Result<(usize, usize), String> {
+    if bytes.len() < 40 || &bytes[..8] != MAGIC {
+        return Err("not a promcast snapshot (bad magic or too short)".into());
+    }
+    let (data, tail) = bytes.split_at(bytes.len() - 4);
+    let want = u32::from_le_bytes(tail.try_into().expect("4 bytes"));
+    if crc32fast::hash(data) != want {
+        return Err("checksum mismatch (corrupt or truncated)".into());
+    }
+    let mut r = Reader { buf: data, pos: 8 };
+    let bad = || "truncated record".to_string();
+    let version = r.u32().ok_or_else(bad)?;
+    if version != VERSION {
+        return Err(format!(
+            "snapshot version {version}, this promcast reads {VERSION}"
+        ));
+    }
+    let step = r.i64().ok_or_else(bad)?;
+    let ring_len = r.u64().ok_or_else(bad)? as usize;
+    if step != store.step_ms() || ring_len != store.ring_len() {
+        return Err(format!(
+            "written for storage.step {step} ms and {ring_len} buckets; now {} ms and {} buckets",
+            store.step_ms(),
+            store.ring_len()
+        ));
+    }
+    let count = r.u64().ok_or_else(bad)?;
+    let (mut restored, mut skipped) = (0, 0);
+    for _ in 0..count {
+        let n = r.u32().ok_or_else(bad)? as usize;
+        let mut pairs = Vec::with_capacity(n.min(1024));
+        for _ in 0..n {
+            let name = r.str().ok_or_else(bad)?;
+            let value = r.str().ok_or_else(bad)?;
+            pairs.push((name, value));
+        }
+        let stale = r.take(1).ok_or_else(bad)?[0] != 0;
+        let (head, head_ts, first) = (
+            r.i64().ok_or_else(bad)?,
+            r.i64().ok_or_else(bad)?,
+            r.i64().ok_or_else(bad)?,
+        );
+        let raw = r.take(ring_len * 4).ok_or_else(bad)?;
+        let values: Vec<f32> = raw
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+            .collect();
+        let ring = Ring::from_parts(head, head_ts, first, values).ok_or_else(bad)?;
+        if store.restore(LabelSet::from_pairs(pairs), ring, stale, now_ms) {
+            restored += 1;
+        } else {
+            skipped += 1;
+        }
+    }
+    Ok((restored, skipped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::store::{hash_labels, AppendStats, LabelRef, Sample};
+
+    fn store(yaml: &str) -> Store {
+        Store::new(&Config::from_yaml(yaml, "t", None).unwrap(), 0)
+    }
+
+    const YAML: &str =
+        "storage: { step: 1m, retention: 1h }\nforecast:\n  - selector: '{__name__=~\"a.*\"}'\n";
+
+    fn fill(s: &Store) {
+        let nasa = crate::sim::data::nasa_days(1);
+        for (k, name) in ["a:x", "a:y", "b:z"].iter().enumerate() {
+            let labels = [LabelRef::new("__name__", name), LabelRef::new("job", "j")];
+            let samples: Vec<Sample> = (0..90)
+                .map(|i| Sample {
+                    value: nasa.values[k * 100 + i],
+                    timestamp: i as i64 * 60_000,
+                })
+                .collect();
+            s.append(
+                hash_labels(&labels),
+                &labels,
+                &samples,
+                90 * 60_000,
+                &mut AppendStats::default(),
+            );
+        }
+    }
+
+    fn rings(s: &Store) -> Vec<(String, Vec<f32>)> {
+        let mut out = Vec::new();
+        for i in 0..s.shard_count() {
+            s.visit_shard(i, |x| {
+                let mut v = Vec::new();
+                x.ring.copy_last(60, &mut v);
+                out.push((x.labels.metric_name().to_string(), v));
+            });
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    #[test]
+    fn round_trip_restores_the_rings() {
+        let a = store(YAML);
+        fill(&a);
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(save(&a, dir.path()).unwrap(), 2);
+        let b = store(YAML);
+        assert_eq!(
+            load(&b, dir.path(), 0).unwrap(),
+            Loaded::Restored {
+                restored: 2,
+                skipped: 0
+            }
+        );
+        let (ra, rb) = (rings(&a), rings(&b));
+        assert_eq!(ra.len(), 2);
+        for (x, y) in ra.iter().zip(&rb) {
+            assert_eq!(x.0, y.0);
+            assert_eq!(
+                x.1.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                y.1.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            );
+        }
+        // a selector that no longer matches skips the series
+        let c = store(
+            "storage: { step: 1m, retention: 1h }\nforecast:\n  - selector: '{__name__=\"a:x\"}'\n",
+        );
+        assert_eq!(
+            load(&c, dir.path(), 0).unwrap(),
+            Loaded::Restored {
+                restored: 1,
+                skipped: 1
+            }
+        );
+    }
+
+    #[test]
+    fn corrupt_truncated_or_incompatible_files_are_moved_aside() {
+        let a = store(YAML);
+        fill(&a);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        for damage in 0..3 {
+            save(&a, dir.path()).unwrap();
+            let mut bytes = std::fs::read(&path).unwrap();
+            match damage {
+                0 => bytes[100] ^= 0x40,              // a flipped bit
+                1 => bytes.truncate(bytes.len() / 2), // a torn write
+                _ => {}                               // fine, but another ring length below
+            }
+            std::fs::write(&path, &bytes).unwrap();
+            let b = if damage == 2 {
+                store("storage: { step: 1m, retention: 2h }\nforecast:\n  - selector: '{__name__=~\"a.*\"}'\n")
+            } else {
+                store(YAML)
+            };
+            match load(&b, dir.path(), 0).unwrap() {
+                Loaded::MovedAside { to, reason } => {
+                    assert!(to.exists(), "{}", to.display());
+                    assert!(!path.exists());
+                    assert!(!reason.is_empty());
+                    std::fs::remove_file(to).unwrap();
+                }
+                other => panic!("damage {damage}: {other:?}"),
+            }
+            assert_eq!(b.series_count(), 0);
+        }
+        // no file at all
+        assert_eq!(load(&store(YAML), dir.path(), 0).unwrap(), Loaded::None);
+    }
+}
