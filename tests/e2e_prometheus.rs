@@ -15,11 +15,13 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{find_program, free_port, http_get, poll, urlencode, Proc, Procs};
+use common::{
+    addr, find_program, free_port, http_get, poll, prometheus_binary, urlencode, Proc, Procs,
+};
 use serde::Deserialize as _;
 use serde_json::Value;
 
@@ -32,19 +34,6 @@ const INPUTS: [&str; 3] = [
 ];
 const HORIZONS: [&str; 2] = ["5s", "10s"];
 const PROMCAST: &str = env!("CARGO_BIN_EXE_promcast");
-
-fn prometheus_binary() -> PathBuf {
-    find_program("prometheus").unwrap_or_else(|| {
-        panic!(
-            "Prometheus not found on PATH or at /usr/bin/prometheus: \
-             install Debian package prometheus (./scripts/test.sh does it)"
-        )
-    })
-}
-
-fn addr(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
 
 /// Panics (with the failure) if any process has exited; the guard then prints the logs.
 fn all_running(procs: &mut Procs) {

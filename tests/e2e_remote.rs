@@ -14,29 +14,18 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{find_program, free_port, http_get, http_post, poll, urlencode, Proc, Procs};
+use common::{
+    addr, free_port, http_get, http_post, poll, prometheus_binary, urlencode, Proc, Procs,
+};
 use promcast::proto::prometheus as pb;
 use prost::Message;
 use serde_json::Value;
 
 const PROMCAST: &str = env!("CARGO_BIN_EXE_promcast");
-
-fn prometheus_binary() -> PathBuf {
-    find_program("prometheus").unwrap_or_else(|| {
-        panic!(
-            "Prometheus not found on PATH or at /usr/bin/prometheus: \
-             install Debian package prometheus (./scripts/test.sh does it)"
-        )
-    })
-}
-
-fn addr(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
 
 fn two_ports() -> (SocketAddr, SocketAddr) {
     let a = free_port();

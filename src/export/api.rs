@@ -26,16 +26,21 @@ struct SeriesJson<'a> {
     anomalous: Option<i8>,
 }
 
+/// The `selector` query parameter; absent or empty selects everything.
+fn parse_selector(selector: Option<&str>) -> Result<Selector, String> {
+    match selector {
+        Some(s) if !s.trim().is_empty() => Selector::parse(s).map_err(|e| e.to_string()),
+        _ => Ok(Selector::all()),
+    }
+}
+
 /// Builds the response body; `Err` is a client error message (400).
 pub fn forecasts_json(
     snapshot: &Snapshot,
     selector: Option<&str>,
     limit: usize,
 ) -> Result<Value, String> {
-    let selector = match selector {
-        Some(s) if !s.trim().is_empty() => Selector::parse(s).map_err(|e| e.to_string())?,
-        _ => Selector::all(),
-    };
+    let selector = parse_selector(selector)?;
     let mut series = Vec::new();
     let mut truncated = false;
     for s in &snapshot.series {
@@ -100,10 +105,7 @@ pub fn history_json(
     selector: Option<&str>,
     limit: usize,
 ) -> Result<Value, String> {
-    let selector = match selector {
-        Some(s) if !s.trim().is_empty() => Selector::parse(s).map_err(|e| e.to_string())?,
-        _ => Selector::all(),
-    };
+    let selector = parse_selector(selector)?;
     let step_ms = store.step_ms();
     let mut series = Vec::new();
     let mut truncated = false;

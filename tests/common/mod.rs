@@ -28,6 +28,22 @@ pub fn find_program(program: &str) -> Option<PathBuf> {
     })
 }
 
+/// The Prometheus binary; panics with the install hint when it is missing (the tests fail
+/// rather than skip: `./scripts/test.sh` installs Debian's `prometheus`).
+pub fn prometheus_binary() -> PathBuf {
+    find_program("prometheus").unwrap_or_else(|| {
+        panic!(
+            "Prometheus not found on PATH or at /usr/bin/prometheus: \
+             install Debian package prometheus (./scripts/test.sh does it)"
+        )
+    })
+}
+
+/// `127.0.0.1:port`.
+pub fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
 /// A response: status code and body (chunked transfer coding removed).
 #[derive(Debug)]
 pub struct Response {
