@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Run every test: unit, integration and the end-to-end test against a real Prometheus
-# (tests/e2e_prometheus.rs), which needs /usr/bin/prometheus (Debian package `prometheus`).
+# Run every test: unit, integration, the end-to-end tests against a real Prometheus
+# (tests/e2e_*.rs; they need /usr/bin/prometheus, Debian package `prometheus`), and the
+# inference-backend conformance suite for tract and onnxruntime (tests/conformance.rs; the
+# onnxruntime library comes from the PyPI wheel, installed below).
 # Plain `cargo test`: lib, binary, integration and doc tests (benches are built by clippy
 # --all-targets in .ci/run). Extra arguments are passed to `cargo test`.
 set -euo pipefail
@@ -18,5 +20,26 @@ fi
 prom=$(command -v prometheus || echo /usr/bin/prometheus)
 echo "+ $prom: $("$prom" --version 2>&1 | head -1)"
 
-echo "+ cargo test $*"
-exec cargo test "$@"
+# onnxruntime for the `gpu` feature's backend (run on the CPU provider here): the shared
+# library inside the PyPI wheel, installed into the target directory, never system-wide.
+# The version ort 2.0.0-rc.15 was checked against.
+ORT_VERSION=1.32.0
+ort_dir="${CARGO_TARGET_DIR:-target}/onnxruntime-wheel-$ORT_VERSION"
+ort_lib=$(ls "$ort_dir"/onnxruntime/capi/libonnxruntime.so.* 2>/dev/null | head -1 || true)
+if [ -z "$ort_lib" ]; then
+    echo "+ installing the onnxruntime wheel (PyPI) into $ort_dir"
+    if ! command -v python3 >/dev/null 2>&1 || ! python3 -m pip --version >/dev/null 2>&1; then
+        sudo=""
+        if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+        $sudo apt-get update
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3-pip
+    fi
+    python3 -m pip install --quiet --no-deps --target "$ort_dir" "onnxruntime==$ORT_VERSION" \
+        || python3 -m pip install --quiet --no-deps --break-system-packages --target "$ort_dir" "onnxruntime==$ORT_VERSION"
+    ort_lib=$(ls "$ort_dir"/onnxruntime/capi/libonnxruntime.so.* | head -1)
+fi
+export ORT_DYLIB_PATH="$(cd "$(dirname "$ort_lib")" && pwd)/$(basename "$ort_lib")"
+echo "+ ORT_DYLIB_PATH=$ORT_DYLIB_PATH"
+
+echo "+ cargo test --features gpu $*"
+exec cargo test --features gpu "$@"

@@ -18,8 +18,9 @@
 //!   mapping) and a zero-copy remote-write decoder.
 //! - [`store`]: label-set interning, fixed-capacity per-series rings bucketed to the step,
 //!   a sharded series map, idle eviction.
-//! - [`forecast`]: models (`naive`, `seasonal_naive`, `mstl`, `lstm` via tract-onnx),
-//!   per-series state, and the forecast loop that runs them off the async runtime.
+//! - [`forecast`]: models (`naive`, `seasonal_naive`, `mstl`, `lstm` via tract-onnx or, with
+//!   the `gpu` feature, an onnxruntime batch worker on CUDA or CPU), per-series state, and
+//!   the forecast loop that runs them off the async runtime.
 //! - [`export`]: the immutable forecast snapshot and everything that reads it: the scrape
 //!   endpoint, remote-write out, the JSON API. None of them computes a forecast.
 //! - [`telemetry`]: promcast's own `promcast_*` metrics.

@@ -16,10 +16,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use http_body_util::BodyExt as _;
 
-use crate::config::{Config, ModelSource};
+use crate::config::{BackendKind, Config, ModelSource};
 use crate::export::history::ForecastHistory;
 use crate::export::{api, remote_read, remote_write, scrape, Snapshot, SnapshotCell};
-use crate::forecast::neural::{builtin_model, LstmModel};
+use crate::forecast::neural::{BackendChoice, LstmModel, BUILTIN_MODEL};
 use crate::forecast::scheduler::Scheduler;
 use crate::ingest::backfill;
 use crate::ingest::{write_handler, Ingest};
@@ -216,20 +216,45 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let config = Arc::new(config);
-    let lstm = match &config.lstm_model {
-        ModelSource::File(path) => {
-            let model = LstmModel::load(path).context("loading inference.model")?;
-            tracing::info!(path = %path.display(), window = model.meta().window, "lstm model loaded");
-            Some(Arc::new(model))
+    let backend = choose_backend(&config);
+    let load = |b: &BackendChoice| -> anyhow::Result<LstmModel> {
+        match &config.lstm_model {
+            ModelSource::File(path) => {
+                LstmModel::load_on(path, b).context("loading inference.model")
+            }
+            _ => LstmModel::from_bytes_on(BUILTIN_MODEL, "builtin (models/promcast-lstm.onnx)", b)
+                .context("loading the built-in model"),
         }
-        ModelSource::Builtin => {
-            let model = builtin_model().context("loading the built-in model")?;
-            tracing::info!(window = model.meta().window, "built-in lstm model loaded");
-            Some(Arc::new(model))
-        }
-        ModelSource::Disabled => None,
     };
+    let lstm = match &config.lstm_model {
+        ModelSource::Disabled => None,
+        _ => Some(Arc::new(match load(&backend) {
+            Ok(m) => m,
+            // `auto` chose onnxruntime but it would not start: tract serves.
+            Err(e)
+                if config.inference.backend == BackendKind::Auto
+                    && !matches!(backend, BackendChoice::Tract) =>
+            {
+                tracing::warn!(error = %format!("{e:#}"), "onnxruntime unavailable; using tract");
+                load(&BackendChoice::Tract)?
+            }
+            Err(e) => return Err(e),
+        })),
+    };
+    if let Some(m) = &lstm {
+        let (engine, provider) = m.backend();
+        tracing::info!(
+            origin = m.origin(),
+            window = m.meta().window,
+            backend = engine,
+            provider,
+            "lstm model loaded"
+        );
+    }
     let state = AppState::new(&config);
+    if let Some(m) = &lstm {
+        let _ = state.telemetry.inference_backend.set(m.backend());
+    }
     // Backfill first, so that series restored from a snapshot are backfilled too.
     if let Some(spec) = &config.backfill {
         backfill::spawn(spec.clone(), state.store().clone(), state.telemetry.clone());
@@ -341,6 +366,37 @@ pub async fn serve(
     }
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// The inference engine for `inference.backend`: `auto` picks onnxruntime with CUDA when
+/// this build has the `gpu` feature, the node has an NVIDIA GPU and the library is there.
+fn choose_backend(config: &Config) -> BackendChoice {
+    #[cfg(feature = "gpu")]
+    {
+        use crate::forecast::neural::ort_worker::{library_path, OrtOptions};
+        let opts = OrtOptions {
+            library: config.inference.ort_library.clone(),
+            cuda: gpu_present(),
+            max_batch: config.inference.max_batch,
+            max_wait: config.inference.max_wait,
+            ..OrtOptions::default()
+        };
+        match config.inference.backend {
+            BackendKind::Ort => return BackendChoice::Ort(opts),
+            BackendKind::Auto if opts.cuda && library_path(&opts).is_some_and(|p| p.is_file()) => {
+                return BackendChoice::Ort(opts)
+            }
+            _ => {}
+        }
+    }
+    let _ = config;
+    BackendChoice::Tract
+}
+
+/// Whether the node has an NVIDIA GPU driver loaded.
+pub fn gpu_present() -> bool {
+    std::path::Path::new("/proc/driver/nvidia/version").exists()
+        || std::path::Path::new("/dev/nvidiactl").exists()
 }
 
 /// Writes a snapshot off the async runtime, counting the outcome.

@@ -122,6 +122,8 @@ pub struct Telemetry {
     pub anomaly_bytes: AtomicU64,
     /// Backfill: series ok, failed, dropped (queue full); retries; samples read.
     pub backfill: [AtomicU64; 5],
+    /// `(backend, provider)` of the LSTM model, once loaded.
+    pub inference_backend: std::sync::OnceLock<(&'static str, &'static str)>,
     pub snapshot_series: AtomicU64,
     pub snapshot_failures: AtomicU64,
     pub snapshot_last_success_ms: AtomicU64,
@@ -366,6 +368,12 @@ impl Telemetry {
             "Samples read by backfill.",
             self.backfill[4].load(Relaxed),
         );
+        if let Some((backend, provider)) = self.inference_backend.get() {
+            let _ = writeln!(
+                out,
+                "# HELP promcast_inference_backend_info The engine running the LSTM model and its execution provider.\n# TYPE promcast_inference_backend_info gauge\npromcast_inference_backend_info{{backend=\"{backend}\",provider=\"{provider}\"}} 1"
+            );
+        }
         gauge(
             out,
             "promcast_snapshot_series",

@@ -437,6 +437,17 @@ remote_write:
         !own.is_empty(),
         "no promcast_ metrics in /metrics:\n{metrics}"
     );
+    // The engine that runs the LSTM is told: under `auto` without a GPU, tract on the CPU.
+    // With a GPU, onnxruntime (its provider depends on the library the test was given).
+    let expect_backend = if promcast::server::gpu_present() && cfg!(feature = "gpu") {
+        "promcast_inference_backend_info{backend=\"ort\","
+    } else {
+        "promcast_inference_backend_info{backend=\"tract\",provider=\"cpu\"} 1"
+    };
+    assert!(
+        metrics.lines().any(|l| l.starts_with(expect_backend)),
+        "no `{expect_backend}` in /metrics:\n{metrics}"
+    );
     let all = |_: &str| true;
     let accepted = metric_sum(&metrics, "promcast_samples_accepted_total", all);
     assert!(
@@ -542,6 +553,25 @@ fn example_and_deploy_configs_are_valid() {
         }
     }
     let embedded = embedded.expect("deploy/kubernetes.yaml has a ConfigMap with data.promcast.yml");
+
+    // Every Kubernetes manifest parses, and every object names its apiVersion, kind and name.
+    for file in ["deploy/kubernetes.yaml", "deploy/kubernetes-gpu.yaml"] {
+        let text = std::fs::read_to_string(root.join(file)).expect("read a manifest");
+        let mut objects = 0;
+        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+            let v = serde_yaml_ng::Value::deserialize(doc)
+                .unwrap_or_else(|e| panic!("{file} is not YAML: {e}"));
+            for key in ["apiVersion", "kind"] {
+                assert!(v[key].as_str().is_some(), "{file}: an object without {key}");
+            }
+            assert!(
+                v["metadata"]["name"].as_str().is_some(),
+                "{file}: an object without a name"
+            );
+            objects += 1;
+        }
+        assert!(objects > 0, "{file} holds no objects");
+    }
     let tmp = tempfile::tempdir().expect("temp dir");
     let path = tmp.path().join("promcast.yml");
     write_file(&path, &embedded);

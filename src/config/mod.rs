@@ -280,6 +280,33 @@ pub struct InferenceSection {
     /// shipped inside promcast, `models/promcast-lstm.onnx`), `none` (no neural model), or a
     /// file path, resolved against the config file's directory when relative.
     pub model: Option<String>,
+    /// `auto` (onnxruntime with CUDA when the node has an NVIDIA GPU and the library is
+    /// there, tract otherwise), `tract` (CPU, built in) or `ort` (onnxruntime; needs a build
+    /// with `--features gpu` and the library).
+    pub backend: Option<String>,
+    /// The onnxruntime shared library (default: `ORT_DYLIB_PATH`).
+    pub ort_library: Option<PathBuf>,
+    /// Rows per onnxruntime batch (the worker closes a batch at this size)...
+    pub max_batch: Option<usize>,
+    /// ...or this long after its first request.
+    pub max_wait: Option<PromDuration>,
+}
+
+/// Which inference engine runs the LSTM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Auto,
+    Tract,
+    Ort,
+}
+
+/// Validated `inference` settings besides the model.
+#[derive(Debug, Clone)]
+pub struct InferenceSpec {
+    pub backend: BackendKind,
+    pub ort_library: Option<PathBuf>,
+    pub max_batch: usize,
+    pub max_wait: Duration,
 }
 
 /// Where the LSTM model comes from.
@@ -304,6 +331,7 @@ pub struct Config {
     pub remote_write: Vec<RemoteWriteSpec>,
     pub limits: Limits,
     pub lstm_model: ModelSource,
+    pub inference: InferenceSpec,
     pub persistence: Option<Persistence>,
     /// Buckets of past forecasts kept per series and horizon.
     pub forecast_history: usize,
@@ -692,6 +720,29 @@ impl FileConfig {
             }
         };
 
+        let backend = match self.inference.backend.as_deref() {
+            None | Some("auto") => BackendKind::Auto,
+            Some("tract") => BackendKind::Tract,
+            Some("ort") => {
+                if !cfg!(feature = "gpu") {
+                    problem(
+                        "inference.backend".into(),
+                        "`ort` needs a promcast built with `--features gpu`".into(),
+                    );
+                }
+                BackendKind::Ort
+            }
+            Some(other) => {
+                problem(
+                    "inference.backend".into(),
+                    format!("unknown backend {other:?} (auto, tract, ort)"),
+                );
+                BackendKind::Auto
+            }
+        };
+        if self.inference.max_batch == Some(0) {
+            problem("inference.max_batch".into(), "must be at least 1".into());
+        }
         let resolve = |p: &PathBuf| match base_dir {
             Some(dir) if p.is_relative() => dir.join(p),
             _ => p.clone(),
@@ -764,6 +815,15 @@ impl FileConfig {
                 max_read_samples: l.max_read_samples,
             },
             lstm_model,
+            inference: InferenceSpec {
+                backend,
+                ort_library: self.inference.ort_library.as_ref().map(resolve),
+                max_batch: self.inference.max_batch.unwrap_or(4096).max(1),
+                max_wait: self
+                    .inference
+                    .max_wait
+                    .map_or(Duration::from_millis(5), |d| d.0),
+            },
             persistence,
             forecast_history,
             backfill,

@@ -62,6 +62,8 @@
 mod fixture;
 pub(crate) mod onnx;
 pub(crate) mod onnx_build;
+#[cfg(feature = "gpu")]
+pub mod ort_worker;
 mod tract;
 
 use std::fmt;
@@ -74,6 +76,39 @@ use prost::Message;
 use crate::config::{format_duration, parse_duration};
 
 pub use fixture::{fixture_model, FixtureParams};
+
+/// Which inference engine runs a model.
+#[derive(Debug, Clone)]
+pub enum BackendChoice {
+    Tract,
+    /// onnxruntime through the batch worker (Cargo feature `gpu`).
+    #[cfg(feature = "gpu")]
+    Ort(ort_worker::OrtOptions),
+}
+
+enum Backend {
+    Tract(tract::TractPlan),
+    #[cfg(feature = "gpu")]
+    Ort(ort_worker::OrtWorker),
+}
+
+impl Backend {
+    fn run(&self, rows: usize, input: &[f32], out: &mut Vec<f32>) -> Result<(), String> {
+        match self {
+            Backend::Tract(p) => p.run(rows, input, out),
+            #[cfg(feature = "gpu")]
+            Backend::Ort(w) => w.run(rows, input, out),
+        }
+    }
+
+    fn describe(&self) -> (&'static str, &'static str) {
+        match self {
+            Backend::Tract(_) => ("tract", "cpu"),
+            #[cfg(feature = "gpu")]
+            Backend::Ort(w) => ("ort", w.provider()),
+        }
+    }
+}
 
 /// Rows per tract run: bigger batches are split to bound memory.
 const CHUNK_ROWS: usize = 1024;
@@ -277,6 +312,9 @@ pub enum NeuralError {
     Onnx { origin: String, reason: String },
     #[error("model {origin}: {reason}")]
     Incompatible { origin: String, reason: String },
+    /// The inference backend would not start (onnxruntime missing, wrong version, no session).
+    #[error("model {origin}: inference backend: {reason}")]
+    Backend { origin: String, reason: String },
     #[error("running the neural model: {reason}")]
     Run { reason: String },
 }
@@ -323,7 +361,7 @@ pub struct LstmModel {
 struct Inner {
     origin: String,
     meta: ModelMeta,
-    plan: tract::TractPlan,
+    plan: Backend,
     scratch: Mutex<Vec<Scratch>>,
 }
 
@@ -346,8 +384,27 @@ impl LstmModel {
         Self::from_bytes(&bytes, &path.display().to_string())
     }
 
-    /// Loads a model from ONNX bytes; `origin` (a path or a name) is used in error messages.
+    /// Loads a model from ONNX bytes on tract; `origin` (a path or a name) is used in error
+    /// messages.
     pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<Self, NeuralError> {
+        Self::from_bytes_on(bytes, origin, &BackendChoice::Tract)
+    }
+
+    /// Reads the model file at `path` and loads it on `backend`.
+    pub fn load_on(path: &Path, backend: &BackendChoice) -> Result<Self, NeuralError> {
+        let bytes = std::fs::read(path).map_err(|source| NeuralError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_bytes_on(&bytes, &path.display().to_string(), backend)
+    }
+
+    /// Loads a model from ONNX bytes on `backend`.
+    pub fn from_bytes_on(
+        bytes: &[u8],
+        origin: &str,
+        backend: &BackendChoice,
+    ) -> Result<Self, NeuralError> {
         let proto = onnx::ModelProto::decode(bytes).map_err(|e| NeuralError::Onnx {
             origin: origin.to_owned(),
             reason: format!("not an ONNX model: {e}"),
@@ -361,16 +418,29 @@ impl LstmModel {
             quantiles: meta.quantiles.len(),
             output_index,
         };
-        let plan = tract::TractPlan::load(bytes, shape).map_err(|e| match e {
-            tract::LoadError::Onnx(reason) => NeuralError::Onnx {
-                origin: origin.to_owned(),
-                reason,
-            },
-            tract::LoadError::Incompatible(reason) => NeuralError::Incompatible {
-                origin: origin.to_owned(),
-                reason,
-            },
-        })?;
+        let plan = match backend {
+            BackendChoice::Tract => {
+                Backend::Tract(tract::TractPlan::load(bytes, shape).map_err(|e| match e {
+                    tract::LoadError::Onnx(reason) => NeuralError::Onnx {
+                        origin: origin.to_owned(),
+                        reason,
+                    },
+                    tract::LoadError::Incompatible(reason) => NeuralError::Incompatible {
+                        origin: origin.to_owned(),
+                        reason,
+                    },
+                })?)
+            }
+            #[cfg(feature = "gpu")]
+            BackendChoice::Ort(opts) => {
+                Backend::Ort(ort_worker::OrtWorker::start(bytes, shape, opts).map_err(
+                    |reason| NeuralError::Backend {
+                        origin: origin.to_owned(),
+                        reason,
+                    },
+                )?)
+            }
+        };
         Ok(LstmModel {
             inner: Arc::new(Inner {
                 origin: origin.to_owned(),
@@ -383,6 +453,12 @@ impl LstmModel {
 
     pub fn meta(&self) -> &ModelMeta {
         &self.inner.meta
+    }
+
+    /// `(backend, execution provider)`: `("tract", "cpu")`, `("ort", "cpu")` or
+    /// `("ort", "cuda")`.
+    pub fn backend(&self) -> (&'static str, &'static str) {
+        self.inner.plan.describe()
     }
 
     /// Where the model came from (the path or name given at load).

@@ -24,7 +24,7 @@ pub(super) enum LoadError {
 
 /// What the plan is built for: input `[N, window, features]`, output `[N, horizons, quantiles]`.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct PlanShape {
+pub struct PlanShape {
     pub window: usize,
     pub features: usize,
     pub horizons: usize,
