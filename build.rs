@@ -1,4 +1,5 @@
-//! Compiles every `.proto` file under `proto/` with protox (pure Rust, no protoc).
+//! Compiles every `.proto` file under `proto/` with protox (pure Rust, no protoc): messages
+//! with prost-build, and `externalscaler.proto` (KEDA's gRPC service) with tonic's generator.
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -12,9 +13,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
     }
-    let fds = protox::compile(&files, [&dir])?;
+    let (grpc, messages): (Vec<PathBuf>, Vec<PathBuf>) = files
+        .into_iter()
+        .partition(|p| p.file_name().is_some_and(|n| n == "externalscaler.proto"));
+    let fds = protox::compile(&messages, [&dir])?;
     let mut config = prost_build::Config::new();
     config.bytes(["."]);
     config.compile_fds(fds)?;
+    if !grpc.is_empty() {
+        tonic_prost_build::configure()
+            .build_client(true)
+            .build_server(true)
+            .compile_fds(protox::compile(&grpc, [&dir])?)?;
+    }
     Ok(())
 }

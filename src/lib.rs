@@ -13,7 +13,8 @@
 //!   (per series within a limit, pooled per forecast entry otherwise), and the offline NAB
 //!   replay behind `promcast anomaly-eval`.
 //! - [`config`]: YAML file form and its validated runtime form; PromQL selectors; durations.
-//! - [`proto`]: Prometheus remote-write/remote-read messages, generated from `proto/` by prost.
+//! - [`proto`]: Prometheus remote-write/remote-read messages and KEDA's external scaler
+//!   service, generated from `proto/` by prost and tonic.
 //! - [`ingest`]: the `POST /api/v1/write` handler (content negotiation, size limits, status
 //!   mapping) and a zero-copy remote-write decoder.
 //! - [`store`]: label-set interning, fixed-capacity per-series rings bucketed to the step,
@@ -22,12 +23,13 @@
 //!   the `gpu` feature, an onnxruntime batch worker on CUDA or CPU), per-series state, and
 //!   the forecast loop that runs them off the async runtime.
 //! - [`export`]: the immutable forecast snapshot and everything that reads it: the scrape
-//!   endpoint, remote-write out, the JSON API. None of them computes a forecast.
+//!   endpoint, remote-write out, remote read, the JSON API, the KEDA external scaler (gRPC).
+//!   None of them computes a forecast.
 //! - [`telemetry`]: promcast's own `promcast_*` metrics.
 //! - [`train`]: `promcast train`: the global quantile LSTM trained with candle on recorded
 //!   traces, and its ONNX export (all candle types live here).
-//! - [`scale`]: replica recommendations (policies, the agent's scale-in rule) and the HPA
-//!   controller the simulator runs.
+//! - [`scale`]: replica recommendations (policies, the agent's scale-in rule, the `scaling:`
+//!   targets the forecast loop evaluates every step) and the HPA controller the simulator runs.
 //! - [`server`]: the HTTP router (`app(state)`), start-up and graceful shutdown.
 //! - [`sim`]: offline work on recorded traces: reading CSV traces, `promcast backtest`
 //!   (rolling-origin replays through the agent's own store and forecast loop), reports and

@@ -46,6 +46,9 @@ enum Command {
         /// Address to listen on for remote write, /metrics and the API.
         #[arg(long = "web.listen-address", default_value = "0.0.0.0:9201")]
         listen: SocketAddr,
+        /// Address of the KEDA external scaler (gRPC); served when `scaling:` has targets.
+        #[arg(long = "grpc.listen-address", default_value = "0.0.0.0:9202")]
+        grpc_listen: SocketAddr,
         /// After SIGTERM, how long to keep delivering queued forecasts.
         #[arg(long = "remote-write.flush-deadline", default_value = "10s", value_parser = parse_duration)]
         flush_deadline: Duration,
@@ -609,6 +612,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve {
             config,
             listen,
+            grpc_listen,
             flush_deadline,
         } => {
             init_logging(&cli.log_level, cli.log_format)?;
@@ -628,6 +632,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 config,
                 ServeOptions {
                     listen,
+                    grpc_listen,
                     flush_deadline,
                 },
                 shutdown_signal(),

@@ -5,3 +5,10 @@
 pub mod prometheus {
     include!(concat!(env!("OUT_DIR"), "/prometheus.rs"));
 }
+
+/// KEDA's external scaler service (`proto/externalscaler.proto`): server and client, generated
+/// by tonic's prost generator.
+#[allow(clippy::all)]
+pub mod externalscaler {
+    include!(concat!(env!("OUT_DIR"), "/externalscaler.rs"));
+}

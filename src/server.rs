@@ -18,7 +18,7 @@ use http_body_util::BodyExt as _;
 
 use crate::config::{BackendKind, Config, ModelSource};
 use crate::export::history::ForecastHistory;
-use crate::export::{api, remote_read, remote_write, scrape, Snapshot, SnapshotCell};
+use crate::export::{api, keda, remote_read, remote_write, scrape, Snapshot, SnapshotCell};
 use crate::forecast::neural::{BackendChoice, LstmModel, BUILTIN_MODEL};
 use crate::forecast::scheduler::Scheduler;
 use crate::ingest::backfill;
@@ -73,6 +73,12 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/forecasts", get(forecasts))
         .route("/api/v1/history", get(history))
+        .route(
+            "/api/v1/scaling",
+            get(|State(state): State<AppState>| async move {
+                Json(api::scaling_json(&state.snapshots.load()))
+            }),
+        )
         .route("/-/healthy", get(|| async { "Healthy.\n" }))
         .route("/-/ready", get(ready))
         .route("/", get(index))
@@ -204,6 +210,8 @@ async fn index() -> &'static str {
 
 pub struct ServeOptions {
     pub listen: SocketAddr,
+    /// The KEDA external scaler's address; bound only when `scaling:` has targets.
+    pub grpc_listen: SocketAddr,
     /// How long to keep delivering queued forecasts after a shutdown signal.
     pub flush_deadline: Duration,
 }
@@ -305,6 +313,15 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
         .with_context(|| format!("binding --web.listen-address {}", opts.listen))?;
+    let grpc_listener = if config.scaling.is_empty() {
+        None
+    } else {
+        Some(
+            keda::bind(opts.grpc_listen)
+                .await
+                .with_context(|| format!("binding --grpc.listen-address {}", opts.grpc_listen))?,
+        )
+    };
     let (tick_stop, tick_rx) = std::sync::mpsc::channel::<()>();
     let forecast_thread = std::thread::Builder::new()
         .name("promcast-forecast".into())
@@ -334,6 +351,17 @@ pub async fn serve(
             }
         })
     });
+    let grpc = match grpc_listener {
+        Some(listener) => {
+            tracing::info!(listen = %listener.local_addr()?, targets = config.scaling.len(), "KEDA external scaler ready");
+            let scaler = keda::Scaler::new(config.clone(), state.snapshots.clone());
+            let mut stop = stop_rx.clone();
+            Some(tokio::spawn(scaler.serve(listener, async move {
+                let _ = stop.changed().await;
+            })))
+        }
+        None => None,
+    };
     state.ready.store(true, Ordering::Relaxed);
     let ready = state.ready.clone();
     let (state_store, state_telemetry) = (state.store().clone(), state.telemetry.clone());
@@ -352,6 +380,15 @@ pub async fn serve(
         .await
         .ok();
     let _ = stop_tx.send(true);
+    if let Some(mut task) = grpc {
+        // Open StreamIsActive streams would hold a graceful shutdown forever: cut them.
+        match tokio::time::timeout(Duration::from_secs(2), &mut task).await {
+            Ok(Ok(Err(e))) => tracing::error!(error = %e, "KEDA external scaler"),
+            Ok(Err(e)) => tracing::error!(error = %e, "KEDA external scaler task"),
+            Ok(Ok(Ok(()))) => {}
+            Err(_) => task.abort(),
+        }
+    }
     if let Some(task) = snapshots {
         let _ = task.await;
     }

@@ -134,6 +134,13 @@ remote_write:
   - url: http://{prom_at}/api/v1/write
     timeout: 5s
 limits: {{ max_series: 10000, max_body_bytes: 33554432 }}
+scaling:
+  - name: head
+    series: 'prometheus_tsdb_head_series{{job="prometheus"}}'
+    capacity_per_replica: 100
+    min_replicas: 1
+    max_replicas: 100
+    lead_time: 5s
 "#,
             inputs = INPUTS.join("|"),
             horizons = HORIZONS.join(", "),
@@ -184,6 +191,7 @@ remote_write:
         .arg("--config")
         .arg(&promcast_yml)
         .args(["--web.listen-address", &promcast_at.to_string()])
+        .args(["--grpc.listen-address", &addr(free_port()).to_string()])
         .args(["--log.level", "info"]);
     procs.procs.push(Proc::spawn(
         "promcast",
@@ -502,6 +510,66 @@ remote_write:
         .collect();
     assert_eq!(horizons, HORIZONS, "/api/v1/forecasts horizons: {body}");
 
+    // The Grafana dashboard: every panel's PromQL, with its variables set to this test's
+    // series, parses and returns data from this Prometheus. (The one expression on
+    // kube-state-metrics' `kube_deployment_status_replicas` can only parse here.)
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/grafana-dashboard.json"),
+        )
+        .expect("read deploy/grafana-dashboard.json"),
+    )
+    .expect("deploy/grafana-dashboard.json is JSON");
+    let exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .expect("dashboard panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(str::to_owned))
+        .collect();
+    assert!(exprs.len() >= 6, "dashboard expressions: {exprs:?}");
+    for e in &exprs {
+        let q = e
+            .replace("$metric", "prometheus_tsdb_head_series")
+            .replace("$horizon", HORIZONS[0])
+            .replace("$target", "head");
+        assert!(!q.contains('$'), "unset variable in {e}");
+        if q.contains("kube_") {
+            query(prom_at, &q).unwrap_or_else(|err| panic!("dashboard {e}: {err}"));
+            continue;
+        }
+        poll(
+            &format!("dashboard expression {q} to return data"),
+            Duration::from_secs(90),
+            Duration::from_millis(500),
+            || {
+                all_running(&mut procs);
+                let r = query(prom_at, &q)?;
+                if r.is_empty() {
+                    Err("empty result".to_string())
+                } else {
+                    Ok(())
+                }
+            },
+        );
+    }
+    // The KEDA `prometheus` trigger's query returns exactly one element, a replica count.
+    let keda: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/keda-scaledobject-prometheus.yaml"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let keda_query = keda["spec"]["triggers"][0]["metadata"]["query"]
+        .as_str()
+        .expect("the ScaledObject's query")
+        .replace("target=\"web\"", "target=\"head\"");
+    let r = query(prom_at, &keda_query).expect("the KEDA query");
+    assert_eq!(r.len(), 1, "{keda_query}: {r:?}");
+    let replicas: f64 = r[0]["value"][1].as_str().unwrap().parse().unwrap();
+    assert!((1.0..=100.0).contains(&replicas), "{replicas}");
+
     // 6. Shut down: Prometheus first (else it retries a dead sink), then promcast, which must
     //    exit 0 on SIGTERM.
     let prom_status = procs
@@ -555,26 +623,104 @@ fn example_and_deploy_configs_are_valid() {
     let embedded = embedded.expect("deploy/kubernetes.yaml has a ConfigMap with data.promcast.yml");
 
     // Every Kubernetes manifest parses, and every object names its apiVersion, kind and name.
-    for file in ["deploy/kubernetes.yaml", "deploy/kubernetes-gpu.yaml"] {
-        let text = std::fs::read_to_string(root.join(file)).expect("read a manifest");
-        let mut objects = 0;
+    let mut objects: Vec<(String, serde_yaml_ng::Value)> = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(root.join("deploy"))
+        .expect("deploy/")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        // Prometheus config fragments, not Kubernetes objects (checked by promtool below).
+        .filter(|p| !p.ends_with("prometheus-remote-write.yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 6, "deploy manifests: {files:?}");
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("read a manifest");
+        let before = objects.len();
         for doc in serde_yaml_ng::Deserializer::from_str(&text) {
             let v = serde_yaml_ng::Value::deserialize(doc)
-                .unwrap_or_else(|e| panic!("{file} is not YAML: {e}"));
+                .unwrap_or_else(|e| panic!("{} is not YAML: {e}", file.display()));
             for key in ["apiVersion", "kind"] {
-                assert!(v[key].as_str().is_some(), "{file}: an object without {key}");
+                assert!(
+                    v[key].as_str().is_some(),
+                    "{}: an object without {key}",
+                    file.display()
+                );
             }
             assert!(
                 v["metadata"]["name"].as_str().is_some(),
-                "{file}: an object without a name"
+                "{}: an object without a name",
+                file.display()
             );
-            objects += 1;
+            objects.push((file.display().to_string(), v));
         }
-        assert!(objects > 0, "{file} holds no objects");
+        assert!(
+            objects.len() > before,
+            "{} holds no objects",
+            file.display()
+        );
     }
+    // Scalers on promcast never read a missing recommendation as 0, and leave scale-in
+    // stabilisation to promcast.
+    let of_kind = |kind: &'static str| {
+        objects
+            .iter()
+            .filter(move |(_, v)| v["kind"].as_str() == Some(kind))
+    };
+    let scaled: Vec<_> = of_kind("ScaledObject").collect();
+    assert_eq!(scaled.len(), 2, "a prometheus and an external ScaledObject");
+    for (file, so) in &scaled {
+        let window = &so["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+            ["scaleDown"]["stabilizationWindowSeconds"];
+        assert_eq!(window.as_u64(), Some(0), "{file}");
+        let trigger = &so["spec"]["triggers"][0];
+        match trigger["type"].as_str() {
+            Some("prometheus") => {
+                assert_eq!(
+                    trigger["metadata"]["ignoreNullValues"].as_str(),
+                    Some("false"),
+                    "{file}"
+                );
+                assert!(
+                    trigger["metadata"]["query"]
+                        .as_str()
+                        .unwrap()
+                        .contains("promcast_desired_replicas"),
+                    "{file}"
+                );
+            }
+            Some("external") => assert!(trigger["metadata"]["target"].as_str().is_some(), "{file}"),
+            other => panic!("{file}: trigger {other:?}"),
+        }
+    }
+    let hpa: Vec<_> = of_kind("HorizontalPodAutoscaler").collect();
+    assert_eq!(hpa.len(), 1);
+    assert_eq!(
+        hpa[0].1["spec"]["metrics"][0]["external"]["metric"]["name"].as_str(),
+        Some("promcast_desired_replicas")
+    );
+    // The sidecar's promcast.yml is valid and defines the target the external trigger names.
+    let sidecar = of_kind("ConfigMap")
+        .find_map(|(_, v)| {
+            v["data"]["promcast.yml"]
+                .as_str()
+                .filter(|t| t.contains("scaling:"))
+        })
+        .expect("the sidecar ConfigMap's promcast.yml")
+        .to_owned();
+    let external_target = scaled
+        .iter()
+        .find_map(|(_, so)| so["spec"]["triggers"][0]["metadata"]["target"].as_str())
+        .unwrap();
+    assert!(
+        sidecar.contains(&format!("name: {external_target}")),
+        "{sidecar}"
+    );
     let tmp = tempfile::tempdir().expect("temp dir");
     let path = tmp.path().join("promcast.yml");
     write_file(&path, &embedded);
+    check(&path);
+    let path = tmp.path().join("sidecar.yml");
+    write_file(&path, &sidecar);
     check(&path);
 
     if let Some(promtool) = find_program("promtool") {

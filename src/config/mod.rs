@@ -2,6 +2,7 @@
 //! reference), validated once into [`Config`], the runtime form everything else reads.
 
 mod duration;
+mod scaling;
 mod selector;
 
 use std::num::NonZeroUsize;
@@ -11,6 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use duration::{format_duration, parse_duration, DurationError, PromDuration};
+pub use scaling::{ScalingMode, ScalingSection, ScalingSpec};
 pub use selector::{Selector, SelectorError};
 
 /// The configuration `promcast serve` runs on when no `--config` is given.
@@ -39,6 +41,10 @@ pub struct FileConfig {
     /// Warm start: read each new series' history from Prometheus' remote-read endpoint.
     #[serde(default)]
     pub backfill: Option<BackfillSection>,
+    /// Replica recommendations: which forecast series drives which workload, and how
+    /// (`promcast_desired_replicas`, the KEDA external scaler; docs/AUTOSCALING.md).
+    #[serde(default)]
+    pub scaling: Vec<ScalingSection>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -336,6 +342,7 @@ pub struct Config {
     /// Buckets of past forecasts kept per series and horizon.
     pub forecast_history: usize,
     pub backfill: Option<BackfillSpec>,
+    pub scaling: Vec<ScalingSpec>,
 }
 
 #[derive(Debug, Clone)]
@@ -793,6 +800,7 @@ impl FileConfig {
                 })
             }
         };
+        let scaling = scaling::validate(&self.scaling, &mut problem);
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -827,6 +835,7 @@ impl FileConfig {
             persistence,
             forecast_history,
             backfill,
+            scaling,
         })
     }
 }

@@ -90,6 +90,33 @@ pub fn forecasts_json(
     }))
 }
 
+/// `GET /api/v1/scaling`: every scaling target's latest recommendation, or why it has none.
+pub fn scaling_json(snapshot: &Snapshot) -> Value {
+    let targets: Vec<Value> = snapshot
+        .scaling
+        .iter()
+        .map(|r| {
+            json!({
+                "target": &*r.target,
+                "mode": r.mode.as_str(),
+                "policy": r.policy.as_str(),
+                "desired_replicas": r.desired,
+                "load": r.load.and_then(|v| v.is_finite().then_some(v)),
+                "observed": r.observed.and_then(|v| v.is_finite().then_some(v)),
+                "predicted": r.predicted.and_then(|v| v.is_finite().then_some(v)),
+                "status": r.status.reason(),
+            })
+        })
+        .collect();
+    json!({
+        "status": "success",
+        "data": {
+            "generated_at": snapshot.generated_ms as f64 / 1e3,
+            "targets": targets,
+        }
+    })
+}
+
 fn finite(v: f64) -> Value {
     if v.is_finite() {
         json!(v)
@@ -184,6 +211,7 @@ mod tests {
                     },
                 ),
             ],
+            scaling: Vec::new(),
         }
     }
 

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod history;
+pub mod keda;
 pub mod remote_read;
 pub mod remote_write;
 pub mod scrape;
@@ -17,8 +18,9 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::config::Config;
+use crate::config::{Config, ScalingMode};
 use crate::forecast::{ModelKind, Point, SeriesState};
+use crate::scale::Policy;
 use crate::store::LabelSet;
 
 /// Suffix appended to the input metric name.
@@ -76,6 +78,53 @@ pub struct SeriesForecast {
     pub anomaly: Option<Anomaly>,
 }
 
+/// Why a scaling target has no recommendation this step.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScalingStatus {
+    Ok,
+    /// No stored series matches the target's selector.
+    NoSeries,
+    /// The selector matches this many series; it must match exactly one.
+    Ambiguous(usize),
+    /// The series has no usable forecast (warming up, failed, stale, or not observed).
+    NoForecast(String),
+}
+
+impl ScalingStatus {
+    pub fn reason(&self) -> String {
+        match self {
+            ScalingStatus::Ok => "ok".into(),
+            ScalingStatus::NoSeries => "no series matches the target's selector".into(),
+            ScalingStatus::Ambiguous(n) => {
+                format!("the target's selector matches {n} series; it must match exactly one")
+            }
+            ScalingStatus::NoForecast(why) => format!("no forecast: {why}"),
+        }
+    }
+}
+
+/// One scaling target's recommendation at a step.
+#[derive(Debug, Clone)]
+pub struct Recommendation {
+    pub target: Arc<str>,
+    pub mode: ScalingMode,
+    pub policy: Policy,
+    /// Stabilised desired replicas; `None` when promcast cannot recommend (`status` says why).
+    /// Never a stand-in 0: consumers must see "unknown" as unknown.
+    pub desired: Option<u32>,
+    /// The load the recommendation used: the larger of observed and predicted.
+    pub load: Option<f64>,
+    /// The series' newest observed value.
+    pub observed: Option<f64>,
+    /// The policy's load `lead_time` ahead (median, buffered median or band quantile).
+    pub predicted: Option<f64>,
+    pub status: ScalingStatus,
+}
+
+/// Names of the scaling samples.
+pub const DESIRED_REPLICAS: &str = "promcast_desired_replicas";
+pub const SCALING_LOAD: &str = "promcast_scaling_load";
+
 /// All forecasts of one step.
 #[derive(Debug, Default)]
 pub struct Snapshot {
@@ -84,6 +133,8 @@ pub struct Snapshot {
     /// Horizon labels (`"5m"`) and their length in ms, per forecast entry.
     pub horizons: Vec<Vec<(String, i64)>>,
     pub series: Vec<SeriesForecast>,
+    /// One per `scaling:` target, in config order.
+    pub scaling: Vec<Recommendation>,
 }
 
 impl Snapshot {
@@ -92,7 +143,67 @@ impl Snapshot {
             generated_ms: 0,
             horizons: horizons_of(config),
             series: Vec::new(),
+            scaling: Vec::new(),
         }
+    }
+
+    /// The recommendation for target `name`.
+    pub fn recommendation(&self, name: &str) -> Option<&Recommendation> {
+        self.scaling.iter().find(|r| &*r.target == name)
+    }
+
+    /// Calls `f(labels, value)` for every scaling sample: `promcast_desired_replicas{target,
+    /// mode}` and `promcast_scaling_load{target, mode, kind="used"|"observed"|"predicted"}`
+    /// (labels sorted by name). A target without a recommendation has no samples.
+    pub fn scaling_samples(
+        &self,
+        buf: &mut Vec<(String, String)>,
+        mut f: impl FnMut(&[(String, String)], f64),
+    ) {
+        for r in &self.scaling {
+            let Some(desired) = r.desired else { continue };
+            let mode = r.mode.as_str();
+            set_labels(
+                buf,
+                &[
+                    ("__name__", DESIRED_REPLICAS),
+                    ("mode", mode),
+                    ("target", &r.target),
+                ],
+            );
+            f(buf, desired as f64);
+            for (kind, v) in [
+                ("used", r.load),
+                ("observed", r.observed),
+                ("predicted", r.predicted),
+            ] {
+                if let Some(v) = v.filter(|v| v.is_finite()) {
+                    set_labels(
+                        buf,
+                        &[
+                            ("__name__", SCALING_LOAD),
+                            ("kind", kind),
+                            ("mode", mode),
+                            ("target", &r.target),
+                        ],
+                    );
+                    f(buf, v);
+                }
+            }
+        }
+    }
+
+    fn scaling_sample_count(&self) -> usize {
+        self.scaling
+            .iter()
+            .filter(|r| r.desired.is_some())
+            .map(|r| {
+                1 + [r.load, r.observed, r.predicted]
+                    .iter()
+                    .filter(|v| v.is_some_and(f64::is_finite))
+                    .count()
+            })
+            .sum()
     }
 
     /// Ready series with finite points: what exporters emit.
@@ -159,13 +270,29 @@ impl Snapshot {
                 self.series_samples(s, family, buf, &mut f);
             }
         }
+        self.scaling_samples(buf, &mut f);
     }
 
     /// Samples one snapshot exports.
     pub fn sample_count(&self) -> usize {
         self.exported()
             .map(|s| s.points.len() * ML_FORECAST.len() + if s.anomaly.is_some() { 2 } else { 0 })
-            .sum()
+            .sum::<usize>()
+            + self.scaling_sample_count()
+    }
+}
+
+/// Overwrites `buf` with `pairs` (already sorted by name), reusing its strings.
+fn set_labels(buf: &mut Vec<(String, String)>, pairs: &[(&str, &str)]) {
+    buf.truncate(pairs.len());
+    while buf.len() < pairs.len() {
+        buf.push((String::new(), String::new()));
+    }
+    for ((n, v), (pn, pv)) in buf.iter_mut().zip(pairs) {
+        n.clear();
+        n.push_str(pn);
+        v.clear();
+        v.push_str(pv);
     }
 }
 

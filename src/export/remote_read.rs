@@ -303,6 +303,7 @@ mod tests {
             generated_ms: 50 * 60_000,
             horizons: vec![vec![("1m".into(), 60_000), ("3m".into(), 180_000)]],
             series: vec![f],
+            scaling: Vec::new(),
         };
         (snap, history)
     }

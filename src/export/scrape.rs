@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Family, Snapshot};
+use super::{Family, Snapshot, DESIRED_REPLICAS, SCALING_LOAD};
 use crate::telemetry::{escape_label_value, Telemetry};
 
 /// Encodes the snapshot's forecasts and anomaly verdicts in the text exposition format.
@@ -38,6 +38,29 @@ pub fn render_forecasts(snapshot: &Snapshot, out: &mut String) {
                 write_sample(out, labels, value)
             });
         }
+    }
+    // Replica recommendations: one name at a time, so each name's samples are contiguous.
+    for (name, help) in [
+        (
+            DESIRED_REPLICAS,
+            "Replicas promcast recommends per scaling target (absent when it cannot tell).",
+        ),
+        (
+            SCALING_LOAD,
+            "The load behind the recommendation: used = max(observed, predicted).",
+        ),
+    ] {
+        let mut first = true;
+        snapshot.scaling_samples(&mut buf, |labels, value| {
+            if labels[0].1 != name {
+                return;
+            }
+            if first {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+                first = false;
+            }
+            write_sample(out, labels, value);
+        });
     }
 }
 
@@ -115,6 +138,7 @@ mod tests {
                 mk("c:x", SeriesState::Stale),
                 flagged,
             ],
+            scaling: Vec::new(),
         };
         let mut out = String::new();
         render_forecasts(&snap, &mut out);

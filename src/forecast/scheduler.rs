@@ -25,6 +25,7 @@ use crate::config::{AnomalySpec, Config, ForecastSpec, ModelChoice};
 use crate::export::history::ForecastHistory;
 use crate::export::remote_write::RemoteWriteQueue;
 use crate::export::{horizons_of, SeriesForecast, Snapshot, SnapshotCell};
+use crate::scale::Targets;
 use crate::store::{now_ms, LabelSet, SeriesId, Store};
 use crate::telemetry::{Telemetry, SERIES_STATES};
 
@@ -104,6 +105,8 @@ pub struct Scheduler {
     calendar: bool,
     steps: u64,
     horizons: Vec<Vec<(String, i64)>>,
+    /// `scaling:` targets and their scale-in windows.
+    targets: Targets,
     // Reused buffers.
     values: Vec<f32>,
     jobs: Vec<Job>,
@@ -160,6 +163,7 @@ impl Scheduler {
             history: None,
             origins: Vec::new(),
             horizons: horizons_of(&config),
+            targets: Targets::new(&config.scaling),
             config,
             store,
             telemetry,
@@ -236,6 +240,7 @@ impl Scheduler {
         self.lstm_rows.clear();
         self.lstm_values.clear();
         self.origins.clear();
+        self.targets.begin_step();
 
         for shard in 0..self.store.shard_count() {
             self.jobs.clear();
@@ -263,6 +268,20 @@ impl Scheduler {
                 let anomaly = self.score_anomaly(job, train_deadline);
                 self.origins.push((job.id, job.origin));
                 let at = out.len();
+                if !self.targets.is_empty() {
+                    // The newest observed value: the head bucket, before the padding.
+                    let observed = (!job.stale)
+                        .then(|| {
+                            let v = &self.values[job.start..job.start + job.len];
+                            v.iter()
+                                .rev()
+                                .take(MAX_PAD as usize + 1)
+                                .find(|x| x.is_finite())
+                        })
+                        .flatten()
+                        .map(|&x| x as f64);
+                    self.targets.observe(&job.labels, at, observed);
+                }
                 match self.forecast_one(job, step_ms, refit_deadline, &mut out) {
                     Some(mut f) => {
                         f.anomaly = anomaly;
@@ -327,10 +346,17 @@ impl Scheduler {
         t.anomaly_forests[1].store(pooled as u64, Relaxed);
         t.anomaly_bytes
             .store(self.anomaly.heap_bytes() as u64, Relaxed);
+        let scaling = if self.targets.is_empty() {
+            Vec::new()
+        } else {
+            self.targets
+                .finish(now_ms, &out, &self.horizons, &self.config.forecast)
+        };
         let snapshot = Arc::new(Snapshot {
             generated_ms: now_ms,
             horizons: self.horizons.clone(),
             series: out,
+            scaling,
         });
         self.snapshots.store(snapshot.clone());
         for o in &self.outputs {

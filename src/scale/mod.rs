@@ -17,6 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::forecast::{normal_quantile, Point};
 
+mod targets;
+pub use targets::{band_at, Targets};
+
 /// How the predictive part turns a forecast into replicas.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -102,6 +105,17 @@ pub fn band_quantile(p: &Point, q: f64, lower_q: f64, upper_q: f64) -> f64 {
     }
 }
 
+/// The load a predictive policy plans for, from the band `lead_time` ahead: the median
+/// (`ceiling`, `incremental`), the buffered median (`buffered`) or the band quantile
+/// (`quantile`). For `static` and `reactive`, which use no forecast: the median.
+pub fn predicted_load(params: &PolicyParams, p: &Point, lower_q: f64, upper_q: f64) -> f64 {
+    match params.policy {
+        Policy::Buffered => p.yhat * (1.0 + params.margin),
+        Policy::Quantile => band_quantile(p, params.quantile, lower_q, upper_q),
+        Policy::Ceiling | Policy::Incremental | Policy::Static | Policy::Reactive => p.yhat,
+    }
+}
+
 /// Raw desired replicas (before clamping and stabilisation) for one decision.
 ///
 /// `observed`: the newest observed load (`None`: unknown). `forecast`: the band `lead_time`
@@ -122,13 +136,7 @@ pub fn recommend(
         if !p.is_finite() {
             return None;
         }
-        let load = match params.policy {
-            Policy::Ceiling | Policy::Incremental => p.yhat,
-            Policy::Buffered => p.yhat * (1.0 + params.margin),
-            Policy::Quantile => band_quantile(&p, params.quantile, lo_q, hi_q),
-            Policy::Static | Policy::Reactive => unreachable!("not predictive"),
-        };
-        let target = (load / cap).max(0.0);
+        let target = (predicted_load(params, &p, lo_q, hi_q) / cap).max(0.0);
         Some(if params.policy == Policy::Incremental {
             let step = params.max_step.max(1) as f64;
             let cur = current as f64;

@@ -1,0 +1,247 @@
+//! `scaling:` targets: which series drives which workload's replica recommendation, and how.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{PromDuration, Selector};
+use crate::scale::{Policy, PolicyParams};
+
+/// Whether a target's recommendation is meant to be acted on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScalingMode {
+    /// Exported and served to KEDA.
+    #[default]
+    Active,
+    /// Computed and exported with `mode="observe"`, refused to KEDA: to watch what promcast
+    /// would do before letting it.
+    Observe,
+}
+
+impl ScalingMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScalingMode::Active => "active",
+            ScalingMode::Observe => "observe",
+        }
+    }
+}
+
+/// One target as written in the file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScalingSection {
+    /// The `target` label value and the name KEDA asks for.
+    pub name: String,
+    /// Selector that must match exactly one forecast series.
+    pub series: String,
+    /// Series units one replica serves at its target load.
+    pub capacity_per_replica: f64,
+    #[serde(default = "default_min_replicas")]
+    pub min_replicas: u32,
+    pub max_replicas: u32,
+    /// Pod start-up time: the decision is for now + lead_time.
+    #[serde(default = "default_lead_time")]
+    pub lead_time: PromDuration,
+    #[serde(default = "default_policy")]
+    pub policy: Policy,
+    #[serde(default = "default_margin")]
+    pub margin: f64,
+    #[serde(default = "default_quantile")]
+    pub quantile: f64,
+    #[serde(default = "default_max_step")]
+    pub max_step: u32,
+    #[serde(default = "default_stabilization")]
+    pub scale_down_stabilization: PromDuration,
+    #[serde(default)]
+    pub mode: ScalingMode,
+}
+
+fn default_min_replicas() -> u32 {
+    1
+}
+fn default_lead_time() -> PromDuration {
+    PromDuration(Duration::from_secs(120))
+}
+fn default_policy() -> Policy {
+    Policy::Quantile
+}
+fn default_margin() -> f64 {
+    0.15
+}
+fn default_quantile() -> f64 {
+    0.9
+}
+fn default_max_step() -> u32 {
+    2
+}
+fn default_stabilization() -> PromDuration {
+    PromDuration(Duration::from_secs(300))
+}
+
+/// A validated target.
+#[derive(Debug, Clone)]
+pub struct ScalingSpec {
+    pub name: Arc<str>,
+    pub selector: Selector,
+    pub params: PolicyParams,
+    pub lead_time: Duration,
+    pub scale_down_stabilization: Duration,
+    pub mode: ScalingMode,
+}
+
+/// A name usable as a label value, in a KEDA metric name and in a URL without escaping.
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+pub(super) fn validate(
+    sections: &[ScalingSection],
+    problem: &mut impl FnMut(String, String),
+) -> Vec<ScalingSpec> {
+    let mut out = Vec::with_capacity(sections.len());
+    for (i, t) in sections.iter().enumerate() {
+        let at = |key: &str| format!("scaling[{i}].{key}");
+        let mut ok = true;
+        let mut bad = |key: &str, message: String| {
+            problem(at(key), message);
+            ok = false;
+        };
+        if !valid_name(&t.name) {
+            bad(
+                "name",
+                format!(
+                    "{:?}: 1 to 63 characters of letters, digits, '-', '_' and '.'",
+                    t.name
+                ),
+            );
+        } else if sections[..i].iter().any(|o| o.name == t.name) {
+            bad("name", format!("{:?} is used by an earlier target", t.name));
+        }
+        let selector = match Selector::parse(&t.series) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                bad("series", e.to_string());
+                None
+            }
+        };
+        if !(t.capacity_per_replica.is_finite() && t.capacity_per_replica > 0.0) {
+            bad(
+                "capacity_per_replica",
+                format!("must be a positive number, got {}", t.capacity_per_replica),
+            );
+        }
+        if t.max_replicas == 0 {
+            bad("max_replicas", "must be at least 1".into());
+        } else if t.min_replicas > t.max_replicas {
+            bad(
+                "min_replicas",
+                format!(
+                    "{} is above max_replicas ({})",
+                    t.min_replicas, t.max_replicas
+                ),
+            );
+        }
+        if t.policy == Policy::Static {
+            bad(
+                "policy",
+                "`static` is a simulation baseline; the agent offers reactive, ceiling, \
+                 buffered, quantile and incremental"
+                    .into(),
+            );
+        }
+        if !(t.margin.is_finite() && t.margin >= 0.0) {
+            bad("margin", format!("must be 0 or more, got {}", t.margin));
+        }
+        if !(t.quantile > 0.0 && t.quantile < 1.0) {
+            bad(
+                "quantile",
+                format!("must lie strictly between 0 and 1, got {}", t.quantile),
+            );
+        }
+        if t.max_step == 0 {
+            bad("max_step", "must be at least 1".into());
+        }
+        if let (true, Some(selector)) = (ok, selector) {
+            out.push(ScalingSpec {
+                name: Arc::from(t.name.as_str()),
+                selector,
+                params: PolicyParams {
+                    policy: t.policy,
+                    capacity: t.capacity_per_replica,
+                    min_replicas: t.min_replicas,
+                    max_replicas: t.max_replicas,
+                    margin: t.margin,
+                    quantile: t.quantile,
+                    max_step: t.max_step,
+                    static_replicas: t.min_replicas,
+                },
+                lead_time: t.lead_time.0,
+                scale_down_stabilization: t.scale_down_stabilization.0,
+                mode: t.mode,
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    const BASE: &str = "forecast:\n  - selector: '{__name__=~\".+:.+\"}'\n";
+
+    fn problems(scaling: &str) -> Vec<String> {
+        match Config::from_yaml(&format!("{BASE}scaling:\n{scaling}"), "t.yml", None) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.problems().iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_valid_target_and_its_defaults() {
+        let c = Config::from_yaml(
+            &format!(
+                "{BASE}scaling:\n  - name: web\n    series: 'a:b{{job=\"web\"}}'\n    capacity_per_replica: 100\n    max_replicas: 10\n"
+            ),
+            "t.yml",
+            None,
+        )
+        .unwrap();
+        let t = &c.scaling[0];
+        assert_eq!(&*t.name, "web");
+        assert_eq!(t.params.min_replicas, 1);
+        assert_eq!(t.params.policy, crate::scale::Policy::Quantile);
+        assert_eq!(t.lead_time.as_secs(), 120);
+        assert_eq!(t.scale_down_stabilization.as_secs(), 300);
+        assert_eq!(t.mode, super::ScalingMode::Active);
+    }
+
+    #[test]
+    fn every_bad_line_is_named_with_its_path() {
+        let p = problems(
+            "  - name: 'web app'\n    series: 'a:b{'\n    capacity_per_replica: 0\n    min_replicas: 5\n    max_replicas: 3\n    policy: static\n    quantile: 1.5\n",
+        );
+        for key in [
+            "scaling[0].name",
+            "scaling[0].series",
+            "scaling[0].capacity_per_replica",
+            "scaling[0].min_replicas",
+            "scaling[0].policy",
+            "scaling[0].quantile",
+        ] {
+            assert!(p.iter().any(|l| l.contains(key)), "{key} in {p:?}");
+        }
+        let p = problems(
+            "  - { name: web, series: 'a:b', capacity_per_replica: 1, max_replicas: 2 }\n  - { name: web, series: 'a:c', capacity_per_replica: 1, max_replicas: 2 }\n",
+        );
+        assert!(p.iter().any(|l| l.contains("scaling[1].name")), "{p:?}");
+        let p = problems("  - { name: web, series: 'a:b', capacity_per_replica: 1, max_replicas: 2, mode: maybe }\n");
+        assert!(p.iter().any(|l| l.contains("scaling")), "{p:?}");
+    }
+}

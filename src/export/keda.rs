@@ -1,0 +1,239 @@
+//! KEDA external scaler (gRPC, `proto/externalscaler.proto`) on `--grpc.listen-address`.
+//!
+//! A ScaledObject trigger of type `external` (or `external-push`) names promcast's address
+//! and a `target` from the `scaling:` config in its metadata. promcast answers from the latest
+//! snapshot:
+//! - `GetMetricSpec`: metric `promcast-<target>` with a per-replica target of 1, so that the
+//!   HPA's `ceil(value / target)` is promcast's recommendation;
+//! - `GetMetrics`: the recommended replicas (`metricValueFloat`, and the deprecated integer);
+//! - `IsActive`: whether the recommendation is above 0 (with `min_replicas` 0 KEDA may then
+//!   scale the workload to zero);
+//! - `StreamIsActive`: the same, sent at once and again whenever it changes.
+//!
+//! When there is no usable recommendation (no series, no forecast yet, a stale snapshot, or a
+//! target in `observe` mode) every call fails with a status that says why. It never answers 0
+//! for "unknown": a 0 would scale production down (kedacore/keda#3065); an error makes KEDA
+//! keep the current replica count (or apply the ScaledObject's `fallback`).
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::{Recommendation, SnapshotCell};
+use crate::config::{Config, ScalingMode};
+use crate::proto::externalscaler as pb;
+use crate::proto::externalscaler::external_scaler_server::{ExternalScaler, ExternalScalerServer};
+use crate::store::now_ms;
+
+/// The metadata key of a trigger that names the scaling target.
+pub const TARGET_KEY: &str = "target";
+
+/// How often `StreamIsActive` looks at the newest snapshot.
+const STREAM_POLL: Duration = Duration::from_secs(1);
+
+/// The service; cheap to clone.
+#[derive(Clone)]
+pub struct Scaler {
+    config: Arc<Config>,
+    snapshots: Arc<SnapshotCell>,
+}
+
+impl Scaler {
+    pub fn new(config: Arc<Config>, snapshots: Arc<SnapshotCell>) -> Self {
+        Self { config, snapshots }
+    }
+
+    /// Metric name KEDA registers with the HPA for a target.
+    pub fn metric_name(target: &str) -> String {
+        format!("promcast-{target}")
+    }
+
+    fn target_of(&self, r: &pb::ScaledObjectRef) -> Result<Arc<str>, Status> {
+        let names = || {
+            self.config
+                .scaling
+                .iter()
+                .map(|s| &*s.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let Some(name) = r.scaler_metadata.get(TARGET_KEY) else {
+            return Err(Status::invalid_argument(format!(
+                "the trigger's metadata must name a scaling target: `{TARGET_KEY}: <name>` (configured: {})",
+                names()
+            )));
+        };
+        match self.config.scaling.iter().find(|s| &*s.name == name) {
+            Some(s) if s.mode == ScalingMode::Observe => Err(Status::failed_precondition(format!(
+                "scaling target {name:?} is in observe mode: promcast computes and exports it but does not serve it to KEDA"
+            ))),
+            Some(s) => Ok(s.name.clone()),
+            None => Err(Status::not_found(format!(
+                "no scaling target {name:?} (configured: {})",
+                names()
+            ))),
+        }
+    }
+
+    /// The target's current recommendation, or why there is none.
+    fn desired(&self, target: &str) -> Result<u32, Status> {
+        let snap = self.snapshots.load();
+        let step_ms = self.config.step.as_millis() as i64;
+        let age_ms = now_ms() - snap.generated_ms;
+        // The loop steps once per step; three steps without one means it is stuck or behind.
+        if snap.generated_ms <= 0 || age_ms > 3 * step_ms {
+            return Err(Status::unavailable(if snap.generated_ms <= 0 {
+                "no forecast step has run yet".to_string()
+            } else {
+                format!(
+                    "the forecasts are stale: the last step ran {:.0} s ago (step {} s)",
+                    age_ms as f64 / 1000.0,
+                    step_ms / 1000
+                )
+            }));
+        }
+        match snap.recommendation(target) {
+            Some(Recommendation {
+                desired: Some(d), ..
+            }) => Ok(*d),
+            Some(r) => Err(Status::unavailable(format!(
+                "no recommendation for {target:?}: {}",
+                r.status.reason()
+            ))),
+            None => Err(Status::unavailable(format!(
+                "no recommendation for {target:?} yet"
+            ))),
+        }
+    }
+
+    /// Serves until `shutdown` resolves.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), tonic::transport::Error> {
+        tonic::transport::Server::builder()
+            .add_service(ExternalScalerServer::new(self))
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                shutdown,
+            )
+            .await
+    }
+}
+
+/// Binds the gRPC listener (so a taken port fails start-up, not later).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await
+}
+
+type ActiveStream =
+    Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::IsActiveResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl ExternalScaler for Scaler {
+    async fn is_active(
+        &self,
+        request: Request<pb::ScaledObjectRef>,
+    ) -> Result<Response<pb::IsActiveResponse>, Status> {
+        let target = self.target_of(request.get_ref())?;
+        let d = self.desired(&target)?;
+        Ok(Response::new(pb::IsActiveResponse { result: d > 0 }))
+    }
+
+    type StreamIsActiveStream = ActiveStream;
+
+    async fn stream_is_active(
+        &self,
+        request: Request<pb::ScaledObjectRef>,
+    ) -> Result<Response<Self::StreamIsActiveStream>, Status> {
+        let target = self.target_of(request.get_ref())?;
+        // Fail the call itself when nothing is known yet.
+        let first = self.desired(&target)? > 0;
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut last = first;
+            if tx
+                .send(Ok(pb::IsActiveResponse { result: last }))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            let mut tick = tokio::time::interval(STREAM_POLL);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = tx.closed() => return,
+                }
+                match this.desired(&target) {
+                    Ok(d) if (d > 0) != last => {
+                        last = d > 0;
+                        if tx
+                            .send(Ok(pb::IsActiveResponse { result: last }))
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(status) => {
+                        // End the stream with the reason; KEDA reconnects.
+                        let _ = tx.send(Err(status)).await;
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn get_metric_spec(
+        &self,
+        request: Request<pb::ScaledObjectRef>,
+    ) -> Result<Response<pb::GetMetricSpecResponse>, Status> {
+        let target = self.target_of(request.get_ref())?;
+        #[allow(deprecated)]
+        let spec = pb::MetricSpec {
+            metric_name: Self::metric_name(&target),
+            target_size: 1,
+            target_size_float: 1.0,
+        };
+        Ok(Response::new(pb::GetMetricSpecResponse {
+            metric_specs: vec![spec],
+        }))
+    }
+
+    async fn get_metrics(
+        &self,
+        request: Request<pb::GetMetricsRequest>,
+    ) -> Result<Response<pb::GetMetricsResponse>, Status> {
+        let r = request.get_ref();
+        let object = r
+            .scaled_object_ref
+            .as_ref()
+            .ok_or_else(|| Status::invalid_argument("scaledObjectRef is missing"))?;
+        let target = self.target_of(object)?;
+        let d = self.desired(&target)?;
+        let metric_name = if r.metric_name.is_empty() {
+            Self::metric_name(&target)
+        } else {
+            r.metric_name.clone()
+        };
+        #[allow(deprecated)]
+        let value = pb::MetricValue {
+            metric_name,
+            metric_value: d as i64,
+            metric_value_float: d as f64,
+        };
+        Ok(Response::new(pb::GetMetricsResponse {
+            metric_values: vec![value],
+        }))
+    }
+}
