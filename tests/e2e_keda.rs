@@ -238,6 +238,40 @@ scaling:
         ],
     );
 
+    // Keep both series live, as Prometheus would, so they never go stale mid-test: one new
+    // real value per step.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let feeder = {
+        let stop = stop.clone();
+        let more = nasa(180 + 600);
+        std::thread::spawn(move || {
+            let mut i = 180;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && i < more.len() {
+                let v = [more[i]];
+                let t = now_ms();
+                remote_write(
+                    web,
+                    vec![
+                        series(
+                            &[("__name__", "job:requests:rate1m"), ("job", "web")],
+                            &v,
+                            t,
+                            2000,
+                        ),
+                        series(
+                            &[("__name__", "job:requests:rate1m"), ("job", "api")],
+                            &v,
+                            t,
+                            2000,
+                        ),
+                    ],
+                );
+                i += 1;
+                std::thread::sleep(Duration::from_secs(2));
+            }
+        })
+    };
+
     let desired = poll(
         "promcast_desired_replicas for target web",
         Duration::from_secs(60),
@@ -251,12 +285,20 @@ scaling:
         (2.0..=50.0).contains(&desired),
         "within min/max replicas: {desired}"
     );
-    // At least the observed load's replicas (max(reactive, predictive)).
-    let newest = *values.last().unwrap();
-    assert!(
-        desired >= (newest / 10.0).ceil().max(2.0),
-        "desired {desired} below the observed load {newest} / 10"
+    // At least the observed load's replicas (max(reactive, predictive)), and the load it
+    // used is the larger of observed and predicted.
+    let v: Value = serde_json::from_str(&http_get(web, "/api/v1/scaling").unwrap().body).unwrap();
+    let t = &v["data"]["targets"][0];
+    assert_eq!(t["target"], "web", "{v}");
+    let (observed, predicted, load) = (
+        t["observed"].as_f64().unwrap(),
+        t["predicted"].as_f64().unwrap(),
+        t["load"].as_f64().unwrap(),
     );
+    assert_eq!(load, observed.max(predicted), "{t}");
+    let d = t["desired_replicas"].as_f64().unwrap();
+    assert!(d >= (observed / 10.0).ceil().max(2.0), "{t}");
+    assert!(d <= 50.0, "{t}");
 
     // What KEDA asks.
     let spec = rt
@@ -350,6 +392,8 @@ scaling:
         "{both}"
     );
 
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    feeder.join().expect("the feeder thread");
     let status = procs
         .get("promcast")
         .terminate(Duration::from_secs(20))
