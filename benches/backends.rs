@@ -8,6 +8,9 @@
 //! backend, N = 10000 100000; the onnxruntime backend needs `--features gpu` and
 //! `ORT_DYLIB_PATH`).
 
+#[path = "../tests/common/traces.rs"]
+mod traces;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,16 +21,11 @@ use promcast::forecast::scheduler::Scheduler;
 use promcast::store::{hash_labels, AppendStats, LabelRef, Sample, Store};
 use promcast::telemetry::Telemetry;
 
+/// The NASA requests-per-minute trace as `f32`.
 fn nasa() -> Vec<f32> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/data/nasa_http_1995/nasa_requests_per_minute.csv"
-    );
-    std::fs::read_to_string(path)
-        .expect("../shared/data beside the checkout")
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split(',').nth(1)?.trim().parse().ok())
+    traces::nasa_requests_per_minute()
+        .into_iter()
+        .map(|v| v as f32)
         .collect()
 }
 

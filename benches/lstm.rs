@@ -4,21 +4,19 @@
 //!
 //! `cargo bench --bench lstm` (criterion's "thrpt" is forecasts per second).
 
+#[path = "../tests/common/traces.rs"]
+mod traces;
+
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use promcast::forecast::neural::{builtin_model, History};
 
+/// The NASA requests-per-minute trace as `f32`.
 fn nasa() -> Vec<f32> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/data/nasa_http_1995/nasa_requests_per_minute.csv"
-    );
-    std::fs::read_to_string(path)
-        .expect("../shared/data beside the checkout")
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split(',').nth(1)?.trim().parse().ok())
+    traces::nasa_requests_per_minute()
+        .into_iter()
+        .map(|v| v as f32)
         .collect()
 }
 

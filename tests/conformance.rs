@@ -10,6 +10,9 @@
 //! (`./scripts/test.sh` installs the PyPI `onnxruntime` wheel and sets it); the test fails,
 //! it does not skip.
 
+#[path = "common/traces.rs"]
+mod traces;
+
 use std::time::Duration;
 
 use promcast::forecast::neural::{
@@ -19,16 +22,11 @@ use promcast::forecast::neural::{
 /// Largest difference allowed between backends, in normalised output units.
 const TOLERANCE: f32 = 1e-4;
 
+/// The NASA requests-per-minute trace as `f32`.
 fn nasa() -> Vec<f32> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/data/nasa_http_1995/nasa_requests_per_minute.csv"
-    );
-    std::fs::read_to_string(path)
-        .expect("../shared/data beside the checkout")
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split(',').nth(1)?.trim().parse().ok())
+    traces::nasa_requests_per_minute()
+        .into_iter()
+        .map(|v| v as f32)
         .collect()
 }
 

@@ -15,11 +15,11 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{free_port, http_get, http_post, poll, Proc, Procs};
+use common::traces::nasa_requests_per_minute;
+use common::{free_port, http_get, poll, remote_write, series, Proc, Procs};
 use promcast::proto::externalscaler as ks;
 use promcast::proto::externalscaler::external_scaler_client::ExternalScalerClient;
 use promcast::proto::prometheus as pb;
-use prost::Message;
 use serde_json::Value;
 
 const PROMCAST: &str = env!("CARGO_BIN_EXE_promcast");
@@ -31,59 +31,29 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
+/// `n` NASA requests-per-minute values from the 600th on.
 fn nasa(n: usize) -> Vec<f64> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/data/nasa_http_1995/nasa_requests_per_minute.csv"
-    );
-    std::fs::read_to_string(path)
-        .expect("../shared/data beside the checkout")
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split(',').nth(1)?.trim().parse().ok())
+    nasa_requests_per_minute()
+        .into_iter()
         .skip(600)
         .take(n)
         .collect()
 }
 
 /// One series of `values` spaced `step_ms` apart, the newest at `end_ms`.
-fn series(labels: &[(&str, &str)], values: &[f64], end_ms: i64, step_ms: i64) -> pb::TimeSeries {
+fn spaced(labels: &[(&str, &str)], values: &[f64], end_ms: i64, step_ms: i64) -> pb::TimeSeries {
     let start = end_ms - (values.len() as i64 - 1) * step_ms;
-    pb::TimeSeries {
-        labels: labels
-            .iter()
-            .map(|(n, v)| pb::Label {
-                name: n.to_string(),
-                value: v.to_string(),
-            })
-            .collect(),
-        samples: values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| pb::Sample {
-                value: *v,
-                timestamp: start + i as i64 * step_ms,
-            })
-            .collect(),
-    }
+    let samples: Vec<(i64, f64)> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (start + i as i64 * step_ms, *v))
+        .collect();
+    series(labels, &samples)
 }
 
-fn remote_write(at: SocketAddr, ts: Vec<pb::TimeSeries>) {
-    let body = snap::raw::Encoder::new()
-        .compress_vec(&pb::WriteRequest { timeseries: ts }.encode_to_vec())
-        .unwrap();
-    let r = http_post(
-        at,
-        "/api/v1/write",
-        &[
-            ("Content-Encoding", "snappy"),
-            ("Content-Type", "application/x-protobuf"),
-            ("X-Prometheus-Remote-Write-Version", "0.1.0"),
-        ],
-        &body,
-    )
-    .expect("remote write");
-    assert_eq!(r.status, 204, "{}", r.body);
+/// Remote-writes `ts` to promcast; it must answer 2xx.
+fn write(at: SocketAddr, ts: Vec<pb::TimeSeries>) {
+    remote_write(at, ts).expect("remote write");
 }
 
 fn object(target: Option<&str>) -> ks::ScaledObjectRef {
@@ -220,16 +190,16 @@ scaling:
     // Three hours of real traffic for job="web" and one for job="api", at 2 s spacing.
     let values = nasa(180);
     let end = now_ms();
-    remote_write(
+    write(
         web,
         vec![
-            series(
+            spaced(
                 &[("__name__", "job:requests:rate1m"), ("job", "web")],
                 &values,
                 end,
                 2000,
             ),
-            series(
+            spaced(
                 &[("__name__", "job:requests:rate1m"), ("job", "api")],
                 &values[..60],
                 end,
@@ -247,22 +217,17 @@ scaling:
         std::thread::spawn(move || {
             let mut i = 180;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) && i < more.len() {
-                let v = [more[i]];
-                let t = now_ms();
-                remote_write(
+                let sample = [(now_ms(), more[i])];
+                write(
                     web,
                     vec![
                         series(
                             &[("__name__", "job:requests:rate1m"), ("job", "web")],
-                            &v,
-                            t,
-                            2000,
+                            &sample,
                         ),
                         series(
                             &[("__name__", "job:requests:rate1m"), ("job", "api")],
-                            &v,
-                            t,
-                            2000,
+                            &sample,
                         ),
                     ],
                 );

@@ -18,11 +18,12 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::traces::nasa_requests_per_minute;
 use common::{
-    addr, free_port, http_get, http_post, poll, prometheus_binary, urlencode, Proc, Procs,
+    addr, free_port, http_get, http_post, poll, prometheus_binary, remote_write, urlencode, Proc,
+    Procs,
 };
 use promcast::proto::prometheus as pb;
-use prost::Message;
 use serde_json::Value;
 
 const PROMCAST: &str = env!("CARGO_BIN_EXE_promcast");
@@ -125,27 +126,6 @@ fn prom_query(prom: SocketAddr, path_and_query: &str) -> Result<Vec<Value>, Stri
         .as_array()
         .cloned()
         .ok_or_else(|| v.to_string())
-}
-
-fn remote_write(at: SocketAddr, series: Vec<pb::TimeSeries>) -> Result<(), String> {
-    let body = snap::raw::Encoder::new()
-        .compress_vec(&pb::WriteRequest { timeseries: series }.encode_to_vec())
-        .unwrap();
-    let r = http_post(
-        at,
-        "/api/v1/write",
-        &[
-            ("Content-Encoding", "snappy"),
-            ("Content-Type", "application/x-protobuf"),
-            ("X-Prometheus-Remote-Write-Version", "0.1.0"),
-        ],
-        &body,
-    )?;
-    if r.status / 100 == 2 {
-        Ok(())
-    } else {
-        Err(format!("remote write: HTTP {}: {}", r.status, r.body))
-    }
 }
 
 fn label(name: &str, value: &str) -> pb::Label {
@@ -280,19 +260,11 @@ remote_read:
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
 }
 
-/// NASA requests per minute, in order, replayed at `step_s` seconds per point.
+/// NASA requests per minute, in order (replayed at the test's own spacing).
 fn nasa(n: usize) -> Vec<f64> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/data/nasa_http_1995/nasa_requests_per_minute.csv"
-    );
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split(',').nth(1)?.trim().parse().ok())
-        .take(n)
-        .collect()
+    let mut v = nasa_requests_per_minute();
+    v.truncate(n);
+    v
 }
 
 #[test]

@@ -2,12 +2,16 @@
 //! real-socket round trip in which promcast's remote-write client posts into promcast's
 //! own ingest handler. Series values come from the NASA HTTP trace in ../shared/data.
 
+mod common;
+
 use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
+use common::series;
+use common::traces::nasa_requests_per_minute;
 use http_body_util::BodyExt;
 use promcast::config::Config;
 use promcast::export::remote_write;
@@ -19,36 +23,11 @@ use promcast::telemetry::Dropped;
 use prost::Message;
 use tower::ServiceExt;
 
-const NASA: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/data/nasa_http_1995/nasa_requests_per_minute.csv"
-);
-
-/// Requests per minute from the NASA KSC web server, July 1995.
+/// The first `n` NASA KSC requests-per-minute values (July 1995).
 fn nasa_per_minute(n: usize) -> Vec<f64> {
-    let text = std::fs::read_to_string(NASA)
-        .unwrap_or_else(|e| panic!("{NASA}: {e}; the shared traces must sit beside the checkout"));
-    text.lines()
-        .skip(1)
-        .filter_map(|l| l.split(',').nth(1)?.trim().parse().ok())
-        .take(n)
-        .collect()
-}
-
-fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> pb::TimeSeries {
-    pb::TimeSeries {
-        labels: labels
-            .iter()
-            .map(|(n, v)| pb::Label {
-                name: n.to_string(),
-                value: v.to_string(),
-            })
-            .collect(),
-        samples: samples
-            .iter()
-            .map(|&(timestamp, value)| pb::Sample { value, timestamp })
-            .collect(),
-    }
+    let mut v = nasa_requests_per_minute();
+    v.truncate(n);
+    v
 }
 
 fn snappy(req: &pb::WriteRequest) -> Vec<u8> {

@@ -1,6 +1,9 @@
 //! Shared helpers for tests that run real processes: free ports, a dependency-free blocking
-//! HTTP/1.1 client, polling with a deadline, and a guard that stops child processes.
+//! HTTP/1.1 client, remote-write requests, polling with a deadline, a guard that stops child
+//! processes, and the real traces (`traces`).
 #![allow(dead_code)] // each test binary uses a different subset
+
+pub mod traces;
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -281,5 +284,55 @@ impl Drop for Procs {
         if std::thread::panicking() {
             eprintln!("{}", self.logs());
         }
+    }
+}
+
+/// A remote-write series with `labels` and `(timestamp ms, value)` samples.
+pub fn series(
+    labels: &[(&str, &str)],
+    samples: &[(i64, f64)],
+) -> promcast::proto::prometheus::TimeSeries {
+    use promcast::proto::prometheus as pb;
+    pb::TimeSeries {
+        labels: labels
+            .iter()
+            .map(|(n, v)| pb::Label {
+                name: n.to_string(),
+                value: v.to_string(),
+            })
+            .collect(),
+        samples: samples
+            .iter()
+            .map(|&(timestamp, value)| pb::Sample { value, timestamp })
+            .collect(),
+    }
+}
+
+/// POSTs `series` to `http://{at}/api/v1/write` as Prometheus does (remote write 1.0,
+/// snappy); `Err` unless the answer is 2xx.
+pub fn remote_write(
+    at: SocketAddr,
+    series: Vec<promcast::proto::prometheus::TimeSeries>,
+) -> Result<(), String> {
+    use prost::Message;
+    let body = snap::raw::Encoder::new()
+        .compress_vec(
+            &promcast::proto::prometheus::WriteRequest { timeseries: series }.encode_to_vec(),
+        )
+        .map_err(|e| e.to_string())?;
+    let r = http_post(
+        at,
+        "/api/v1/write",
+        &[
+            ("Content-Encoding", "snappy"),
+            ("Content-Type", "application/x-protobuf"),
+            ("X-Prometheus-Remote-Write-Version", "0.1.0"),
+        ],
+        &body,
+    )?;
+    if r.status / 100 == 2 {
+        Ok(())
+    } else {
+        Err(format!("remote write: HTTP {}: {}", r.status, r.body))
     }
 }
