@@ -317,7 +317,8 @@ pub async fn serve(
         None
     } else {
         Some(
-            keda::bind(opts.grpc_listen)
+            // Bound before ready, so a taken port fails start-up rather than later.
+            tokio::net::TcpListener::bind(opts.grpc_listen)
                 .await
                 .with_context(|| format!("binding --grpc.listen-address {}", opts.grpc_listen))?,
         )

@@ -15,7 +15,6 @@
 //! for "unknown": a 0 would scale production down (kedacore/keda#3065); an error makes KEDA
 //! keep the current replica count (or apply the ScaledObject's `fallback`).
 
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -124,11 +123,6 @@ impl Scaler {
             )
             .await
     }
-}
-
-/// Binds the gRPC listener (so a taken port fails start-up, not later).
-pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr).await
 }
 
 type ActiveStream =

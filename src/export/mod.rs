@@ -194,16 +194,9 @@ impl Snapshot {
     }
 
     fn scaling_sample_count(&self) -> usize {
-        self.scaling
-            .iter()
-            .filter(|r| r.desired.is_some())
-            .map(|r| {
-                1 + [r.load, r.observed, r.predicted]
-                    .iter()
-                    .filter(|v| v.is_some_and(f64::is_finite))
-                    .count()
-            })
-            .sum()
+        let mut n = 0;
+        self.scaling_samples(&mut Vec::new(), |_, _| n += 1);
+        n
     }
 
     /// Ready series with finite points: what exporters emit.

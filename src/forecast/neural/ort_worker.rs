@@ -206,8 +206,7 @@ impl OrtWorker {
         };
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         let v = v.map_err(|_| "the onnxruntime worker dropped the request".to_string())??;
-        out.clear();
-        out.extend_from_slice(&v);
+        *out = v;
         Ok(())
     }
 }
