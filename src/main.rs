@@ -174,7 +174,8 @@ enum Command {
         max_step: u32,
         #[arg(long = "scale-down-stabilization", default_value = "5m", value_parser = parse_duration)]
         scale_down_stabilization: Duration,
-        /// Forecast model of the predictive policies.
+        /// Forecast model of the predictive policies. `oracle:N` is a bound, not a model: the
+        /// centred N-bucket mean of the actual trace, future included.
         #[arg(long, default_value = "auto")]
         model: String,
         /// ONNX model file for lstm/auto (default: the built-in one).

@@ -1,7 +1,8 @@
 //! Remote read both ways, and restarts, against a real Prometheus 2.42 over real HTTP:
 //!
 //! 1. Prometheus with `remote_read` pointing at promcast: a PromQL range query over
-//!    `N:forecast` returns points after now, with the input's labels.
+//!    `N:forecast` returns points after now, with the input's labels; past forecasts and
+//!    the scaling target's desired replicas come back over the last minute.
 //! 2. Prometheus already holds an hour of history; promcast, started afterwards with
 //!    `backfill`, forecasts the series with a model that needs that history right after its
 //!    first sample.
@@ -153,6 +154,13 @@ forecast:
   - selector: '{__name__="prometheus_tsdb_head_series"}'
     horizons: [5s, 10s, 30s]
     model: naive
+scaling:
+  - name: head
+    series: 'prometheus_tsdb_head_series'
+    capacity_per_replica: 100
+    min_replicas: 1
+    max_replicas: 1000
+    lead_time: 5s
 "#,
     );
     start_prometheus(
@@ -246,6 +254,53 @@ remote_read:
             "{p}"
         );
     }
+    // Desired replicas and the load they used, over the last minute, only through remote
+    // read (this Prometheus does not scrape promcast).
+    let range = |q: &str| -> Result<BTreeMap<i64, f64>, String> {
+        let r = prom_query(prom_at, &format!("/api/v1/query?query={}", urlencode(q)))?;
+        let [s] = r.as_slice() else {
+            return Err(format!("{q}: {} series: {r:?}", r.len()));
+        };
+        Ok(s["values"]
+            .as_array()
+            .ok_or("no values")?
+            .iter()
+            .map(|p| {
+                let t = (p[0].as_f64().unwrap_or(0.0) * 1e3).round() as i64;
+                (
+                    t,
+                    p[1].as_str().unwrap_or("NaN").parse().unwrap_or(f64::NAN),
+                )
+            })
+            .collect())
+    };
+    let (desired, used) = poll(
+        "promcast_desired_replicas over a minute through remote read",
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        || {
+            let desired = range(r#"promcast_desired_replicas{target="head", mode="active"}[1m]"#)?;
+            let used = range(r#"promcast_scaling_load{target="head", kind="used"}[1m]"#)?;
+            if desired.len() >= 5 && used.len() >= 5 {
+                Ok((desired, used))
+            } else {
+                Err(format!("{} desired, {} used", desired.len(), used.len()))
+            }
+        },
+    );
+    let mut paired = 0;
+    for (t, d) in &desired {
+        assert!((1.0..=1000.0).contains(d) && d.fract() == 0.0, "{t}: {d}");
+        // the recommendation covers the load it used (more while scale-in waits)
+        if let Some(u) = used.get(t) {
+            assert!(
+                *d >= (u / 100.0).ceil(),
+                "at {t}: desired {d} < load {u} / 100"
+            );
+            paired += 1;
+        }
+    }
+    assert!(paired >= 5, "{desired:?} {used:?}");
     // A malformed read is a 400, not a crash.
     let r = http_post(
         promcast_at,

@@ -6,11 +6,15 @@
 //!
 //! Memory: `storage.forecast_history / step` buckets × horizons × 3 × 4 bytes per series
 //! (6h at 1m with three horizons: 13 KB).
+//!
+//! It also keeps the scaling samples of the same window ([`ScalingHistory`]:
+//! `promcast_desired_replicas` and `promcast_scaling_load` per step, a few per target), so a
+//! panel reading promcast over remote read draws desired replicas over time too.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use super::SeriesForecast;
+use super::{SeriesForecast, Snapshot};
 use crate::store::{LabelSet, SeriesId};
 
 const SHARDS: usize = 16;
@@ -42,6 +46,55 @@ impl Entry {
 pub struct ForecastHistory {
     len: usize,
     shards: Vec<Mutex<HashMap<SeriesId, Entry>>>,
+    scaling: ScalingHistory,
+}
+
+/// Sorted labels of one scaling sample.
+pub type SampleLabels = Arc<[(String, String)]>;
+
+/// One step's scaling samples: its time and `(labels, value)` per sample.
+type ScalingStep = (i64, Vec<(SampleLabels, f64)>);
+
+/// The scaling samples of the last `len` steps. Label sets are shared between steps while
+/// they do not change.
+#[derive(Default)]
+pub struct ScalingHistory {
+    steps: Mutex<VecDeque<ScalingStep>>,
+}
+
+impl ScalingHistory {
+    /// Adds a snapshot's scaling samples (at `generated_ms`) and drops steps older than
+    /// `oldest_ms`.
+    fn record(&self, snapshot: &Snapshot, oldest_ms: i64) {
+        let mut steps = self.steps.lock().unwrap_or_else(|e| e.into_inner());
+        while steps.front().is_some_and(|(t, _)| *t < oldest_ms) {
+            steps.pop_front();
+        }
+        if snapshot.scaling.is_empty() {
+            return;
+        }
+        let previous = steps.back().map(|(_, s)| s.as_slice()).unwrap_or_default();
+        let mut samples = Vec::with_capacity(previous.len().max(4));
+        let mut buf = Vec::new();
+        snapshot.scaling_samples(&mut buf, |labels, v| {
+            let shared = previous
+                .iter()
+                .find(|(l, _)| **l == *labels)
+                .map_or_else(|| SampleLabels::from(labels), |(l, _)| l.clone());
+            samples.push((shared, v));
+        });
+        steps.push_back((snapshot.generated_ms, samples));
+    }
+
+    /// Calls `f(time, labels, value)` for every kept sample, oldest step first.
+    pub fn for_each(&self, mut f: impl FnMut(i64, &SampleLabels, f64)) {
+        let steps = self.steps.lock().unwrap_or_else(|e| e.into_inner());
+        for (t, samples) in steps.iter() {
+            for (labels, v) in samples {
+                f(*t, labels, *v);
+            }
+        }
+    }
 }
 
 impl ForecastHistory {
@@ -50,7 +103,20 @@ impl ForecastHistory {
         Self {
             len,
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            scaling: ScalingHistory::default(),
         }
+    }
+
+    /// Keeps a step's scaling samples for `len` steps of `step_ms` (with `len` 0, only the
+    /// newest step's).
+    pub fn record_scaling(&self, snapshot: &Snapshot, step_ms: i64) {
+        let keep = (self.len.max(1) as i64) * step_ms;
+        self.scaling
+            .record(snapshot, snapshot.generated_ms - keep + 1);
+    }
+
+    pub fn scaling(&self) -> &ScalingHistory {
+        &self.scaling
     }
 
     pub fn len(&self) -> usize {

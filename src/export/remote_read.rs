@@ -6,7 +6,9 @@
 //!   Grafana panel whose range ends after now draws the cone after the actual line;
 //! - `N:forecast{L, ml_forecast, horizon}`: past forecasts at the time they were made for
 //!   (the forecast `horizon` earlier), from [`ForecastHistory`], so actual and "what we said
-//!   15 minutes before" overlay with no `offset`.
+//!   15 minutes before" overlay with no `offset`;
+//! - `promcast_desired_replicas{target, mode}` and `promcast_scaling_load{target, mode, kind}`
+//!   of every step in the same window, under the names they have on `/metrics`.
 //!
 //! Matchers (`=`, `!=`, `=~`, `!~`, regexes fully anchored as in PromQL) and each query's time
 //! range are honoured. `limits.max_read_samples` bounds one request: beyond it the answer is
@@ -18,7 +20,7 @@ use std::collections::HashMap;
 use prost::Message;
 use regex::Regex;
 
-use super::history::ForecastHistory;
+use super::history::{ForecastHistory, SampleLabels};
 use super::{Snapshot, ML_FORECAST};
 use crate::proto::prometheus as pb;
 
@@ -191,6 +193,24 @@ pub fn read(
         });
         if let Some(e) = err {
             return Err(e);
+        }
+        // Desired replicas and the loads they used, over the kept steps.
+        let mut scaling: Vec<(SampleLabels, Vec<pb::Sample>)> = Vec::new();
+        history.scaling().for_each(|t, labels, value| {
+            if t < start || t > end || !value.is_finite() {
+                return;
+            }
+            let sample = pb::Sample {
+                timestamp: t,
+                value,
+            };
+            match scaling.iter_mut().find(|(l, _)| l == labels) {
+                Some((_, samples)) => samples.push(sample),
+                None => scaling.push((labels.clone(), vec![sample])),
+            }
+        });
+        for (labels, samples) in scaling {
+            emit(labels.to_vec(), samples)?;
         }
         results.push(pb::QueryResult { timeseries });
     }
@@ -371,6 +391,66 @@ mod tests {
             read(&req, &snap, &history, 60_000, 1000).unwrap().results[0]
                 .timeseries
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn desired_replicas_of_the_kept_steps() {
+        use crate::config::ScalingMode;
+        use crate::export::{Recommendation, ScalingStatus};
+        use crate::scale::Policy;
+        let (mut snap, _) = snapshot();
+        let history = ForecastHistory::new(10);
+        let step = 60_000;
+        for s in 0..30i64 {
+            snap.generated_ms = s * step;
+            snap.scaling = vec![Recommendation {
+                target: "web".into(),
+                mode: ScalingMode::Active,
+                policy: Policy::Quantile,
+                // a target with nothing to recommend every third step: no sample then
+                desired: (s % 3 != 0).then_some(s as u32),
+                load: Some(s as f64 * 10.0),
+                observed: Some(1.0),
+                predicted: None,
+                status: ScalingStatus::Ok,
+            }];
+            history.record_scaling(&snap, step);
+        }
+        let req = query(
+            &[
+                (0, "__name__", "promcast_desired_replicas"),
+                (0, "target", "web"),
+            ],
+            0,
+            i64::MAX,
+        );
+        let resp = read(&req, &snap, &history, step, 1000).unwrap();
+        let series = by_labels(&resp.results[0]);
+        let (labels, samples) = series.iter().next().expect("one series");
+        assert_eq!(series.len(), 1);
+        assert!(labels.contains(&("mode".into(), "active".into())));
+        // the last 10 steps (20..=29) less those without a recommendation (21, 24, 27)
+        let want: Vec<(i64, f64)> = (20..30)
+            .filter(|s| s % 3 != 0)
+            .map(|s| (s * step, s as f64))
+            .collect();
+        assert_eq!(samples, &want);
+        // the load figures: `used` only, over a time range
+        let req = query(
+            &[
+                (0, "__name__", "promcast_scaling_load"),
+                (0, "kind", "used"),
+            ],
+            25 * step,
+            26 * step,
+        );
+        let resp = read(&req, &snap, &history, step, 1000).unwrap();
+        let series = by_labels(&resp.results[0]);
+        assert_eq!(series.len(), 1);
+        assert_eq!(
+            series.values().next().unwrap(),
+            &vec![(25 * step, 250.0), (26 * step, 260.0)]
         );
     }
 

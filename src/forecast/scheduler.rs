@@ -358,6 +358,9 @@ impl Scheduler {
             series: out,
             scaling,
         });
+        if let Some(history) = &self.history {
+            history.record_scaling(&snapshot, step_ms);
+        }
         self.snapshots.store(snapshot.clone());
         for o in &self.outputs {
             o.offer(snapshot.clone());
