@@ -12,7 +12,8 @@
 //! - [`anomaly`]: scale-free features of the newest point scored by extended isolation forests
 //!   (per series within a limit, pooled per forecast entry otherwise), and the offline NAB
 //!   replay behind `promcast anomaly-eval`.
-//! - [`config`]: YAML file form and its validated runtime form; PromQL selectors; durations.
+//! - [`config`]: YAML file form and its validated runtime form; PromQL selectors; durations;
+//!   scaling targets; listener credentials (`auth:`).
 //! - [`proto`]: Prometheus remote-write/remote-read messages and KEDA's external scaler
 //!   service, generated from `proto/` by prost and tonic.
 //! - [`ingest`]: the `POST /api/v1/write` handler (content negotiation, size limits, status

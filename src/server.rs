@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use http_body_util::BodyExt as _;
 
-use crate::config::{BackendKind, Config, ModelSource};
+use crate::config::{BackendKind, Config, Denied, ListenerAuth, ModelSource};
 use crate::export::history::ForecastHistory;
 use crate::export::{api, keda, remote_read, remote_write, scrape, Snapshot, SnapshotCell};
 use crate::forecast::neural::{BackendChoice, LstmModel, BUILTIN_MODEL};
@@ -69,7 +69,7 @@ pub fn app(state: AppState) -> Router {
     let read = Router::new()
         .route("/api/v1/read", post(remote_read))
         .with_state(state.clone());
-    Router::new()
+    let router = Router::new()
         .route("/metrics", get(metrics))
         .route("/api/v1/forecasts", get(forecasts))
         .route("/api/v1/history", get(history))
@@ -82,9 +82,48 @@ pub fn app(state: AppState) -> Router {
         .route("/-/healthy", get(|| async { "Healthy.\n" }))
         .route("/-/ready", get(ready))
         .route("/", get(index))
-        .with_state(state)
+        .with_state(state.clone())
         .merge(write)
-        .merge(read)
+        .merge(read);
+    match state.config.auth.http.clone() {
+        Some(auth) => router.layer(axum::middleware::from_fn_with_state(
+            (Arc::new(auth), state.telemetry.clone()),
+            require_credentials,
+        )),
+        None => router,
+    }
+}
+
+/// Refuses requests without the listener's credentials with 401 (before any body is read),
+/// except on the paths configured as open (the probes, by default).
+async fn require_credentials(
+    State((auth, telemetry)): State<(Arc<ListenerAuth>, Arc<Telemetry>)>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if auth.is_open(req.uri().path()) {
+        return next.run(req).await;
+    }
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    match auth.check(given) {
+        Ok(()) => next.run(req).await,
+        Err(why) => {
+            telemetry.unauthorized[0].fetch_add(1, Ordering::Relaxed);
+            let message = match why {
+                Denied::Missing => "credentials required (Authorization header)\n",
+                Denied::Wrong => "wrong credentials\n",
+            };
+            (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, auth.challenge())],
+                message,
+            )
+                .into_response()
+        }
+    }
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
@@ -357,9 +396,13 @@ pub async fn serve(
             tracing::info!(listen = %listener.local_addr()?, targets = config.scaling.len(), "KEDA external scaler ready");
             let scaler = keda::Scaler::new(config.clone(), state.snapshots.clone());
             let mut stop = stop_rx.clone();
-            Some(tokio::spawn(scaler.serve(listener, async move {
-                let _ = stop.changed().await;
-            })))
+            Some(tokio::spawn(scaler.serve(
+                listener,
+                state.telemetry.clone(),
+                async move {
+                    let _ = stop.changed().await;
+                },
+            )))
         }
         None => None,
     };

@@ -124,6 +124,8 @@ pub struct Telemetry {
     pub backfill: [AtomicU64; 5],
     /// `(backend, provider)` of the LSTM model, once loaded.
     pub inference_backend: std::sync::OnceLock<(&'static str, &'static str)>,
+    /// Requests refused for missing or wrong credentials: `[http, grpc]`.
+    pub unauthorized: [AtomicU64; 2],
     pub snapshot_series: AtomicU64,
     pub snapshot_failures: AtomicU64,
     pub snapshot_last_success_ms: AtomicU64,
@@ -368,6 +370,14 @@ impl Telemetry {
             "Samples read by backfill.",
             self.backfill[4].load(Relaxed),
         );
+        let _ = writeln!(out, "# HELP promcast_unauthorized_requests_total Requests refused with 401 / UNAUTHENTICATED (missing or wrong credentials), by listener.\n# TYPE promcast_unauthorized_requests_total counter");
+        for (l, i) in [("http", 0), ("grpc", 1)] {
+            let _ = writeln!(
+                out,
+                "promcast_unauthorized_requests_total{{listener=\"{l}\"}} {}",
+                self.unauthorized[i].load(Relaxed)
+            );
+        }
         if let Some((backend, provider)) = self.inference_backend.get() {
             let _ = writeln!(
                 out,

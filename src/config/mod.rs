@@ -1,6 +1,7 @@
 //! Configuration: serde structs that mirror the YAML file (their doc comments are the user
 //! reference), validated once into [`Config`], the runtime form everything else reads.
 
+mod auth;
 mod duration;
 mod scaling;
 mod selector;
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use auth::{AuthSection, AuthSpec, Denied, ListenerAuth};
 pub use duration::{format_duration, parse_duration, DurationError, PromDuration};
 pub use scaling::{ScalingMode, ScalingSection, ScalingSpec};
 pub use selector::{Selector, SelectorError};
@@ -45,6 +47,9 @@ pub struct FileConfig {
     /// (`promcast_desired_replicas`, the KEDA external scaler; docs/AUTOSCALING.md).
     #[serde(default)]
     pub scaling: Vec<ScalingSection>,
+    /// Credentials the HTTP and gRPC listeners require (secrets from files).
+    #[serde(default)]
+    pub auth: AuthSection,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -343,6 +348,7 @@ pub struct Config {
     pub forecast_history: usize,
     pub backfill: Option<BackfillSpec>,
     pub scaling: Vec<ScalingSpec>,
+    pub auth: AuthSpec,
 }
 
 #[derive(Debug, Clone)]
@@ -801,6 +807,7 @@ impl FileConfig {
             }
         };
         let scaling = scaling::validate(&self.scaling, &mut problem);
+        let auth = auth::validate(&self.auth, base_dir, &mut problem);
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -836,6 +843,7 @@ impl FileConfig {
             forecast_history,
             backfill,
             scaling,
+            auth,
         })
     }
 }

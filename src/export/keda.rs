@@ -23,10 +23,11 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::{Recommendation, SnapshotCell};
-use crate::config::{Config, ScalingMode};
+use crate::config::{Config, Denied, ScalingMode};
 use crate::proto::externalscaler as pb;
 use crate::proto::externalscaler::external_scaler_server::{ExternalScaler, ExternalScalerServer};
 use crate::store::now_ms;
+use crate::telemetry::Telemetry;
 
 /// The metadata key of a trigger that names the scaling target.
 pub const TARGET_KEY: &str = "target";
@@ -109,14 +110,31 @@ impl Scaler {
         }
     }
 
-    /// Serves until `shutdown` resolves.
+    /// Serves until `shutdown` resolves. With `auth.grpc` configured, every call must carry
+    /// the credentials in its `authorization` metadata, or it fails with `UNAUTHENTICATED`.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
+        telemetry: Arc<Telemetry>,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), tonic::transport::Error> {
+        let auth = self.config.auth.grpc.clone();
+        let check = move |req: Request<()>| -> Result<Request<()>, Status> {
+            let Some(auth) = &auth else { return Ok(req) };
+            let given = req.metadata().get("authorization").map(|v| v.as_bytes());
+            match auth.check(given) {
+                Ok(()) => Ok(req),
+                Err(why) => {
+                    telemetry.unauthorized[1].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    Err(Status::unauthenticated(match why {
+                        Denied::Missing => "credentials required (authorization metadata)",
+                        Denied::Wrong => "wrong credentials",
+                    }))
+                }
+            }
+        };
         tonic::transport::Server::builder()
-            .add_service(ExternalScalerServer::new(self))
+            .add_service(ExternalScalerServer::with_interceptor(self, check))
             .serve_with_incoming_shutdown(
                 tokio_stream::wrappers::TcpListenerStream::new(listener),
                 shutdown,

@@ -56,14 +56,27 @@ pub struct Response {
 
 /// `GET http://{addr}{path_and_query}` with `Connection: close` and short timeouts.
 pub fn http_get(addr: SocketAddr, path_and_query: &str) -> Result<Response, String> {
+    http_get_with(addr, path_and_query, &[])
+}
+
+/// [`http_get`] with extra request headers.
+pub fn http_get_with(
+    addr: SocketAddr,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+) -> Result<Response, String> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
         .map_err(|e| format!("connect {addr}: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok();
     s.set_write_timeout(Some(Duration::from_secs(10))).ok();
-    let req = format!(
+    let mut req = format!(
         "GET {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nAccept: */*\r\n\
-         User-Agent: promcast-e2e\r\nConnection: close\r\n\r\n"
+         User-Agent: promcast-e2e\r\nConnection: close\r\n"
     );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
     s.write_all(req.as_bytes())
         .map_err(|e| format!("write to {addr}: {e}"))?;
     let mut raw = Vec::new();
