@@ -260,6 +260,9 @@ pub struct LimitsSection {
     /// Remote-write requests handled at once; beyond it promcast answers 503 with
     /// Retry-After so the sender retries.
     pub max_concurrent_writes: usize,
+    /// How long a remote-write request may take to deliver its body; a slower one is
+    /// answered 503 (retry) and its slot freed, so slow clients cannot hold every slot.
+    pub body_timeout: PromDuration,
     /// Series that may hold their own anomaly forest (about 0.34 MiB each); the others are
     /// scored by their forecast entry's pooled forest.
     pub max_anomaly_forests: usize,
@@ -278,6 +281,7 @@ impl Default for LimitsSection {
             max_label_value_length: 4096,
             max_future: PromDuration(Duration::from_secs(600)),
             max_concurrent_writes: 64,
+            body_timeout: PromDuration(Duration::from_secs(10)),
             max_anomaly_forests: 256,
             max_read_samples: 5_000_000,
         }
@@ -418,6 +422,7 @@ pub struct Limits {
     pub max_label_value_length: usize,
     pub max_future: Duration,
     pub max_concurrent_writes: usize,
+    pub body_timeout: Duration,
     pub max_anomaly_forests: usize,
     pub max_read_samples: usize,
 }
@@ -717,6 +722,12 @@ impl FileConfig {
                 problem(format!("limits.{key}"), "must be at least 1".into());
             }
         }
+        if l.body_timeout.0.is_zero() {
+            problem(
+                "limits.body_timeout".into(),
+                "must be greater than 0".into(),
+            );
+        }
         if l.max_series > u32::MAX as usize / 2 {
             problem("limits.max_series".into(), "too large".into());
         }
@@ -826,6 +837,7 @@ impl FileConfig {
                 max_label_value_length: l.max_label_value_length,
                 max_future: l.max_future.0,
                 max_concurrent_writes: l.max_concurrent_writes,
+                body_timeout: l.body_timeout.0,
                 max_anomaly_forests: l.max_anomaly_forests,
                 max_read_samples: l.max_read_samples,
             },

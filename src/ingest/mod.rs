@@ -7,8 +7,9 @@
 //!   ahead); Prometheus drops the batch. Valid series of the same request are kept.
 //! - 413: body too large compressed or decompressed. 415: not snappy-compressed protobuf
 //!   `WriteRequest` (e.g. remote-write 2.0).
-//! - 503 with `Retry-After`: overload (too many requests at once, series limit reached);
-//!   Prometheus retries, and merging makes the retry idempotent.
+//! - 503 with `Retry-After`: overload (too many requests at once, series limit reached, a
+//!   body not delivered within `limits.body_timeout`, so slow clients cannot hold every
+//!   slot); Prometheus retries, and merging makes the retry idempotent.
 //!
 //! Decoding and appending run synchronously in the handler (a typical request is tens of
 //! microseconds of work), so every error reaches the status code.
@@ -78,6 +79,8 @@ pub enum IngestError {
     SeriesLimit { limit: usize, count: u64 },
     #[error("too many concurrent remote-write requests (limits.max_concurrent_writes = {0}), retry later")]
     Busy(usize),
+    #[error("request body not received within limits.body_timeout ({0:?}), retry later")]
+    BodyTimeout(std::time::Duration),
 }
 
 impl IngestError {
@@ -93,9 +96,9 @@ impl IngestError {
             | IngestError::Body(_)
             | IngestError::Decode(_)
             | IngestError::Invalid { .. } => StatusCode::BAD_REQUEST,
-            IngestError::SeriesLimit { .. } | IngestError::Busy(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            IngestError::SeriesLimit { .. }
+            | IngestError::Busy(_)
+            | IngestError::BodyTimeout(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -435,9 +438,10 @@ async fn handle(ingest: &Ingest, headers: &HeaderMap, body: Body) -> Result<(), 
             return Err(IngestError::BodyTooLarge(limit));
         }
     }
-    let body = http_body_util::Limited::new(body, limit)
-        .collect()
+    let timeout = ingest.limits.body_timeout;
+    let body = tokio::time::timeout(timeout, http_body_util::Limited::new(body, limit).collect())
         .await
+        .map_err(|_| IngestError::BodyTimeout(timeout))?
         .map_err(|e| {
             if e.is::<http_body_util::LengthLimitError>() {
                 IngestError::BodyTooLarge(limit)

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Side-by-side remote-write ingest: the same generated traffic (examples/loadgen.rs), in one
+# run, into promcast, vmagent, VictoriaMetrics (single node) and Prometheus' remote-write
+# receiver, one receiver at a time. For each: accepted samples per CPU-second of the receiver
+# process (utime + stime from /proc/PID/stat), peak RSS (VmHWM), and the request latency the
+# generator saw (p50/p99).
+#
+#   ./bench/ingest-compare.sh                     # defaults below
+#   SERIES=100000 DURATION=30s CONCURRENCY=4 ./bench/ingest-compare.sh
+#
+# Needs: prometheus (Debian `prometheus`), victoria-metrics and vmagent (Debian
+# `victoria-metrics`): `sudo apt-get install -y prometheus victoria-metrics`.
+# vmagent forwards to a VictoriaMetrics sink whose CPU is not counted in vmagent's figure.
+# Results go to $OUT (default target/ingest-compare) as results.csv and one log per receiver.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SERIES=${SERIES:-100000}
+LABELS=${LABELS:-8}
+SPR=${SPR:-2000}
+CONCURRENCY=${CONCURRENCY:-4}
+DURATION=${DURATION:-30s}
+RECEIVERS=${RECEIVERS:-promcast vmagent victoria-metrics prometheus}
+OUT=${OUT:-target/ingest-compare}
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+
+for p in prometheus victoria-metrics vmagent; do
+    command -v "$p" >/dev/null || { echo "missing $p: sudo apt-get install -y prometheus victoria-metrics" >&2; exit 1; }
+done
+cargo build --release --bin promcast --example loadgen
+PROMCAST=$TARGET_DIR/release/promcast
+LOADGEN=$TARGET_DIR/release/examples/loadgen
+
+rm -rf "$OUT"
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+wait_ready() { # url
+    for _ in $(seq 1 300); do
+        if curl -fsS -o /dev/null "$1" 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    echo "not ready: $1" >&2
+    return 1
+}
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hwm_kib() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
+
+cat > "$OUT/promcast.yml" <<EOF
+storage: { step: 1m, retention: 24h }
+forecast:
+  - selector: '{__name__=~".+:.+"}'
+    horizons: [5m, 15m, 30m]
+    model: auto
+limits: { max_series: 2000000 }
+EOF
+cat > "$OUT/prometheus.yml" <<EOF
+global: { scrape_interval: 1h }
+scrape_configs: []
+EOF
+
+echo "receiver,accepted_samples,seconds,cpu_seconds,samples_per_cpu_second,peak_rss_mib,p50_ms,p99_ms,non_2xx_requests" > "$OUT/results.csv"
+TCK=$(getconf CLK_TCK)
+for r in $RECEIVERS; do
+    case $r in
+    promcast)
+        "$PROMCAST" serve --config "$OUT/promcast.yml" --web.listen-address 127.0.0.1:19201 \
+            --grpc.listen-address 127.0.0.1:19202 > "$OUT/promcast.log" 2>&1 &
+        pid=$!; url=http://127.0.0.1:19201/api/v1/write; ready=http://127.0.0.1:19201/-/ready ;;
+    victoria-metrics)
+        victoria-metrics -httpListenAddr=127.0.0.1:18428 -storageDataPath="$OUT/vm" \
+            -retentionPeriod=1 > "$OUT/victoria-metrics.log" 2>&1 &
+        pid=$!; url=http://127.0.0.1:18428/api/v1/write; ready=http://127.0.0.1:18428/health ;;
+    vmagent)
+        victoria-metrics -httpListenAddr=127.0.0.1:18528 -storageDataPath="$OUT/vm-sink" \
+            -retentionPeriod=1 > "$OUT/vm-sink.log" 2>&1 &
+        PIDS+=($!)
+        wait_ready http://127.0.0.1:18528/health
+        vmagent -httpListenAddr=127.0.0.1:18429 -remoteWrite.url=http://127.0.0.1:18528/api/v1/write \
+            -remoteWrite.tmpDataPath="$OUT/vmagent" > "$OUT/vmagent.log" 2>&1 &
+        pid=$!; url=http://127.0.0.1:18429/api/v1/write; ready=http://127.0.0.1:18429/health ;;
+    prometheus)
+        prometheus --config.file="$OUT/prometheus.yml" --storage.tsdb.path="$OUT/prom" \
+            --web.listen-address=127.0.0.1:19090 --web.enable-remote-write-receiver \
+            > "$OUT/prometheus.log" 2>&1 &
+        pid=$!; url=http://127.0.0.1:19090/api/v1/write; ready=http://127.0.0.1:19090/-/ready ;;
+    *) echo "unknown receiver $r" >&2; exit 1 ;;
+    esac
+    PIDS+=("$pid")
+    wait_ready "$ready"
+    c0=$(cpu_ticks "$pid")
+    "$LOADGEN" --url "$url" --series "$SERIES" --labels "$LABELS" --samples-per-request "$SPR" \
+        --concurrency "$CONCURRENCY" --duration "$DURATION" --json --progress 0s > "$OUT/$r.json"
+    c1=$(cpu_ticks "$pid")
+    hwm=$(hwm_kib "$pid")
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+    if [ "$r" = vmagent ]; then kill "${PIDS[-2]}" 2>/dev/null || true; fi
+    python3 - "$r" "$OUT/$r.json" "$c0" "$c1" "$TCK" "$hwm" >> "$OUT/results.csv" <<'PY'
+import json, sys
+r, path, c0, c1, tck, hwm = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+j = json.load(open(path))
+cpu = (c1 - c0) / tck
+non2xx = sum(v["requests"] for k, v in j["status"].items() if not k.startswith("2")) + j["errors"]
+print(f'{r},{j["accepted_samples"]},{j["seconds"]:.1f},{cpu:.2f},{j["accepted_samples"] / max(cpu, 1e-9):.0f},{hwm / 1024:.0f},{j["latency_ms"]["p50"]:.2f},{j["latency_ms"]["p99"]:.2f},{non2xx}')
+PY
+    tail -1 "$OUT/results.csv"
+done
+echo
+column -s, -t < "$OUT/results.csv"

@@ -1,0 +1,406 @@
+//! Remote-write 1.0 load generator: realistic traffic for any receiver (promcast, vmagent,
+//! VictoriaMetrics, Prometheus' receiver), with what the receiver accepted.
+//!
+//! ```sh
+//! cargo run --release --example loadgen -- --url http://127.0.0.1:9201/api/v1/write \
+//!     --series 10000 --labels 8 --samples-per-request 2000 --concurrency 4 --duration 30s
+//! ```
+//!
+//! Traffic: `--series` series named `loadgen:metric_<k>:rate1m` (colon names, as recording
+//! rules write them, so promcast's default selector keeps them), each with `--labels` more
+//! labels (`job`, `instance`, `pod`, `namespace`, ... with realistic values). Every round sends
+//! one sample per series, in requests of `--samples-per-request` samples (Prometheus' default
+//! `max_samples_per_send` is 2000), snappy-compressed as Prometheus sends them. Timestamps
+//! start `--start-ago` in the past and advance 1 ms per round, so they increase per series and
+//! never run ahead of the clock however fast the receiver is. Each series always goes out
+//! from the same connection, in order, as one Prometheus shard would send it.
+//!
+//! Prints a summary (and with `--json` one JSON line): requests and samples by status,
+//! accepted samples per second, request latency p50/p90/p99/max. With `--retry`, requests
+//! answered 429 or 5xx are sent again with backoff, as Prometheus does, and counted.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+
+#[derive(Parser, Debug, Clone)]
+#[command(about = "Remote-write 1.0 load generator")]
+struct Args {
+    /// Receiver URL (`.../api/v1/write`).
+    #[arg(long)]
+    url: String,
+    /// Distinct series.
+    #[arg(long, default_value_t = 10_000)]
+    series: usize,
+    /// Labels per series besides `__name__`.
+    #[arg(long, default_value_t = 8)]
+    labels: usize,
+    /// Samples per request.
+    #[arg(long = "samples-per-request", default_value_t = 2000)]
+    samples_per_request: usize,
+    /// Requests in flight (connections).
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// How long to send (e.g. `30s`, `2m`); with `--requests`, whichever comes first.
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Requests to send in all.
+    #[arg(long)]
+    requests: Option<u64>,
+    /// Target rate in samples per second (all connections together); default: as fast as
+    /// the receiver takes them.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Where the timestamps start, before now.
+    #[arg(long = "start-ago", default_value = "10m", value_parser = parse_duration)]
+    start_ago: Duration,
+    /// Re-send requests answered 429/5xx (or failed to connect), with backoff 30 ms..5 s.
+    #[arg(long)]
+    retry: bool,
+    /// `Authorization: Bearer <token>`.
+    #[arg(long = "bearer-token")]
+    bearer_token: Option<String>,
+    /// Print one JSON line with the results.
+    #[arg(long)]
+    json: bool,
+    /// Interval of the progress line on stderr (0: none).
+    #[arg(long = "progress", default_value = "5s", value_parser = parse_duration)]
+    progress: Duration,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    promcast::config::parse_duration(s).map_err(|e| e.to_string())
+}
+
+/// Protobuf varint.
+fn varint(buf: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        buf.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    buf.push(v as u8);
+}
+
+fn len_field(buf: &mut Vec<u8>, field: u32, bytes: &[u8]) {
+    varint(buf, ((field << 3) | 2) as u64);
+    varint(buf, bytes.len() as u64);
+    buf.extend_from_slice(bytes);
+}
+
+/// The encoded `Label` fields (field 1 of `TimeSeries`) of series `i`.
+fn series_labels(i: usize, labels: usize) -> Vec<u8> {
+    const NAMES: [&str; 12] = [
+        "cluster",
+        "container",
+        "endpoint",
+        "instance",
+        "job",
+        "namespace",
+        "node",
+        "pod",
+        "region",
+        "service",
+        "team",
+        "zone",
+    ];
+    let mut pairs: Vec<(String, String)> = vec![(
+        "__name__".into(),
+        format!("loadgen:metric_{}:rate1m", i % 50),
+    )];
+    let group = i / 50;
+    for k in 0..labels {
+        let name = NAMES
+            .get(k)
+            .map_or_else(|| format!("label_{k}"), |n| n.to_string());
+        let value = match name.as_str() {
+            "instance" => format!("10.{}.{}.{}:9100", group % 200, (group / 200) % 250, k),
+            "pod" => format!(
+                "web-{:08x}-{:05}",
+                (group as u64).wrapping_mul(2654435761),
+                group
+            ),
+            "job" => "kubernetes-pods".to_string(),
+            "namespace" => format!("team-{}", group % 40),
+            "zone" => format!("eu-west-1{}", ["a", "b", "c"][group % 3]),
+            _ => format!("{name}-{}", group % 97),
+        };
+        pairs.push((name, value));
+    }
+    pairs.sort();
+    let mut out = Vec::new();
+    for (n, v) in pairs {
+        let mut l = Vec::new();
+        len_field(&mut l, 1, n.as_bytes());
+        len_field(&mut l, 2, v.as_bytes());
+        len_field(&mut out, 1, &l);
+    }
+    out
+}
+
+/// Appends one `TimeSeries` (pre-encoded labels, one sample) to a `WriteRequest` body.
+fn push_series(body: &mut Vec<u8>, ts_buf: &mut Vec<u8>, labels: &[u8], t: i64, v: f64) {
+    ts_buf.clear();
+    ts_buf.extend_from_slice(labels);
+    // Sample { double value = 1; int64 timestamp = 2; }
+    let mut sample = [0u8; 32];
+    let mut n = 0;
+    sample[n] = (1 << 3) | 1;
+    n += 1;
+    sample[n..n + 8].copy_from_slice(&v.to_le_bytes());
+    n += 8;
+    sample[n] = 2 << 3;
+    n += 1;
+    let mut tv = t as u64;
+    while tv >= 0x80 {
+        sample[n] = (tv as u8) | 0x80;
+        tv >>= 7;
+        n += 1;
+    }
+    sample[n] = tv as u8;
+    n += 1;
+    len_field(ts_buf, 2, &sample[..n]);
+    len_field(body, 1, ts_buf);
+}
+
+#[derive(Default)]
+struct Totals {
+    by_status: BTreeMap<u16, (u64, u64)>,
+    errors: u64,
+    retries: u64,
+    accepted: u64,
+    latencies_us: Vec<u32>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    anyhow::ensure!(args.series > 0, "--series must be positive");
+    anyhow::ensure!(
+        args.samples_per_request > 0,
+        "--samples-per-request must be positive"
+    );
+    anyhow::ensure!(
+        args.duration.is_some() || args.requests.is_some(),
+        "give --duration or --requests"
+    );
+    let conc = args.concurrency.max(1);
+    let labels: Arc<Vec<Vec<u8>>> = Arc::new(
+        (0..args.series)
+            .map(|i| series_labels(i, args.labels))
+            .collect(),
+    );
+    // Series chunks of one request each; chunk c goes out from connection c % conc.
+    let chunks: Vec<(usize, usize)> = (0..args.series)
+        .step_by(args.samples_per_request)
+        .map(|a| (a, (a + args.samples_per_request).min(args.series)))
+        .collect();
+    let start_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64
+        - args.start_ago.as_millis() as i64;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(conc)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent_requests = Arc::new(AtomicU64::new(0));
+    let accepted_live = Arc::new(AtomicU64::new(0));
+    let t0 = Instant::now();
+    let deadline = args.duration.map(|d| t0 + d);
+    let per_conn_rate = args.rate.map(|r| r / conc as f64);
+
+    let totals = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for w in 0..conc {
+            let my: Vec<(usize, usize)> = chunks.iter().copied().skip(w).step_by(conc).collect();
+            if my.is_empty() {
+                continue;
+            }
+            let (client, labels, args) = (client.clone(), labels.clone(), args.clone());
+            let (stop, sent_requests, accepted_live) =
+                (stop.clone(), sent_requests.clone(), accepted_live.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut t = Totals::default();
+                let (mut body, mut ts_buf) = (Vec::new(), Vec::new());
+                let mut encoder = snap::raw::Encoder::new();
+                let mut round: i64 = 0;
+                let started = Instant::now();
+                let mut samples_sent = 0u64;
+                'outer: loop {
+                    for &(a, b) in &my {
+                        if stop.load(Ordering::Relaxed)
+                            || deadline.is_some_and(|d| Instant::now() >= d)
+                        {
+                            break 'outer;
+                        }
+                        if let Some(max) = args.requests {
+                            if sent_requests.fetch_add(1, Ordering::Relaxed) >= max {
+                                break 'outer;
+                            }
+                        }
+                        if let Some(rate) = per_conn_rate {
+                            let due = Duration::from_secs_f64(samples_sent as f64 / rate);
+                            let elapsed = started.elapsed();
+                            if due > elapsed {
+                                tokio::time::sleep(due - elapsed).await;
+                            }
+                        }
+                        body.clear();
+                        let ts = start_ms + round;
+                        for (i, l) in labels[a..b].iter().enumerate() {
+                            let v = ((a + i) % 1000) as f64 + (round % 60) as f64;
+                            push_series(&mut body, &mut ts_buf, l, ts, v);
+                        }
+                        let payload =
+                            bytes::Bytes::from(encoder.compress_vec(&body).expect("snappy"));
+                        let n = (b - a) as u64;
+                        samples_sent += n;
+                        let mut backoff = Duration::from_millis(30);
+                        loop {
+                            let mut req = client
+                                .post(&args.url)
+                                .header("Content-Encoding", "snappy")
+                                .header("Content-Type", "application/x-protobuf")
+                                .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+                                .header("User-Agent", "promcast-loadgen")
+                                .body(payload.clone());
+                            if let Some(tok) = &args.bearer_token {
+                                req = req.bearer_auth(tok);
+                            }
+                            let q0 = Instant::now();
+                            let res = req.send().await;
+                            let status = match res {
+                                Ok(r) => {
+                                    let s = r.status().as_u16();
+                                    let _ = r.bytes().await;
+                                    Some(s)
+                                }
+                                Err(_) => None,
+                            };
+                            t.latencies_us
+                                .push(q0.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                            match status {
+                                Some(s) => {
+                                    let e = t.by_status.entry(s).or_default();
+                                    e.0 += 1;
+                                    e.1 += n;
+                                    if (200..300).contains(&s) {
+                                        t.accepted += n;
+                                        accepted_live.fetch_add(n, Ordering::Relaxed);
+                                        break;
+                                    }
+                                    if !(args.retry && (s == 429 || s >= 500)) {
+                                        break;
+                                    }
+                                }
+                                None => {
+                                    t.errors += 1;
+                                    if !args.retry {
+                                        break;
+                                    }
+                                }
+                            }
+                            if stop.load(Ordering::Relaxed) {
+                                break 'outer;
+                            }
+                            t.retries += 1;
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(Duration::from_secs(5));
+                        }
+                    }
+                    round += 1;
+                }
+                t
+            }));
+        }
+        if !args.progress.is_zero() {
+            let accepted_live = accepted_live.clone();
+            let every = args.progress;
+            tokio::spawn(async move {
+                let mut last = 0;
+                loop {
+                    tokio::time::sleep(every).await;
+                    let a = accepted_live.load(Ordering::Relaxed);
+                    eprintln!(
+                        "loadgen: {:>6.1}s {:>12} accepted ({:.0}/s)",
+                        t0.elapsed().as_secs_f64(),
+                        a,
+                        (a - last) as f64 / every.as_secs_f64()
+                    );
+                    last = a;
+                }
+            });
+        }
+        let mut all = Totals::default();
+        for task in tasks {
+            let t = task.await.expect("sender task");
+            for (s, (r, n)) in t.by_status {
+                let e = all.by_status.entry(s).or_default();
+                e.0 += r;
+                e.1 += n;
+            }
+            all.errors += t.errors;
+            all.retries += t.retries;
+            all.accepted += t.accepted;
+            all.latencies_us.extend(t.latencies_us);
+        }
+        all
+    });
+    stop.store(true, Ordering::Relaxed);
+    let secs = t0.elapsed().as_secs_f64();
+    let mut lat = totals.latencies_us;
+    lat.sort_unstable();
+    let pct = |q: f64| -> f64 {
+        if lat.is_empty() {
+            return f64::NAN;
+        }
+        lat[((lat.len() - 1) as f64 * q).round() as usize] as f64 / 1000.0
+    };
+    let requests: u64 = totals.by_status.values().map(|(r, _)| r).sum::<u64>() + totals.errors;
+    let status: Vec<String> = totals
+        .by_status
+        .iter()
+        .map(|(s, (r, n))| format!("\"{s}\": {{\"requests\": {r}, \"samples\": {n}}}"))
+        .collect();
+    if args.json {
+        println!(
+            "{{\"seconds\": {secs:.3}, \"series\": {}, \"labels\": {}, \"samples_per_request\": {}, \"concurrency\": {conc}, \"requests\": {requests}, \"accepted_samples\": {}, \"accepted_per_second\": {:.1}, \"errors\": {}, \"retries\": {}, \"status\": {{{}}}, \"latency_ms\": {{\"p50\": {:.3}, \"p90\": {:.3}, \"p99\": {:.3}, \"max\": {:.3}}}}}",
+            args.series,
+            args.labels,
+            args.samples_per_request,
+            totals.accepted,
+            totals.accepted as f64 / secs,
+            totals.errors,
+            totals.retries,
+            status.join(", "),
+            pct(0.5),
+            pct(0.9),
+            pct(0.99),
+            pct(1.0),
+        );
+    } else {
+        println!(
+            "{requests} requests in {secs:.1}s: {} samples accepted ({:.0}/s), {} connection errors, {} retries",
+            totals.accepted,
+            totals.accepted as f64 / secs,
+            totals.errors,
+            totals.retries
+        );
+        for (s, (r, n)) in &totals.by_status {
+            println!("  HTTP {s}: {r} requests, {n} samples");
+        }
+        println!(
+            "  latency ms: p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3}",
+            pct(0.5),
+            pct(0.9),
+            pct(0.99),
+            pct(1.0)
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,310 @@
+//! Overload and a sender restart, with a real Prometheus 2.42 writing to the real binary:
+//!
+//! 1. Slow clients hold every remote-write slot (`limits.max_concurrent_writes`: they send
+//!    headers and never the body). Prometheus' requests are then answered 503 (never 400)
+//!    and Prometheus retries them; each slow client is answered 503 after
+//!    `limits.body_timeout`, so they cannot hold the slots for ever.
+//! 2. Once the slow clients stop, every sample Prometheus has for the selected series over
+//!    the whole run is in promcast's ring, value for value: nothing retried was lost. The
+//!    retried samples are counted from Prometheus' own metric.
+//! 3. Prometheus restarted mid-stream (it re-sends part of its WAL): promcast keeps running,
+//!    answers no request 400, and the samples after the restart arrive.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{addr, free_port, http_get, poll, prometheus_binary, urlencode, Proc, Procs};
+use serde_json::Value;
+
+const PROMCAST: &str = env!("CARGO_BIN_EXE_promcast");
+const SERIES: &str = "prometheus_tsdb_head_series";
+
+/// A value of promcast's or Prometheus' /metrics (sum over matching lines).
+fn metric(at: SocketAddr, prefix: &str) -> f64 {
+    let body = http_get(at, "/metrics").map(|r| r.body).unwrap_or_default();
+    body.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A request that sends its headers and holds its slot until the server answers.
+fn slow_client(at: SocketAddr) -> std::io::Result<u16> {
+    let mut s = TcpStream::connect(at)?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let head = format!(
+        "POST /api/v1/write HTTP/1.1\r\nHost: {at}\r\nContent-Encoding: snappy\r\n\
+         Content-Type: application/x-protobuf\r\nContent-Length: 4096\r\n\r\n"
+    );
+    s.write_all(head.as_bytes())?;
+    let mut buf = [0u8; 512];
+    let n = s.read(&mut buf)?;
+    let status = std::str::from_utf8(&buf[..n])
+        .ok()
+        .and_then(|t| t.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    Ok(status)
+}
+
+/// Prometheus' raw samples of `SERIES` over the last `range` (ms timestamps).
+fn prometheus_samples(prom: SocketAddr, range: &str) -> Result<BTreeMap<i64, f64>, String> {
+    let q = urlencode(&format!("{SERIES}[{range}]"));
+    let body = http_get(prom, &format!("/api/v1/query?query={q}"))?.body;
+    let v: Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+    let series = v["data"]["result"].as_array().ok_or(body.clone())?;
+    let [s] = series.as_slice() else {
+        return Err(format!("{} series", series.len()));
+    };
+    Ok(s["values"]
+        .as_array()
+        .ok_or("no values")?
+        .iter()
+        .map(|p| {
+            (
+                (p[0].as_f64().unwrap_or(0.0) * 1e3).round() as i64,
+                p[1].as_str().unwrap_or("NaN").parse().unwrap_or(f64::NAN),
+            )
+        })
+        .collect())
+}
+
+/// promcast's ring of `SERIES`: bucket (s) → value.
+fn ring(at: SocketAddr) -> Result<BTreeMap<i64, f64>, String> {
+    let body = http_get(
+        at,
+        &format!("/api/v1/history?selector={}&limit=10", urlencode(SERIES)),
+    )?
+    .body;
+    let v: Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+    let points = v["data"]["series"][0]["points"]
+        .as_array()
+        .ok_or_else(|| body.clone())?;
+    Ok(points
+        .iter()
+        .map(|p| {
+            (
+                (p[0].as_f64().unwrap_or(0.0)).floor() as i64,
+                p[1].as_f64().unwrap_or(f64::NAN),
+            )
+        })
+        .collect())
+}
+
+/// Every Prometheus sample has its value in promcast's bucket of the same second.
+fn missing(prom: &BTreeMap<i64, f64>, ring: &BTreeMap<i64, f64>) -> Vec<(i64, f64)> {
+    prom.iter()
+        .filter(|(t, v)| {
+            ring.get(&t.div_euclid(1000))
+                .is_none_or(|r| *r != **v as f32 as f64)
+        })
+        .map(|(t, v)| (*t, *v))
+        .collect()
+}
+
+fn start_prometheus(procs: &mut Procs, dir: &std::path::Path, at: SocketAddr) {
+    let mut cmd = Command::new(prometheus_binary());
+    cmd.arg(format!(
+        "--config.file={}",
+        dir.join("prometheus.yml").display()
+    ))
+    .arg(format!(
+        "--storage.tsdb.path={}",
+        dir.join("tsdb").display()
+    ))
+    .arg(format!("--web.listen-address={at}"));
+    procs
+        .procs
+        .push(Proc::spawn("prometheus", cmd, dir.join("prometheus.log")));
+}
+
+#[test]
+fn overload_is_503_and_retried_samples_all_arrive() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = addr(free_port());
+    let prom = loop {
+        let p = addr(free_port());
+        if p != web {
+            break p;
+        }
+    };
+    std::fs::write(
+        dir.path().join("promcast.yml"),
+        format!(
+            r#"storage: {{ step: 1s, retention: 10m, idle_timeout: 5m }}
+forecast:
+  - selector: '{{__name__="{SERIES}"}}'
+    horizons: [5s]
+    model: naive
+limits: {{ max_concurrent_writes: 2, body_timeout: 3s }}
+"#
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("prometheus.yml"),
+        format!(
+            r#"global: {{ scrape_interval: 1s }}
+scrape_configs:
+  - job_name: prometheus
+    static_configs: [{{ targets: ["{prom}"] }}]
+remote_write:
+  - url: http://{web}/api/v1/write
+    queue_config: {{ batch_send_deadline: 500ms, min_backoff: 100ms, max_backoff: 1s }}
+"#
+        ),
+    )
+    .unwrap();
+    let mut procs = Procs::default();
+    let mut cmd = Command::new(PROMCAST);
+    cmd.arg("serve")
+        .arg("--config")
+        .arg(dir.path().join("promcast.yml"))
+        .args(["--web.listen-address", &web.to_string()]);
+    procs.procs.push(Proc::spawn(
+        "promcast",
+        cmd,
+        dir.path().join("promcast.log"),
+    ));
+    poll(
+        "promcast /-/ready",
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        || {
+            procs.get("promcast").check_running()?;
+            http_get(web, "/-/ready").and_then(|r| match r.status {
+                200 => Ok(()),
+                s => Err(format!("HTTP {s}")),
+            })
+        },
+    );
+    start_prometheus(&mut procs, dir.path(), prom);
+    poll(
+        "the first samples through remote write",
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+        || {
+            procs.get("prometheus").check_running()?;
+            let n = metric(web, "promcast_samples_accepted_total");
+            (n > 0.0).then_some(()).ok_or(format!("{n} accepted"))
+        },
+    );
+
+    // 1. One slow client per slot, reconnecting as soon as it is answered.
+    let hold = Arc::new(AtomicBool::new(true));
+    let hogs: Vec<_> = (0..2)
+        .map(|_| {
+            let hold = hold.clone();
+            std::thread::spawn(move || {
+                let mut answers = Vec::new();
+                while hold.load(Ordering::Relaxed) {
+                    answers.push(slow_client(web).unwrap_or(0));
+                }
+                answers
+            })
+        })
+        .collect();
+    let retried = poll(
+        "Prometheus retrying requests refused with 503",
+        Duration::from_secs(90),
+        Duration::from_millis(250),
+        || {
+            procs.get("promcast").check_running()?;
+            let refused = metric(web, "promcast_write_requests_total{code=\"503\"}");
+            let retried = metric(prom, "prometheus_remote_storage_samples_retried_total");
+            // ... across at least ten scrapes of the selected series
+            let scraped = prometheus_samples(prom, "5m").map_or(0, |p| p.len());
+            if refused >= 10.0 && retried > 0.0 && scraped >= 15 {
+                Ok(retried)
+            } else {
+                Err(format!(
+                    "{refused} refused, {retried} retried, {scraped} scraped"
+                ))
+            }
+        },
+    );
+    hold.store(false, Ordering::Relaxed);
+    let answers: Vec<u16> = hogs.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    assert!(
+        answers.iter().all(|s| *s == 503),
+        "slow clients must be answered 503 after body_timeout: {answers:?}"
+    );
+
+    // 2. Every sample Prometheus holds arrived, the retried ones included.
+    let (prom_samples, retried_total) = poll(
+        "every Prometheus sample in promcast's ring",
+        Duration::from_secs(90),
+        Duration::from_millis(500),
+        || {
+            let p = prometheus_samples(prom, "5m")?;
+            let lost = missing(&p, &ring(web)?);
+            if lost.is_empty() {
+                Ok((
+                    p,
+                    metric(prom, "prometheus_remote_storage_samples_retried_total"),
+                ))
+            } else {
+                Err(format!(
+                    "{} of {} missing: {:?}",
+                    lost.len(),
+                    p.len(),
+                    &lost[..lost.len().min(5)]
+                ))
+            }
+        },
+    );
+    assert!(retried_total >= retried);
+    assert!(prom_samples.len() >= 15, "{prom_samples:?}");
+    assert_eq!(
+        metric(web, "promcast_write_requests_total{code=\"400\"}"),
+        0.0,
+        "overload must never be answered 400"
+    );
+    eprintln!(
+        "overload: {} requests refused with 503, Prometheus retried {retried_total} samples; \
+         all {} samples of {SERIES} present",
+        metric(web, "promcast_write_requests_total{code=\"503\"}"),
+        prom_samples.len()
+    );
+
+    // 3. Prometheus restarted mid-stream.
+    let before = metric(web, "promcast_samples_accepted_total");
+    let status = procs.get("prometheus").terminate(Duration::from_secs(30));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    procs.procs.retain(|p| p.name != "prometheus");
+    start_prometheus(&mut procs, dir.path(), prom);
+    poll(
+        "samples after the Prometheus restart",
+        Duration::from_secs(90),
+        Duration::from_millis(500),
+        || {
+            procs.get("prometheus").check_running()?;
+            procs.get("promcast").check_running()?;
+            let p = prometheus_samples(prom, "2m")?;
+            let lost = missing(&p, &ring(web)?);
+            let accepted = metric(web, "promcast_samples_accepted_total");
+            if accepted > before && lost.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{accepted} accepted (before: {before}), {} missing",
+                    lost.len()
+                ))
+            }
+        },
+    );
+    assert_eq!(
+        metric(web, "promcast_write_requests_total{code=\"400\"}"),
+        0.0,
+        "re-sent samples must not be refused"
+    );
+    let status = procs.get("promcast").terminate(Duration::from_secs(30));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+}
