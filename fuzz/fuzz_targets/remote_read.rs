@@ -1,0 +1,54 @@
+//! The remote-read request path: snappy, `ReadRequest` decode, matchers (regexes compiled
+//! from the request), time ranges and the sample limit, answered from a snapshot with a
+//! forecast, a history and scaling samples. The harness compresses the input, so the fuzzer
+//! explores the protobuf; any input must give a response or an error, never a panic.
+#![no_main]
+
+use std::sync::{Arc, OnceLock};
+
+use libfuzzer_sys::fuzz_target;
+use promcast::export::history::ForecastHistory;
+use promcast::export::remote_read;
+use promcast::export::{SeriesForecast, Snapshot};
+use promcast::forecast::{Point, SeriesState};
+use promcast::store::{LabelSet, SeriesId};
+
+fn state() -> &'static (Snapshot, ForecastHistory) {
+    static STATE: OnceLock<(Snapshot, ForecastHistory)> = OnceLock::new();
+    STATE.get_or_init(|| {
+        let f = SeriesForecast {
+            labels: Arc::new(LabelSet::from_pairs([
+                ("__name__", "job:req:rate1m"),
+                ("job", "web"),
+            ])),
+            spec: 0,
+            state: SeriesState::Ready,
+            model: None,
+            origin_ms: 0,
+            fitted_ms: 0,
+            points: vec![
+                Point { yhat: 1.0, lower: 0.5, upper: 1.5 },
+                Point { yhat: 2.0, lower: 1.0, upper: 3.0 },
+            ],
+            anomaly: None,
+        };
+        let history = ForecastHistory::new(60);
+        for o in 0..60 {
+            history.record(SeriesId(1), &f, o, &[1, 3]);
+        }
+        let snapshot = Snapshot {
+            generated_ms: 60 * 60_000,
+            horizons: vec![vec![("1m".into(), 60_000), ("3m".into(), 180_000)]],
+            series: vec![f],
+            scaling: Vec::new(),
+        };
+        (snapshot, history)
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let (snapshot, history) = state();
+    if let Ok(body) = snap::raw::Encoder::new().compress_vec(data) {
+        let _ = remote_read::handle(&body, 1 << 20, snapshot, history, 60_000, 10_000);
+    }
+});

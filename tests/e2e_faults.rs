@@ -1,0 +1,246 @@
+//! The remote-write-out target down, then back, against the real binary and a real
+//! Prometheus 2.42 as the target:
+//!
+//! - while nothing listens at the URL, the queue stays within its capacity (the oldest
+//!   snapshot is dropped and counted), retries back off (a handful per second, not a hot
+//!   loop), and promcast's memory stays flat;
+//! - once Prometheus listens there, the forecasts arrive in it and the last-success time
+//!   moves.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::traces::nasa_requests_per_minute;
+use common::{
+    addr, free_port, http_get, poll, prometheus_binary, remote_write, series, urlencode, Proc,
+    Procs,
+};
+
+const PROMCAST: &str = env!("CARGO_BIN_EXE_promcast");
+
+fn metric(at: SocketAddr, prefix: &str) -> f64 {
+    let body = http_get(at, "/metrics").map(|r| r.body).unwrap_or_default();
+    body.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[test]
+fn remote_write_target_down_then_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = addr(free_port());
+    let sink = loop {
+        let p = addr(free_port());
+        if p != web {
+            break p;
+        }
+    };
+    std::fs::write(
+        dir.path().join("promcast.yml"),
+        format!(
+            r#"storage: {{ step: 1s, retention: 10m }}
+forecast:
+  - selector: '{{__name__=~"job:.+"}}'
+    horizons: [1s, 5s]
+    model: naive
+    anomaly: {{ enabled: false }}
+remote_write:
+  - url: http://{sink}/api/v1/write
+    timeout: 2s
+    capacity: 4
+    min_backoff: 50ms
+    max_backoff: 1s
+"#
+        ),
+    )
+    .unwrap();
+    let mut procs = Procs::default();
+    let mut cmd = Command::new(PROMCAST);
+    cmd.arg("serve")
+        .arg("--config")
+        .arg(dir.path().join("promcast.yml"))
+        .args(["--web.listen-address", &web.to_string()]);
+    procs.procs.push(Proc::spawn(
+        "promcast",
+        cmd,
+        dir.path().join("promcast.log"),
+    ));
+    poll(
+        "promcast /-/ready",
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        || {
+            procs.get("promcast").check_running()?;
+            http_get(web, "/-/ready").and_then(|r| match r.status {
+                200 => Ok(()),
+                s => Err(format!("HTTP {s}")),
+            })
+        },
+    );
+    let pid = procs.get("promcast").child.id();
+
+    // Real traffic: 50 series of NASA requests per minute, one value per second.
+    let values = nasa_requests_per_minute();
+    let feeding = Arc::new(AtomicBool::new(true));
+    let feeder = {
+        let feeding = feeding.clone();
+        std::thread::spawn(move || {
+            let mut k = 0;
+            while feeding.load(Ordering::Relaxed) {
+                let t = now_ms();
+                let batch: Vec<_> = (0..50)
+                    .map(|s| {
+                        let inst = format!("web-{s}");
+                        series(
+                            &[("__name__", "job:requests:rate1m"), ("instance", &inst)],
+                            &[(t, values[(k + s * 97) % values.len()])],
+                        )
+                    })
+                    .collect();
+                let _ = remote_write(web, batch);
+                k += 1;
+                // the feeder paces real traffic at one sample per series per second
+                std::thread::sleep(Duration::from_millis(1000));
+            }
+        })
+    };
+
+    // 1. The target is down: snapshots pile up to the capacity and the oldest are dropped.
+    let url = format!("{{url=\"http://{sink}/api/v1/write\"}}");
+    let depth = |at| metric(at, &format!("promcast_remote_write_queue_depth{url}"));
+    let retries = |at| metric(at, &format!("promcast_remote_write_retries_total{url}"));
+    poll(
+        "snapshots dropped while the target is down",
+        Duration::from_secs(60),
+        Duration::from_millis(250),
+        || {
+            procs.get("promcast").check_running()?;
+            let dropped = metric(
+                web,
+                &format!("promcast_remote_write_samples_dropped_total{url}"),
+            );
+            if dropped > 0.0 {
+                Ok(())
+            } else {
+                Err(format!("{dropped} dropped, depth {}", depth(web)))
+            }
+        },
+    );
+    let rss_start = rss_kib(pid);
+    let (r0, t0) = (retries(web), Instant::now());
+    let mut max_depth = 0.0f64;
+    let mut rss_max = rss_start;
+    // Watch for a while: the queue never exceeds its capacity and memory does not grow.
+    poll(
+        "ten seconds of the target down",
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+        || {
+            max_depth = max_depth.max(depth(web));
+            rss_max = rss_max.max(rss_kib(pid));
+            (t0.elapsed() >= Duration::from_secs(10))
+                .then_some(())
+                .ok_or_else(|| "watching".to_string())
+        },
+    );
+    let (r1, secs) = (retries(web), t0.elapsed().as_secs_f64());
+    assert!(
+        max_depth <= 4.0,
+        "queue depth {max_depth} beyond capacity 4"
+    );
+    let rate = (r1 - r0) / secs;
+    assert!(
+        r1 > r0 && rate < 5.0,
+        "retries must back off: {} in {secs:.1}s ({rate:.1}/s)",
+        r1 - r0
+    );
+    assert!(
+        rss_max < rss_start + 16 * 1024,
+        "memory grew while the target was down: {rss_start} KiB -> {rss_max} KiB"
+    );
+    let last_success = metric(
+        web,
+        &format!("promcast_remote_write_last_success_timestamp_seconds{url}"),
+    );
+
+    // 2. The target comes back: a Prometheus with its remote-write receiver at that address.
+    std::fs::write(
+        dir.path().join("prometheus.yml"),
+        "global: { scrape_interval: 1h }\nscrape_configs: []\n",
+    )
+    .unwrap();
+    let mut cmd = Command::new(prometheus_binary());
+    cmd.arg(format!(
+        "--config.file={}",
+        dir.path().join("prometheus.yml").display()
+    ))
+    .arg(format!(
+        "--storage.tsdb.path={}",
+        dir.path().join("tsdb").display()
+    ))
+    .arg(format!("--web.listen-address={sink}"))
+    .arg("--web.enable-remote-write-receiver");
+    procs.procs.push(Proc::spawn(
+        "prometheus",
+        cmd,
+        dir.path().join("prometheus.log"),
+    ));
+    let q = urlencode(r#"count(job:requests:rate1m:predicted{ml_forecast="yhat", horizon="5s"})"#);
+    poll(
+        "forecasts arriving in Prometheus once it listens",
+        Duration::from_secs(90),
+        Duration::from_millis(500),
+        || {
+            procs.get("prometheus").check_running()?;
+            let body = http_get(sink, &format!("/api/v1/query?query={q}"))?.body;
+            let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+            let n: f64 = v["data"]["result"][0]["value"][1]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0.0);
+            if n == 50.0 {
+                Ok(())
+            } else {
+                Err(format!("{n} series: {body}"))
+            }
+        },
+    );
+    assert!(
+        metric(
+            web,
+            &format!("promcast_remote_write_last_success_timestamp_seconds{url}")
+        ) > last_success
+    );
+    feeding.store(false, Ordering::Relaxed);
+    feeder.join().unwrap();
+    eprintln!(
+        "faults: target down {secs:.1}s: {} retries ({rate:.1}/s), queue depth <= {max_depth}, \
+         RSS {rss_start} -> {rss_max} KiB; forecasts delivered once it was back",
+        r1 - r0
+    );
+    procs.get("prometheus").terminate(Duration::from_secs(30));
+    let status = procs.get("promcast").terminate(Duration::from_secs(30));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+}
