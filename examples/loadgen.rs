@@ -10,10 +10,10 @@
 //! rules write them, so promcast's default selector keeps them), each with `--labels` more
 //! labels (`job`, `instance`, `pod`, `namespace`, ... with realistic values). Every round sends
 //! one sample per series, in requests of `--samples-per-request` samples (Prometheus' default
-//! `max_samples_per_send` is 2000), snappy-compressed as Prometheus sends them. Timestamps
-//! start `--start-ago` in the past and advance 1 ms per round, so they increase per series and
-//! never run ahead of the clock however fast the receiver is. Each series always goes out
-//! from the same connection, in order, as one Prometheus shard would send it.
+//! `max_samples_per_send` is 2000), snappy-compressed as Prometheus sends them. A round's
+//! timestamp is the wall clock (less `--start-ago`), and at least 1 ms after the previous
+//! round's, so timestamps increase per series and never run ahead of the clock. Each series
+//! always goes out from the same connection, in order, as one Prometheus shard would send it.
 //!
 //! Prints a summary (and with `--json` one JSON line): requests and samples by status,
 //! accepted samples per second, request latency p50/p90/p99/max. With `--retry`, requests
@@ -54,8 +54,8 @@ struct Args {
     /// the receiver takes them.
     #[arg(long)]
     rate: Option<f64>,
-    /// Where the timestamps start, before now.
-    #[arg(long = "start-ago", default_value = "10m", value_parser = parse_duration)]
+    /// How far behind the wall clock the timestamps run.
+    #[arg(long = "start-ago", default_value = "0s", value_parser = parse_duration)]
     start_ago: Duration,
     /// Re-send requests answered 429/5xx (or failed to connect), with backoff 30 ms..5 s.
     #[arg(long)]
@@ -66,9 +66,30 @@ struct Args {
     /// Print one JSON line with the results.
     #[arg(long)]
     json: bool,
-    /// Interval of the progress line on stderr (0: none).
+    /// Interval of the progress line on stderr (`0s`: none).
     #[arg(long = "progress", default_value = "5s", value_parser = parse_duration)]
     progress: Duration,
+    /// The receiver's process id: progress lines add its RSS and CPU use (from /proc).
+    #[arg(long = "watch-pid")]
+    watch_pid: Option<u32>,
+}
+
+/// RSS (KiB) and CPU time (s) of a process, from /proc.
+fn proc_usage(pid: u32) -> Option<(u64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // fields after the command name (which may hold spaces): utime is the 14th field
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some((rss, ticks / 100.0))
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -196,10 +217,7 @@ fn main() -> anyhow::Result<()> {
         .step_by(args.samples_per_request)
         .map(|a| (a, (a + args.samples_per_request).min(args.series)))
         .collect();
-    let start_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_millis() as i64
-        - args.start_ago.as_millis() as i64;
+    let start_ago_ms = args.start_ago.as_millis() as i64;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -213,6 +231,7 @@ fn main() -> anyhow::Result<()> {
     let t0 = Instant::now();
     let deadline = args.duration.map(|d| t0 + d);
     let per_conn_rate = args.rate.map(|r| r / conc as f64);
+    let interval_latencies = Arc::new(std::sync::Mutex::new(Vec::<u32>::new()));
 
     let totals = rt.block_on(async {
         let mut tasks = Vec::new();
@@ -224,14 +243,20 @@ fn main() -> anyhow::Result<()> {
             let (client, labels, args) = (client.clone(), labels.clone(), args.clone());
             let (stop, sent_requests, accepted_live) =
                 (stop.clone(), sent_requests.clone(), accepted_live.clone());
+            let interval_latencies = interval_latencies.clone();
             tasks.push(tokio::spawn(async move {
                 let mut t = Totals::default();
                 let (mut body, mut ts_buf) = (Vec::new(), Vec::new());
                 let mut encoder = snap::raw::Encoder::new();
-                let mut round: i64 = 0;
+                let mut last_ts = i64::MIN;
                 let started = Instant::now();
                 let mut samples_sent = 0u64;
                 'outer: loop {
+                    let wall = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as i64);
+                    let ts = (wall - start_ago_ms).max(last_ts.saturating_add(1));
+                    last_ts = ts;
                     for &(a, b) in &my {
                         if stop.load(Ordering::Relaxed)
                             || deadline.is_some_and(|d| Instant::now() >= d)
@@ -251,9 +276,8 @@ fn main() -> anyhow::Result<()> {
                             }
                         }
                         body.clear();
-                        let ts = start_ms + round;
                         for (i, l) in labels[a..b].iter().enumerate() {
-                            let v = ((a + i) % 1000) as f64 + (round % 60) as f64;
+                            let v = ((a + i) % 1000) as f64 + ((ts / 1000) % 60) as f64;
                             push_series(&mut body, &mut ts_buf, l, ts, v);
                         }
                         let payload =
@@ -282,8 +306,14 @@ fn main() -> anyhow::Result<()> {
                                 }
                                 Err(_) => None,
                             };
-                            t.latencies_us
-                                .push(q0.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                            let us = q0.elapsed().as_micros().min(u32::MAX as u128) as u32;
+                            t.latencies_us.push(us);
+                            if !args.progress.is_zero() {
+                                interval_latencies
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .push(us);
+                            }
                             match status {
                                 Some(s) => {
                                     let e = t.by_status.entry(s).or_default();
@@ -313,25 +343,45 @@ fn main() -> anyhow::Result<()> {
                             backoff = (backoff * 2).min(Duration::from_secs(5));
                         }
                     }
-                    round += 1;
                 }
                 t
             }));
         }
         if !args.progress.is_zero() {
             let accepted_live = accepted_live.clone();
-            let every = args.progress;
+            let interval_latencies = interval_latencies.clone();
+            let (every, pid) = (args.progress, args.watch_pid);
             tokio::spawn(async move {
                 let mut last = 0;
+                let mut last_cpu = pid.and_then(proc_usage).map_or(0.0, |u| u.1);
                 loop {
                     tokio::time::sleep(every).await;
                     let a = accepted_live.load(Ordering::Relaxed);
-                    eprintln!(
-                        "loadgen: {:>6.1}s {:>12} accepted ({:.0}/s)",
+                    let mut lat = std::mem::take(
+                        &mut *interval_latencies.lock().unwrap_or_else(|e| e.into_inner()),
+                    );
+                    lat.sort_unstable();
+                    let p = |q: f64| {
+                        lat.get(((lat.len().max(1) - 1) as f64 * q).round() as usize)
+                            .map_or(f64::NAN, |v| *v as f64 / 1000.0)
+                    };
+                    let mut line = format!(
+                        "loadgen: {:>7.1}s {:>12} accepted ({:>9.0}/s)  p50 {:.2} ms  p99 {:.2} ms",
                         t0.elapsed().as_secs_f64(),
                         a,
-                        (a - last) as f64 / every.as_secs_f64()
+                        (a - last) as f64 / every.as_secs_f64(),
+                        p(0.5),
+                        p(0.99)
                     );
+                    if let Some((rss, cpu)) = pid.and_then(proc_usage) {
+                        line.push_str(&format!(
+                            "  receiver RSS {:.1} MiB  CPU {:.0}%",
+                            rss as f64 / 1024.0,
+                            (cpu - last_cpu) / every.as_secs_f64() * 100.0
+                        ));
+                        last_cpu = cpu;
+                    }
+                    eprintln!("{line}");
                     last = a;
                 }
             });

@@ -199,6 +199,51 @@ async fn oversized_bodies_get_413() {
     assert!(text.contains("decompressed"), "{text}");
 }
 
+/// Label floods (too many labels, a huge label value, a huge name) are 400 with the limit
+/// named; the valid series of the same request are kept.
+#[tokio::test]
+async fn label_floods_get_400_and_spare_the_rest() {
+    let state = AppState::new(&config(
+        "limits: { max_labels_per_series: 16, max_label_value_length: 256, max_label_name_length: 64 }",
+    ));
+    let t = now_ms();
+    let many: Vec<(String, String)> = (0..200)
+        .map(|i| (format!("l{i:03}"), "v".to_string()))
+        .chain([("__name__".to_string(), "a:flood".to_string())])
+        .collect();
+    let mut many: Vec<(&str, &str)> = many.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    many.sort();
+    let long_value = "x".repeat(10_000);
+    let long_name = "n".repeat(1_000);
+    let cases: [(Vec<(&str, &str)>, &str); 3] = [
+        (many, "max_labels_per_series"),
+        (
+            vec![("__name__", "a:value"), ("pod", &long_value)],
+            "max_label_value_length",
+        ),
+        (
+            vec![("__name__", "a:name"), (&long_name, "v")],
+            "max_label_name_length",
+        ),
+    ];
+    for (labels, limit) in cases {
+        let req = pb::WriteRequest {
+            timeseries: vec![
+                series(&labels, &[(t, 1.0)]),
+                series(&[("__name__", "a:ok"), ("job", limit)], &[(t, 2.0)]),
+            ],
+        };
+        let (status, body, _) = send(&state, write_request(snappy(&req))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{limit}: {body}");
+        assert!(body.contains(limit), "{body}");
+    }
+    assert_eq!(
+        state.store().series_count(),
+        3,
+        "the three valid series are kept"
+    );
+}
+
 fn futures_stream(bytes: Vec<u8>) -> Body {
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
         bytes.chunks(100).map(|c| Ok(c.to_vec())).collect();
