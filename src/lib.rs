@@ -13,7 +13,7 @@
 //!   (per series within a limit, pooled per forecast entry otherwise), and the offline NAB
 //!   replay behind `promcast anomaly-eval`.
 //! - [`config`]: YAML file form and its validated runtime form; PromQL selectors; durations;
-//!   scaling targets; listener credentials (`auth:`).
+//!   scaling targets; listener credentials (`auth:`) and certificates (`tls:`).
 //! - [`proto`]: Prometheus remote-write/remote-read messages and KEDA's external scaler
 //!   service, generated from `proto/` by prost and tonic.
 //! - [`ingest`]: the `POST /api/v1/write` handler (content negotiation, size limits, status
@@ -32,6 +32,8 @@
 //! - [`scale`]: replica recommendations (policies, the agent's scale-in rule, the `scaling:`
 //!   targets the forecast loop evaluates every step) and the HPA controller the simulator runs.
 //! - [`server`]: the HTTP router (`app(state)`), start-up and graceful shutdown.
+//! - [`tls`]: TLS termination for both listeners (rustls): certificates re-read when they
+//!   change, optional client certificates, handshakes off the accept loop.
 //! - [`sim`]: offline work on recorded traces: reading CSV traces, `promcast backtest`
 //!   (rolling-origin replays through the agent's own store and forecast loop), reports and
 //!   PNG plots.
@@ -47,4 +49,5 @@ pub mod server;
 pub mod sim;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod train;

@@ -25,6 +25,7 @@ use crate::ingest::backfill;
 use crate::ingest::{write_handler, Ingest};
 use crate::store::{now_ms, persist, Store};
 use crate::telemetry::Telemetry;
+use crate::tls;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -362,6 +363,16 @@ pub async fn serve(
                 .with_context(|| format!("binding --grpc.listen-address {}", opts.grpc_listen))?,
         )
     };
+    // TLS files were checked by config validation; they may have changed since.
+    let tls_acceptor = |files: &Option<crate::config::ListenerTls>, alpn, which| {
+        files
+            .clone()
+            .map(|f| tls::Acceptor::new(f, alpn, which, state.telemetry.clone()))
+            .transpose()
+            .with_context(|| format!("tls.{}", which.as_str()))
+    };
+    let http_tls = tls_acceptor(&config.tls.http, tls::HTTP_ALPN, tls::Listener::Http)?;
+    let grpc_tls = tls_acceptor(&config.tls.grpc, tls::GRPC_ALPN, tls::Listener::Grpc)?;
     let (tick_stop, tick_rx) = std::sync::mpsc::channel::<()>();
     let forecast_thread = std::thread::Builder::new()
         .name("promcast-forecast".into())
@@ -370,6 +381,7 @@ pub async fn serve(
 
     tracing::info!(
         listen = %listener.local_addr()?,
+        tls = http_tls.is_some(),
         step = ?config.step,
         series_limit = config.limits.max_series,
         forecast_entries = config.forecast.len(),
@@ -393,30 +405,46 @@ pub async fn serve(
     });
     let grpc = match grpc_listener {
         Some(listener) => {
-            tracing::info!(listen = %listener.local_addr()?, targets = config.scaling.len(), "KEDA external scaler ready");
+            tracing::info!(listen = %listener.local_addr()?, targets = config.scaling.len(), tls = grpc_tls.is_some(), "KEDA external scaler ready");
             let scaler = keda::Scaler::new(config.clone(), state.snapshots.clone());
             let mut stop = stop_rx.clone();
-            Some(tokio::spawn(scaler.serve(
-                listener,
-                state.telemetry.clone(),
-                async move {
-                    let _ = stop.changed().await;
-                },
-            )))
+            let stopped = async move {
+                let _ = stop.changed().await;
+            };
+            let telemetry = state.telemetry.clone();
+            Some(match grpc_tls {
+                None => tokio::spawn(scaler.serve(
+                    tokio_stream::wrappers::TcpListenerStream::new(listener),
+                    telemetry,
+                    stopped,
+                )),
+                Some(acceptor) => tokio::spawn(scaler.serve(
+                    tls::TlsListener::new(listener, acceptor)?,
+                    telemetry,
+                    stopped,
+                )),
+            })
         }
         None => None,
     };
     state.ready.store(true, Ordering::Relaxed);
     let ready = state.ready.clone();
     let (state_store, state_telemetry) = (state.store().clone(), state.telemetry.clone());
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            ready.store(false, Ordering::Relaxed);
-            tracing::info!("shutdown: no new requests; draining");
-        })
-        .await
-        .context("HTTP server")?;
+    let drain = async move {
+        shutdown.await;
+        ready.store(false, Ordering::Relaxed);
+        tracing::info!("shutdown: no new requests; draining");
+    };
+    match http_tls {
+        None => axum::serve(listener, app(state))
+            .with_graceful_shutdown(drain)
+            .await
+            .context("HTTP server")?,
+        Some(acceptor) => axum::serve(tls::TlsListener::new(listener, acceptor)?, app(state))
+            .with_graceful_shutdown(drain)
+            .await
+            .context("HTTP server")?,
+    }
 
     // Ingest has stopped; stop forecasting, then flush what is queued for remote write.
     drop(tick_stop);

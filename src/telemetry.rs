@@ -126,6 +126,10 @@ pub struct Telemetry {
     pub inference_backend: std::sync::OnceLock<(&'static str, &'static str)>,
     /// Requests refused for missing or wrong credentials: `[http, grpc]`.
     pub unauthorized: [AtomicU64; 2],
+    /// TLS handshakes that failed or timed out: `[http, grpc]`.
+    pub tls_handshake_failures: [AtomicU64; 2],
+    /// Certificate reloads after the files changed: `[listener][ok, failed]`.
+    pub tls_reloads: [[AtomicU64; 2]; 2],
     pub snapshot_series: AtomicU64,
     pub snapshot_failures: AtomicU64,
     pub snapshot_last_success_ms: AtomicU64,
@@ -377,6 +381,26 @@ impl Telemetry {
                 "promcast_unauthorized_requests_total{{listener=\"{l}\"}} {}",
                 self.unauthorized[i].load(Relaxed)
             );
+        }
+        let _ = writeln!(out, "# HELP promcast_tls_handshake_failures_total TLS handshakes that failed (no or an untrusted client certificate, plain HTTP on a TLS port) or timed out, by listener.\n# TYPE promcast_tls_handshake_failures_total counter");
+        for l in crate::tls::Listener::ALL {
+            let _ = writeln!(
+                out,
+                "promcast_tls_handshake_failures_total{{listener=\"{}\"}} {}",
+                l.as_str(),
+                self.tls_handshake_failures[l as usize].load(Relaxed)
+            );
+        }
+        let _ = writeln!(out, "# HELP promcast_tls_reloads_total Certificate reloads after the TLS files changed, by listener and result (a failed reload keeps the previous certificate).\n# TYPE promcast_tls_reloads_total counter");
+        for l in crate::tls::Listener::ALL {
+            for (r, result) in ["ok", "failed"].into_iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "promcast_tls_reloads_total{{listener=\"{}\",result=\"{result}\"}} {}",
+                    l.as_str(),
+                    self.tls_reloads[l as usize][r].load(Relaxed)
+                );
+            }
         }
         if let Some((backend, provider)) = self.inference_backend.get() {
             let _ = writeln!(

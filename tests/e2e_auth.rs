@@ -17,12 +17,11 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{
-    addr, free_port, http_get, http_get_with, http_post, poll, prometheus_binary, series, Proc,
-    Procs,
+    addr, free_port, http_get, http_get_with, http_post, poll, prometheus_binary, recent_body,
+    Proc, Procs, WRITE_HEADERS,
 };
 use promcast::proto::externalscaler as ks;
 use promcast::proto::externalscaler::external_scaler_client::ExternalScalerClient;
-use prost::Message;
 
 const PROMCAST: &str = env!("CARGO_BIN_EXE_promcast");
 const TOKEN: &str = "e2e-token-1f0c";
@@ -30,41 +29,12 @@ const GRPC_TOKEN: &str = "e2e-grpc-token-77aa";
 /// `prometheus:pa55word`.
 const BASIC: &str = "Basic cHJvbWV0aGV1czpwYTU1d29yZA==";
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-/// A remote-write 1.0 body of one series with ten samples of the recent past.
-fn write_body(job: &str) -> Vec<u8> {
-    let t = now_ms() / 1000 * 1000 - 20_000;
-    let samples: Vec<(i64, f64)> = (0..10).map(|i| (t + i * 1000, i as f64)).collect();
-    let ts = series(
-        &[("__name__", "job:requests:rate1m"), ("job", job)],
-        &samples,
-    );
-    snap::raw::Encoder::new()
-        .compress_vec(
-            &promcast::proto::prometheus::WriteRequest {
-                timeseries: vec![ts],
-            }
-            .encode_to_vec(),
-        )
-        .unwrap()
-}
-
 fn post_write(at: SocketAddr, auth: Option<&str>, job: &str) -> common::Response {
-    let mut headers = vec![
-        ("Content-Encoding", "snappy"),
-        ("Content-Type", "application/x-protobuf"),
-        ("X-Prometheus-Remote-Write-Version", "0.1.0"),
-    ];
+    let mut headers = WRITE_HEADERS.to_vec();
     if let Some(a) = auth {
         headers.push(("Authorization", a));
     }
-    http_post(at, "/api/v1/write", &headers, &write_body(job)).expect("POST /api/v1/write")
+    http_post(at, "/api/v1/write", &headers, &recent_body(job)).expect("POST /api/v1/write")
 }
 
 /// A counter's value in promcast's /metrics (read with credentials).

@@ -1,7 +1,8 @@
-//! The remote-write-out target down, then back, against the real binary and a real
-//! Prometheus 2.42 as the target:
+//! The remote-write-out target slow, then down, then back, against the real binary and a
+//! real Prometheus 2.42 as the target:
 //!
-//! - while nothing listens at the URL, the queue stays within its capacity (the oldest
+//! - while the target accepts connections and never answers (requests run into `timeout`),
+//!   and while nothing listens at the URL, the queue stays within its capacity (the oldest
 //!   snapshot is dropped and counted), retries back off (a handful per second, not a hot
 //!   loop), and promcast's memory stays flat;
 //! - once Prometheus listens there, the forecasts arrive in it and the last-success time
@@ -48,7 +49,7 @@ fn now_ms() -> i64 {
 }
 
 #[test]
-fn remote_write_target_down_then_back() {
+fn remote_write_target_slow_then_down_then_back() {
     let dir = tempfile::tempdir().unwrap();
     let web = addr(free_port());
     let sink = loop {
@@ -127,65 +128,104 @@ remote_write:
         })
     };
 
-    // 1. The target is down: snapshots pile up to the capacity and the oldest are dropped.
     let url = format!("{{url=\"http://{sink}/api/v1/write\"}}");
     let depth = |at| metric(at, &format!("promcast_remote_write_queue_depth{url}"));
     let retries = |at| metric(at, &format!("promcast_remote_write_retries_total{url}"));
-    poll(
-        "snapshots dropped while the target is down",
-        Duration::from_secs(60),
-        Duration::from_millis(250),
-        || {
-            procs.get("promcast").check_running()?;
-            let dropped = metric(
-                web,
-                &format!("promcast_remote_write_samples_dropped_total{url}"),
-            );
-            if dropped > 0.0 {
-                Ok(())
-            } else {
-                Err(format!("{dropped} dropped, depth {}", depth(web)))
+    let dropped = |at| {
+        metric(
+            at,
+            &format!("promcast_remote_write_samples_dropped_total{url}"),
+        )
+    };
+    // Watches the sender for ten seconds while the target misbehaves: snapshots pile up to
+    // the capacity and the oldest are dropped, the queue never exceeds its capacity, retries
+    // back off (a handful per second, not a hot loop) and memory does not grow.
+    let watch = |procs: &mut Procs, what: &str| {
+        let dropped_before = dropped(web);
+        poll(
+            &format!("snapshots dropped while the target is {what}"),
+            Duration::from_secs(60),
+            Duration::from_millis(250),
+            || {
+                procs.get("promcast").check_running()?;
+                let d = dropped(web);
+                if d > dropped_before {
+                    Ok(())
+                } else {
+                    Err(format!("{d} dropped, depth {}", depth(web)))
+                }
+            },
+        );
+        let rss_start = rss_kib(pid);
+        let (r0, t0) = (retries(web), Instant::now());
+        let mut max_depth = 0.0f64;
+        let mut rss_max = rss_start;
+        poll(
+            &format!("ten seconds of the target {what}"),
+            Duration::from_secs(60),
+            Duration::from_millis(200),
+            || {
+                max_depth = max_depth.max(depth(web));
+                rss_max = rss_max.max(rss_kib(pid));
+                (t0.elapsed() >= Duration::from_secs(10))
+                    .then_some(())
+                    .ok_or_else(|| "watching".to_string())
+            },
+        );
+        let (r1, secs) = (retries(web), t0.elapsed().as_secs_f64());
+        assert!(
+            max_depth <= 4.0,
+            "{what}: queue depth {max_depth} beyond capacity 4"
+        );
+        let rate = (r1 - r0) / secs;
+        assert!(
+            r1 > r0 && rate < 5.0,
+            "{what}: retries must back off: {} in {secs:.1}s ({rate:.1}/s)",
+            r1 - r0
+        );
+        assert!(
+            rss_max < rss_start + 16 * 1024,
+            "{what}: memory grew: {rss_start} KiB -> {rss_max} KiB"
+        );
+        eprintln!(
+            "faults: target {what} {secs:.1}s: {} retries ({rate:.1}/s), queue depth <= {max_depth}, \
+             RSS {rss_start} -> {rss_max} KiB",
+            r1 - r0
+        );
+    };
+
+    // 1. The target is slow: it accepts connections and never answers; every request runs
+    //    into `timeout` (2s) and is retried.
+    let hole = std::net::TcpListener::bind(sink).expect("bind the slow target");
+    hole.set_nonblocking(true).unwrap();
+    let holding = Arc::new(AtomicBool::new(true));
+    let black_hole = {
+        let holding = holding.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while holding.load(Ordering::Relaxed) {
+                match hole.accept() {
+                    Ok((conn, _)) => held.push(conn),
+                    // a non-blocking accept loop: wait a little for the next connection
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
             }
-        },
-    );
-    let rss_start = rss_kib(pid);
-    let (r0, t0) = (retries(web), Instant::now());
-    let mut max_depth = 0.0f64;
-    let mut rss_max = rss_start;
-    // Watch for a while: the queue never exceeds its capacity and memory does not grow.
-    poll(
-        "ten seconds of the target down",
-        Duration::from_secs(60),
-        Duration::from_millis(200),
-        || {
-            max_depth = max_depth.max(depth(web));
-            rss_max = rss_max.max(rss_kib(pid));
-            (t0.elapsed() >= Duration::from_secs(10))
-                .then_some(())
-                .ok_or_else(|| "watching".to_string())
-        },
-    );
-    let (r1, secs) = (retries(web), t0.elapsed().as_secs_f64());
-    assert!(
-        max_depth <= 4.0,
-        "queue depth {max_depth} beyond capacity 4"
-    );
-    let rate = (r1 - r0) / secs;
-    assert!(
-        r1 > r0 && rate < 5.0,
-        "retries must back off: {} in {secs:.1}s ({rate:.1}/s)",
-        r1 - r0
-    );
-    assert!(
-        rss_max < rss_start + 16 * 1024,
-        "memory grew while the target was down: {rss_start} KiB -> {rss_max} KiB"
-    );
+            held.len()
+        })
+    };
+    watch(&mut procs, "slow");
+    holding.store(false, Ordering::Relaxed);
+    let held = black_hole.join().unwrap();
+    assert!(held >= 2, "the sender kept connecting: {held} connections");
+
+    // 2. The target is down: nothing listens at the address.
+    watch(&mut procs, "down");
     let last_success = metric(
         web,
         &format!("promcast_remote_write_last_success_timestamp_seconds{url}"),
     );
 
-    // 2. The target comes back: a Prometheus with its remote-write receiver at that address.
+    // 3. The target comes back: a Prometheus with its remote-write receiver at that address.
     std::fs::write(
         dir.path().join("prometheus.yml"),
         "global: { scrape_interval: 1h }\nscrape_configs: []\n",
@@ -235,11 +275,7 @@ remote_write:
     );
     feeding.store(false, Ordering::Relaxed);
     feeder.join().unwrap();
-    eprintln!(
-        "faults: target down {secs:.1}s: {} retries ({rate:.1}/s), queue depth <= {max_depth}, \
-         RSS {rss_start} -> {rss_max} KiB; forecasts delivered once it was back",
-        r1 - r0
-    );
+    eprintln!("faults: forecasts delivered once the target was back");
     procs.get("prometheus").terminate(Duration::from_secs(30));
     let status = procs.get("promcast").terminate(Duration::from_secs(30));
     assert!(status.is_some_and(|s| s.success()), "{status:?}");

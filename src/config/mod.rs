@@ -5,6 +5,7 @@ mod auth;
 mod duration;
 mod scaling;
 mod selector;
+mod tls;
 
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ pub use auth::{AuthSection, AuthSpec, Denied, ListenerAuth};
 pub use duration::{format_duration, parse_duration, DurationError, PromDuration};
 pub use scaling::{ScalingMode, ScalingSection, ScalingSpec};
 pub use selector::{Selector, SelectorError};
+pub use tls::{ListenerTls, ListenerTlsSection, TlsSection, TlsSpec};
 
 /// The configuration `promcast serve` runs on when no `--config` is given.
 pub const DEFAULT_CONFIG_YAML: &str = include_str!("default.yml");
@@ -50,6 +52,9 @@ pub struct FileConfig {
     /// Credentials the HTTP and gRPC listeners require (secrets from files).
     #[serde(default)]
     pub auth: AuthSection,
+    /// TLS on the HTTP and gRPC listeners, optionally requiring client certificates.
+    #[serde(default)]
+    pub tls: TlsSection,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -353,6 +358,7 @@ pub struct Config {
     pub backfill: Option<BackfillSpec>,
     pub scaling: Vec<ScalingSpec>,
     pub auth: AuthSpec,
+    pub tls: TlsSpec,
 }
 
 #[derive(Debug, Clone)]
@@ -819,6 +825,7 @@ impl FileConfig {
         };
         let scaling = scaling::validate(&self.scaling, &mut problem);
         let auth = auth::validate(&self.auth, base_dir, &mut problem);
+        let tls = tls::validate(&self.tls, base_dir, &mut problem);
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -856,6 +863,7 @@ impl FileConfig {
             backfill,
             scaling,
             auth,
+            tls,
         })
     }
 }

@@ -112,12 +112,23 @@ impl Scaler {
 
     /// Serves until `shutdown` resolves. With `auth.grpc` configured, every call must carry
     /// the credentials in its `authorization` metadata, or it fails with `UNAUTHENTICATED`.
-    pub async fn serve(
+    /// Serves the connections of `incoming` (plain TCP, or TLS-terminated by
+    /// [`crate::tls::TlsListener`]) until `shutdown` resolves.
+    pub async fn serve<IO, IE>(
         self,
-        listener: tokio::net::TcpListener,
+        incoming: impl tokio_stream::Stream<Item = Result<IO, IE>> + Send + 'static,
         telemetry: Arc<Telemetry>,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> Result<(), tonic::transport::Error> {
+    ) -> Result<(), tonic::transport::Error>
+    where
+        IO: tonic::transport::server::Connected
+            + tokio::io::AsyncRead
+            + tokio::io::AsyncWrite
+            + Unpin
+            + Send
+            + 'static,
+        IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let auth = self.config.auth.grpc.clone();
         let check = move |req: Request<()>| -> Result<Request<()>, Status> {
             let Some(auth) = &auth else { return Ok(req) };
@@ -135,10 +146,7 @@ impl Scaler {
         };
         tonic::transport::Server::builder()
             .add_service(ExternalScalerServer::with_interceptor(self, check))
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
-                shutdown,
-            )
+            .serve_with_incoming_shutdown(incoming, shutdown)
             .await
     }
 }

@@ -3,6 +3,7 @@
 //! processes, and the real traces (`traces`).
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod tls;
 pub mod traces;
 
 use std::fs::File;
@@ -321,28 +322,45 @@ pub fn series(
     }
 }
 
+/// The headers of a remote-write 1.0 request, as Prometheus sends them.
+pub const WRITE_HEADERS: [(&str, &str); 3] = [
+    ("Content-Encoding", "snappy"),
+    ("Content-Type", "application/x-protobuf"),
+    ("X-Prometheus-Remote-Write-Version", "0.1.0"),
+];
+
+/// A remote-write 1.0 body (snappy-compressed `WriteRequest`) of `series`.
+pub fn write_body(series: Vec<promcast::proto::prometheus::TimeSeries>) -> Vec<u8> {
+    use prost::Message;
+    snap::raw::Encoder::new()
+        .compress_vec(
+            &promcast::proto::prometheus::WriteRequest { timeseries: series }.encode_to_vec(),
+        )
+        .expect("snappy compresses any body")
+}
+
+/// A body of one series `job:requests:rate1m{job}` with ten samples, one a second, ending
+/// ten seconds ago.
+pub fn recent_body(job: &str) -> Vec<u8> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let t = now / 1000 * 1000 - 20_000;
+    let samples: Vec<(i64, f64)> = (0..10).map(|i| (t + i * 1000, i as f64)).collect();
+    write_body(vec![series(
+        &[("__name__", "job:requests:rate1m"), ("job", job)],
+        &samples,
+    )])
+}
+
 /// POSTs `series` to `http://{at}/api/v1/write` as Prometheus does (remote write 1.0,
 /// snappy); `Err` unless the answer is 2xx.
 pub fn remote_write(
     at: SocketAddr,
     series: Vec<promcast::proto::prometheus::TimeSeries>,
 ) -> Result<(), String> {
-    use prost::Message;
-    let body = snap::raw::Encoder::new()
-        .compress_vec(
-            &promcast::proto::prometheus::WriteRequest { timeseries: series }.encode_to_vec(),
-        )
-        .map_err(|e| e.to_string())?;
-    let r = http_post(
-        at,
-        "/api/v1/write",
-        &[
-            ("Content-Encoding", "snappy"),
-            ("Content-Type", "application/x-protobuf"),
-            ("X-Prometheus-Remote-Write-Version", "0.1.0"),
-        ],
-        &body,
-    )?;
+    let r = http_post(at, "/api/v1/write", &WRITE_HEADERS, &write_body(series))?;
     if r.status / 100 == 2 {
         Ok(())
     } else {

@@ -1,0 +1,193 @@
+//! One agent at scale, in one process (harness = false; prints figures): N selected series
+//! (default 1,000,000) with full 24h@1m rings of real traffic (windows of the NASA requests-
+//! per-minute trace at different offsets), the embedded default forecast entry (horizons
+//! 5m/15m/30m, band 0.1/0.9, anomaly scores on, 6h of forecast history) with the chosen model,
+//! then consecutive forecast steps through the agent's own loop (`Scheduler::step`), one new
+//! real sample per series between steps.
+//!
+//! Prints RSS per series after filling the store (rings, labels, index) and after the steps
+//! (plus per-series model state, anomaly features, forecast history and the snapshot), and
+//! the time of each step.
+//!
+//! `cargo bench --bench scale -- [N] [--model auto|lstm|mstl|seasonal_naive|naive] [--steps K]`
+
+#[path = "../tests/common/traces.rs"]
+mod traces;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use promcast::config::Config;
+use promcast::export::history::ForecastHistory;
+use promcast::export::{Snapshot, SnapshotCell};
+use promcast::forecast::neural::{BackendChoice, LstmModel, BUILTIN_MODEL};
+use promcast::forecast::scheduler::Scheduler;
+use promcast::store::{hash_labels, AppendStats, LabelRef, Sample, Store};
+use promcast::telemetry::Telemetry;
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+fn arg_after(args: &[String], flag: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == flag)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+/// Labels shaped like a recording rule's output in a large cluster.
+fn labels_of(i: usize) -> [(String, String); 5] {
+    [
+        (
+            "__name__".into(),
+            "namespace_pod:http_requests:rate5m".into(),
+        ),
+        ("cluster".into(), format!("prod-{}", i % 8)),
+        ("namespace".into(), format!("team-{}", (i / 8) % 300)),
+        (
+            "pod".into(),
+            format!(
+                "web-{:08x}-{:05}",
+                (i as u64 * 2654435761) as u32,
+                i % 99_991
+            ),
+        ),
+        ("service".into(), format!("svc-{}", i % 4093)),
+    ]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let n: usize = args
+        .iter()
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let model = arg_after(&args, "--model").unwrap_or_else(|| "auto".into());
+    let steps: usize = arg_after(&args, "--steps")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    let y: Vec<f64> = traces::nasa_requests_per_minute();
+    let ring = 1440usize;
+    println!(
+        "machine: {} cores; {n} series, model {model}, {steps} steps",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    // The embedded default entry, with room for N series.
+    let config = Arc::new(
+        Config::from_yaml(
+            &format!(
+                "storage: {{ step: 1m, retention: 24h, forecast_history: 6h }}\n\
+                 forecast:\n  - selector: '{{__name__=~\".+:.+\"}}'\n    horizons: [5m, 15m, 30m]\n    \
+                 model: {model}\n    quantiles: [0.1, 0.9]\n    seasons: [1h, 1d]\n    \
+                 anomaly: {{ enabled: true }}\n\
+                 limits: {{ max_series: {} }}\n",
+                n + 1
+            ),
+            "bench",
+            None,
+        )
+        .unwrap(),
+    );
+    let rss0 = rss_bytes();
+    let step_ms = 60_000i64;
+    let mut now = 2_000_000 * step_ms;
+    let store = Arc::new(Store::new(&config, now - 86_400_000));
+    let mut stats = AppendStats::default();
+    let offset = |i: usize| ring + (i * 37) % (y.len() - ring - 100);
+    let t_fill = Instant::now();
+    let mut samples = Vec::with_capacity(ring);
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let end = offset(i);
+        samples.clear();
+        samples.extend(y[end - ring..end].iter().enumerate().map(|(k, v)| Sample {
+            value: *v,
+            timestamp: now - (ring - 1 - k) as i64 * step_ms,
+        }));
+        let owned = labels_of(i);
+        let labels: Vec<LabelRef<'_>> = owned.iter().map(|(k, v)| LabelRef::new(k, v)).collect();
+        let h = hash_labels(&labels);
+        store.append(h, &labels, &samples, now, &mut stats);
+        ids.push((h, owned));
+    }
+    let fill = t_fill.elapsed();
+    let rss_store = rss_bytes();
+    assert_eq!(store.series_count(), n);
+    println!(
+        "store filled: {} samples in {:.1} s; RSS {:.0} MiB: {:.0} bytes ({:.2} KiB) per series",
+        stats.appended,
+        fill.as_secs_f64(),
+        (rss_store - rss0) as f64 / 1048576.0,
+        (rss_store - rss0) as f64 / n as f64,
+        (rss_store - rss0) as f64 / n as f64 / 1024.0
+    );
+
+    let lstm = LstmModel::from_bytes_on(BUILTIN_MODEL, "builtin", &BackendChoice::Tract).unwrap();
+    let telemetry = Arc::new(Telemetry::default());
+    let mut sched = Scheduler::new(
+        config.clone(),
+        store.clone(),
+        telemetry.clone(),
+        Arc::new(SnapshotCell::new(Snapshot::empty(&config))),
+        Vec::new(),
+        Some(Arc::new(lstm)),
+    )
+    .unwrap();
+    sched.set_history(Arc::new(ForecastHistory::new(config.forecast_history)));
+    for k in 0..steps {
+        if k > 0 {
+            // The next real minute of every series.
+            now += step_ms;
+            for (i, (h, owned)) in ids.iter().enumerate() {
+                let labels: Vec<LabelRef<'_>> =
+                    owned.iter().map(|(k, v)| LabelRef::new(k, v)).collect();
+                let s = [Sample {
+                    value: y[offset(i) + k - 1],
+                    timestamp: now,
+                }];
+                store.append(*h, &labels, &s, now, &mut stats);
+            }
+        }
+        let t0 = Instant::now();
+        let snap = sched.step(now);
+        let took = t0.elapsed();
+        let mut models = std::collections::BTreeMap::<&str, usize>::new();
+        for f in snap.ready() {
+            *models
+                .entry(f.model.map_or("-", |m| m.as_str()))
+                .or_default() += 1;
+        }
+        let rss = rss_bytes();
+        println!(
+            "step {}: {:.1} s ({:.0} series/s); ready {} by model {models:?}; RSS {:.0} MiB: {:.0} bytes ({:.2} KiB) per series",
+            k + 1,
+            took.as_secs_f64(),
+            n as f64 / took.as_secs_f64(),
+            snap.ready().count(),
+            (rss - rss0) as f64 / 1048576.0,
+            (rss - rss0) as f64 / n as f64,
+            (rss - rss0) as f64 / n as f64 / 1024.0
+        );
+        drop(snap);
+    }
+    println!(
+        "anomaly state: {:.0} MiB; peak RSS (VmHWM) {:.0} MiB",
+        telemetry
+            .anomaly_bytes
+            .load(std::sync::atomic::Ordering::Relaxed) as f64
+            / 1048576.0,
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    );
+}
