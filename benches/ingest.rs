@@ -36,7 +36,7 @@ fn count_samples(raw: &[Vec<u8>]) -> u64 {
     let mut n = 0;
     let mut scratch = Scratch::default();
     for r in raw {
-        n += decode_write_request(r, &mut scratch, |_, _| {})
+        n += decode_write_request(r, &mut scratch, |_| {})
             .unwrap()
             .samples;
     }
@@ -64,8 +64,8 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let mut n = 0u64;
             for r in &raw {
-                decode_write_request(r, &mut scratch, |l, s| {
-                    n += (l.len() + s.len()) as u64;
+                decode_write_request(r, &mut scratch, |d| {
+                    n += (d.labels.len() + d.samples.len()) as u64;
                 })
                 .unwrap();
             }
@@ -83,7 +83,7 @@ fn bench(c: &mut Criterion) {
                 snap::raw::Decoder::new()
                     .decompress(body, &mut buf)
                     .unwrap();
-                decode_write_request(&buf, &mut scratch, |_, s| n += s.len() as u64).unwrap();
+                decode_write_request(&buf, &mut scratch, |d| n += d.samples.len() as u64).unwrap();
             }
             n
         })

@@ -48,8 +48,21 @@ impl<'a> Reader<'a> {
         self.pos >= self.buf.len()
     }
 
-    #[inline]
+    /// Keys, label lengths and most other varints of a remote-write body are one byte: that
+    /// case is inlined, the rest is not.
+    #[inline(always)]
     fn varint(&mut self) -> Result<u64, DecodeError> {
+        match self.buf.get(self.pos) {
+            Some(&b) if b < 0x80 => {
+                self.pos += 1;
+                Ok(u64::from(b))
+            }
+            _ => self.varint_long(),
+        }
+    }
+
+    #[inline(never)]
+    fn varint_long(&mut self) -> Result<u64, DecodeError> {
         let mut v: u64 = 0;
         for i in 0..10 {
             let Some(&b) = self.buf.get(self.pos) else {
@@ -128,14 +141,28 @@ pub struct Scratch {
     samples: Vec<Sample>,
 }
 
-/// Decodes `buf` and calls `f(labels, samples)` for every series, in order. Labels are as
-/// sent (validation is the caller's). A decode error after some series were passed to `f`
-/// returns the error; what `f` saw stays seen. One label vector is allocated per call and
-/// reused for every series (labels borrow `buf`, so it cannot outlive the call).
+/// One series of a request, as [`decode_write_request`] passes it on.
+pub struct DecodedSeries<'a, 'b> {
+    /// As sent: not validated, not necessarily sorted.
+    pub labels: &'b [LabelRef<'a>],
+    pub samples: &'b [Sample],
+    /// The labels' bytes as sent when they are exactly the canonical encoding of `labels`
+    /// ([`crate::store::encode_canonical`]): every label a `Label` message with its name then
+    /// its value, minimal varints, one after another, as Prometheus writes them. The store
+    /// hashes these bytes as they are, without re-encoding.
+    pub canonical_labels: Option<&'a [u8]>,
+    /// The whole `TimeSeries` message, for [`decode_labels`] later.
+    pub raw: &'a [u8],
+}
+
+/// Decodes `buf` and calls `f` for every series, in order. A decode error after some
+/// series were passed to `f` returns the error; what `f` saw stays seen. One label vector is
+/// allocated per call and reused for every series (labels borrow `buf`, so it cannot
+/// outlive the call).
 pub fn decode_write_request<'a>(
     buf: &'a [u8],
     scratch: &mut Scratch,
-    mut f: impl FnMut(&[LabelRef<'a>], &[Sample]),
+    mut f: impl FnMut(DecodedSeries<'a, '_>),
 ) -> Result<DecodeSummary, DecodeError> {
     let mut summary = DecodeSummary::default();
     let labels = &mut Vec::with_capacity(16);
@@ -147,10 +174,15 @@ pub fn decode_write_request<'a>(
             let ts = r.bytes()?;
             labels.clear();
             scratch.samples.clear();
-            decode_series(ts, labels, &mut scratch.samples, &mut summary)?;
+            let canonical = decode_series(ts, labels, &mut scratch.samples, &mut summary)?;
             summary.series += 1;
             summary.samples += scratch.samples.len() as u64;
-            f(labels, &scratch.samples);
+            f(DecodedSeries {
+                labels,
+                samples: &scratch.samples,
+                canonical_labels: canonical,
+                raw: ts,
+            });
         } else {
             r.skip(wt)?;
         }
@@ -158,19 +190,73 @@ pub fn decode_write_request<'a>(
     Ok(summary)
 }
 
+/// The labels of one `TimeSeries` message (its bytes from [`DecodedSeries::raw`]).
+pub fn decode_labels<'a>(
+    series: &'a [u8],
+    labels: &mut Vec<LabelRef<'a>>,
+) -> Result<(), DecodeError> {
+    let mut r = Reader::new(series);
+    while !r.done() {
+        let (field, wt) = r.key()?;
+        if field == 1 {
+            expect(1, wt, LEN)?;
+            labels.push(decode_label(r.bytes()?)?);
+        } else {
+            r.skip(wt)?;
+        }
+    }
+    Ok(())
+}
+
+/// Bytes of `v` as a varint.
+fn varint_len(v: usize) -> usize {
+    (usize::BITS - (v | 1).leading_zeros()).div_ceil(7) as usize
+}
+
+/// Decodes one `TimeSeries`; returns its label bytes when they are canonical (see
+/// [`DecodedSeries::canonical_labels`]).
 fn decode_series<'a>(
     buf: &'a [u8],
     labels: &mut Vec<LabelRef<'a>>,
     samples: &mut Vec<Sample>,
     summary: &mut DecodeSummary,
-) -> Result<(), DecodeError> {
+) -> Result<Option<&'a [u8]>, DecodeError> {
     let mut r = Reader::new(buf);
+    // The run of label fields: where it starts and ends, and whether it is canonical.
+    let (mut start, mut end, mut canonical) = (None, 0, true);
     while !r.done() {
+        let at = r.pos;
         let (field, wt) = r.key()?;
         match field {
             1 => {
                 expect(1, wt, LEN)?;
-                labels.push(decode_label(r.bytes()?)?);
+                let len_at = r.pos;
+                let bytes = r.bytes()?;
+                let contiguous = start.is_none_or(|_| at == end)
+                    && len_at == at + 1
+                    && r.pos - bytes.len() - len_at == varint_len(bytes.len());
+                let label = match short_label(bytes) {
+                    Some(label) => {
+                        canonical &= contiguous;
+                        label
+                    }
+                    None => {
+                        let label = decode_label(bytes)?;
+                        let n = varint_len(label.name.len());
+                        canonical &= contiguous
+                            && bytes.len()
+                                == 2 + n
+                                    + label.name.len()
+                                    + varint_len(label.value.len())
+                                    + label.value.len()
+                            && bytes[0] == 0x0a
+                            && bytes[1 + n + label.name.len()] == 0x12;
+                        label
+                    }
+                };
+                start.get_or_insert(at);
+                end = r.pos;
+                labels.push(label);
             }
             2 => {
                 expect(2, wt, LEN)?;
@@ -187,7 +273,33 @@ fn decode_series<'a>(
             _ => r.skip(wt)?,
         }
     }
-    Ok(())
+    Ok(match start {
+        Some(s) if canonical => Some(&buf[s..end]),
+        None => Some(&buf[..0]),
+        _ => None,
+    })
+}
+
+/// The common label: name then value, each shorter than 128 bytes, nothing else (which is
+/// canonical). `None` for anything else, left to [`decode_label`].
+#[inline]
+fn short_label(b: &[u8]) -> Option<LabelRef<'_>> {
+    if b.first() != Some(&0x0a) {
+        return None;
+    }
+    let n = *b.get(1)? as usize;
+    let tag = 2 + n;
+    if n >= 0x80 || b.get(tag) != Some(&0x12) {
+        return None;
+    }
+    let v = *b.get(tag + 1)? as usize;
+    if v >= 0x80 || b.len() != tag + 2 + v {
+        return None;
+    }
+    Some(LabelRef {
+        name: &b[2..tag],
+        value: &b[tag + 2..],
+    })
 }
 
 fn decode_label(buf: &[u8]) -> Result<LabelRef<'_>, DecodeError> {
@@ -214,6 +326,17 @@ fn decode_label(buf: &[u8]) -> Result<LabelRef<'_>, DecodeError> {
 }
 
 fn decode_sample(buf: &[u8]) -> Result<Sample, DecodeError> {
+    // The common sample: the value (fixed64), then the timestamp, nothing else.
+    if buf.len() > 10 && buf[0] == 0x09 && buf[9] == 0x10 {
+        let mut r = Reader::new(&buf[10..]);
+        let ts = r.varint()?;
+        if r.done() {
+            return Ok(Sample {
+                value: f64::from_bits(u64::from_le_bytes(buf[1..9].try_into().expect("8 bytes"))),
+                timestamp: ts as i64,
+            });
+        }
+    }
     let mut r = Reader::new(buf);
     let mut s = Sample {
         value: 0.0,
@@ -287,7 +410,8 @@ mod tests {
     fn decode_all(buf: &[u8]) -> Result<Decoded, DecodeError> {
         let mut out = Vec::new();
         let mut scratch = Scratch::default();
-        decode_write_request(buf, &mut scratch, |l, s| {
+        decode_write_request(buf, &mut scratch, |d| {
+            let (l, s) = (d.labels, d.samples);
             out.push((
                 l.iter()
                     .map(|l| {
@@ -317,6 +441,61 @@ mod tests {
             ]
         );
         assert_eq!(got[1].1[0].0, f64::NAN.to_bits());
+    }
+
+    /// What Prometheus (and prost) write is canonical: the label bytes are handed on, and
+    /// hash as the store's own encoding of the same labels does. Other encodings of the same
+    /// labels are not handed on.
+    #[test]
+    fn canonical_label_bytes_are_recognised() {
+        use crate::store::{encode_canonical, hash_labels, LabelHash};
+        let check = |buf: &[u8], want_canonical: bool| {
+            let mut scratch = Scratch::default();
+            let mut n = 0;
+            decode_write_request(buf, &mut scratch, |d| {
+                n += 1;
+                let mut own = Vec::new();
+                encode_canonical(d.labels, &mut own);
+                match d.canonical_labels {
+                    Some(bytes) => {
+                        assert!(want_canonical, "{bytes:?}");
+                        assert_eq!(bytes, &own[..]);
+                        assert_eq!(LabelHash::of_canonical(bytes), hash_labels(d.labels));
+                    }
+                    None => assert!(!want_canonical),
+                }
+                let mut again = Vec::new();
+                decode_labels(d.raw, &mut again).unwrap();
+                assert_eq!(again, d.labels);
+            })
+            .unwrap();
+            assert!(n > 0);
+        };
+        check(&request().encode_to_vec(), true);
+        // One series, labels `a="b"`, `c="d"`, then a sample; variants of its encoding.
+        let series = |labels: &[u8]| {
+            let sample = [0x12, 0x0b, 0x09, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f, 0x10, 0x01];
+            let mut ts = labels.to_vec();
+            ts.extend_from_slice(&sample);
+            let mut out = vec![0x0a, ts.len() as u8];
+            out.extend_from_slice(&ts);
+            out
+        };
+        let a = [0x0a, 0x06, 0x0a, 0x01, b'a', 0x12, 0x01, b'b'];
+        let c = [0x0a, 0x06, 0x0a, 0x01, b'c', 0x12, 0x01, b'd'];
+        check(&series(&[a, c].concat()), true);
+        // value before name
+        let a_swapped = [0x0a, 0x06, 0x12, 0x01, b'b', 0x0a, 0x01, b'a'];
+        check(&series(&[a_swapped, c].concat()), false);
+        // a non-minimal length varint
+        let a_long = [0x0a, 0x07, 0x0a, 0x81, 0x00, b'a', 0x12, 0x01, b'b'];
+        check(&series(&[&a_long[..], &c[..]].concat()), false);
+        // an unknown field inside a label
+        let a_extra = [0x0a, 0x08, 0x0a, 0x01, b'a', 0x12, 0x01, b'b', 0x18, 0x01];
+        check(&series(&[&a_extra[..], &c[..]].concat()), false);
+        // labels interleaved with a sample
+        let sample = [0x12, 0x0b, 0x09, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f, 0x10, 0x01];
+        check(&series(&[&a[..], &sample[..], &c[..]].concat()), false);
     }
 
     #[test]

@@ -28,9 +28,11 @@ use http_body_util::BodyExt;
 use tokio::sync::Semaphore;
 
 use crate::config::Limits;
-use crate::store::{hash_labels, now_ms, AppendStats, Known, LabelRef, Sample, Store};
+use crate::store::{
+    hash_labels, now_ms, AppendStats, BatchItem, LabelHash, LabelRef, Sample, Store,
+};
 use crate::telemetry::{Dropped, Telemetry};
-use decode::{decode_write_request, DecodeError, Scratch};
+use decode::{decode_labels, decode_write_request, DecodeError, Scratch};
 
 /// Suffixes of the series promcast itself writes. A Prometheus that forwards everything it
 /// receives would send them back; they are dropped so no forecast-of-a-forecast loop forms.
@@ -176,66 +178,81 @@ impl Ingest {
         let mut scratch = Scratch::default();
         let mut sorted: Vec<LabelRef<'_>> = Vec::new();
         let mut kept: Vec<Sample> = Vec::new();
+        // The request's series: each item's label hash and where its samples lie in
+        // `samples`; `raw` holds each one's `TimeSeries` bytes, decoded again only for the
+        // few series seen for the first time.
+        let mut items: Vec<BatchItem> = Vec::new();
+        let mut raw: Vec<&[u8]> = Vec::new();
+        let mut samples: Vec<Sample> = Vec::new();
         let mut invalid = 0u64;
         let mut future = 0u64;
         let mut own = 0u64;
         let mut first_error: Option<String> = None;
         let max_ts = now_ms.saturating_add(self.limits.max_future.as_millis() as i64);
-        let decoded = decode_write_request(buf, &mut scratch, |labels, samples| {
-            if samples.is_empty() {
+        let decoded = decode_write_request(buf, &mut scratch, |series| {
+            if series.samples.is_empty() {
                 return;
             }
-            // Prometheus sends labels sorted and without empty values; anything else is
-            // normalised into a copy rather than refused.
-            let labels: &[LabelRef<'_>] = if labels.is_sorted_by(|a, b| a.name < b.name)
-                && labels.iter().all(|l| !l.value.is_empty())
-            {
-                labels
-            } else {
-                sorted.clear();
-                sorted.extend(labels.iter().filter(|l| !l.value.is_empty()));
-                sorted.sort_by(|a, b| a.name.cmp(b.name));
-                &sorted
+            // Prometheus sends labels sorted, without empty values, in the canonical
+            // encoding: hashed as they lie in the request. Anything else is normalised into a
+            // copy rather than refused.
+            let labels = series.labels;
+            let normal = is_normal(labels);
+            let hash = match series.canonical_labels {
+                Some(bytes) if normal => LabelHash::of_canonical(bytes),
+                _ => hash_labels(normalize(labels, normal, &mut sorted)),
             };
-            let samples = if samples.iter().any(|s| s.timestamp > max_ts) {
+            let mut series_samples = series.samples;
+            if series_samples.iter().any(|s| s.timestamp > max_ts) {
                 kept.clear();
-                kept.extend(samples.iter().filter(|s| s.timestamp <= max_ts));
-                let n = (samples.len() - kept.len()) as u64;
-                future += n;
+                kept.extend(series_samples.iter().filter(|s| s.timestamp <= max_ts));
+                future += (series_samples.len() - kept.len()) as u64;
                 first_error.get_or_insert_with(|| {
                     format!(
                         "sample timestamp more than limits.max_future ahead of now for series {}",
-                        display_labels(labels)
+                        display_labels(normalize(labels, normal, &mut sorted))
                     )
                 });
-                &kept[..]
-            } else {
-                samples
-            };
-            if samples.is_empty() {
+                series_samples = &kept;
+            }
+            if series_samples.is_empty() {
                 return;
             }
-            // Series seen before were validated then: append (or drop) without re-checking.
-            let hash = hash_labels(labels);
-            if self
-                .store
-                .append_known(hash, labels, samples, now_ms, &mut stats)
-                != Known::New
-            {
-                return;
+            items.push(BatchItem {
+                hash,
+                samples: (samples.len() as u32, series_samples.len() as u32),
+            });
+            raw.push(series.raw);
+            samples.extend_from_slice(series_samples);
+        });
+        // Series seen before were validated then: append (or drop) without re-checking.
+        let mut new = Vec::new();
+        self.store
+            .append_known_batch(&items, &samples, now_ms, &mut stats, &mut new);
+        let mut labels = Vec::new();
+        for &i in &new {
+            let (it, i) = (&items[i as usize], i as usize);
+            labels.clear();
+            // Decoded once already: cannot fail.
+            if decode_labels(raw[i], &mut labels).is_err() {
+                continue;
             }
+            let labels = normalize(&labels, is_normal(&labels), &mut sorted);
+            let (start, len) = it.samples;
+            let samples = &samples[start as usize..(start + len) as usize];
             if let Err(reason) = self.validate(labels) {
                 invalid += samples.len() as u64;
                 first_error.get_or_insert(reason);
-                return;
+                continue;
             }
             if is_own_output(labels) {
                 own += samples.len() as u64;
-                self.store.remember_unselected(hash);
-                return;
+                self.store.remember_unselected(it.hash.hash);
+                continue;
             }
-            self.store.append(hash, labels, samples, now_ms, &mut stats);
-        });
+            self.store
+                .append(it.hash, labels, samples, now_ms, &mut stats);
+        }
         let t = &self.telemetry;
         if let Ok(summary) = &decoded {
             t.samples_received
@@ -342,6 +359,38 @@ impl Ingest {
             ));
         }
         Ok(())
+    }
+}
+
+/// Whether labels are sorted by name and have no empty value, as Prometheus sends them.
+fn is_normal(labels: &[LabelRef<'_>]) -> bool {
+    labels.is_sorted_by(|a, b| name_less(a.name, b.name))
+        && labels.iter().all(|l| !l.value.is_empty())
+}
+
+/// The labels sorted by name without empty values: `labels` itself when [`is_normal`], else a
+/// copy in `buf`.
+fn normalize<'s, 'a>(
+    labels: &'s [LabelRef<'a>],
+    normal: bool,
+    buf: &'s mut Vec<LabelRef<'a>>,
+) -> &'s [LabelRef<'a>] {
+    if normal {
+        return labels;
+    }
+    buf.clear();
+    buf.extend(labels.iter().filter(|l| !l.value.is_empty()));
+    buf.sort_by(|a, b| a.name.cmp(b.name));
+    buf
+}
+
+/// `a < b`, deciding on the first byte where it can (label names nearly always differ there)
+/// rather than calling `memcmp` for every pair.
+#[inline]
+fn name_less(a: &[u8], b: &[u8]) -> bool {
+    match (a.first(), b.first()) {
+        (Some(x), Some(y)) if x != y => x < y,
+        _ => a < b,
     }
 }
 

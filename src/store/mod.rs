@@ -1,7 +1,8 @@
 //! The series store: only series that match a forecast selector are kept, each with a
 //! fixed-capacity ring of step buckets, in a sharded map keyed by the label-set hash.
 //!
-//! Ingest calls [`Store::append`] once per decoded series; the forecast loop reads rings
+//! Ingest hands each request's series to [`Store::append_known_batch`] and calls
+//! [`Store::append`] for those seen for the first time; the forecast loop reads rings
 //! with [`Store::visit_shard`] and copies what it needs out under a short lock.
 
 mod labels;
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use hashbrown::HashTable;
 
-pub use labels::{hash_labels, LabelRef, LabelSet};
+pub use labels::{encode_canonical, hash_labels, LabelHash, LabelRef, LabelSet};
 pub use ring::{Push, Ring};
 
 use crate::config::{Config, Selector};
@@ -78,6 +79,8 @@ pub struct Series {
     /// Seconds since the store's epoch of the last sample received (for idle eviction).
     last_seen: u32,
     hash: u64,
+    /// The second half of the series' [`LabelHash`].
+    check: u64,
     pub ring: Ring,
 }
 
@@ -138,12 +141,12 @@ pub enum Known {
 }
 
 impl Shard {
-    fn find(&self, hash: u64, labels: &[LabelRef<'_>]) -> Option<u32> {
+    fn find(&self, h: LabelHash) -> Option<u32> {
         self.index
-            .find(hash, |&slot| {
+            .find(h.hash, |&slot| {
                 self.slots[slot as usize]
                     .as_ref()
-                    .is_some_and(|s| s.hash == hash && s.labels.eq_refs(labels))
+                    .is_some_and(|s| s.hash == h.hash && s.check == h.check)
             })
             .copied()
     }
@@ -169,6 +172,20 @@ impl Shard {
 }
 
 const SHARDS: usize = 64;
+
+/// The shard of a label hash. The low bits pick the hash-table bucket inside a shard; use the
+/// high bits here.
+fn shard_index(hash: u64) -> usize {
+    (hash >> 58) as usize % SHARDS
+}
+
+/// One series of a request for [`Store::append_known_batch`]: its label hash, and where its
+/// samples lie in the request's flat array (`start..start + len`).
+#[derive(Debug, Clone, Copy)]
+pub struct BatchItem {
+    pub hash: LabelHash,
+    pub samples: (u32, u32),
+}
 
 pub struct Store {
     shards: Box<[Mutex<Shard>]>,
@@ -220,9 +237,9 @@ impl Store {
             return false;
         }
         let hash = hash_labels(&refs);
-        let shard = self.shard_of(hash);
+        let shard = self.shard_of(hash.hash);
         let mut guard = shard.lock().unwrap_or_else(|e| e.into_inner());
-        if guard.find(hash, &refs).is_some() {
+        if guard.find(hash).is_some() {
             return false;
         }
         if self
@@ -241,7 +258,8 @@ impl Store {
             spec,
             stale,
             last_seen: self.seconds_since_epoch(now_ms),
-            hash,
+            hash: hash.hash,
+            check: hash.check,
             ring,
         });
         drop(guard);
@@ -267,13 +285,29 @@ impl Store {
         ts_ms.div_euclid(self.step_ms)
     }
 
+    /// [`Store::bucket_of`] without a division when the sample falls in the ring's head
+    /// bucket or the next one, as nearly every sample does.
+    fn bucket_after(&self, head: Option<i64>, ts_ms: i64) -> i64 {
+        if let Some(h) = head {
+            // i128: no overflow whatever the timestamps.
+            let d = ts_ms as i128 - h as i128 * self.step_ms as i128;
+            let step = self.step_ms as i128;
+            if (0..step).contains(&d) {
+                return h;
+            }
+            if (step..2 * step).contains(&d) {
+                return h + 1;
+            }
+        }
+        self.bucket_of(ts_ms)
+    }
+
     fn seconds_since_epoch(&self, now_ms: i64) -> u32 {
         ((now_ms - self.epoch_ms).max(0) / 1000).min(u32::MAX as i64) as u32
     }
 
     fn shard_of(&self, hash: u64) -> &Mutex<Shard> {
-        // The low bits pick the hash-table bucket inside a shard; use the high bits here.
-        &self.shards[(hash >> 58) as usize % SHARDS]
+        &self.shards[shard_index(hash)]
     }
 
     /// Which forecast entry selects these labels, if any.
@@ -302,17 +336,16 @@ impl Store {
     /// validating; those known have passed validation when first seen.
     pub fn append_known(
         &self,
-        hash: u64,
-        labels: &[LabelRef<'_>],
+        hash: LabelHash,
         samples: &[Sample],
         now_ms: i64,
         stats: &mut AppendStats,
     ) -> Known {
         let mut guard = self
-            .shard_of(hash)
+            .shard_of(hash.hash)
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        if let Some(slot) = guard.find(hash, labels) {
+        if let Some(slot) = guard.find(hash) {
             let now_s = self.seconds_since_epoch(now_ms);
             let series = guard.slots[slot as usize]
                 .as_mut()
@@ -320,11 +353,65 @@ impl Store {
             self.push_samples(series, samples, now_s, stats);
             return Known::Appended;
         }
-        if guard.unselected.contains(&hash) {
+        if guard.unselected.contains(&hash.hash) {
             stats.unselected += samples.len() as u64;
             return Known::Unselected;
         }
         Known::New
+    }
+
+    /// [`Store::append_known`] for every series of a request, taking each shard's lock once
+    /// for all the request's series in it (rather than once per series): the writes to the
+    /// rings under one lock overlap instead of each waiting for its unlock. Fills `new` with
+    /// the indices, in request order, of the items not seen before ([`Known::New`]).
+    pub fn append_known_batch(
+        &self,
+        items: &[BatchItem],
+        samples: &[Sample],
+        now_ms: i64,
+        stats: &mut AppendStats,
+        new: &mut Vec<u32>,
+    ) {
+        new.clear();
+        // Item indices grouped by shard (a stable counting sort).
+        let mut start = [0u32; SHARDS + 1];
+        for it in items {
+            start[shard_index(it.hash.hash) + 1] += 1;
+        }
+        for i in 0..SHARDS {
+            start[i + 1] += start[i];
+        }
+        let mut next = start;
+        let mut order = vec![0u32; items.len()];
+        for (i, it) in items.iter().enumerate() {
+            let s = &mut next[shard_index(it.hash.hash)];
+            order[*s as usize] = i as u32;
+            *s += 1;
+        }
+        let now_s = self.seconds_since_epoch(now_ms);
+        let part = |(start, len): (u32, u32)| start as usize..(start + len) as usize;
+        for (shard, mutex) in self.shards.iter().enumerate() {
+            let group = &order[start[shard] as usize..start[shard + 1] as usize];
+            if group.is_empty() {
+                continue;
+            }
+            let mut guard = mutex.lock().unwrap_or_else(|e| e.into_inner());
+            for &i in group {
+                let it = &items[i as usize];
+                let s = &samples[part(it.samples)];
+                if let Some(slot) = guard.find(it.hash) {
+                    let series = guard.slots[slot as usize]
+                        .as_mut()
+                        .expect("indexed slot is live");
+                    self.push_samples(series, s, now_s, stats);
+                } else if guard.unselected.contains(&it.hash.hash) {
+                    stats.unselected += s.len() as u64;
+                } else {
+                    new.push(i);
+                }
+            }
+        }
+        new.sort_unstable();
     }
 
     /// Remembers that the series with this label hash is never stored (see
@@ -344,21 +431,21 @@ impl Store {
     /// validates); `hash` is [`hash_labels`] of them.
     pub fn append(
         &self,
-        hash: u64,
+        hash: LabelHash,
         labels: &[LabelRef<'_>],
         samples: &[Sample],
         now_ms: i64,
         stats: &mut AppendStats,
     ) {
-        if self.append_known(hash, labels, samples, now_ms, stats) != Known::New {
+        if self.append_known(hash, samples, now_ms, stats) != Known::New {
             return;
         }
         let now_s = self.seconds_since_epoch(now_ms);
-        let shard = self.shard_of(hash);
+        let shard = self.shard_of(hash.hash);
         // New series: selectors run outside the lock.
         let Some(spec) = self.select(labels) else {
             stats.unselected += samples.len() as u64;
-            self.remember_unselected(hash);
+            self.remember_unselected(hash.hash);
             return;
         };
         // Reserve a place under the limit before building the ring.
@@ -374,7 +461,7 @@ impl Store {
         }
         let mut guard = shard.lock().unwrap_or_else(|e| e.into_inner());
         // Another request may have created it meanwhile.
-        let slot = match guard.find(hash, labels) {
+        let slot = match guard.find(hash) {
             Some(slot) => {
                 self.series.fetch_sub(1, Ordering::AcqRel);
                 slot
@@ -391,7 +478,8 @@ impl Store {
                     spec,
                     stale: false,
                     last_seen: now_s,
-                    hash,
+                    hash: hash.hash,
+                    check: hash.check,
                     ring: Ring::new(self.ring_len),
                 })
             }
@@ -411,7 +499,7 @@ impl Store {
     ) {
         series.last_seen = now_s;
         for s in samples {
-            let bucket = s.timestamp.div_euclid(self.step_ms);
+            let bucket = self.bucket_after(series.ring.head(), s.timestamp);
             if is_stale_marker(s.value) {
                 stats.stale_markers += 1;
                 if series.ring.head().is_none_or(|h| bucket >= h) {
@@ -475,13 +563,12 @@ impl Store {
 
     /// Runs `f` on the series with these labels, if stored.
     pub fn with_series<R>(&self, labels: &LabelSet, f: impl FnOnce(&Series) -> R) -> Option<R> {
-        let hash = labels.hash64();
-        let refs: Vec<LabelRef<'_>> = labels.iter().map(|(n, v)| LabelRef::new(n, v)).collect();
+        let hash = labels.label_hash();
         let guard = self
-            .shard_of(hash)
+            .shard_of(hash.hash)
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        let slot = guard.find(hash, &refs)?;
+        let slot = guard.find(hash)?;
         guard.slots[slot as usize].as_ref().map(f)
     }
 

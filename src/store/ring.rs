@@ -26,6 +26,9 @@ pub struct Ring {
     head_ts: i64,
     /// Bucket of the first sample ever pushed: how much history exists.
     first: i64,
+    /// `slot(head)`, kept so that the common pushes (into the head bucket or the next one)
+    /// need no division.
+    head_slot: usize,
 }
 
 impl Ring {
@@ -36,6 +39,7 @@ impl Ring {
             head: i64::MIN,
             head_ts: i64::MIN,
             first: i64::MIN,
+            head_slot: 0,
         }
     }
 
@@ -66,21 +70,34 @@ impl Ring {
             self.head = bucket;
             self.head_ts = ts;
             self.first = bucket;
-            let s = self.slot(bucket);
-            self.values[s] = value;
+            self.head_slot = self.slot(bucket);
+            self.values[self.head_slot] = value;
             return Push::Appended;
         }
-        if bucket > self.head {
-            // Clear the buckets skipped over (at most a full ring).
-            let gap = (bucket - self.head - 1).min(cap);
-            for b in (bucket - gap)..bucket {
-                let s = self.slot(b);
-                self.values[s] = f32::NAN;
+        if bucket == self.head {
+            if ts >= self.head_ts {
+                self.values[self.head_slot] = value;
+                self.head_ts = ts;
+                return Push::Appended;
             }
-            let s = self.slot(bucket);
+            return Push::Merged;
+        }
+        if bucket > self.head {
+            let s = if bucket == self.head + 1 {
+                (self.head_slot + 1) % self.values.len()
+            } else {
+                // Clear the buckets skipped over (at most a full ring).
+                let gap = (bucket - self.head - 1).min(cap);
+                for b in (bucket - gap)..bucket {
+                    let s = self.slot(b);
+                    self.values[s] = f32::NAN;
+                }
+                self.slot(bucket)
+            };
             self.values[s] = value;
             self.head = bucket;
             self.head_ts = ts;
+            self.head_slot = s;
             return Push::Appended;
         }
         if bucket <= self.head - cap {
@@ -89,17 +106,9 @@ impl Ring {
         if bucket < self.first {
             self.first = bucket;
         }
-        let s = self.slot(bucket);
-        if bucket == self.head {
-            if ts >= self.head_ts {
-                self.values[s] = value;
-                self.head_ts = ts;
-                return Push::Appended;
-            }
-            return Push::Merged;
-        }
         // An older bucket: fill it when empty; a value already there came from a sample
         // that was in order at the time, so it stays.
+        let s = self.slot(bucket);
         if self.values[s].is_nan() {
             self.values[s] = value;
         }
@@ -144,11 +153,13 @@ impl Ring {
         if values.is_empty() {
             return None;
         }
+        let head_slot = head.rem_euclid(values.len() as i64) as usize;
         Some(Self {
             values: values.into_boxed_slice(),
             head,
             head_ts,
             first,
+            head_slot,
         })
     }
 
