@@ -9,7 +9,8 @@
 //! (plus per-series model state, anomaly features, forecast history and the snapshot), and
 //! the time of each step.
 //!
-//! `cargo bench --bench scale -- [N] [--model auto|lstm|mstl|seasonal_naive|naive] [--steps K]`
+//! `cargo bench --bench scale -- [N] [--model auto|lstm|mstl|seasonal_naive|naive] [--steps K]
+//! [--history 6h] [--no-anomaly]`
 
 #[path = "../tests/common/traces.rs"]
 mod traces;
@@ -24,6 +25,10 @@ use promcast::forecast::neural::{BackendChoice, LstmModel, BUILTIN_MODEL};
 use promcast::forecast::scheduler::Scheduler;
 use promcast::store::{hash_labels, AppendStats, LabelRef, Sample, Store};
 use promcast::telemetry::Telemetry;
+
+/// The agent's allocator (`src/main.rs`), so that RSS here is the agent's.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
@@ -72,20 +77,22 @@ fn main() {
     let steps: usize = arg_after(&args, "--steps")
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
+    let history = arg_after(&args, "--history").unwrap_or_else(|| "6h".into());
+    let anomaly = !args.iter().any(|a| a == "--no-anomaly");
     let y: Vec<f64> = traces::nasa_requests_per_minute();
     let ring = 1440usize;
     println!(
-        "machine: {} cores; {n} series, model {model}, {steps} steps",
+        "machine: {} cores; {n} series, model {model}, anomaly {anomaly}, forecast_history {history}, {steps} steps",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     // The embedded default entry, with room for N series.
     let config = Arc::new(
         Config::from_yaml(
             &format!(
-                "storage: {{ step: 1m, retention: 24h, forecast_history: 6h }}\n\
+                "storage: {{ step: 1m, retention: 24h, forecast_history: {history} }}\n\
                  forecast:\n  - selector: '{{__name__=~\".+:.+\"}}'\n    horizons: [5m, 15m, 30m]\n    \
                  model: {model}\n    quantiles: [0.1, 0.9]\n    seasons: [1h, 1d]\n    \
-                 anomaly: {{ enabled: true }}\n\
+                 anomaly: {{ enabled: {anomaly} }}\n\
                  limits: {{ max_series: {} }}\n",
                 n + 1
             ),

@@ -113,6 +113,8 @@ pub struct Telemetry {
     pub forecast_max_age_ms: AtomicU64,
     pub forecast_steps_skipped: AtomicU64,
     pub refits_deferred: AtomicU64,
+    /// `auto` re-choices postponed to a later step (over the step's budget).
+    pub auto_choices_deferred: AtomicU64,
     pub anomaly_trainings: AtomicU64,
     pub anomaly_trainings_deferred: AtomicU64,
     pub anomaly_training_failures: AtomicU64,
@@ -315,6 +317,12 @@ impl Telemetry {
             "promcast_forecast_refits_deferred_total",
             "Model refits postponed to a later step to keep within the step budget.",
             self.refits_deferred.load(Relaxed),
+        );
+        counter(
+            out,
+            "promcast_auto_choices_deferred_total",
+            "Per-series `auto` re-choices postponed to a later step to keep within the step budget (the series keeps its current model meanwhile).",
+            self.auto_choices_deferred.load(Relaxed),
         );
         counter(
             out,

@@ -6,6 +6,9 @@
 //! - `mstl` refits are spent from a per-step budget (half the step); a series whose refit
 //!   does not fit is served from its last fitted path (its forecast carries its age), or,
 //!   with no usable path, by a baseline for that step; deferred refits are counted;
+//! - `auto`'s per-series re-choices (a rolling backtest each) are spent from a budget of a
+//!   quarter of the step: a series whose re-choice does not fit keeps its current model (or,
+//!   before its first choice, the fixed order) and is re-chosen at a later step (counted);
 //! - a step that overruns the next boundary skips the missed steps (counted) instead of
 //!   queueing them, and the publication lag is exported.
 
@@ -100,6 +103,8 @@ pub struct Scheduler {
     history: Option<Arc<ForecastHistory>>,
     /// `(series, origin bucket)` of each element of the step's output, in order.
     origins: Vec<(SeriesId, i64)>,
+    /// Until when this step may spend time on `auto` re-choices.
+    auto_deadline: Instant,
     /// Whether bucket times are calendar times (always, in the agent; not for a backtest of
     /// an indexed trace): the LSTM's time features are 0 otherwise.
     calendar: bool,
@@ -159,6 +164,7 @@ impl Scheduler {
                 config.ring_len.get(),
             ),
             anomaly_specs: config.forecast.iter().map(|f| f.anomaly.clone()).collect(),
+            auto_deadline: Instant::now(),
             calendar: true,
             history: None,
             origins: Vec::new(),
@@ -233,6 +239,7 @@ impl Scheduler {
         let step_ms = self.store.step_ms();
         let now_bucket = now_ms.div_euclid(step_ms);
         let refit_deadline = t0 + Duration::from_millis(step_ms as u64 / 2);
+        self.auto_deadline = t0 + Duration::from_millis(step_ms as u64 / 4);
         // Anomaly forests train within the first quarter of the step, then wait.
         let train_deadline = t0 + Duration::from_millis(step_ms as u64 / 4);
         self.anomaly.stats = Default::default();
@@ -568,6 +575,11 @@ impl Scheduler {
             }
         }
         let current = state.auto.map(|a| a.0);
+        if Instant::now() >= self.auto_deadline {
+            // Over this step's budget: keep the current choice; re-chosen at a later step.
+            self.telemetry.auto_choices_deferred.fetch_add(1, Relaxed);
+            return current;
+        }
         // The ring without the padding towards now: its last point is the head bucket.
         let pad = (job.origin - job.head) as usize;
         let hist: Vec<f32> = self.values[job.start..job.start + job.len - pad].to_vec();
@@ -1054,6 +1066,48 @@ inference: { model: none }
         push(&store, "a", &y[31..32], 31 * 60_000, 60_000);
         let snap = sched.step(32 * 60_000);
         assert_eq!(snap.series[0].state, SeriesState::Ready);
+    }
+
+    #[test]
+    fn auto_choices_beyond_the_step_budget_are_deferred() {
+        // Step 1s: a quarter of a second for 600 re-choices, each a rolling backtest with MSTL
+        // fits among the candidates. Every series still gets a forecast; the rest of the
+        // choices are made over the next steps.
+        let yaml = r#"
+storage: { step: 1s, retention: 10m }
+forecast:
+  - selector: '{__name__=~".+:.+"}'
+    horizons: [5s, 10s]
+    model: auto
+    seasons: [1m]
+    anomaly: { enabled: false }
+inference: { model: none }
+"#;
+        let y = nasa();
+        let (_, store, telemetry, mut sched) = setup(yaml);
+        for k in 0..600 {
+            push(&store, &format!("s{k}"), &y[k * 50..k * 50 + 600], 0, 1000);
+        }
+        let chosen = |t: &Telemetry| t.auto_choices.iter().map(|c| c.load(Relaxed)).sum::<u64>();
+        let t0 = Instant::now();
+        let snap = sched.step(600_000);
+        let took = t0.elapsed();
+        let deferred = telemetry.auto_choices_deferred.load(Relaxed);
+        assert!(
+            deferred > 0,
+            "600 choices in {took:?} without deferring any"
+        );
+        assert_eq!(chosen(&telemetry) + deferred, 600);
+        assert!(snap
+            .series
+            .iter()
+            .all(|s| s.state == SeriesState::Ready && s.model.is_some()));
+        let first = chosen(&telemetry);
+        sched.step(601_000);
+        assert!(
+            chosen(&telemetry) > first,
+            "the next step makes more choices"
+        );
     }
 
     #[test]
