@@ -6,6 +6,10 @@
 use promcast::config::Config;
 use promcast::store::{hash_labels, AppendStats, LabelRef, Sample, Store};
 
+/// The agent's allocator (`src/main.rs`), so that RSS here is the agent's.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: u64 = statm

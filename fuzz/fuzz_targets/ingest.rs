@@ -17,9 +17,15 @@ fn ingest() -> &'static Ingest {
     static INGEST: OnceLock<Ingest> = OnceLock::new();
     INGEST.get_or_init(|| {
         let config = Config::from_yaml(
-            "storage: { step: 1s, retention: 1m }\n\
-             forecast:\n  - selector: '{__name__=~\".+:.+\"}'\n  - selector: '{job=\"web\"}'\n\
-             limits: { max_series: 1000, max_decompressed_bytes: 1048576 }\n",
+            r#"
+storage: { step: 1s, retention: 1m }
+forecast:
+  - selector: '{__name__=~".+:.+"}'
+    horizons: [5s]
+  - selector: '{job=~"web|prom-.*"}'
+    horizons: [5s]
+limits: { max_series: 1000, max_decompressed_bytes: 1048576 }
+"#,
             "fuzz",
             None,
         )
