@@ -17,6 +17,15 @@ if ! command -v prometheus >/dev/null 2>&1 && [ ! -x /usr/bin/prometheus ]; then
     # container, and the tests start Prometheus themselves.
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus
 fi
+# jemalloc (the binary's allocator) is built from C with make; a Rust toolchain brings a C
+# compiler and linker, not always make.
+if ! command -v make >/dev/null 2>&1; then
+    echo "+ make not found: installing the Debian package make"
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends make
+fi
 prom=$(command -v prometheus || echo /usr/bin/prometheus)
 echo "+ $prom: $("$prom" --version 2>&1 | head -1)"
 

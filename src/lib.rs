@@ -38,6 +38,9 @@
 //!   (rolling-origin replays through the agent's own store and forecast loop), reports and
 //!   PNG plots.
 
+// Everything runs on network input; memory safety is the compiler's, not ours.
+#![forbid(unsafe_code)]
+
 pub mod anomaly;
 pub mod config;
 pub mod export;

@@ -24,7 +24,8 @@ use common::{addr, free_port, http_get, poll, prometheus_binary, urlencode, Proc
 use serde_json::Value;
 
 const PROMCAST: &str = env!("CARGO_BIN_EXE_promcast");
-const SERIES: &str = "prometheus_tsdb_head_series";
+/// Every series of Prometheus' head block metrics (about twenty), selected by promcast.
+const SELECTOR: &str = r#"{__name__=~"prometheus_tsdb_head_.+"}"#;
 
 /// A value of promcast's or Prometheus' /metrics (sum over matching lines).
 fn metric(at: SocketAddr, prefix: &str) -> f64 {
@@ -54,59 +55,97 @@ fn slow_client(at: SocketAddr) -> std::io::Result<u16> {
     Ok(status)
 }
 
-/// Prometheus' raw samples of `SERIES` over the last `range` (ms timestamps).
-fn prometheus_samples(prom: SocketAddr, range: &str) -> Result<BTreeMap<i64, f64>, String> {
-    let q = urlencode(&format!("{SERIES}[{range}]"));
+/// A series' labels, as both Prometheus' query API and promcast's history API give them.
+type Labels = BTreeMap<String, String>;
+/// Per series: timestamp (ms for Prometheus, bucket seconds for promcast) → value.
+type Samples = BTreeMap<Labels, BTreeMap<i64, f64>>;
+
+fn labels(v: &Value) -> Labels {
+    v.as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Prometheus' raw samples of every series `SELECTOR` matches, over the last `range`.
+fn prometheus_samples(prom: SocketAddr, range: &str) -> Result<Samples, String> {
+    let q = urlencode(&format!("{SELECTOR}[{range}]"));
     let body = http_get(prom, &format!("/api/v1/query?query={q}"))?.body;
     let v: Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
     let series = v["data"]["result"].as_array().ok_or(body.clone())?;
-    let [s] = series.as_slice() else {
-        return Err(format!("{} series", series.len()));
-    };
-    Ok(s["values"]
-        .as_array()
-        .ok_or("no values")?
-        .iter()
-        .map(|p| {
-            (
-                (p[0].as_f64().unwrap_or(0.0) * 1e3).round() as i64,
-                p[1].as_str().unwrap_or("NaN").parse().unwrap_or(f64::NAN),
-            )
-        })
-        .collect())
+    let mut out = Samples::new();
+    for s in series {
+        let values = s["values"].as_array().ok_or("no values")?;
+        out.insert(
+            labels(&s["metric"]),
+            values
+                .iter()
+                .map(|p| {
+                    (
+                        (p[0].as_f64().unwrap_or(0.0) * 1e3).round() as i64,
+                        p[1].as_str().unwrap_or("NaN").parse().unwrap_or(f64::NAN),
+                    )
+                })
+                .collect(),
+        );
+    }
+    Ok(out)
 }
 
-/// promcast's ring of `SERIES`: bucket (s) → value.
-fn ring(at: SocketAddr) -> Result<BTreeMap<i64, f64>, String> {
+/// promcast's rings of every series `SELECTOR` matches: labels → bucket (s) → value.
+fn ring(at: SocketAddr) -> Result<Samples, String> {
     let body = http_get(
         at,
-        &format!("/api/v1/history?selector={}&limit=10", urlencode(SERIES)),
+        &format!(
+            "/api/v1/history?selector={}&limit=1000",
+            urlencode(SELECTOR)
+        ),
     )?
     .body;
     let v: Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
-    let points = v["data"]["series"][0]["points"]
-        .as_array()
-        .ok_or_else(|| body.clone())?;
-    Ok(points
-        .iter()
-        .map(|p| {
-            (
-                (p[0].as_f64().unwrap_or(0.0)).floor() as i64,
-                p[1].as_f64().unwrap_or(f64::NAN),
-            )
-        })
-        .collect())
+    let series = v["data"]["series"].as_array().ok_or_else(|| body.clone())?;
+    let mut out = Samples::new();
+    for s in series {
+        let points = s["points"].as_array().ok_or("no points")?;
+        out.insert(
+            labels(&s["labels"]),
+            points
+                .iter()
+                .map(|p| {
+                    (
+                        (p[0].as_f64().unwrap_or(0.0)).floor() as i64,
+                        p[1].as_f64().unwrap_or(f64::NAN),
+                    )
+                })
+                .collect(),
+        );
+    }
+    Ok(out)
 }
 
-/// Every Prometheus sample has its value in promcast's bucket of the same second.
-fn missing(prom: &BTreeMap<i64, f64>, ring: &BTreeMap<i64, f64>) -> Vec<(i64, f64)> {
+/// Every Prometheus sample has its value in promcast's bucket of the same second of the
+/// same series.
+fn missing(prom: &Samples, ring: &Samples) -> Vec<(String, i64, f64)> {
+    let empty = BTreeMap::new();
     prom.iter()
-        .filter(|(t, v)| {
-            ring.get(&t.div_euclid(1000))
-                .is_none_or(|r| *r != **v as f32 as f64)
+        .flat_map(|(labels, samples)| {
+            let have = ring.get(labels).unwrap_or(&empty);
+            samples
+                .iter()
+                .filter(|(t, v)| {
+                    have.get(&t.div_euclid(1000))
+                        .is_none_or(|r| *r != **v as f32 as f64)
+                })
+                .map(|(t, v)| (labels["__name__"].clone(), *t, *v))
         })
-        .map(|(t, v)| (*t, *v))
         .collect()
+}
+
+fn sample_count(s: &Samples) -> usize {
+    s.values().map(BTreeMap::len).sum()
 }
 
 fn start_prometheus(procs: &mut Procs, dir: &std::path::Path, at: SocketAddr) {
@@ -140,7 +179,7 @@ fn overload_is_503_and_retried_samples_all_arrive() {
         format!(
             r#"storage: {{ step: 1s, retention: 10m, idle_timeout: 5m }}
 forecast:
-  - selector: '{{__name__="{SERIES}"}}'
+  - selector: '{SELECTOR}'
     horizons: [5s]
     model: naive
 limits: {{ max_concurrent_writes: 2, body_timeout: 3s }}
@@ -220,7 +259,10 @@ remote_write:
             let refused = metric(web, "promcast_write_requests_total{code=\"503\"}");
             let retried = metric(prom, "prometheus_remote_storage_samples_retried_total");
             // ... across at least ten scrapes of the selected series
-            let scraped = prometheus_samples(prom, "5m").map_or(0, |p| p.len());
+            let scraped = prometheus_samples(prom, "5m")
+                .ok()
+                .and_then(|p| p.values().map(BTreeMap::len).min())
+                .unwrap_or(0);
             if refused >= 10.0 && retried > 0.0 && scraped >= 15 {
                 Ok(retried)
             } else {
@@ -254,14 +296,18 @@ remote_write:
                 Err(format!(
                     "{} of {} missing: {:?}",
                     lost.len(),
-                    p.len(),
+                    sample_count(&p),
                     &lost[..lost.len().min(5)]
                 ))
             }
         },
     );
     assert!(retried_total >= retried);
-    assert!(prom_samples.len() >= 15, "{prom_samples:?}");
+    assert!(prom_samples.len() >= 10, "{} series", prom_samples.len());
+    assert!(
+        prom_samples.values().all(|s| s.len() >= 15),
+        "{prom_samples:?}"
+    );
     assert_eq!(
         metric(web, "promcast_write_requests_total{code=\"400\"}"),
         0.0,
@@ -269,8 +315,9 @@ remote_write:
     );
     eprintln!(
         "overload: {} requests refused with 503, Prometheus retried {retried_total} samples; \
-         all {} samples of {SERIES} present",
+         all {} samples of the {} selected series present",
         metric(web, "promcast_write_requests_total{code=\"503\"}"),
+        sample_count(&prom_samples),
         prom_samples.len()
     );
 

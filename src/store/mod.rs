@@ -86,7 +86,8 @@ pub struct Series {
 
 #[derive(Default)]
 struct Shard {
-    /// Slot indices, found by label hash and checked against the slot's labels.
+    /// Slot indices, found by the first half of the label hash and checked against the
+    /// slot's whole 128-bit [`LabelHash`].
     index: HashTable<u32>,
     slots: Vec<Option<Series>>,
     free: Vec<u32>,
