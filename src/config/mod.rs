@@ -690,10 +690,8 @@ impl FileConfig {
         let mut remote_write = Vec::new();
         for (i, rw) in self.remote_write.iter().enumerate() {
             let at = |key: &str| format!("remote_write[{i}].{key}");
-            match reqwest::Url::parse(&rw.url) {
-                Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
-                Ok(u) => problem(at("url"), format!("unsupported scheme {:?}", u.scheme())),
-                Err(e) => problem(at("url"), format!("invalid URL {:?}: {e}", rw.url)),
+            if let Err(message) = client_url(&rw.url) {
+                problem(at("url"), message);
             }
             if rw.max_samples_per_send == 0 {
                 problem(at("max_samples_per_send"), "must be at least 1".into());
@@ -793,16 +791,8 @@ impl FileConfig {
         let backfill = match &self.backfill {
             None => None,
             Some(b) => {
-                match reqwest::Url::parse(&b.url) {
-                    Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
-                    Ok(u) => problem(
-                        "backfill.url".into(),
-                        format!("unsupported scheme {:?}", u.scheme()),
-                    ),
-                    Err(e) => problem(
-                        "backfill.url".into(),
-                        format!("invalid URL {:?}: {e}", b.url),
-                    ),
+                if let Err(message) = client_url(&b.url) {
+                    problem("backfill.url".into(), message);
                 }
                 for (key, v) in [
                     ("concurrency", b.concurrency),
@@ -865,6 +855,21 @@ impl FileConfig {
             auth,
             tls,
         })
+    }
+}
+
+/// Checks a URL promcast sends to (remote write out, backfill): `http` only, since its HTTP
+/// client is built without TLS; an `https` URL would fail at every request, so it is refused
+/// here, where the operator sees it.
+fn client_url(url: &str) -> Result<(), String> {
+    match reqwest::Url::parse(url) {
+        Ok(u) if u.scheme() == "http" => Ok(()),
+        Ok(u) if u.scheme() == "https" => Err(format!(
+            "https is not supported for outgoing requests yet (promcast's HTTP client has no \
+             TLS): use http:// inside the cluster, or a TLS-terminating proxy: {url:?}"
+        )),
+        Ok(u) => Err(format!("unsupported scheme {:?}", u.scheme())),
+        Err(e) => Err(format!("invalid URL {url:?}: {e}")),
     }
 }
 
@@ -956,5 +961,24 @@ inference: { model: none }
         ] {
             assert!(paths.contains(&want), "missing {want} in {paths:?}");
         }
+    }
+
+    #[test]
+    fn https_client_urls_are_refused_with_their_path() {
+        let yaml = r#"
+forecast:
+  - selector: up
+remote_write:
+  - url: http://127.0.0.1:9090/api/v1/write
+  - url: https://mimir.example/api/v1/push
+backfill: { url: 'https://prometheus.example/api/v1/read' }
+"#;
+        let err = Config::from_yaml(yaml, "test", None).unwrap_err();
+        let problems = err.problems();
+        let paths: Vec<_> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, ["remote_write[1].url", "backfill.url"]);
+        assert!(problems
+            .iter()
+            .all(|p| p.message.contains("https is not supported")));
     }
 }
