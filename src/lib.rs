@@ -13,7 +13,8 @@
 //!   (per series within a limit, pooled per forecast entry otherwise), and the offline NAB
 //!   replay behind `promcast anomaly-eval`.
 //! - [`config`]: YAML file form and its validated runtime form; PromQL selectors; durations;
-//!   scaling targets; listener credentials (`auth:`) and certificates (`tls:`).
+//!   scaling targets; listener credentials (`auth:`) and certificates (`tls:`); outgoing
+//!   clients' credentials, headers and TLS (`remote_write`, `backfill`).
 //! - [`proto`]: Prometheus remote-write/remote-read messages and KEDA's external scaler
 //!   service, generated from `proto/` by prost and tonic.
 //! - [`ingest`]: the `POST /api/v1/write` handler (content negotiation, size limits, status

@@ -17,8 +17,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{
-    addr, free_port, http_get, http_get_with, http_post, poll, prometheus_binary, recent_body,
-    Proc, Procs, WRITE_HEADERS,
+    addr, free_port, http_get, http_get_with, http_post, poll, recent_body, Proc, Procs,
+    WRITE_HEADERS,
 };
 use promcast::proto::externalscaler as ks;
 use promcast::proto::externalscaler::external_scaler_client::ExternalScalerClient;
@@ -170,21 +170,7 @@ remote_write:
         ),
     )
     .unwrap();
-    let mut cmd = Command::new(prometheus_binary());
-    cmd.arg(format!(
-        "--config.file={}",
-        dir.path().join("prometheus.yml").display()
-    ))
-    .arg(format!(
-        "--storage.tsdb.path={}",
-        dir.path().join("tsdb").display()
-    ))
-    .arg(format!("--web.listen-address={prom_at}"));
-    procs.procs.push(Proc::spawn(
-        "prometheus",
-        cmd,
-        dir.path().join("prometheus.log"),
-    ));
+    procs.start_prometheus(dir.path(), prom_at, &[]);
     poll(
         "Prometheus' samples accepted through bearer auth",
         Duration::from_secs(90),

@@ -10,27 +10,14 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::traces::nasa_requests_per_minute;
 use common::{
-    addr, free_port, http_get, poll, prometheus_binary, remote_write, series, urlencode, Proc,
-    Procs,
+    addr, free_port, http_get, metric_total, poll, remote_write, series, urlencode, Procs,
 };
-
-const PROMCAST: &str = env!("CARGO_BIN_EXE_promcast");
-
-fn metric(at: SocketAddr, prefix: &str) -> f64 {
-    let body = http_get(at, "/metrics").map(|r| r.body).unwrap_or_default();
-    body.lines()
-        .filter(|l| l.starts_with(prefix))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
 
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -78,16 +65,7 @@ remote_write:
     )
     .unwrap();
     let mut procs = Procs::default();
-    let mut cmd = Command::new(PROMCAST);
-    cmd.arg("serve")
-        .arg("--config")
-        .arg(dir.path().join("promcast.yml"))
-        .args(["--web.listen-address", &web.to_string()]);
-    procs.procs.push(Proc::spawn(
-        "promcast",
-        cmd,
-        dir.path().join("promcast.log"),
-    ));
+    procs.start_promcast(dir.path(), web);
     poll(
         "promcast /-/ready",
         Duration::from_secs(60),
@@ -129,10 +107,10 @@ remote_write:
     };
 
     let url = format!("{{url=\"http://{sink}/api/v1/write\"}}");
-    let depth = |at| metric(at, &format!("promcast_remote_write_queue_depth{url}"));
-    let retries = |at| metric(at, &format!("promcast_remote_write_retries_total{url}"));
+    let depth = |at| metric_total(at, &format!("promcast_remote_write_queue_depth{url}"));
+    let retries = |at| metric_total(at, &format!("promcast_remote_write_retries_total{url}"));
     let dropped = |at| {
-        metric(
+        metric_total(
             at,
             &format!("promcast_remote_write_samples_dropped_total{url}"),
         )
@@ -220,7 +198,7 @@ remote_write:
 
     // 2. The target is down: nothing listens at the address.
     watch(&mut procs, "down");
-    let last_success = metric(
+    let last_success = metric_total(
         web,
         &format!("promcast_remote_write_last_success_timestamp_seconds{url}"),
     );
@@ -231,22 +209,7 @@ remote_write:
         "global: { scrape_interval: 1h }\nscrape_configs: []\n",
     )
     .unwrap();
-    let mut cmd = Command::new(prometheus_binary());
-    cmd.arg(format!(
-        "--config.file={}",
-        dir.path().join("prometheus.yml").display()
-    ))
-    .arg(format!(
-        "--storage.tsdb.path={}",
-        dir.path().join("tsdb").display()
-    ))
-    .arg(format!("--web.listen-address={sink}"))
-    .arg("--web.enable-remote-write-receiver");
-    procs.procs.push(Proc::spawn(
-        "prometheus",
-        cmd,
-        dir.path().join("prometheus.log"),
-    ));
+    procs.start_prometheus(dir.path(), sink, &["--web.enable-remote-write-receiver"]);
     let q = urlencode(r#"count(job:requests:rate1m:predicted{ml_forecast="yhat", horizon="5s"})"#);
     poll(
         "forecasts arriving in Prometheus once it listens",
@@ -268,7 +231,7 @@ remote_write:
         },
     );
     assert!(
-        metric(
+        metric_total(
             web,
             &format!("promcast_remote_write_last_success_timestamp_seconds{url}")
         ) > last_success

@@ -15,26 +15,15 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{addr, free_port, http_get, poll, prometheus_binary, urlencode, Proc, Procs};
+use common::{addr, free_port, http_get, metric_total, poll, urlencode, Procs};
 use serde_json::Value;
 
-const PROMCAST: &str = env!("CARGO_BIN_EXE_promcast");
 /// Every series of Prometheus' head block metrics (about twenty), selected by promcast.
 const SELECTOR: &str = r#"{__name__=~"prometheus_tsdb_head_.+"}"#;
-
-/// A value of promcast's or Prometheus' /metrics (sum over matching lines).
-fn metric(at: SocketAddr, prefix: &str) -> f64 {
-    let body = http_get(at, "/metrics").map(|r| r.body).unwrap_or_default();
-    body.lines()
-        .filter(|l| l.starts_with(prefix))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
 
 /// A request that sends its headers and holds its slot until the server answers.
 fn slow_client(at: SocketAddr) -> std::io::Result<u16> {
@@ -148,22 +137,6 @@ fn sample_count(s: &Samples) -> usize {
     s.values().map(BTreeMap::len).sum()
 }
 
-fn start_prometheus(procs: &mut Procs, dir: &std::path::Path, at: SocketAddr) {
-    let mut cmd = Command::new(prometheus_binary());
-    cmd.arg(format!(
-        "--config.file={}",
-        dir.join("prometheus.yml").display()
-    ))
-    .arg(format!(
-        "--storage.tsdb.path={}",
-        dir.join("tsdb").display()
-    ))
-    .arg(format!("--web.listen-address={at}"));
-    procs
-        .procs
-        .push(Proc::spawn("prometheus", cmd, dir.join("prometheus.log")));
-}
-
 #[test]
 fn overload_is_503_and_retried_samples_all_arrive() {
     let dir = tempfile::tempdir().unwrap();
@@ -202,16 +175,7 @@ remote_write:
     )
     .unwrap();
     let mut procs = Procs::default();
-    let mut cmd = Command::new(PROMCAST);
-    cmd.arg("serve")
-        .arg("--config")
-        .arg(dir.path().join("promcast.yml"))
-        .args(["--web.listen-address", &web.to_string()]);
-    procs.procs.push(Proc::spawn(
-        "promcast",
-        cmd,
-        dir.path().join("promcast.log"),
-    ));
+    procs.start_promcast(dir.path(), web);
     poll(
         "promcast /-/ready",
         Duration::from_secs(60),
@@ -224,14 +188,14 @@ remote_write:
             })
         },
     );
-    start_prometheus(&mut procs, dir.path(), prom);
+    procs.start_prometheus(dir.path(), prom, &[]);
     poll(
         "the first samples through remote write",
         Duration::from_secs(60),
         Duration::from_millis(200),
         || {
             procs.get("prometheus").check_running()?;
-            let n = metric(web, "promcast_samples_accepted_total");
+            let n = metric_total(web, "promcast_samples_accepted_total");
             (n > 0.0).then_some(()).ok_or(format!("{n} accepted"))
         },
     );
@@ -256,8 +220,8 @@ remote_write:
         Duration::from_millis(250),
         || {
             procs.get("promcast").check_running()?;
-            let refused = metric(web, "promcast_write_requests_total{code=\"503\"}");
-            let retried = metric(prom, "prometheus_remote_storage_samples_retried_total");
+            let refused = metric_total(web, "promcast_write_requests_total{code=\"503\"}");
+            let retried = metric_total(prom, "prometheus_remote_storage_samples_retried_total");
             // ... across at least ten scrapes of the selected series
             let scraped = prometheus_samples(prom, "5m")
                 .ok()
@@ -290,7 +254,7 @@ remote_write:
             if lost.is_empty() {
                 Ok((
                     p,
-                    metric(prom, "prometheus_remote_storage_samples_retried_total"),
+                    metric_total(prom, "prometheus_remote_storage_samples_retried_total"),
                 ))
             } else {
                 Err(format!(
@@ -309,24 +273,24 @@ remote_write:
         "{prom_samples:?}"
     );
     assert_eq!(
-        metric(web, "promcast_write_requests_total{code=\"400\"}"),
+        metric_total(web, "promcast_write_requests_total{code=\"400\"}"),
         0.0,
         "overload must never be answered 400"
     );
     eprintln!(
         "overload: {} requests refused with 503, Prometheus retried {retried_total} samples; \
          all {} samples of the {} selected series present",
-        metric(web, "promcast_write_requests_total{code=\"503\"}"),
+        metric_total(web, "promcast_write_requests_total{code=\"503\"}"),
         sample_count(&prom_samples),
         prom_samples.len()
     );
 
     // 3. Prometheus restarted mid-stream.
-    let before = metric(web, "promcast_samples_accepted_total");
+    let before = metric_total(web, "promcast_samples_accepted_total");
     let status = procs.get("prometheus").terminate(Duration::from_secs(30));
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
     procs.procs.retain(|p| p.name != "prometheus");
-    start_prometheus(&mut procs, dir.path(), prom);
+    procs.start_prometheus(dir.path(), prom, &[]);
     poll(
         "samples after the Prometheus restart",
         Duration::from_secs(90),
@@ -336,7 +300,7 @@ remote_write:
             procs.get("promcast").check_running()?;
             let p = prometheus_samples(prom, "2m")?;
             let lost = missing(&p, &ring(web)?);
-            let accepted = metric(web, "promcast_samples_accepted_total");
+            let accepted = metric_total(web, "promcast_samples_accepted_total");
             if accepted > before && lost.is_empty() {
                 Ok(())
             } else {
@@ -348,7 +312,7 @@ remote_write:
         },
     );
     assert_eq!(
-        metric(web, "promcast_write_requests_total{code=\"400\"}"),
+        metric_total(web, "promcast_write_requests_total{code=\"400\"}"),
         0.0,
         "re-sent samples must not be refused"
     );

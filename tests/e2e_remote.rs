@@ -20,10 +20,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::traces::nasa_requests_per_minute;
-use common::{
-    addr, free_port, http_get, http_post, poll, prometheus_binary, remote_write, urlencode, Proc,
-    Procs,
-};
+use common::{addr, free_port, http_get, http_post, poll, remote_write, urlencode, Proc, Procs};
 use promcast::proto::prometheus as pb;
 use serde_json::Value;
 
@@ -88,18 +85,14 @@ fn start_promcast(procs: &mut Procs, dir: &Path, name: &'static str, at: SocketA
 fn start_prometheus(procs: &mut Procs, dir: &Path, at: SocketAddr, yml: &str) {
     let cfg = dir.join("prometheus.yml");
     std::fs::write(&cfg, yml).unwrap();
-    let mut cmd = Command::new(prometheus_binary());
-    cmd.arg(format!("--config.file={}", cfg.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("tsdb").display()
-        ))
-        .arg(format!("--web.listen-address={at}"))
-        .arg("--web.enable-remote-write-receiver")
-        .arg("--storage.remote.flush-deadline=1s");
-    procs
-        .procs
-        .push(Proc::spawn("prometheus", cmd, dir.join("prometheus.log")));
+    procs.start_prometheus(
+        dir,
+        at,
+        &[
+            "--web.enable-remote-write-receiver",
+            "--storage.remote.flush-deadline=1s",
+        ],
+    );
     poll(
         "Prometheus /-/ready",
         Duration::from_secs(60),

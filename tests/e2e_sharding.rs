@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{addr, free_port, http_get, poll, prometheus_binary, urlencode, Proc, Procs};
+use common::{addr, free_port, http_get, poll, urlencode, Proc, Procs};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -178,22 +178,7 @@ fn every_series_is_forecast_by_exactly_one_shard() {
         ),
     )
     .unwrap();
-    let mut cmd = Command::new(prometheus_binary());
-    cmd.arg(format!(
-        "--config.file={}",
-        dir.path().join("prometheus.yml").display()
-    ))
-    .arg(format!(
-        "--storage.tsdb.path={}",
-        dir.path().join("tsdb").display()
-    ))
-    .arg(format!("--web.listen-address={prom}"))
-    .arg("--web.enable-remote-write-receiver");
-    procs.procs.push(Proc::spawn(
-        "prometheus",
-        cmd,
-        dir.path().join("prometheus.log"),
-    ));
+    procs.start_prometheus(dir.path(), prom, &["--web.enable-remote-write-receiver"]);
 
     // Wait until the rules' series exist and, between them, the shards forecast all of them.
     let inputs = r#"{__name__=~"handler:.+", __name__!~".+:predicted"}"#;

@@ -20,10 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::tls::{client_config, https_request, peer_certificate, pem_certificate, Pki};
-use common::{
-    addr, free_port, http_get, poll, prometheus_binary, recent_body, Proc, Procs, Response,
-    WRITE_HEADERS,
-};
+use common::{addr, free_port, http_get, poll, recent_body, Proc, Procs, Response, WRITE_HEADERS};
 use promcast::proto::externalscaler as ks;
 use promcast::proto::externalscaler::external_scaler_client::ExternalScalerClient;
 use tokio_rustls::rustls::ClientConfig;
@@ -163,21 +160,7 @@ remote_write:
         ),
     )
     .unwrap();
-    let mut cmd = Command::new(prometheus_binary());
-    cmd.arg(format!(
-        "--config.file={}",
-        dir.path().join("prometheus.yml").display()
-    ))
-    .arg(format!(
-        "--storage.tsdb.path={}",
-        dir.path().join("tsdb").display()
-    ))
-    .arg(format!("--web.listen-address={prom_at}"));
-    procs.procs.push(Proc::spawn(
-        "prometheus",
-        cmd,
-        dir.path().join("prometheus.log"),
-    ));
+    procs.start_prometheus(dir.path(), prom_at, &[]);
     poll(
         "Prometheus' samples accepted over mutual TLS",
         Duration::from_secs(90),

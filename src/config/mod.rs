@@ -2,6 +2,7 @@
 //! reference), validated once into [`Config`], the runtime form everything else reads.
 
 mod auth;
+mod client;
 mod duration;
 mod scaling;
 mod selector;
@@ -13,7 +14,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use auth::{AuthSection, AuthSpec, Denied, ListenerAuth};
+pub use auth::{AuthSection, AuthSpec, BasicAuthSection, Denied, ListenerAuth};
+pub use client::{AuthorizationSection, ClientSpec, ClientTlsSection};
 pub use duration::{format_duration, parse_duration, DurationError, PromDuration};
 pub use scaling::{ScalingMode, ScalingSection, ScalingSpec};
 pub use selector::{Selector, SelectorError};
@@ -76,6 +78,19 @@ pub struct BackfillSection {
     /// Tries per series (with exponential backoff from 1s to 30s).
     #[serde(default = "default_backfill_attempts")]
     pub max_attempts: usize,
+    // The client keys, as in `RemoteWriteSection` (written out twice: serde's `flatten`
+    // does not combine with `deny_unknown_fields`); `client::validate` reads both.
+    /// `Authorization: <type> <credentials>` on every request (Prometheus' key).
+    #[serde(default)]
+    pub authorization: Option<AuthorizationSection>,
+    #[serde(default)]
+    pub basic_auth: Option<BasicAuthSection>,
+    /// Extra headers on every request (e.g. Mimir's `X-Scope-OrgID`).
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// TLS towards the target: its CA, a client certificate, as in Prometheus.
+    #[serde(default)]
+    pub tls_config: Option<ClientTlsSection>,
 }
 
 fn default_lookback() -> PromDuration {
@@ -230,6 +245,17 @@ pub struct RemoteWriteSection {
     pub min_backoff: PromDuration,
     #[serde(default = "default_max_backoff")]
     pub max_backoff: PromDuration,
+    /// `Authorization: <type> <credentials>` on every request (Prometheus' key).
+    #[serde(default)]
+    pub authorization: Option<AuthorizationSection>,
+    #[serde(default)]
+    pub basic_auth: Option<BasicAuthSection>,
+    /// Extra headers on every request (e.g. Mimir's `X-Scope-OrgID`).
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// TLS towards the target: its CA, a client certificate, as in Prometheus.
+    #[serde(default)]
+    pub tls_config: Option<ClientTlsSection>,
 }
 
 fn default_rw_timeout() -> PromDuration {
@@ -370,6 +396,8 @@ pub struct Persistence {
 #[derive(Debug, Clone)]
 pub struct BackfillSpec {
     pub url: String,
+    /// TLS, credentials and headers of the reads.
+    pub client: ClientSpec,
     pub lookback: Duration,
     pub concurrency: usize,
     pub queue: usize,
@@ -411,6 +439,8 @@ pub struct Horizon {
 #[derive(Debug, Clone)]
 pub struct RemoteWriteSpec {
     pub url: String,
+    /// TLS, credentials and headers of the requests.
+    pub client: ClientSpec,
     pub timeout: Duration,
     pub max_samples_per_send: usize,
     pub capacity: usize,
@@ -690,9 +720,18 @@ impl FileConfig {
         let mut remote_write = Vec::new();
         for (i, rw) in self.remote_write.iter().enumerate() {
             let at = |key: &str| format!("remote_write[{i}].{key}");
-            if let Err(message) = client_url(&rw.url) {
-                problem(at("url"), message);
-            }
+            let client = client::validate(
+                client::ClientFields {
+                    url: &rw.url,
+                    authorization: rw.authorization.as_ref(),
+                    basic_auth: rw.basic_auth.as_ref(),
+                    headers: &rw.headers,
+                    tls_config: rw.tls_config.as_ref(),
+                },
+                &format!("remote_write[{i}]"),
+                base_dir,
+                &mut problem,
+            );
             if rw.max_samples_per_send == 0 {
                 problem(at("max_samples_per_send"), "must be at least 1".into());
             }
@@ -704,6 +743,7 @@ impl FileConfig {
             }
             remote_write.push(RemoteWriteSpec {
                 url: rw.url.clone(),
+                client,
                 timeout: rw.timeout.0,
                 max_samples_per_send: rw.max_samples_per_send.max(1),
                 capacity: rw.capacity.max(1),
@@ -791,9 +831,18 @@ impl FileConfig {
         let backfill = match &self.backfill {
             None => None,
             Some(b) => {
-                if let Err(message) = client_url(&b.url) {
-                    problem("backfill.url".into(), message);
-                }
+                let client = client::validate(
+                    client::ClientFields {
+                        url: &b.url,
+                        authorization: b.authorization.as_ref(),
+                        basic_auth: b.basic_auth.as_ref(),
+                        headers: &b.headers,
+                        tls_config: b.tls_config.as_ref(),
+                    },
+                    "backfill",
+                    base_dir,
+                    &mut problem,
+                );
                 for (key, v) in [
                     ("concurrency", b.concurrency),
                     ("queue", b.queue),
@@ -805,6 +854,7 @@ impl FileConfig {
                 }
                 Some(BackfillSpec {
                     url: b.url.clone(),
+                    client,
                     lookback: b.lookback.0,
                     concurrency: b.concurrency.max(1),
                     queue: b.queue.max(1),
@@ -855,21 +905,6 @@ impl FileConfig {
             auth,
             tls,
         })
-    }
-}
-
-/// Checks a URL promcast sends to (remote write out, backfill): `http` only, since its HTTP
-/// client is built without TLS; an `https` URL would fail at every request, so it is refused
-/// here, where the operator sees it.
-fn client_url(url: &str) -> Result<(), String> {
-    match reqwest::Url::parse(url) {
-        Ok(u) if u.scheme() == "http" => Ok(()),
-        Ok(u) if u.scheme() == "https" => Err(format!(
-            "https is not supported for outgoing requests yet (promcast's HTTP client has no \
-             TLS): use http:// inside the cluster, or a TLS-terminating proxy: {url:?}"
-        )),
-        Ok(u) => Err(format!("unsupported scheme {:?}", u.scheme())),
-        Err(e) => Err(format!("invalid URL {url:?}: {e}")),
     }
 }
 
@@ -961,24 +996,5 @@ inference: { model: none }
         ] {
             assert!(paths.contains(&want), "missing {want} in {paths:?}");
         }
-    }
-
-    #[test]
-    fn https_client_urls_are_refused_with_their_path() {
-        let yaml = r#"
-forecast:
-  - selector: up
-remote_write:
-  - url: http://127.0.0.1:9090/api/v1/write
-  - url: https://mimir.example/api/v1/push
-backfill: { url: 'https://prometheus.example/api/v1/read' }
-"#;
-        let err = Config::from_yaml(yaml, "test", None).unwrap_err();
-        let problems = err.problems();
-        let paths: Vec<_> = problems.iter().map(|p| p.path.as_str()).collect();
-        assert_eq!(paths, ["remote_write[1].url", "backfill.url"]);
-        assert!(problems
-            .iter()
-            .all(|p| p.message.contains("https is not supported")));
     }
 }

@@ -81,11 +81,15 @@ pub fn spawn(
         inner: inner.clone(),
     };
     let task = tokio::spawn(async move {
-        let client = reqwest::Client::builder()
-            .timeout(spec.timeout)
-            .user_agent(concat!("promcast/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("HTTP client without TLS builds");
+        // Config validation built the same client, so this fails only if the system's
+        // trust store changed in between; the target is then reported, not the process.
+        let client = match spec.client.builder().timeout(spec.timeout).build() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(url = %spec.url, error = %e, "remote write client does not build; target disabled");
+                return;
+            }
+        };
         let sender = Sender {
             client,
             spec,

@@ -49,10 +49,13 @@ async fn run(
     telemetry: Arc<Telemetry>,
     mut rx: mpsc::Receiver<Arc<LabelSet>>,
 ) {
-    let client = reqwest::Client::builder()
-        .timeout(spec.timeout)
-        .build()
-        .unwrap_or_default();
+    let client = match spec.client.builder().timeout(spec.timeout).build() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(url = %spec.url, error = %e, "backfill client does not build; backfill disabled");
+            return;
+        }
+    };
     let permits = Arc::new(Semaphore::new(spec.concurrency));
     let spec = Arc::new(spec);
     while let Some(labels) = rx.recv().await {

@@ -199,6 +199,16 @@ pub fn poll<T>(
     }
 }
 
+/// The sum of the values of the /metrics lines at `at` that start with `prefix` (0 when
+/// none match or the endpoint does not answer).
+pub fn metric_total(at: SocketAddr, prefix: &str) -> f64 {
+    let body = http_get(at, "/metrics").map(|r| r.body).unwrap_or_default();
+    body.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// A child process whose stdout and stderr go to one log file.
 pub struct Proc {
     pub name: &'static str,
@@ -270,6 +280,37 @@ impl Procs {
             .iter_mut()
             .find(|p| p.name == name)
             .unwrap_or_else(|| panic!("no process {name}"))
+    }
+
+    /// Starts Prometheus (Debian's 2.42) as process `prometheus`: configuration
+    /// `dir/prometheus.yml`, TSDB `dir/tsdb`, log `dir/prometheus.log`, listening at `at`,
+    /// with `flags` besides.
+    pub fn start_prometheus(&mut self, dir: &Path, at: SocketAddr, flags: &[&str]) {
+        let mut cmd = Command::new(prometheus_binary());
+        cmd.arg(format!(
+            "--config.file={}",
+            dir.join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("tsdb").display()
+        ))
+        .arg(format!("--web.listen-address={at}"))
+        .args(flags);
+        self.procs
+            .push(Proc::spawn("prometheus", cmd, dir.join("prometheus.log")));
+    }
+
+    /// Starts the real binary as process `promcast`: `promcast serve` with
+    /// `dir/promcast.yml`, HTTP at `web`, log `dir/promcast.log`.
+    pub fn start_promcast(&mut self, dir: &Path, web: SocketAddr) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_promcast"));
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(dir.join("promcast.yml"))
+            .args(["--web.listen-address", &web.to_string()]);
+        self.procs
+            .push(Proc::spawn("promcast", cmd, dir.join("promcast.log")));
     }
 
     /// Everything the processes logged, for failure messages.
