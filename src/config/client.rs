@@ -83,6 +83,11 @@ impl fmt::Debug for ClientSpec {
 }
 
 impl ClientSpec {
+    /// `tls_config.insecure_skip_verify`: the server's certificate is not checked.
+    pub fn insecure(&self) -> bool {
+        self.insecure
+    }
+
     /// A client builder with these settings; the caller adds its timeout.
     pub fn builder(&self) -> reqwest::ClientBuilder {
         let mut b = reqwest::Client::builder()

@@ -49,6 +49,9 @@ async fn run(
     telemetry: Arc<Telemetry>,
     mut rx: mpsc::Receiver<Arc<LabelSet>>,
 ) {
+    if spec.client.insecure() {
+        tracing::warn!(url = %spec.url, "tls_config.insecure_skip_verify: the backfill source's certificate is not checked");
+    }
     let client = match spec.client.builder().timeout(spec.timeout).build() {
         Ok(c) => c,
         Err(e) => {
