@@ -59,29 +59,37 @@ fn labels(v: &Value) -> Labels {
         .unwrap_or_default()
 }
 
-/// Prometheus' raw samples of every series `SELECTOR` matches, over the last `range`.
+/// Each element of `list` as labels (under `labels_key`) and points (under `points_key`,
+/// each turned into timestamp and value by `point`).
+fn by_series(
+    list: &[Value],
+    labels_key: &str,
+    points_key: &str,
+    point: impl Fn(&Value) -> (i64, f64),
+) -> Result<Samples, String> {
+    let mut out = Samples::new();
+    for s in list {
+        let points = s[points_key]
+            .as_array()
+            .ok_or_else(|| format!("no {points_key}"))?;
+        out.insert(labels(&s[labels_key]), points.iter().map(&point).collect());
+    }
+    Ok(out)
+}
+
+/// Prometheus' raw samples of every series `SELECTOR` matches, over the last `range`: ms
+/// timestamps.
 fn prometheus_samples(prom: SocketAddr, range: &str) -> Result<Samples, String> {
     let q = urlencode(&format!("{SELECTOR}[{range}]"));
     let body = http_get(prom, &format!("/api/v1/query?query={q}"))?.body;
     let v: Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
     let series = v["data"]["result"].as_array().ok_or(body.clone())?;
-    let mut out = Samples::new();
-    for s in series {
-        let values = s["values"].as_array().ok_or("no values")?;
-        out.insert(
-            labels(&s["metric"]),
-            values
-                .iter()
-                .map(|p| {
-                    (
-                        (p[0].as_f64().unwrap_or(0.0) * 1e3).round() as i64,
-                        p[1].as_str().unwrap_or("NaN").parse().unwrap_or(f64::NAN),
-                    )
-                })
-                .collect(),
-        );
-    }
-    Ok(out)
+    by_series(series, "metric", "values", |p| {
+        (
+            (p[0].as_f64().unwrap_or(0.0) * 1e3).round() as i64,
+            p[1].as_str().unwrap_or("NaN").parse().unwrap_or(f64::NAN),
+        )
+    })
 }
 
 /// promcast's rings of every series `SELECTOR` matches: labels → bucket (s) → value.
@@ -96,23 +104,12 @@ fn ring(at: SocketAddr) -> Result<Samples, String> {
     .body;
     let v: Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
     let series = v["data"]["series"].as_array().ok_or_else(|| body.clone())?;
-    let mut out = Samples::new();
-    for s in series {
-        let points = s["points"].as_array().ok_or("no points")?;
-        out.insert(
-            labels(&s["labels"]),
-            points
-                .iter()
-                .map(|p| {
-                    (
-                        (p[0].as_f64().unwrap_or(0.0)).floor() as i64,
-                        p[1].as_f64().unwrap_or(f64::NAN),
-                    )
-                })
-                .collect(),
-        );
-    }
-    Ok(out)
+    by_series(series, "labels", "points", |p| {
+        (
+            p[0].as_f64().unwrap_or(0.0).floor() as i64,
+            p[1].as_f64().unwrap_or(f64::NAN),
+        )
+    })
 }
 
 /// Every Prometheus sample has its value in promcast's bucket of the same second of the

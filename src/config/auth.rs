@@ -59,6 +59,11 @@ impl fmt::Debug for Secret {
 }
 
 impl Secret {
+    /// The secret's bytes, for a client that sends it.
+    pub(super) fn expose(&self) -> &[u8] {
+        &self.0
+    }
+
     /// Compares in time independent of where the inputs differ.
     fn matches(&self, given: &[u8]) -> bool {
         let want = &self.0;
@@ -158,11 +163,8 @@ fn default_open_paths() -> Vec<String> {
 
 /// Reads a secret file (relative paths from the config's directory); a trailing newline is
 /// not part of the secret.
-fn read_secret(path: &Path, base_dir: Option<&Path>) -> Result<Secret, String> {
-    let path = match base_dir {
-        Some(d) if path.is_relative() => d.join(path),
-        _ => path.to_owned(),
-    };
+pub(super) fn read_secret(path: &Path, base_dir: Option<&Path>) -> Result<Secret, String> {
+    let path = super::resolve_path(path, base_dir);
     let bytes = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
     let s = trim(&bytes);
     if s.is_empty() {

@@ -19,11 +19,12 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 use serde::{Deserialize, Serialize};
 
-use super::auth::BasicAuthSection;
+use super::auth::{read_secret, BasicAuthSection};
 
 /// `authorization:`: sent as `Authorization: <type> <credentials>`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -59,26 +60,23 @@ pub(super) struct ClientFields<'a> {
     pub basic_auth: Option<&'a BasicAuthSection>,
     pub headers: &'a BTreeMap<String, String>,
     pub tls_config: Option<&'a ClientTlsSection>,
+    pub timeout: Duration,
 }
 
-/// Validated settings of an outgoing HTTP client.
-#[derive(Clone, Default)]
+/// A validated outgoing HTTP client: built once, at validation, with its credentials and
+/// headers as default headers (`Authorization` marked sensitive), its CA certificates and
+/// client identity, and its timeout.
+#[derive(Clone)]
 pub struct ClientSpec {
-    /// Sent with every request: `Authorization` (marked sensitive) and the `headers`.
-    headers: HeaderMap,
-    roots: Vec<reqwest::Certificate>,
-    identity: Option<reqwest::Identity>,
+    client: reqwest::Client,
     insecure: bool,
 }
 
 impl fmt::Debug for ClientSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientSpec")
-            .field("headers", &self.headers.keys().collect::<Vec<_>>())
-            .field("ca_certificates", &self.roots.len())
-            .field("client_certificate", &self.identity.is_some())
             .field("insecure", &self.insecure)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -88,19 +86,9 @@ impl ClientSpec {
         self.insecure
     }
 
-    /// A client builder with these settings; the caller adds its timeout.
-    pub fn builder(&self) -> reqwest::ClientBuilder {
-        let mut b = reqwest::Client::builder()
-            .user_agent(concat!("promcast/", env!("CARGO_PKG_VERSION")))
-            .default_headers(self.headers.clone())
-            .danger_accept_invalid_certs(self.insecure);
-        for c in &self.roots {
-            b = b.add_root_certificate(c.clone());
-        }
-        if let Some(i) = &self.identity {
-            b = b.identity(i.clone());
-        }
-        b
+    /// The client (cheap to clone: clones share its connection pool).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
     }
 }
 
@@ -114,11 +102,9 @@ const RESERVED: [&str; 6] = [
     "x-prometheus-remote-read-version",
 ];
 
-fn read(path: &Path, base_dir: Option<&Path>) -> Result<Vec<u8>, String> {
-    let path = match base_dir {
-        Some(d) if path.is_relative() => d.join(path),
-        _ => path.to_owned(),
-    };
+/// A PEM file named in the config.
+fn read_pem(path: &Path, base_dir: Option<&Path>) -> Result<Vec<u8>, String> {
+    let path = super::resolve_path(path, base_dir);
     let bytes = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(format!("{} is empty", path.display()));
@@ -126,18 +112,14 @@ fn read(path: &Path, base_dir: Option<&Path>) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-fn trimmed(bytes: &[u8]) -> &[u8] {
-    bytes.trim_ascii()
-}
-
-/// Validates one section's client keys; problems are reported under `at` (e.g.
-/// `remote_write[0]`).
+/// Validates one section's client keys and builds its client; problems are reported under
+/// `at` (e.g. `remote_write[0]`). `None` when the client does not build (reported).
 pub(super) fn validate(
     fields: ClientFields<'_>,
     at: &str,
     base_dir: Option<&Path>,
     problem: &mut impl FnMut(String, String),
-) -> ClientSpec {
+) -> Option<ClientSpec> {
     let key = |k: &str| format!("{at}.{k}");
     match reqwest::Url::parse(fields.url) {
         Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {
@@ -152,12 +134,15 @@ pub(super) fn validate(
         Ok(u) => problem(key("url"), format!("unsupported scheme {:?}", u.scheme())),
         Err(e) => problem(key("url"), format!("invalid URL {:?}: {e}", fields.url)),
     }
-    let mut spec = ClientSpec::default();
+    let mut headers = HeaderMap::new();
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("promcast/", env!("CARGO_PKG_VERSION")))
+        .timeout(fields.timeout);
     let mut sensitive = |v: &[u8], k: String, problem: &mut dyn FnMut(String, String)| {
         match HeaderValue::from_bytes(v) {
             Ok(mut v) => {
                 v.set_sensitive(true);
-                spec.headers.insert(AUTHORIZATION, v);
+                headers.insert(AUTHORIZATION, v);
             }
             Err(_) => problem(k, "holds characters a header cannot carry".into()),
         }
@@ -174,10 +159,10 @@ pub(super) fn validate(
                     format!("{:?} is not a scheme", a.kind),
                 );
             }
-            match read(&a.credentials_file, base_dir) {
+            match read_secret(&a.credentials_file, base_dir) {
                 Ok(secret) => {
                     let mut v = format!("{} ", a.kind).into_bytes();
-                    v.extend_from_slice(trimmed(&secret));
+                    v.extend_from_slice(secret.expose());
                     sensitive(&v, key("authorization.credentials_file"), problem);
                 }
                 Err(e) => problem(key("authorization.credentials_file"), e),
@@ -190,11 +175,11 @@ pub(super) fn validate(
                     "must be non-empty and without ':'".into(),
                 );
             }
-            match read(&b.password_file, base_dir) {
+            match read_secret(&b.password_file, base_dir) {
                 Ok(password) => {
                     use base64::Engine as _;
                     let mut plain = format!("{}:", b.username).into_bytes();
-                    plain.extend_from_slice(trimmed(&password));
+                    plain.extend_from_slice(password.expose());
                     let v = format!(
                         "Basic {}",
                         base64::engine::general_purpose::STANDARD.encode(&plain)
@@ -218,34 +203,38 @@ pub(super) fn validate(
                 "set by promcast (credentials go in authorization or basic_auth)".into(),
             ),
             (Ok(n), Ok(v)) => {
-                spec.headers.insert(n, v);
+                headers.insert(n, v);
             }
             (Err(_), _) => problem(k, "not a valid header name".into()),
             (_, Err(_)) => problem(k, "holds characters a header cannot carry".into()),
         }
     }
+    let insecure = fields.tls_config.is_some_and(|t| t.insecure_skip_verify);
     if let Some(t) = fields.tls_config {
-        spec.insecure = t.insecure_skip_verify;
         if let Some(ca) = &t.ca_file {
-            match read(ca, base_dir).and_then(|pem| {
+            match read_pem(ca, base_dir).and_then(|pem| {
                 reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| e.to_string())
             }) {
                 Ok(certs) if certs.is_empty() => {
                     problem(key("tls_config.ca_file"), "holds no PEM certificate".into())
                 }
-                Ok(certs) => spec.roots = certs,
+                Ok(certs) => {
+                    for c in certs {
+                        builder = builder.add_root_certificate(c);
+                    }
+                }
                 Err(e) => problem(key("tls_config.ca_file"), e),
             }
         }
         match (&t.cert_file, &t.key_file) {
             (Some(cert), Some(k)) => {
-                let pem = read(cert, base_dir).and_then(|mut c| {
+                let pem = read_pem(cert, base_dir).and_then(|mut c| {
                     c.push(b'\n');
-                    c.extend(read(k, base_dir)?);
+                    c.extend(read_pem(k, base_dir)?);
                     Ok(c)
                 });
                 match pem.and_then(|p| reqwest::Identity::from_pem(&p).map_err(|e| e.to_string())) {
-                    Ok(i) => spec.identity = Some(i),
+                    Ok(i) => builder = builder.identity(i),
                     Err(e) => problem(key("tls_config.cert_file"), e),
                 }
             }
@@ -254,14 +243,21 @@ pub(super) fn validate(
             (None, None) => {}
         }
     }
-    // What only a client build checks (a key that does not match its certificate).
-    if let Err(e) = spec.builder().build() {
-        problem(
-            key("tls_config"),
-            format!("the HTTP client does not build: {e}"),
-        );
+    // What only the build checks (a key that does not match its certificate).
+    match builder
+        .default_headers(headers)
+        .danger_accept_invalid_certs(insecure)
+        .build()
+    {
+        Ok(client) => Some(ClientSpec { client, insecure }),
+        Err(e) => {
+            problem(
+                key("tls_config"),
+                format!("the HTTP client does not build: {e}"),
+            );
+            None
+        }
     }
-    spec
 }
 
 #[cfg(test)]

@@ -396,12 +396,11 @@ pub struct Persistence {
 #[derive(Debug, Clone)]
 pub struct BackfillSpec {
     pub url: String,
-    /// TLS, credentials and headers of the reads.
+    /// The reads' client: TLS, credentials, headers and `timeout`.
     pub client: ClientSpec,
     pub lookback: Duration,
     pub concurrency: usize,
     pub queue: usize,
-    pub timeout: Duration,
     pub max_attempts: usize,
 }
 
@@ -439,9 +438,8 @@ pub struct Horizon {
 #[derive(Debug, Clone)]
 pub struct RemoteWriteSpec {
     pub url: String,
-    /// TLS, credentials and headers of the requests.
+    /// The requests' client: TLS, credentials, headers and `timeout`.
     pub client: ClientSpec,
-    pub timeout: Duration,
     pub max_samples_per_send: usize,
     pub capacity: usize,
     pub min_backoff: Duration,
@@ -727,6 +725,7 @@ impl FileConfig {
                     basic_auth: rw.basic_auth.as_ref(),
                     headers: &rw.headers,
                     tls_config: rw.tls_config.as_ref(),
+                    timeout: rw.timeout.0,
                 },
                 &format!("remote_write[{i}]"),
                 base_dir,
@@ -741,10 +740,11 @@ impl FileConfig {
             if rw.min_backoff > rw.max_backoff {
                 problem(at("min_backoff"), "must not exceed max_backoff".into());
             }
+            // `None`: the client did not build, which is reported.
+            let Some(client) = client else { continue };
             remote_write.push(RemoteWriteSpec {
                 url: rw.url.clone(),
                 client,
-                timeout: rw.timeout.0,
                 max_samples_per_send: rw.max_samples_per_send.max(1),
                 capacity: rw.capacity.max(1),
                 min_backoff: rw.min_backoff.0,
@@ -779,13 +779,7 @@ impl FileConfig {
         let lstm_model = match self.inference.model.as_deref() {
             None | Some("builtin") => ModelSource::Builtin,
             Some("none") => ModelSource::Disabled,
-            Some(p) => {
-                let p = PathBuf::from(p);
-                ModelSource::File(match base_dir {
-                    Some(dir) if p.is_relative() => dir.join(p),
-                    _ => p,
-                })
-            }
+            Some(p) => ModelSource::File(resolve_path(Path::new(p), base_dir)),
         };
 
         let backend = match self.inference.backend.as_deref() {
@@ -811,12 +805,8 @@ impl FileConfig {
         if self.inference.max_batch == Some(0) {
             problem("inference.max_batch".into(), "must be at least 1".into());
         }
-        let resolve = |p: &PathBuf| match base_dir {
-            Some(dir) if p.is_relative() => dir.join(p),
-            _ => p.clone(),
-        };
         let persistence = self.storage.path.as_ref().map(|p| Persistence {
-            dir: resolve(p),
+            dir: resolve_path(p, base_dir),
             every: self.storage.snapshot_every.0,
         });
         if persistence.is_some() && self.storage.snapshot_every.0 < Duration::from_secs(1) {
@@ -838,6 +828,7 @@ impl FileConfig {
                         basic_auth: b.basic_auth.as_ref(),
                         headers: &b.headers,
                         tls_config: b.tls_config.as_ref(),
+                        timeout: b.timeout.0,
                     },
                     "backfill",
                     base_dir,
@@ -852,13 +843,12 @@ impl FileConfig {
                         problem(format!("backfill.{key}"), "must be at least 1".into());
                     }
                 }
-                Some(BackfillSpec {
+                client.map(|client| BackfillSpec {
                     url: b.url.clone(),
                     client,
                     lookback: b.lookback.0,
                     concurrency: b.concurrency.max(1),
                     queue: b.queue.max(1),
-                    timeout: b.timeout.0,
                     max_attempts: b.max_attempts.max(1),
                 })
             }
@@ -891,7 +881,11 @@ impl FileConfig {
             lstm_model,
             inference: InferenceSpec {
                 backend,
-                ort_library: self.inference.ort_library.as_ref().map(resolve),
+                ort_library: self
+                    .inference
+                    .ort_library
+                    .as_deref()
+                    .map(|p| resolve_path(p, base_dir)),
                 max_batch: self.inference.max_batch.unwrap_or(4096).max(1),
                 max_wait: self
                     .inference
@@ -905,6 +899,14 @@ impl FileConfig {
             auth,
             tls,
         })
+    }
+}
+
+/// A path written in the config file: a relative one is taken from the config's directory.
+fn resolve_path(path: &Path, base_dir: Option<&Path>) -> PathBuf {
+    match base_dir {
+        Some(dir) if path.is_relative() => dir.join(path),
+        _ => path.to_owned(),
     }
 }
 

@@ -59,10 +59,7 @@ pub(super) fn validate(
     base_dir: Option<&Path>,
     problem: &mut impl FnMut(String, String),
 ) -> TlsSpec {
-    let resolve = |p: &Path| match base_dir {
-        Some(d) if p.is_relative() => d.join(p),
-        _ => p.to_owned(),
-    };
+    let resolve = |p: &Path| super::resolve_path(p, base_dir);
     let mut one = |name: &str, s: &ListenerTlsSection| -> Option<ListenerTls> {
         let files = ListenerTls {
             cert_file: resolve(&s.cert_file),

@@ -81,18 +81,10 @@ pub fn spawn(
         inner: inner.clone(),
     };
     let task = tokio::spawn(async move {
-        // Config validation built the same client, so this fails only if the system's
-        // trust store changed in between; the target is then reported, not the process.
         if spec.client.insecure() {
             tracing::warn!(url = %spec.url, "tls_config.insecure_skip_verify: the target's certificate is not checked");
         }
-        let client = match spec.client.builder().timeout(spec.timeout).build() {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(url = %spec.url, error = %e, "remote write client does not build; target disabled");
-                return;
-            }
-        };
+        let client = spec.client.client().clone();
         let sender = Sender {
             client,
             spec,

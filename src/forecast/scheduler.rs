@@ -239,9 +239,10 @@ impl Scheduler {
         let step_ms = self.store.step_ms();
         let now_bucket = now_ms.div_euclid(step_ms);
         let refit_deadline = t0 + Duration::from_millis(step_ms as u64 / 2);
-        self.auto_deadline = t0 + Duration::from_millis(step_ms as u64 / 4);
-        // Anomaly forests train within the first quarter of the step, then wait.
+        // `auto` re-choices and anomaly forest training each get the first quarter of the
+        // step, then wait.
         let train_deadline = t0 + Duration::from_millis(step_ms as u64 / 4);
+        self.auto_deadline = train_deadline;
         self.anomaly.stats = Default::default();
         let mut out: Vec<SeriesForecast> = Vec::with_capacity(self.store.series_count());
         self.lstm_rows.clear();

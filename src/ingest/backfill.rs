@@ -52,13 +52,7 @@ async fn run(
     if spec.client.insecure() {
         tracing::warn!(url = %spec.url, "tls_config.insecure_skip_verify: the backfill source's certificate is not checked");
     }
-    let client = match spec.client.builder().timeout(spec.timeout).build() {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(url = %spec.url, error = %e, "backfill client does not build; backfill disabled");
-            return;
-        }
-    };
+    let client = spec.client.client().clone();
     let permits = Arc::new(Semaphore::new(spec.concurrency));
     let spec = Arc::new(spec);
     while let Some(labels) = rx.recv().await {

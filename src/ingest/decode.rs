@@ -5,7 +5,7 @@
 //! series. Unknown fields are skipped, as protobuf requires. Decoding never panics on
 //! arbitrary input (see the proptest below and `fuzz/`).
 
-use crate::store::{LabelRef, Sample};
+use crate::store::{varint_len, LabelRef, Sample};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
@@ -206,11 +206,6 @@ pub fn decode_labels<'a>(
         }
     }
     Ok(())
-}
-
-/// Bytes of `v` as a varint.
-fn varint_len(v: usize) -> usize {
-    (usize::BITS - (v | 1).leading_zeros()).div_ceil(7) as usize
 }
 
 /// Decodes one `TimeSeries`; returns its label bytes when they are canonical (see

@@ -73,6 +73,12 @@ pub fn hash_labels(labels: &[LabelRef<'_>]) -> LabelHash {
     })
 }
 
+/// Bytes of `v` as a protobuf varint.
+#[inline]
+pub(crate) fn varint_len(v: usize) -> usize {
+    (usize::BITS - (v | 1).leading_zeros()).div_ceil(7) as usize
+}
+
 /// The canonical encoding of labels, the bytes their identity is hashed from: each label as
 /// the remote-write `Label` message in its `TimeSeries` (`0x0a len 0x0a len name 0x12 len
 /// value`, minimal varints), in the order given. It is what Prometheus writes for the labels
@@ -84,9 +90,6 @@ pub fn encode_canonical(labels: &[LabelRef<'_>], buf: &mut Vec<u8>) {
             v >>= 7;
         }
         buf.push(v as u8);
-    }
-    fn varint_len(v: usize) -> usize {
-        (usize::BITS - (v | 1).leading_zeros()).div_ceil(7) as usize
     }
     for l in labels {
         let (n, v) = (l.name.len(), l.value.len());

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use hashbrown::HashTable;
 
+pub(crate) use labels::varint_len;
 pub use labels::{encode_canonical, hash_labels, LabelHash, LabelRef, LabelSet};
 pub use ring::{Push, Ring};
 
@@ -346,15 +347,27 @@ impl Store {
             .shard_of(hash.hash)
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        if let Some(slot) = guard.find(hash) {
-            let now_s = self.seconds_since_epoch(now_ms);
-            let series = guard.slots[slot as usize]
+        let now_s = self.seconds_since_epoch(now_ms);
+        self.append_known_locked(&mut guard, hash, samples, now_s, stats)
+    }
+
+    /// [`Store::append_known`] under the lock of the series' shard.
+    fn append_known_locked(
+        &self,
+        shard: &mut Shard,
+        hash: LabelHash,
+        samples: &[Sample],
+        now_s: u32,
+        stats: &mut AppendStats,
+    ) -> Known {
+        if let Some(slot) = shard.find(hash) {
+            let series = shard.slots[slot as usize]
                 .as_mut()
                 .expect("indexed slot is live");
             self.push_samples(series, samples, now_s, stats);
             return Known::Appended;
         }
-        if guard.unselected.contains(&hash.hash) {
+        if shard.unselected.contains(&hash.hash) {
             stats.unselected += samples.len() as u64;
             return Known::Unselected;
         }
@@ -400,14 +413,7 @@ impl Store {
             for &i in group {
                 let it = &items[i as usize];
                 let s = &samples[part(it.samples)];
-                if let Some(slot) = guard.find(it.hash) {
-                    let series = guard.slots[slot as usize]
-                        .as_mut()
-                        .expect("indexed slot is live");
-                    self.push_samples(series, s, now_s, stats);
-                } else if guard.unselected.contains(&it.hash.hash) {
-                    stats.unselected += s.len() as u64;
-                } else {
+                if self.append_known_locked(&mut guard, it.hash, s, now_s, stats) == Known::New {
                     new.push(i);
                 }
             }
