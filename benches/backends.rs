@@ -15,11 +15,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use promcast::config::Config;
-use promcast::export::{Snapshot, SnapshotCell};
 use promcast::forecast::neural::{BackendChoice, History, LstmModel, BUILTIN_MODEL};
 use promcast::forecast::scheduler::Scheduler;
+use promcast::snapshot::{Snapshot, SnapshotCell};
 use promcast::store::{hash_labels, AppendStats, LabelRef, Sample, Store};
-use promcast::telemetry::Telemetry;
 
 /// The NASA requests-per-minute trace as `f32`.
 fn nasa() -> Vec<f32> {
@@ -133,14 +132,12 @@ fn main() {
             let mut sched = Scheduler::new(
                 config.clone(),
                 store,
-                Arc::new(Telemetry::default()),
                 Arc::new(SnapshotCell::new(Snapshot::empty(&config))),
-                Vec::new(),
                 Some(Arc::new(model.clone())),
             )
             .unwrap();
             let t0 = Instant::now();
-            let snap = sched.step(now);
+            let snap = sched.step(now).snapshot;
             let took = t0.elapsed();
             let ready = snap.ready().count();
             println!(

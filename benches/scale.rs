@@ -20,9 +20,9 @@ use std::time::Instant;
 
 use promcast::config::Config;
 use promcast::export::history::ForecastHistory;
-use promcast::export::{Snapshot, SnapshotCell};
 use promcast::forecast::neural::{BackendChoice, LstmModel, BUILTIN_MODEL};
 use promcast::forecast::scheduler::Scheduler;
+use promcast::snapshot::{Snapshot, SnapshotCell};
 use promcast::store::{hash_labels, AppendStats, LabelRef, Sample, Store};
 use promcast::telemetry::Telemetry;
 
@@ -137,16 +137,10 @@ fn main() {
 
     let lstm = LstmModel::from_bytes_on(BUILTIN_MODEL, "builtin", &BackendChoice::Tract).unwrap();
     let telemetry = Arc::new(Telemetry::default());
-    let mut sched = Scheduler::new(
-        config.clone(),
-        store.clone(),
-        telemetry.clone(),
-        Arc::new(SnapshotCell::new(Snapshot::empty(&config))),
-        Vec::new(),
-        Some(Arc::new(lstm)),
-    )
-    .unwrap();
-    sched.set_history(Arc::new(ForecastHistory::new(config.forecast_history)));
+    let cell = Arc::new(SnapshotCell::new(Snapshot::empty(&config)));
+    cell.subscribe(Arc::new(ForecastHistory::new(config.forecast_history)));
+    let mut sched =
+        Scheduler::new(config.clone(), store.clone(), cell, Some(Arc::new(lstm))).unwrap();
     for k in 0..steps {
         if k > 0 {
             // The next real minute of every series.
@@ -162,8 +156,10 @@ fn main() {
             }
         }
         let t0 = Instant::now();
-        let snap = sched.step(now);
+        let step = sched.step(now);
         let took = t0.elapsed();
+        step.stats.record(&telemetry);
+        let snap = step.snapshot;
         let mut models = std::collections::BTreeMap::<&str, usize>::new();
         for f in snap.ready() {
             *models
@@ -185,10 +181,7 @@ fn main() {
     }
     println!(
         "anomaly state: {:.0} MiB; peak RSS (VmHWM) {:.0} MiB",
-        telemetry
-            .anomaly_bytes
-            .load(std::sync::atomic::Ordering::Relaxed) as f64
-            / 1048576.0,
+        telemetry.anomaly_bytes() as f64 / 1048576.0,
         std::fs::read_to_string("/proc/self/status")
             .unwrap_or_default()
             .lines()

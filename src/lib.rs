@@ -1,43 +1,42 @@
 //! promcast: a predictive-autoscaling sidecar for Prometheus.
 //!
-//! The modules follow one sample through the agent:
+//! The modules follow one sample through the agent; arrows point one way:
 //!
 //! ```text
-//!  Prometheus ──remote_write──▶ ingest ──▶ store ──▶ forecast ──▶ export ──▶ /metrics
-//!                               (decode,    (series    (models,     (snapshot)  remote-write out
-//!                                validate)   index,     scheduler,              /api/v1/forecasts
-//!                                            rings)     neural/)
+//!  Prometheus ──remote_write──▶ ingest ──▶ store ──▶ forecast ─┐
+//!                               (decode,    (series   anomaly  ├─▶ snapshot ──▶ export ──▶ /metrics
+//!                                validate)   index,   scale   ─┘   (one per     (encode)   remote-write out
+//!                                            rings)   (the loop)    step)                  remote read, API, KEDA
 //! ```
 //!
-//! - [`anomaly`]: scale-free features of the newest point scored by extended isolation forests
-//!   (per series within a limit, pooled per forecast entry otherwise), and the offline NAB
-//!   replay behind `promcast anomaly-eval`.
 //! - [`config`]: YAML file form and its validated runtime form; PromQL selectors; durations;
-//!   scaling targets; listener credentials (`auth:`) and certificates (`tls:`); outgoing
-//!   clients' credentials, headers and TLS (`remote_write`, `backfill`).
+//!   scaling targets and policies; listener credentials (`auth:`) and certificates (`tls:`);
+//!   outgoing clients' credentials, headers and TLS (`remote_write`, `backfill`).
 //! - [`proto`]: Prometheus remote-write/remote-read messages and KEDA's external scaler
 //!   service, generated from `proto/` by prost and tonic.
 //! - [`ingest`]: the `POST /api/v1/write` handler (content negotiation, size limits, status
-//!   mapping) and a zero-copy remote-write decoder.
+//!   mapping), a zero-copy remote-write decoder, and backfill from Prometheus.
 //! - [`store`]: label-set interning, fixed-capacity per-series rings bucketed to the step,
-//!   a sharded series map, idle eviction.
-//! - [`forecast`]: models (`naive`, `seasonal_naive`, `mstl`, `lstm` via tract-onnx or, with
-//!   the `gpu` feature, an onnxruntime batch worker on CUDA or CPU), per-series state, and
-//!   the forecast loop that runs them off the async runtime.
-//! - [`export`]: the immutable forecast snapshot and everything that reads it: the scrape
-//!   endpoint, remote-write out, remote read, the JSON API, the KEDA external scaler (gRPC).
+//!   a sharded series map, idle eviction, ring snapshots on disk.
+//! - [`forecast`]: the model interface ([`forecast::Fit`] / [`forecast::Predict`]) and the
+//!   models (`naive`, `seasonal_naive`, `mstl`, `lstm` via tract-onnx or, with the `gpu`
+//!   feature, an onnxruntime batch worker), `auto`'s choice, the per-series forecaster, and
+//!   the loop ([`forecast::scheduler`]) that runs them off the async runtime once per step.
+//! - [`anomaly`]: scale-free features of the newest point scored by extended isolation
+//!   forests (per series within a limit, pooled per forecast entry otherwise).
+//! - [`scale`]: replica recommendations (policies, the agent's scale-in rule, the `scaling:`
+//!   targets the loop evaluates every step) and the HPA controller the simulator runs.
+//! - [`snapshot`]: what a step produces (forecasts, anomaly verdicts, recommendations) as one
+//!   immutable snapshot, published to readers and subscribers.
+//! - [`export`]: everything that reads the snapshot: the scrape endpoint, remote-write out,
+//!   the forecast history and remote read, the JSON API, the KEDA external scaler (gRPC).
 //!   None of them computes a forecast.
 //! - [`telemetry`]: promcast's own `promcast_*` metrics.
-//! - [`train`]: `promcast train`: the global quantile LSTM trained with candle on recorded
-//!   traces, and its ONNX export (all candle types live here).
-//! - [`scale`]: replica recommendations (policies, the agent's scale-in rule, the `scaling:`
-//!   targets the forecast loop evaluates every step) and the HPA controller the simulator runs.
 //! - [`server`]: the HTTP router (`app(state)`), start-up and graceful shutdown.
 //! - [`tls`]: TLS termination for both listeners (rustls): certificates re-read when they
 //!   change, optional client certificates, handshakes off the accept loop.
-//! - [`sim`]: offline work on recorded traces: reading CSV traces, `promcast backtest`
-//!   (rolling-origin replays through the agent's own store and forecast loop), reports and
-//!   PNG plots.
+//! - [`offline`] (Cargo feature `offline`, default): the CLI's tools on recorded traces:
+//!   `backtest`, `simulate`, `anomaly-eval` and `train`, through the agent's own code.
 
 // Everything runs on network input; memory safety is the compiler's, not ours.
 #![forbid(unsafe_code)]
@@ -47,11 +46,14 @@ pub mod config;
 pub mod export;
 pub mod forecast;
 pub mod ingest;
+#[cfg(feature = "offline")]
+pub mod offline;
 pub mod proto;
 pub mod scale;
 pub mod server;
-pub mod sim;
+pub mod snapshot;
 pub mod store;
 pub mod telemetry;
+#[cfg(test)]
+mod test_data;
 pub mod tls;
-pub mod train;

@@ -16,13 +16,17 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use http_body_util::BodyExt as _;
 
-use crate::config::{BackendKind, Config, Denied, ListenerAuth, ModelSource};
+#[cfg(feature = "gpu")]
+use crate::config::BackendKind;
+use crate::config::{Config, Denied, ListenerAuth};
 use crate::export::history::ForecastHistory;
-use crate::export::{api, keda, remote_read, remote_write, scrape, Snapshot, SnapshotCell};
-use crate::forecast::neural::{BackendChoice, LstmModel, BUILTIN_MODEL};
+use crate::export::{api, keda, remote_read, remote_write, scrape};
+use crate::forecast::load::load_for_agent;
+use crate::forecast::neural::{BackendChoice, LstmModel};
 use crate::forecast::scheduler::Scheduler;
 use crate::ingest::backfill;
 use crate::ingest::{write_handler, Ingest};
+use crate::snapshot::{Snapshot, SnapshotCell};
 use crate::store::{now_ms, persist, Store};
 use crate::telemetry::Telemetry;
 use crate::tls;
@@ -112,7 +116,7 @@ async fn require_credentials(
     match auth.check(given) {
         Ok(()) => next.run(req).await,
         Err(why) => {
-            telemetry.unauthorized[0].fetch_add(1, Ordering::Relaxed);
+            telemetry.unauthorized(crate::telemetry::Listener::Http);
             let message = match why {
                 Denied::Missing => "credentials required (Authorization header)\n",
                 Denied::Wrong => "wrong credentials\n",
@@ -264,44 +268,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let config = Arc::new(config);
-    let backend = choose_backend(&config);
-    let load = |b: &BackendChoice| -> anyhow::Result<LstmModel> {
-        match &config.lstm_model {
-            ModelSource::File(path) => {
-                LstmModel::load_on(path, b).context("loading inference.model")
-            }
-            _ => LstmModel::from_bytes_on(BUILTIN_MODEL, "builtin (models/promcast-lstm.onnx)", b)
-                .context("loading the built-in model"),
-        }
-    };
-    let lstm = match &config.lstm_model {
-        ModelSource::Disabled => None,
-        _ => Some(Arc::new(match load(&backend) {
-            Ok(m) => m,
-            // `auto` chose onnxruntime but it would not start: tract serves.
-            Err(e)
-                if config.inference.backend == BackendKind::Auto
-                    && !matches!(backend, BackendChoice::Tract) =>
-            {
-                tracing::warn!(error = %format!("{e:#}"), "onnxruntime unavailable; using tract");
-                load(&BackendChoice::Tract)?
-            }
-            Err(e) => return Err(e),
-        })),
-    };
-    if let Some(m) = &lstm {
-        let (engine, provider) = m.backend();
-        tracing::info!(
-            origin = m.origin(),
-            window = m.meta().window,
-            backend = engine,
-            provider,
-            "lstm model loaded"
-        );
-    }
+    let lstm = load_model(&config)?;
     let state = AppState::new(&config);
     if let Some(m) = &lstm {
-        let _ = state.telemetry.inference_backend.set(m.backend());
+        let (backend, provider) = m.backend();
+        state.telemetry.set_inference_backend(backend, provider);
     }
     // Backfill first, so that series restored from a snapshot are backfilled too.
     if let Some(spec) = &config.backfill {
@@ -309,26 +280,11 @@ pub async fn serve(
         tracing::info!(url = %spec.url, lookback = ?spec.lookback, "backfill enabled");
     }
     if let Some(p) = &config.persistence {
-        let (store, dir) = (state.store().clone(), p.dir.clone());
-        let loaded = tokio::task::spawn_blocking(move || persist::load(&store, &dir, now_ms()))
-            .await
-            .context("loading the snapshot")?;
-        match loaded {
-            Ok(persist::Loaded::None) => {
-                tracing::info!(dir = %p.dir.display(), "no snapshot to load")
-            }
-            Ok(persist::Loaded::Restored { restored, skipped }) => {
-                tracing::info!(dir = %p.dir.display(), restored, skipped, "snapshot loaded")
-            }
-            Ok(persist::Loaded::MovedAside { to, reason }) => tracing::error!(
-                moved_to = %to.display(), %reason,
-                "snapshot unusable: moved aside, starting empty"
-            ),
-            Err(e) => tracing::error!(error = %e, "snapshot unreadable, starting empty"),
-        }
+        restore(state.store(), &p.dir).await?;
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut outputs = Vec::new();
+    // The forecast history first: remote read then never sees a snapshot without its past.
+    state.snapshots.subscribe(state.history.clone());
     let mut senders = Vec::new();
     for (i, rw) in config.remote_write.iter().enumerate() {
         let (queue, task) = remote_write::spawn(
@@ -338,47 +294,32 @@ pub async fn serve(
             stop_rx.clone(),
             opts.flush_deadline,
         );
-        outputs.push(queue);
+        state.snapshots.subscribe(Arc::new(queue));
         senders.push(task);
     }
-    let mut scheduler = Scheduler::new(
+    let scheduler = Scheduler::new(
         config.clone(),
         state.store().clone(),
-        state.telemetry.clone(),
         state.snapshots.clone(),
-        outputs,
         lstm,
     )?;
-    scheduler.set_history(state.history.clone());
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
         .with_context(|| format!("binding --web.listen-address {}", opts.listen))?;
-    let grpc_listener = if config.scaling.is_empty() {
-        None
-    } else {
-        Some(
-            // Bound before ready, so a taken port fails start-up rather than later.
-            tokio::net::TcpListener::bind(opts.grpc_listen)
-                .await
-                .with_context(|| format!("binding --grpc.listen-address {}", opts.grpc_listen))?,
-        )
-    };
     // TLS files were checked by config validation; they may have changed since.
-    let tls_acceptor = |files: &Option<crate::config::ListenerTls>, alpn, which| {
-        files
-            .clone()
-            .map(|f| tls::Acceptor::new(f, alpn, which, state.telemetry.clone()))
-            .transpose()
-            .with_context(|| format!("tls.{}", which.as_str()))
-    };
-    let http_tls = tls_acceptor(&config.tls.http, tls::HTTP_ALPN, tls::Listener::Http)?;
-    let grpc_tls = tls_acceptor(&config.tls.grpc, tls::GRPC_ALPN, tls::Listener::Grpc)?;
+    let http_tls = tls_acceptor(
+        &state,
+        &config.tls.http,
+        tls::HTTP_ALPN,
+        tls::Listener::Http,
+    )?;
+    let grpc = start_grpc(&state, &opts, stop_rx.clone()).await?;
     let (tick_stop, tick_rx) = std::sync::mpsc::channel::<()>();
+    let telemetry = state.telemetry.clone();
     let forecast_thread = std::thread::Builder::new()
         .name("promcast-forecast".into())
-        .spawn(move || scheduler.run(tick_rx))
+        .spawn(move || scheduler.run(tick_rx, |stats| stats.record(&telemetry)))
         .context("starting the forecast thread")?;
-
     tracing::info!(
         listen = %listener.local_addr()?,
         tls = http_tls.is_some(),
@@ -390,43 +331,8 @@ pub async fn serve(
     );
     let snapshots = config.persistence.clone().map(|p| {
         let (store, telemetry) = (state.store().clone(), state.telemetry.clone());
-        let mut stop = stop_rx.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(p.every);
-            tick.tick().await;
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = stop.changed() => return,
-                }
-                snapshot(&store, &p.dir, &telemetry).await;
-            }
-        })
+        tokio::spawn(snapshot_every(store, p, telemetry, stop_rx.clone()))
     });
-    let grpc = match grpc_listener {
-        Some(listener) => {
-            tracing::info!(listen = %listener.local_addr()?, targets = config.scaling.len(), tls = grpc_tls.is_some(), "KEDA external scaler ready");
-            let scaler = keda::Scaler::new(config.clone(), state.snapshots.clone());
-            let mut stop = stop_rx.clone();
-            let stopped = async move {
-                let _ = stop.changed().await;
-            };
-            let telemetry = state.telemetry.clone();
-            Some(match grpc_tls {
-                None => tokio::spawn(scaler.serve(
-                    tokio_stream::wrappers::TcpListenerStream::new(listener),
-                    telemetry,
-                    stopped,
-                )),
-                Some(acceptor) => tokio::spawn(scaler.serve(
-                    tls::TlsListener::new(listener, acceptor)?,
-                    telemetry,
-                    stopped,
-                )),
-            })
-        }
-        None => None,
-    };
     state.ready.store(true, Ordering::Relaxed);
     let ready = state.ready.clone();
     let (state_store, state_telemetry) = (state.store().clone(), state.telemetry.clone());
@@ -452,14 +358,8 @@ pub async fn serve(
         .await
         .ok();
     let _ = stop_tx.send(true);
-    if let Some(mut task) = grpc {
-        // Open StreamIsActive streams would hold a graceful shutdown forever: cut them.
-        match tokio::time::timeout(Duration::from_secs(2), &mut task).await {
-            Ok(Ok(Err(e))) => tracing::error!(error = %e, "KEDA external scaler"),
-            Ok(Err(e)) => tracing::error!(error = %e, "KEDA external scaler task"),
-            Ok(Ok(Ok(()))) => {}
-            Err(_) => task.abort(),
-        }
+    if let Some(task) = grpc {
+        stop_grpc(task).await;
     }
     if let Some(task) = snapshots {
         let _ = task.await;
@@ -475,6 +375,126 @@ pub async fn serve(
     }
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// The LSTM the config asks for, on the backend `inference.backend` picks.
+fn load_model(config: &Config) -> anyhow::Result<Option<Arc<LstmModel>>> {
+    let lstm =
+        load_for_agent(config, &choose_backend(config)).context(match config.lstm_model {
+            crate::config::ModelSource::File(_) => "loading inference.model",
+            _ => "loading the built-in model",
+        })?;
+    if let Some(m) = &lstm {
+        let (engine, provider) = m.backend();
+        tracing::info!(
+            origin = m.origin(),
+            window = m.meta().window,
+            backend = engine,
+            provider,
+            "lstm model loaded"
+        );
+    }
+    Ok(lstm)
+}
+
+/// Loads the rings' snapshot from `dir` (off the async runtime) before the listener opens.
+async fn restore(store: &Arc<Store>, dir: &std::path::Path) -> anyhow::Result<()> {
+    let (s, d) = (store.clone(), dir.to_path_buf());
+    let loaded = tokio::task::spawn_blocking(move || persist::load(&s, &d, now_ms()))
+        .await
+        .context("loading the snapshot")?;
+    match loaded {
+        Ok(persist::Loaded::None) => tracing::info!(dir = %dir.display(), "no snapshot to load"),
+        Ok(persist::Loaded::Restored { restored, skipped }) => {
+            tracing::info!(dir = %dir.display(), restored, skipped, "snapshot loaded")
+        }
+        Ok(persist::Loaded::MovedAside { to, reason }) => tracing::error!(
+            moved_to = %to.display(), %reason,
+            "snapshot unusable: moved aside, starting empty"
+        ),
+        Err(e) => tracing::error!(error = %e, "snapshot unreadable, starting empty"),
+    }
+    Ok(())
+}
+
+/// A listener's TLS acceptor when its files are configured.
+fn tls_acceptor(
+    state: &AppState,
+    files: &Option<crate::config::ListenerTls>,
+    alpn: &'static [&'static [u8]],
+    which: tls::Listener,
+) -> anyhow::Result<Option<Arc<tls::Acceptor>>> {
+    files
+        .clone()
+        .map(|f| tls::Acceptor::new(f, alpn, which, state.telemetry.clone()))
+        .transpose()
+        .with_context(|| format!("tls.{}", which.as_str()))
+}
+
+type GrpcTask = tokio::task::JoinHandle<Result<(), tonic::transport::Error>>;
+
+/// Binds and starts the KEDA external scaler when `scaling:` has targets. Bound before ready,
+/// so a taken port fails start-up rather than later.
+async fn start_grpc(
+    state: &AppState,
+    opts: &ServeOptions,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Option<GrpcTask>> {
+    let config = &state.config;
+    if config.scaling.is_empty() {
+        return Ok(None);
+    }
+    let listener = tokio::net::TcpListener::bind(opts.grpc_listen)
+        .await
+        .with_context(|| format!("binding --grpc.listen-address {}", opts.grpc_listen))?;
+    let grpc_tls = tls_acceptor(state, &config.tls.grpc, tls::GRPC_ALPN, tls::Listener::Grpc)?;
+    tracing::info!(listen = %listener.local_addr()?, targets = config.scaling.len(), tls = grpc_tls.is_some(), "KEDA external scaler ready");
+    let scaler = keda::Scaler::new(config.clone(), state.snapshots.clone());
+    let stopped = async move {
+        let _ = stop.changed().await;
+    };
+    let telemetry = state.telemetry.clone();
+    Ok(Some(match grpc_tls {
+        None => tokio::spawn(scaler.serve(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            telemetry,
+            stopped,
+        )),
+        Some(acceptor) => tokio::spawn(scaler.serve(
+            tls::TlsListener::new(listener, acceptor)?,
+            telemetry,
+            stopped,
+        )),
+    }))
+}
+
+/// Waits briefly for the scaler: open StreamIsActive streams would hold a graceful
+/// shutdown forever, so they are cut.
+async fn stop_grpc(mut task: GrpcTask) {
+    match tokio::time::timeout(Duration::from_secs(2), &mut task).await {
+        Ok(Ok(Err(e))) => tracing::error!(error = %e, "KEDA external scaler"),
+        Ok(Err(e)) => tracing::error!(error = %e, "KEDA external scaler task"),
+        Ok(Ok(Ok(()))) => {}
+        Err(_) => task.abort(),
+    }
+}
+
+/// Writes the rings' snapshot every `p.every` until `stop`.
+async fn snapshot_every(
+    store: Arc<Store>,
+    p: crate::config::Persistence,
+    telemetry: Arc<Telemetry>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(p.every);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        snapshot(&store, &p.dir, &telemetry).await;
+    }
 }
 
 /// The inference engine for `inference.backend`: `auto` picks onnxruntime with CUDA when
@@ -513,18 +533,18 @@ async fn snapshot(store: &Arc<Store>, dir: &std::path::Path, telemetry: &Telemet
     let (s, d) = (store.clone(), dir.to_path_buf());
     match tokio::task::spawn_blocking(move || persist::save(&s, &d)).await {
         Ok(Ok(n)) => {
-            telemetry.snapshot_series.store(n as u64, Ordering::Relaxed);
+            telemetry.snapshot_series.set(n as i64);
             telemetry
-                .snapshot_last_success_ms
-                .store(now_ms().max(0) as u64, Ordering::Relaxed);
+                .snapshot_last_success
+                .set(now_ms().max(0) as f64 / 1e3);
             tracing::debug!(series = n, "snapshot written");
         }
         Ok(Err(e)) => {
-            telemetry.snapshot_failures.fetch_add(1, Ordering::Relaxed);
+            telemetry.snapshot_failures.inc();
             tracing::error!(error = %e, "snapshot failed");
         }
         Err(e) => {
-            telemetry.snapshot_failures.fetch_add(1, Ordering::Relaxed);
+            telemetry.snapshot_failures.inc();
             tracing::error!(error = %e, "snapshot task failed");
         }
     }

@@ -1,8 +1,21 @@
-//! promcast's own metrics (`promcast_*`), kept in atomics and encoded at scrape time.
-//! Label vocabularies are fixed enums (never series labels), so cardinality is bounded.
+//! promcast's own metrics (`promcast_*`): typed families of the `prometheus-client` crate,
+//! registered once and encoded at scrape time. Every label value comes from a fixed enum
+//! (never series labels, never free strings at call sites), so cardinality is bounded and a
+//! typo is a compile error. Hot paths hold the per-label handles (an atomic each) and never
+//! look a label set up.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeMetric;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::TypedMetric;
+use prometheus_client::registry::Registry;
+
+use crate::snapshot::{ModelKind, PerModel, StateKind};
 
 /// Why samples were not stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,445 +62,491 @@ impl Dropped {
 /// Status codes the write endpoint answers with.
 pub const WRITE_CODES: [u16; 6] = [204, 400, 413, 415, 500, 503];
 
-/// Series states of the forecast loop.
-pub const SERIES_STATES: [&str; 4] = ["warming_up", "ready", "failed", "stale"];
+/// Which listener, for logs and `promcast_{unauthorized_requests,tls_*}_total{listener}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    Http = 0,
+    Grpc = 1,
+}
 
-/// Model names, in the order used by per-model counters.
-pub const MODELS: [&str; 4] = ["naive", "seasonal_naive", "mstl", "lstm"];
+impl Listener {
+    pub const ALL: [Listener; 2] = [Listener::Http, Listener::Grpc];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Listener::Http => "http",
+            Listener::Grpc => "grpc",
+        }
+    }
+}
+
+/// What became of one series' backfill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backfilled {
+    Ok = 0,
+    Failed = 1,
+    /// The backfill queue was full.
+    Dropped = 2,
+}
+
+impl Backfilled {
+    const ALL: [Backfilled; 3] = [Backfilled::Ok, Backfilled::Failed, Backfilled::Dropped];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Backfilled::Ok => "ok",
+            Backfilled::Failed => "failed",
+            Backfilled::Dropped => "dropped",
+        }
+    }
+}
 
 /// Step-duration histogram buckets, seconds.
 const DURATION_BUCKETS: [f64; 12] = [
     0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
-#[derive(Default)]
-pub struct Histogram {
-    buckets: [AtomicU64; DURATION_BUCKETS.len()],
-    count: AtomicU64,
-    /// Sum in microseconds (integer so it can be atomic).
-    sum_us: AtomicU64,
-}
+/// A gauge holding a float (seconds, timestamps).
+pub type FloatGauge = Gauge<f64, AtomicU64>;
 
-impl Histogram {
-    pub fn observe(&self, seconds: f64) {
-        for (b, le) in self.buckets.iter().zip(DURATION_BUCKETS) {
-            if seconds <= le {
-                b.fetch_add(1, Relaxed);
-            }
-        }
-        self.count.fetch_add(1, Relaxed);
-        self.sum_us.fetch_add((seconds * 1e6) as u64, Relaxed);
+/// Label pairs of one sample: static names, values from the enums' `as_str`.
+type Labels = Vec<(&'static str, &'static str)>;
+
+/// Registers families on one registry; names are full Prometheus names (a counter's
+/// `_total` is added by the encoder) and help texts end without a period (it adds one).
+struct Builder<'a>(&'a mut Registry);
+
+impl Builder<'_> {
+    fn counter(&mut self, name: &str, help: &str) -> Counter {
+        let c = Counter::default();
+        self.0.register(name, help, c.clone());
+        c
+    }
+
+    fn gauge(&mut self, name: &str, help: &str) -> Gauge {
+        let g = Gauge::default();
+        self.0.register(name, help, g.clone());
+        g
+    }
+
+    fn float_gauge(&mut self, name: &str, help: &str) -> FloatGauge {
+        let g = FloatGauge::default();
+        self.0.register(name, help, g.clone());
+        g
+    }
+
+    /// One metric per value of `label`, taken from the family once.
+    fn family<M, const N: usize>(
+        &mut self,
+        name: &str,
+        help: &str,
+        label: &'static str,
+        values: [&'static str; N],
+    ) -> [M; N]
+    where
+        M: EncodeMetric + TypedMetric + Default + Clone + std::fmt::Debug + Send + Sync + 'static,
+    {
+        let family = Family::<Labels, M>::default();
+        self.0.register(name, help, family.clone());
+        values.map(|v| family.get_or_create(&vec![(label, v)]).clone())
+    }
+
+    fn per_model(&mut self, name: &str, help: &str) -> PerModel<Counter> {
+        let [a, b, c, d] =
+            self.family::<Counter, 4>(name, help, "model", ModelKind::ALL.map(ModelKind::as_str));
+        PerModel::from_array([a, b, c, d])
     }
 }
 
-#[derive(Default)]
-pub struct RemoteWriteMetrics {
-    pub samples_sent: AtomicU64,
-    pub samples_failed: AtomicU64,
-    pub samples_dropped_queue_full: AtomicU64,
-    pub requests_retried: AtomicU64,
-    pub queue_depth: AtomicU64,
-    pub last_success_ms: AtomicU64,
+/// What the forecast loop reports once per step (`forecast::scheduler::StepStats::record`).
+pub struct LoopMetrics {
+    pub series_evicted: Counter,
+    pub series: Gauge,
+    /// Indexed by [`StateKind`].
+    pub series_by_state: [Gauge; StateKind::ALL.len()],
+    pub forecasts: PerModel<Counter>,
+    pub forecast_errors: PerModel<Counter>,
+    pub auto_choices: PerModel<Counter>,
+    pub step_duration: Histogram,
+    pub forecast_lag: FloatGauge,
+    pub forecast_max_age: FloatGauge,
+    pub steps_skipped: Counter,
+    pub refits_deferred: Counter,
+    pub auto_choices_deferred: Counter,
+    pub anomaly_trainings: Counter,
+    pub anomaly_trainings_deferred: Counter,
+    pub anomaly_training_failures: Counter,
+    pub anomaly_scored: Counter,
+    /// `[own, pooled]`.
+    pub anomaly_forests: [Gauge; 2],
+    pub anomaly_bytes: Gauge,
 }
 
-#[derive(Default)]
+impl LoopMetrics {
+    fn new(r: &mut Builder<'_>) -> Self {
+        let series = r.gauge("promcast_series", "Selected series held in rings");
+        let series_evicted = r.counter(
+            "promcast_series_evicted",
+            "Series evicted after storage.idle_timeout without samples",
+        );
+        let series_by_state = r.family::<Gauge, _>(
+            "promcast_forecast_series",
+            "Series by forecast state",
+            "state",
+            StateKind::ALL.map(StateKind::as_str),
+        );
+        let forecasts = r.per_model("promcast_forecasts", "Series forecasts produced, by model");
+        let forecast_errors = r.per_model(
+            "promcast_forecast_errors",
+            "Per-series model failures, by model",
+        );
+        let auto_choices = r.per_model(
+            "promcast_auto_choices",
+            "Models chosen by `auto` at each per-series re-choice",
+        );
+        let step_duration = Histogram::new(DURATION_BUCKETS);
+        r.0.register(
+            "promcast_forecast_step_duration_seconds",
+            "Time to compute one forecast step over all series",
+            step_duration.clone(),
+        );
+        let forecast_lag = r.float_gauge(
+            "promcast_forecast_lag_seconds",
+            "How late the latest forecast snapshot was published relative to its step",
+        );
+        let forecast_max_age = r.float_gauge(
+                "promcast_forecast_max_age_seconds",
+                "Age of the oldest forecast in the latest snapshot (time since its model last saw data)",
+            );
+        let steps_skipped = r.counter(
+            "promcast_forecast_steps_skipped",
+            "Steps skipped because the previous step was still running",
+        );
+        let refits_deferred = r.counter(
+            "promcast_forecast_refits_deferred",
+            "Model refits postponed to a later step to keep within the step budget",
+        );
+        let auto_choices_deferred = r.counter(
+                "promcast_auto_choices_deferred",
+                "Per-series `auto` re-choices postponed to a later step to keep within the step budget (the series keeps its current model meanwhile)",
+            );
+        let anomaly_trainings = r.counter(
+            "promcast_anomaly_trainings",
+            "Isolation forests trained (per series and pooled)",
+        );
+        let anomaly_trainings_deferred = r.counter(
+            "promcast_anomaly_trainings_deferred",
+            "Forest trainings postponed to a later step to keep within the step budget",
+        );
+        let anomaly_training_failures = r.counter(
+            "promcast_anomaly_training_failures",
+            "Forest trainings that failed (e.g. too few finite feature rows)",
+        );
+        let anomaly_scored = r.counter(
+            "promcast_anomaly_points_scored",
+            "Newest points given an anomaly score",
+        );
+        let anomaly_forests = r.family::<Gauge, _>(
+            "promcast_anomaly_forests",
+            "Isolation forests held: own (one series) or pooled (one forecast entry)",
+            "kind",
+            ["own", "pooled"],
+        );
+        let anomaly_bytes = r.gauge(
+            "promcast_anomaly_memory_bytes",
+            "Approximate heap held by anomaly forests and pooled rows",
+        );
+        Self {
+            series_evicted,
+            series,
+            series_by_state,
+            forecasts,
+            forecast_errors,
+            auto_choices,
+            step_duration,
+            forecast_lag,
+            forecast_max_age,
+            steps_skipped,
+            refits_deferred,
+            auto_choices_deferred,
+            anomaly_trainings,
+            anomaly_trainings_deferred,
+            anomaly_training_failures,
+            anomaly_scored,
+            anomaly_forests,
+            anomaly_bytes,
+        }
+    }
+}
+
+/// One remote-write target's metrics (label `url`).
+pub struct RemoteWriteMetrics {
+    pub samples_sent: Counter,
+    pub samples_failed: Counter,
+    pub samples_dropped_queue_full: Counter,
+    pub requests_retried: Counter,
+    pub queue_depth: Gauge,
+    pub last_success: FloatGauge,
+}
+
 pub struct Telemetry {
-    pub samples_received: AtomicU64,
-    pub samples_accepted: AtomicU64,
-    pub samples_merged: AtomicU64,
-    pub stale_markers: AtomicU64,
-    dropped: [AtomicU64; Dropped::ALL.len()],
-    write_requests: [AtomicU64; WRITE_CODES.len()],
-    pub series_created: AtomicU64,
-    pub series_evicted: AtomicU64,
-    pub series: AtomicU64,
-    pub series_by_state: [AtomicU64; SERIES_STATES.len()],
-    pub forecasts: [AtomicU64; MODELS.len()],
-    pub forecast_errors: [AtomicU64; MODELS.len()],
-    /// `auto`'s (re-)choices, by the model chosen.
-    pub auto_choices: [AtomicU64; MODELS.len()],
-    pub forecast_step_duration: Histogram,
-    /// Seconds between when a step was due and when its snapshot was published.
-    pub forecast_lag_ms: AtomicU64,
-    /// Age of the oldest forecast in the latest snapshot.
-    pub forecast_max_age_ms: AtomicU64,
-    pub forecast_steps_skipped: AtomicU64,
-    pub refits_deferred: AtomicU64,
-    /// `auto` re-choices postponed to a later step (over the step's budget).
-    pub auto_choices_deferred: AtomicU64,
-    pub anomaly_trainings: AtomicU64,
-    pub anomaly_trainings_deferred: AtomicU64,
-    pub anomaly_training_failures: AtomicU64,
-    pub anomaly_scored: AtomicU64,
-    /// Forests held: `[own (per series), pooled (per entry)]`.
-    pub anomaly_forests: [AtomicU64; 2],
-    pub anomaly_bytes: AtomicU64,
-    /// Backfill: series ok, failed, dropped (queue full); retries; samples read.
-    pub backfill: [AtomicU64; 5],
-    /// `(backend, provider)` of the LSTM model, once loaded.
-    pub inference_backend: std::sync::OnceLock<(&'static str, &'static str)>,
-    /// Requests refused for missing or wrong credentials: `[http, grpc]`.
-    pub unauthorized: [AtomicU64; 2],
-    /// TLS handshakes that failed or timed out: `[http, grpc]`.
-    pub tls_handshake_failures: [AtomicU64; 2],
-    /// Certificate reloads after the files changed: `[listener][ok, failed]`.
-    pub tls_reloads: [[AtomicU64; 2]; 2],
-    pub snapshot_series: AtomicU64,
-    pub snapshot_failures: AtomicU64,
-    pub snapshot_last_success_ms: AtomicU64,
+    registry: Registry,
+    pub samples_received: Counter,
+    pub samples_accepted: Counter,
+    pub samples_merged: Counter,
+    pub stale_markers: Counter,
+    dropped: [Counter; Dropped::ALL.len()],
+    write_requests: [Counter; WRITE_CODES.len()],
+    pub series_created: Counter,
+    /// The forecast loop's.
+    pub forecast_loop: LoopMetrics,
+    backfill_series: [Counter; Backfilled::ALL.len()],
+    pub backfill_retries: Counter,
+    pub backfill_samples: Counter,
+    inference_backend: Family<Labels, Gauge>,
+    unauthorized: [Counter; Listener::ALL.len()],
+    tls_handshake_failures: [Counter; Listener::ALL.len()],
+    /// `[listener][ok, failed]`.
+    tls_reloads: [[Counter; 2]; Listener::ALL.len()],
+    pub snapshot_series: Gauge,
+    pub snapshot_failures: Counter,
+    pub snapshot_last_success: FloatGauge,
     pub remote_write: Vec<(String, RemoteWriteMetrics)>,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self::new(std::iter::empty())
+    }
 }
 
 impl Telemetry {
     pub fn new(remote_write_urls: impl IntoIterator<Item = String>) -> Self {
+        let mut registry = Registry::default();
+        let mut r = Builder(&mut registry);
+        let samples_received = r.counter(
+            "promcast_samples_received",
+            "Samples received by remote write",
+        );
+        let samples_accepted = r.counter(
+            "promcast_samples_accepted",
+            "Samples stored in a ring (new, or merged into an older bucket)",
+        );
+        let samples_merged = r.counter(
+            "promcast_samples_merged",
+            "Accepted samples that were duplicates or out of order inside the ring",
+        );
+        let stale_markers = r.counter(
+            "promcast_stale_markers",
+            "Prometheus staleness markers received (they end a run; not values)",
+        );
+        let dropped = r.family::<Counter, _>(
+            "promcast_samples_dropped",
+            "Samples not stored, by reason",
+            "reason",
+            Dropped::ALL.map(Dropped::as_str),
+        );
+        let write_requests = r.family::<Counter, _>(
+            "promcast_write_requests",
+            "Remote-write requests by status code",
+            "code",
+            ["204", "400", "413", "415", "500", "503"],
+        );
+        let series_created = r.counter("promcast_series_created", "Series created");
+        let forecast_loop = LoopMetrics::new(&mut r);
+        let backfill_series = r.family::<Counter, _>(
+            "promcast_backfill_series",
+            "Series whose history was read from Prometheus (backfill), by result",
+            "result",
+            Backfilled::ALL.map(Backfilled::as_str),
+        );
+        let backfill_retries = r.counter(
+            "promcast_backfill_retries",
+            "Backfill reads retried after an error",
+        );
+        let backfill_samples = r.counter("promcast_backfill_samples", "Samples read by backfill");
+        let unauthorized = r.family::<Counter, _>(
+            "promcast_unauthorized_requests",
+            "Requests refused with 401 / UNAUTHENTICATED (missing or wrong credentials), by listener",
+            "listener",
+            Listener::ALL.map(Listener::as_str),
+        );
+        let tls_handshake_failures = r.family::<Counter, _>(
+            "promcast_tls_handshake_failures",
+            "TLS handshakes that failed (no or an untrusted client certificate, plain HTTP on a TLS port) or timed out, by listener",
+            "listener",
+            Listener::ALL.map(Listener::as_str),
+        );
+        let reloads = Family::<Labels, Counter>::default();
+        r.0.register(
+            "promcast_tls_reloads",
+            "Certificate reloads after the TLS files changed, by listener and result (a failed reload keeps the previous certificate)",
+            reloads.clone(),
+        );
+        let tls_reloads = Listener::ALL.map(|l| {
+            ["ok", "failed"].map(|result| {
+                reloads
+                    .get_or_create(&vec![("listener", l.as_str()), ("result", result)])
+                    .clone()
+            })
+        });
+        let inference_backend = Family::<Labels, Gauge>::default();
+        r.0.register(
+            "promcast_inference_backend_info",
+            "The engine running the LSTM model and its execution provider",
+            inference_backend.clone(),
+        );
+        let snapshot_series = r.gauge(
+            "promcast_snapshot_series",
+            "Series in the last snapshot written (storage.path)",
+        );
+        let snapshot_failures = r.counter(
+            "promcast_snapshot_failures",
+            "Snapshots that could not be written",
+        );
+        let snapshot_last_success = r.float_gauge(
+            "promcast_snapshot_last_success_timestamp_seconds",
+            "When a snapshot was last written",
+        );
+        let remote_write = remote_write_metrics(&mut registry, remote_write_urls);
         Self {
-            remote_write: remote_write_urls
-                .into_iter()
-                .map(|u| (u, RemoteWriteMetrics::default()))
-                .collect(),
-            ..Default::default()
+            registry,
+            samples_received,
+            samples_accepted,
+            samples_merged,
+            stale_markers,
+            dropped,
+            write_requests,
+            series_created,
+            forecast_loop,
+            backfill_series,
+            backfill_retries,
+            backfill_samples,
+            inference_backend,
+            unauthorized,
+            tls_handshake_failures,
+            tls_reloads,
+            snapshot_series,
+            snapshot_failures,
+            snapshot_last_success,
+            remote_write,
         }
     }
 
     pub fn dropped(&self, reason: Dropped, n: u64) {
         if n > 0 {
-            let i = Dropped::ALL
-                .iter()
-                .position(|r| *r == reason)
-                .expect("listed");
-            self.dropped[i].fetch_add(n, Relaxed);
+            self.dropped[reason as usize].inc_by(n);
         }
     }
 
     pub fn dropped_count(&self, reason: Dropped) -> u64 {
-        let i = Dropped::ALL
-            .iter()
-            .position(|r| *r == reason)
-            .expect("listed");
-        self.dropped[i].load(Relaxed)
+        self.dropped[reason as usize].get()
     }
 
     pub fn write_request(&self, code: u16) {
         if let Some(i) = WRITE_CODES.iter().position(|c| *c == code) {
-            self.write_requests[i].fetch_add(1, Relaxed);
+            self.write_requests[i].inc();
         }
     }
 
-    pub fn model_index(model: &str) -> usize {
-        MODELS.iter().position(|m| *m == model).unwrap_or(0)
+    pub fn unauthorized(&self, listener: Listener) {
+        self.unauthorized[listener as usize].inc();
     }
 
-    /// Prometheus text exposition format 0.0.4.
+    pub fn tls_handshake_failed(&self, listener: Listener) {
+        self.tls_handshake_failures[listener as usize].inc();
+    }
+
+    pub fn tls_reloaded(&self, listener: Listener, ok: bool) {
+        self.tls_reloads[listener as usize][usize::from(!ok)].inc();
+    }
+
+    pub fn backfilled(&self, result: Backfilled) {
+        self.backfill_series[result as usize].inc();
+    }
+
+    /// `promcast_inference_backend_info{backend, provider} 1`, once the model is loaded.
+    pub fn set_inference_backend(&self, backend: &'static str, provider: &'static str) {
+        self.inference_backend
+            .get_or_create(&vec![("backend", backend), ("provider", provider)])
+            .set(1);
+    }
+
+    /// Heap held by anomaly forests and pooled rows, as last recorded.
+    pub fn anomaly_bytes(&self) -> i64 {
+        self.forecast_loop.anomaly_bytes.get()
+    }
+
+    /// The text exposition format (0.0.4; OpenMetrics' `# EOF` left out, since forecasts
+    /// may follow in the same body).
     pub fn render(&self, out: &mut String) {
-        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
-            );
-        };
-        let gauge = |out: &mut String, name: &str, help: &str, v: f64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
-        };
-        counter(
-            out,
-            "promcast_samples_received_total",
-            "Samples received by remote write.",
-            self.samples_received.load(Relaxed),
-        );
-        counter(
-            out,
-            "promcast_samples_accepted_total",
-            "Samples stored in a ring (new, or merged into an older bucket).",
-            self.samples_accepted.load(Relaxed),
-        );
-        counter(
-            out,
-            "promcast_samples_merged_total",
-            "Accepted samples that were duplicates or out of order inside the ring.",
-            self.samples_merged.load(Relaxed),
-        );
-        counter(
-            out,
-            "promcast_stale_markers_total",
-            "Prometheus staleness markers received (they end a run; not values).",
-            self.stale_markers.load(Relaxed),
-        );
-        let _ = writeln!(out, "# HELP promcast_samples_dropped_total Samples not stored, by reason.\n# TYPE promcast_samples_dropped_total counter");
-        for (r, v) in Dropped::ALL.iter().zip(&self.dropped) {
-            let _ = writeln!(
-                out,
-                "promcast_samples_dropped_total{{reason=\"{}\"}} {}",
-                r.as_str(),
-                v.load(Relaxed)
-            );
+        let start = out.len();
+        if encode(out, &self.registry).is_err() {
+            out.truncate(start);
+            return;
         }
-        let _ = writeln!(out, "# HELP promcast_write_requests_total Remote-write requests by status code.\n# TYPE promcast_write_requests_total counter");
-        for (c, v) in WRITE_CODES.iter().zip(&self.write_requests) {
-            let _ = writeln!(
-                out,
-                "promcast_write_requests_total{{code=\"{c}\"}} {}",
-                v.load(Relaxed)
-            );
-        }
-        gauge(
-            out,
-            "promcast_series",
-            "Selected series held in rings.",
-            self.series.load(Relaxed) as f64,
-        );
-        counter(
-            out,
-            "promcast_series_created_total",
-            "Series created.",
-            self.series_created.load(Relaxed),
-        );
-        counter(
-            out,
-            "promcast_series_evicted_total",
-            "Series evicted after storage.idle_timeout without samples.",
-            self.series_evicted.load(Relaxed),
-        );
-        let _ = writeln!(out, "# HELP promcast_forecast_series Series by forecast state.\n# TYPE promcast_forecast_series gauge");
-        for (s, v) in SERIES_STATES.iter().zip(&self.series_by_state) {
-            let _ = writeln!(
-                out,
-                "promcast_forecast_series{{state=\"{s}\"}} {}",
-                v.load(Relaxed)
-            );
-        }
-        let _ = writeln!(out, "# HELP promcast_forecasts_total Series forecasts produced, by model.\n# TYPE promcast_forecasts_total counter");
-        for (m, v) in MODELS.iter().zip(&self.forecasts) {
-            let _ = writeln!(
-                out,
-                "promcast_forecasts_total{{model=\"{m}\"}} {}",
-                v.load(Relaxed)
-            );
-        }
-        let _ = writeln!(out, "# HELP promcast_forecast_errors_total Per-series model failures, by model.\n# TYPE promcast_forecast_errors_total counter");
-        for (m, v) in MODELS.iter().zip(&self.forecast_errors) {
-            let _ = writeln!(
-                out,
-                "promcast_forecast_errors_total{{model=\"{m}\"}} {}",
-                v.load(Relaxed)
-            );
-        }
-        let _ = writeln!(out, "# HELP promcast_auto_choices_total Models chosen by `auto` at each per-series re-choice.\n# TYPE promcast_auto_choices_total counter");
-        for (m, v) in MODELS.iter().zip(&self.auto_choices) {
-            let _ = writeln!(
-                out,
-                "promcast_auto_choices_total{{model=\"{m}\"}} {}",
-                v.load(Relaxed)
-            );
-        }
-        let h = &self.forecast_step_duration;
-        let _ = writeln!(out, "# HELP promcast_forecast_step_duration_seconds Time to compute one forecast step over all series.\n# TYPE promcast_forecast_step_duration_seconds histogram");
-        for (b, le) in h.buckets.iter().zip(DURATION_BUCKETS) {
-            let _ = writeln!(
-                out,
-                "promcast_forecast_step_duration_seconds_bucket{{le=\"{le}\"}} {}",
-                b.load(Relaxed)
-            );
-        }
-        let count = h.count.load(Relaxed);
-        let _ = writeln!(
-            out,
-            "promcast_forecast_step_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
-        );
-        let _ = writeln!(
-            out,
-            "promcast_forecast_step_duration_seconds_sum {}",
-            h.sum_us.load(Relaxed) as f64 / 1e6
-        );
-        let _ = writeln!(out, "promcast_forecast_step_duration_seconds_count {count}");
-        gauge(
-            out,
-            "promcast_forecast_lag_seconds",
-            "How late the latest forecast snapshot was published relative to its step.",
-            self.forecast_lag_ms.load(Relaxed) as f64 / 1e3,
-        );
-        gauge(out, "promcast_forecast_max_age_seconds", "Age of the oldest forecast in the latest snapshot (time since its model last saw data).", self.forecast_max_age_ms.load(Relaxed) as f64 / 1e3);
-        counter(
-            out,
-            "promcast_forecast_steps_skipped_total",
-            "Steps skipped because the previous step was still running.",
-            self.forecast_steps_skipped.load(Relaxed),
-        );
-        counter(
-            out,
-            "promcast_forecast_refits_deferred_total",
-            "Model refits postponed to a later step to keep within the step budget.",
-            self.refits_deferred.load(Relaxed),
-        );
-        counter(
-            out,
-            "promcast_auto_choices_deferred_total",
-            "Per-series `auto` re-choices postponed to a later step to keep within the step budget (the series keeps its current model meanwhile).",
-            self.auto_choices_deferred.load(Relaxed),
-        );
-        counter(
-            out,
-            "promcast_anomaly_trainings_total",
-            "Isolation forests trained (per series and pooled).",
-            self.anomaly_trainings.load(Relaxed),
-        );
-        counter(
-            out,
-            "promcast_anomaly_trainings_deferred_total",
-            "Forest trainings postponed to a later step to keep within the step budget.",
-            self.anomaly_trainings_deferred.load(Relaxed),
-        );
-        counter(
-            out,
-            "promcast_anomaly_training_failures_total",
-            "Forest trainings that failed (e.g. too few finite feature rows).",
-            self.anomaly_training_failures.load(Relaxed),
-        );
-        counter(
-            out,
-            "promcast_anomaly_points_scored_total",
-            "Newest points given an anomaly score.",
-            self.anomaly_scored.load(Relaxed),
-        );
-        let _ = writeln!(out, "# HELP promcast_anomaly_forests Isolation forests held: own (one series) or pooled (one forecast entry).\n# TYPE promcast_anomaly_forests gauge");
-        for (kind, v) in ["own", "pooled"].iter().zip(&self.anomaly_forests) {
-            let _ = writeln!(
-                out,
-                "promcast_anomaly_forests{{kind=\"{kind}\"}} {}",
-                v.load(Relaxed)
-            );
-        }
-        gauge(
-            out,
-            "promcast_anomaly_memory_bytes",
-            "Approximate heap held by anomaly forests and pooled rows.",
-            self.anomaly_bytes.load(Relaxed) as f64,
-        );
-        let _ = writeln!(out, "# HELP promcast_backfill_series_total Series whose history was read from Prometheus (backfill), by result.\n# TYPE promcast_backfill_series_total counter");
-        for (r, i) in [("ok", 0), ("failed", 1), ("dropped", 2)] {
-            let _ = writeln!(
-                out,
-                "promcast_backfill_series_total{{result=\"{r}\"}} {}",
-                self.backfill[i].load(Relaxed)
-            );
-        }
-        counter(
-            out,
-            "promcast_backfill_retries_total",
-            "Backfill reads retried after an error.",
-            self.backfill[3].load(Relaxed),
-        );
-        counter(
-            out,
-            "promcast_backfill_samples_total",
-            "Samples read by backfill.",
-            self.backfill[4].load(Relaxed),
-        );
-        let _ = writeln!(out, "# HELP promcast_unauthorized_requests_total Requests refused with 401 / UNAUTHENTICATED (missing or wrong credentials), by listener.\n# TYPE promcast_unauthorized_requests_total counter");
-        for (l, i) in [("http", 0), ("grpc", 1)] {
-            let _ = writeln!(
-                out,
-                "promcast_unauthorized_requests_total{{listener=\"{l}\"}} {}",
-                self.unauthorized[i].load(Relaxed)
-            );
-        }
-        let _ = writeln!(out, "# HELP promcast_tls_handshake_failures_total TLS handshakes that failed (no or an untrusted client certificate, plain HTTP on a TLS port) or timed out, by listener.\n# TYPE promcast_tls_handshake_failures_total counter");
-        for l in crate::tls::Listener::ALL {
-            let _ = writeln!(
-                out,
-                "promcast_tls_handshake_failures_total{{listener=\"{}\"}} {}",
-                l.as_str(),
-                self.tls_handshake_failures[l as usize].load(Relaxed)
-            );
-        }
-        let _ = writeln!(out, "# HELP promcast_tls_reloads_total Certificate reloads after the TLS files changed, by listener and result (a failed reload keeps the previous certificate).\n# TYPE promcast_tls_reloads_total counter");
-        for l in crate::tls::Listener::ALL {
-            for (r, result) in ["ok", "failed"].into_iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "promcast_tls_reloads_total{{listener=\"{}\",result=\"{result}\"}} {}",
-                    l.as_str(),
-                    self.tls_reloads[l as usize][r].load(Relaxed)
-                );
-            }
-        }
-        if let Some((backend, provider)) = self.inference_backend.get() {
-            let _ = writeln!(
-                out,
-                "# HELP promcast_inference_backend_info The engine running the LSTM model and its execution provider.\n# TYPE promcast_inference_backend_info gauge\npromcast_inference_backend_info{{backend=\"{backend}\",provider=\"{provider}\"}} 1"
-            );
-        }
-        gauge(
-            out,
-            "promcast_snapshot_series",
-            "Series in the last snapshot written (storage.path).",
-            self.snapshot_series.load(Relaxed) as f64,
-        );
-        counter(
-            out,
-            "promcast_snapshot_failures_total",
-            "Snapshots that could not be written.",
-            self.snapshot_failures.load(Relaxed),
-        );
-        gauge(
-            out,
-            "promcast_snapshot_last_success_timestamp_seconds",
-            "When a snapshot was last written.",
-            self.snapshot_last_success_ms.load(Relaxed) as f64 / 1e3,
-        );
-        if !self.remote_write.is_empty() {
-            type Field = fn(&RemoteWriteMetrics) -> &AtomicU64;
-            let families: [(&str, &str, &str, Field); 6] = [
-                (
-                    "promcast_remote_write_samples_sent_total",
-                    "counter",
-                    "Forecast samples delivered.",
-                    |m| &m.samples_sent,
-                ),
-                (
-                    "promcast_remote_write_samples_failed_total",
-                    "counter",
-                    "Forecast samples dropped after a non-retryable error.",
-                    |m| &m.samples_failed,
-                ),
-                (
-                    "promcast_remote_write_samples_dropped_total",
-                    "counter",
-                    "Forecast samples dropped because the queue was full.",
-                    |m| &m.samples_dropped_queue_full,
-                ),
-                (
-                    "promcast_remote_write_retries_total",
-                    "counter",
-                    "Requests retried after 5xx, 429 or a connection error.",
-                    |m| &m.requests_retried,
-                ),
-                (
-                    "promcast_remote_write_queue_depth",
-                    "gauge",
-                    "Snapshots waiting to be sent.",
-                    |m| &m.queue_depth,
-                ),
-                (
-                    "promcast_remote_write_last_success_timestamp_seconds",
-                    "gauge",
-                    "When a request last succeeded.",
-                    |m| &m.last_success_ms,
-                ),
-            ];
-            for (name, kind, help, field) in families {
-                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-                for (url, m) in &self.remote_write {
-                    let v = field(m).load(Relaxed);
-                    let v = if name.ends_with("timestamp_seconds") {
-                        v as f64 / 1e3
-                    } else {
-                        v as f64
-                    };
-                    let _ = writeln!(out, "{name}{{url=\"{}\"}} {v}", escape_label_value(url));
-                }
-            }
+        if out.ends_with("# EOF\n") {
+            out.truncate(out.len() - "# EOF\n".len());
         }
     }
+}
+
+fn remote_write_metrics(
+    registry: &mut Registry,
+    urls: impl IntoIterator<Item = String>,
+) -> Vec<(String, RemoteWriteMetrics)> {
+    let urls: Vec<String> = urls.into_iter().collect();
+    if urls.is_empty() {
+        return Vec::new();
+    }
+    type UrlLabels = Vec<(&'static str, String)>;
+    let mut counters = |name: &str, help: &str| {
+        let f = Family::<UrlLabels, Counter>::default();
+        registry.register(name, help, f.clone());
+        f
+    };
+    let sent = counters(
+        "promcast_remote_write_samples_sent",
+        "Forecast samples delivered",
+    );
+    let failed = counters(
+        "promcast_remote_write_samples_failed",
+        "Forecast samples dropped after a non-retryable error",
+    );
+    let dropped = counters(
+        "promcast_remote_write_samples_dropped",
+        "Forecast samples dropped because the queue was full",
+    );
+    let retried = counters(
+        "promcast_remote_write_retries",
+        "Requests retried after 5xx, 429 or a connection error",
+    );
+    let depth = Family::<UrlLabels, Gauge>::default();
+    registry.register(
+        "promcast_remote_write_queue_depth",
+        "Snapshots waiting to be sent",
+        depth.clone(),
+    );
+    let last = Family::<UrlLabels, FloatGauge>::default();
+    registry.register(
+        "promcast_remote_write_last_success_timestamp_seconds",
+        "When a request last succeeded",
+        last.clone(),
+    );
+    urls.into_iter()
+        .map(|url| {
+            let l = vec![("url", url.clone())];
+            let m = RemoteWriteMetrics {
+                samples_sent: sent.get_or_create(&l).clone(),
+                samples_failed: failed.get_or_create(&l).clone(),
+                samples_dropped_queue_full: dropped.get_or_create(&l).clone(),
+                requests_retried: retried.get_or_create(&l).clone(),
+                queue_depth: depth.get_or_create(&l).clone(),
+                last_success: last.get_or_create(&l).clone(),
+            };
+            (url, m)
+        })
+        .collect()
 }
 
 /// Escapes a label value for the text format: backslash, double quote and newline.
@@ -516,7 +575,7 @@ mod tests {
         let t = Telemetry::new(["http://x/api/v1/write".to_string()]);
         t.dropped(Dropped::TooOld, 3);
         t.write_request(415);
-        t.forecast_step_duration.observe(0.02);
+        t.forecast_loop.step_duration.observe(0.02);
         let mut out = String::new();
         t.render(&mut out);
         assert!(out.contains("promcast_samples_dropped_total{reason=\"too_old\"} 3"));

@@ -13,23 +13,19 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
-use rustls_pki_types::pem::PemObject as _;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
-use tokio_rustls::rustls::server::WebPkiClientVerifier;
-use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
+use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::server::TlsStream;
 
-use crate::config::ListenerTls;
+use crate::config::{server_config, ListenerTls, TlsError};
+pub use crate::telemetry::Listener;
 use crate::telemetry::Telemetry;
 
 /// How often the certificate files are checked for changes.
@@ -43,143 +39,6 @@ pub const MAX_HANDSHAKES: usize = 512;
 pub const HTTP_ALPN: &[&[u8]] = &[b"http/1.1"];
 /// ALPN of the gRPC listener: gRPC over TLS is HTTP/2, negotiated by ALPN.
 pub const GRPC_ALPN: &[&[u8]] = &[b"h2"];
-
-/// Which listener, for logs and `promcast_tls_*{listener}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Listener {
-    Http = 0,
-    Grpc = 1,
-}
-
-impl Listener {
-    pub const ALL: [Listener; 2] = [Listener::Http, Listener::Grpc];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Listener::Http => "http",
-            Listener::Grpc => "grpc",
-        }
-    }
-}
-
-/// Why a listener's TLS files do not make a server configuration. `key()` is the config key
-/// of the file at fault.
-#[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    #[error("reading {path}: {source}")]
-    Read {
-        key: &'static str,
-        path: PathBuf,
-        source: io::Error,
-    },
-    #[error("{path}: {what}")]
-    Pem {
-        key: &'static str,
-        path: PathBuf,
-        what: String,
-    },
-    #[error("{path}: {source}")]
-    Rustls {
-        key: &'static str,
-        path: PathBuf,
-        source: rustls::Error,
-    },
-    #[error("{path}: {what}")]
-    ClientCa { path: PathBuf, what: String },
-}
-
-impl TlsError {
-    pub fn key(&self) -> &'static str {
-        match self {
-            TlsError::Read { key, .. }
-            | TlsError::Pem { key, .. }
-            | TlsError::Rustls { key, .. } => key,
-            TlsError::ClientCa { .. } => "client_ca_file",
-        }
-    }
-}
-
-fn read(path: &Path, key: &'static str) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Read {
-        key,
-        path: path.to_owned(),
-        source,
-    })
-}
-
-fn certificates(path: &Path, key: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let pem = read(path, key)?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError::Pem {
-            key,
-            path: path.to_owned(),
-            what: format!("not a PEM certificate file: {e}"),
-        })?;
-    if certs.is_empty() {
-        return Err(TlsError::Pem {
-            key,
-            path: path.to_owned(),
-            what: "no certificate (PEM `CERTIFICATE` block) in it".into(),
-        });
-    }
-    Ok(certs)
-}
-
-fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let pem = read(path, "key_file")?;
-    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| TlsError::Pem {
-        key: "key_file",
-        path: path.to_owned(),
-        what: match e {
-            rustls_pki_types::pem::Error::NoItemsFound => {
-                "no private key (PEM PKCS#8, PKCS#1 or SEC1 block) in it".into()
-            }
-            e => format!("not a PEM private key: {e}"),
-        },
-    })
-}
-
-/// Builds a listener's server configuration from its files, advertising `alpn`.
-pub fn server_config(files: &ListenerTls, alpn: &[&[u8]]) -> Result<ServerConfig, TlsError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let certs = certificates(&files.cert_file, "cert_file")?;
-    let key = private_key(&files.key_file)?;
-    let builder = ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|source| TlsError::Rustls {
-            key: "cert_file",
-            path: files.cert_file.clone(),
-            source,
-        })?;
-    let builder = match &files.client_ca_file {
-        None => builder.with_no_client_auth(),
-        Some(path) => {
-            let mut roots = RootCertStore::empty();
-            for c in certificates(path, "client_ca_file")? {
-                roots.add(c).map_err(|e| TlsError::ClientCa {
-                    path: path.clone(),
-                    what: format!("not a usable CA certificate: {e}"),
-                })?;
-            }
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .map_err(|e| TlsError::ClientCa {
-                    path: path.clone(),
-                    what: e.to_string(),
-                })?;
-            builder.with_client_cert_verifier(verifier)
-        }
-    };
-    let mut config = builder
-        .with_single_cert(certs, key)
-        .map_err(|source| TlsError::Rustls {
-            key: "key_file",
-            path: files.key_file.clone(),
-            source,
-        })?;
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Ok(config)
-}
 
 /// What identifies a version of the files: modification time and length of each.
 type Stamp = Vec<Option<(SystemTime, u64)>>;
@@ -229,16 +88,15 @@ impl Acceptor {
     /// Re-reads the files; on failure the previous configuration stays.
     pub fn reload(&self) -> Result<(), TlsError> {
         let result = server_config(&self.files, self.alpn);
-        let l = self.listener as usize;
         match result {
             Ok(c) => {
                 self.current.store(Arc::new(c));
-                self.telemetry.tls_reloads[l][0].fetch_add(1, Relaxed);
+                self.telemetry.tls_reloaded(self.listener, true);
                 tracing::info!(listener = self.listener.as_str(), cert_file = %self.files.cert_file.display(), "TLS certificate reloaded");
                 Ok(())
             }
             Err(e) => {
-                self.telemetry.tls_reloads[l][1].fetch_add(1, Relaxed);
+                self.telemetry.tls_reloaded(self.listener, false);
                 tracing::error!(listener = self.listener.as_str(), error = %e, "TLS files changed but do not load; still serving the previous certificate");
                 Err(e)
             }
@@ -322,13 +180,11 @@ async fn accept_loop(
                     let _ = tx.send((s, peer)).await;
                 }
                 Ok(Err(e)) => {
-                    acceptor.telemetry.tls_handshake_failures[acceptor.listener as usize]
-                        .fetch_add(1, Relaxed);
+                    acceptor.telemetry.tls_handshake_failed(acceptor.listener);
                     tracing::debug!(listener = acceptor.listener.as_str(), %peer, error = %e, "TLS handshake failed");
                 }
                 Err(_) => {
-                    acceptor.telemetry.tls_handshake_failures[acceptor.listener as usize]
-                        .fetch_add(1, Relaxed);
+                    acceptor.telemetry.tls_handshake_failed(acceptor.listener);
                     tracing::debug!(listener = acceptor.listener.as_str(), %peer, "TLS handshake timed out");
                 }
             }

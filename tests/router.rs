@@ -98,26 +98,15 @@ async fn accepts_remote_write_and_stores_selected_series() {
         "only the recording-rule series is kept"
     );
     let t = &state.telemetry;
-    assert_eq!(
-        t.samples_accepted
-            .load(std::sync::atomic::Ordering::Relaxed),
-        60
-    );
+    assert_eq!(t.samples_accepted.get(), 60);
     assert_eq!(t.dropped_count(Dropped::Unselected), 1);
     // Re-sending the same request (a Prometheus retry) merges; nothing doubles.
     let (status, _, _) = send(&state, write_request(snappy(&req))).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(state.store().series_count(), 1);
     // The head bucket's sample re-applies as itself; the 59 older ones merge.
-    assert_eq!(
-        t.samples_accepted
-            .load(std::sync::atomic::Ordering::Relaxed),
-        120
-    );
-    assert_eq!(
-        t.samples_merged.load(std::sync::atomic::Ordering::Relaxed),
-        59
-    );
+    assert_eq!(t.samples_accepted.get(), 120);
+    assert_eq!(t.samples_merged.get(), 59);
 }
 
 #[tokio::test]
@@ -381,18 +370,18 @@ async fn health_readiness_metrics_and_forecasts_api() {
     let mut scheduler = Scheduler::new(
         cfg.clone(),
         state.store().clone(),
-        state.telemetry.clone(),
         state.snapshots.clone(),
-        Vec::new(),
         None,
     )
     .unwrap();
-    let snap = scheduler.step(now);
+    let step = scheduler.step(now);
+    step.stats.record(&state.telemetry);
+    let snap = step.snapshot;
     assert_eq!(snap.series.len(), 1);
     let f = &snap.series[0];
     assert_eq!(
         f.state,
-        promcast::forecast::SeriesState::Ready,
+        promcast::snapshot::SeriesState::Ready,
         "{:?}",
         f.state
     );
@@ -498,12 +487,11 @@ async fn remote_write_round_trip_into_our_own_ingest() {
         stop_rx,
         Duration::from_secs(5),
     );
+    sender.snapshots.subscribe(Arc::new(queue));
     let mut scheduler = Scheduler::new(
         cfg.clone(),
         sender.store().clone(),
-        sender.telemetry.clone(),
         sender.snapshots.clone(),
-        vec![queue],
         None,
     )
     .unwrap();
@@ -514,10 +502,7 @@ async fn remote_write_round_trip_into_our_own_ingest() {
         .unwrap()
         .unwrap();
 
-    let sent = sender.telemetry.remote_write[0]
-        .1
-        .samples_sent
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let sent = sender.telemetry.remote_write[0].1.samples_sent.get();
     // 120 points are enough for the series' own anomaly forest: score and direction too.
     assert_eq!(
         sent,

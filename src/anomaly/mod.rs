@@ -1,6 +1,6 @@
 //! Anomaly scores: scale-free features of the newest point of a series, scored by an
-//! extended isolation forest (crate `extended-isolation-forest`), plus the offline NAB
-//! evaluation ([`eval::run_nab_eval`]) that replays labelled series through the same code.
+//! extended isolation forest (crate `extended-isolation-forest`). The offline NAB evaluation
+//! (`promcast anomaly-eval`, in `offline::nab`) replays labelled series through the same code.
 //!
 //! # Features ([`FEATURES`] = 7)
 //!
@@ -35,10 +35,8 @@
 
 use extended_isolation_forest::{Forest, ForestOptions};
 
-pub mod eval;
 pub mod online;
 
-pub use eval::{print_report, print_sweep, run_nab_eval, NabEvalOptions, NabReport};
 pub use online::AnomalyScorer;
 
 /// Number of features in a [`FeatureVec`] (see the module doc for each).
@@ -73,7 +71,7 @@ fn slog(v: f64) -> f64 {
 }
 
 /// Median of `v` (reorders it). `v` must not be empty and hold no NaN.
-fn median(v: &mut [f64]) -> f64 {
+pub fn median(v: &mut [f64]) -> f64 {
     let n = v.len();
     let k = n / 2;
     let (lo, m, _) = v.select_nth_unstable_by(k, |a, b| a.total_cmp(b));

@@ -23,7 +23,7 @@ use std::time::Instant;
 use super::{anomalous, features, naive_band, AnomalyForest, FeatureVec, MIN_HISTORY};
 use super::{MAX_TRAIN_ROWS, MIN_TRAIN_ROWS};
 use crate::config::AnomalySpec;
-use crate::export::Anomaly;
+use crate::snapshot::Anomaly;
 use crate::store::SeriesId;
 
 /// Rows kept per forecast entry for its pooled forest.
@@ -73,7 +73,7 @@ pub fn season_for(seasons: &[usize], len: usize) -> Option<usize> {
 }
 
 /// One series' own forest and the feature rows it trains on. The agent and the offline
-/// replay ([`super::eval`]) both drive it: [`SeriesDetector::observe`] with each new point's
+/// replay (`offline::nab`) both drive it: [`SeriesDetector::observe`] with each new point's
 /// row, [`SeriesDetector::train_if_due`] with the ring.
 pub struct SeriesDetector {
     forest: Option<AnomalyForest>,

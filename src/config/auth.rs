@@ -164,7 +164,7 @@ fn default_open_paths() -> Vec<String> {
 /// Reads a secret file (relative paths from the config's directory); a trailing newline is
 /// not part of the secret.
 pub(super) fn read_secret(path: &Path, base_dir: Option<&Path>) -> Result<Secret, String> {
-    let path = super::resolve_path(path, base_dir);
+    let path = super::paths::resolve_path(path, base_dir);
     let bytes = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
     let s = trim(&bytes);
     if s.is_empty() {

@@ -104,7 +104,7 @@ const RESERVED: [&str; 6] = [
 
 /// A PEM file named in the config.
 fn read_pem(path: &Path, base_dir: Option<&Path>) -> Result<Vec<u8>, String> {
-    let path = super::resolve_path(path, base_dir);
+    let path = super::paths::resolve_path(path, base_dir);
     let bytes = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(format!("{} is empty", path.display()));
@@ -135,61 +135,8 @@ pub(super) fn validate(
         Err(e) => problem(key("url"), format!("invalid URL {:?}: {e}", fields.url)),
     }
     let mut headers = HeaderMap::new();
-    let mut builder = reqwest::Client::builder()
-        .user_agent(concat!("promcast/", env!("CARGO_PKG_VERSION")))
-        .timeout(fields.timeout);
-    let mut sensitive = |v: &[u8], k: String, problem: &mut dyn FnMut(String, String)| {
-        match HeaderValue::from_bytes(v) {
-            Ok(mut v) => {
-                v.set_sensitive(true);
-                headers.insert(AUTHORIZATION, v);
-            }
-            Err(_) => problem(k, "holds characters a header cannot carry".into()),
-        }
-    };
-    match (fields.authorization, fields.basic_auth) {
-        (Some(_), Some(_)) => problem(
-            at.to_owned(),
-            "set authorization or basic_auth, not both".into(),
-        ),
-        (Some(a), None) => {
-            if a.kind.is_empty() || !a.kind.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                problem(
-                    key("authorization.type"),
-                    format!("{:?} is not a scheme", a.kind),
-                );
-            }
-            match read_secret(&a.credentials_file, base_dir) {
-                Ok(secret) => {
-                    let mut v = format!("{} ", a.kind).into_bytes();
-                    v.extend_from_slice(secret.expose());
-                    sensitive(&v, key("authorization.credentials_file"), problem);
-                }
-                Err(e) => problem(key("authorization.credentials_file"), e),
-            }
-        }
-        (None, Some(b)) => {
-            if b.username.is_empty() || b.username.contains(':') {
-                problem(
-                    key("basic_auth.username"),
-                    "must be non-empty and without ':'".into(),
-                );
-            }
-            match read_secret(&b.password_file, base_dir) {
-                Ok(password) => {
-                    use base64::Engine as _;
-                    let mut plain = format!("{}:", b.username).into_bytes();
-                    plain.extend_from_slice(password.expose());
-                    let v = format!(
-                        "Basic {}",
-                        base64::engine::general_purpose::STANDARD.encode(&plain)
-                    );
-                    sensitive(v.as_bytes(), key("basic_auth.password_file"), problem);
-                }
-                Err(e) => problem(key("basic_auth.password_file"), e),
-            }
-        }
-        (None, None) => {}
+    if let Some(v) = credentials(&fields, at, base_dir, problem) {
+        headers.insert(AUTHORIZATION, v);
     }
     for (name, value) in fields.headers {
         let k = key(&format!("headers.{name}"));
@@ -209,40 +156,11 @@ pub(super) fn validate(
             (_, Err(_)) => problem(k, "holds characters a header cannot carry".into()),
         }
     }
+    let builder = reqwest::Client::builder()
+        .user_agent(concat!("promcast/", env!("CARGO_PKG_VERSION")))
+        .timeout(fields.timeout);
+    let builder = with_tls(builder, &fields, at, base_dir, problem);
     let insecure = fields.tls_config.is_some_and(|t| t.insecure_skip_verify);
-    if let Some(t) = fields.tls_config {
-        if let Some(ca) = &t.ca_file {
-            match read_pem(ca, base_dir).and_then(|pem| {
-                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| e.to_string())
-            }) {
-                Ok(certs) if certs.is_empty() => {
-                    problem(key("tls_config.ca_file"), "holds no PEM certificate".into())
-                }
-                Ok(certs) => {
-                    for c in certs {
-                        builder = builder.add_root_certificate(c);
-                    }
-                }
-                Err(e) => problem(key("tls_config.ca_file"), e),
-            }
-        }
-        match (&t.cert_file, &t.key_file) {
-            (Some(cert), Some(k)) => {
-                let pem = read_pem(cert, base_dir).and_then(|mut c| {
-                    c.push(b'\n');
-                    c.extend(read_pem(k, base_dir)?);
-                    Ok(c)
-                });
-                match pem.and_then(|p| reqwest::Identity::from_pem(&p).map_err(|e| e.to_string())) {
-                    Ok(i) => builder = builder.identity(i),
-                    Err(e) => problem(key("tls_config.cert_file"), e),
-                }
-            }
-            (Some(_), None) => problem(key("tls_config.key_file"), "cert_file needs it".into()),
-            (None, Some(_)) => problem(key("tls_config.cert_file"), "key_file needs it".into()),
-            (None, None) => {}
-        }
-    }
     // What only the build checks (a key that does not match its certificate).
     match builder
         .default_headers(headers)
@@ -258,6 +176,118 @@ pub(super) fn validate(
             None
         }
     }
+}
+
+/// The `Authorization` header `authorization` or `basic_auth` ask for (marked sensitive),
+/// with their secrets read from their files.
+fn credentials(
+    fields: &ClientFields<'_>,
+    at: &str,
+    base_dir: Option<&Path>,
+    problem: &mut impl FnMut(String, String),
+) -> Option<HeaderValue> {
+    let key = |k: &str| format!("{at}.{k}");
+    let (value, file_key) = match (fields.authorization, fields.basic_auth) {
+        (Some(_), Some(_)) => {
+            problem(
+                at.to_owned(),
+                "set authorization or basic_auth, not both".into(),
+            );
+            return None;
+        }
+        (Some(a), None) => {
+            if a.kind.is_empty() || !a.kind.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                problem(
+                    key("authorization.type"),
+                    format!("{:?} is not a scheme", a.kind),
+                );
+            }
+            let file_key = key("authorization.credentials_file");
+            let secret = read_secret(&a.credentials_file, base_dir)
+                .map_err(|e| problem(file_key.clone(), e))
+                .ok()?;
+            let mut v = format!("{} ", a.kind).into_bytes();
+            v.extend_from_slice(secret.expose());
+            (v, file_key)
+        }
+        (None, Some(b)) => {
+            if b.username.is_empty() || b.username.contains(':') {
+                problem(
+                    key("basic_auth.username"),
+                    "must be non-empty and without ':'".into(),
+                );
+            }
+            let file_key = key("basic_auth.password_file");
+            let password = read_secret(&b.password_file, base_dir)
+                .map_err(|e| problem(file_key.clone(), e))
+                .ok()?;
+            use base64::Engine as _;
+            let mut plain = format!("{}:", b.username).into_bytes();
+            plain.extend_from_slice(password.expose());
+            let v = format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(&plain)
+            );
+            (v.into_bytes(), file_key)
+        }
+        (None, None) => return None,
+    };
+    match HeaderValue::from_bytes(&value) {
+        Ok(mut v) => {
+            v.set_sensitive(true);
+            Some(v)
+        }
+        Err(_) => {
+            problem(file_key, "holds characters a header cannot carry".into());
+            None
+        }
+    }
+}
+
+/// `tls_config`: extra trusted CAs and the client identity.
+fn with_tls(
+    mut builder: reqwest::ClientBuilder,
+    fields: &ClientFields<'_>,
+    at: &str,
+    base_dir: Option<&Path>,
+    problem: &mut impl FnMut(String, String),
+) -> reqwest::ClientBuilder {
+    let key = |k: &str| format!("{at}.{k}");
+    let Some(t) = fields.tls_config else {
+        return builder;
+    };
+    if let Some(ca) = &t.ca_file {
+        match read_pem(ca, base_dir)
+            .and_then(|pem| reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| e.to_string()))
+        {
+            Ok(certs) if certs.is_empty() => {
+                problem(key("tls_config.ca_file"), "holds no PEM certificate".into())
+            }
+            Ok(certs) => {
+                for c in certs {
+                    builder = builder.add_root_certificate(c);
+                }
+            }
+            Err(e) => problem(key("tls_config.ca_file"), e),
+        }
+    }
+    match (&t.cert_file, &t.key_file) {
+        (Some(cert), Some(k)) => {
+            let pem = read_pem(cert, base_dir).and_then(|mut c| {
+                c.push(b'\n');
+                c.extend(read_pem(k, base_dir)?);
+                Ok(c)
+            });
+            match pem.and_then(|p| reqwest::Identity::from_pem(&p).map_err(|e| e.to_string())) {
+                Ok(i) => builder = builder.identity(i),
+                Err(e) => problem(key("tls_config.cert_file"), e),
+            }
+        }
+        (Some(_), None) => problem(key("tls_config.key_file"), "cert_file needs it".into()),
+        (None, Some(_)) => problem(key("tls_config.cert_file"), "key_file needs it".into()),
+        (None, None) => {}
+    }
+    builder
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 mod auth;
 mod client;
 mod duration;
+mod paths;
 mod scaling;
 mod selector;
 mod tls;
@@ -14,12 +15,14 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use paths::resolve_path;
+
 pub use auth::{AuthSection, AuthSpec, BasicAuthSection, Denied, ListenerAuth};
 pub use client::{AuthorizationSection, ClientSpec, ClientTlsSection};
 pub use duration::{format_duration, parse_duration, DurationError, PromDuration};
-pub use scaling::{ScalingMode, ScalingSection, ScalingSpec};
+pub use scaling::{Policy, PolicyParams, ScalingMode, ScalingSection, ScalingSpec};
 pub use selector::{Selector, SelectorError};
-pub use tls::{ListenerTls, ListenerTlsSection, TlsSection, TlsSpec};
+pub use tls::{server_config, ListenerTls, ListenerTlsSection, TlsError, TlsSection, TlsSpec};
 
 /// The configuration `promcast serve` runs on when no `--config` is given.
 pub const DEFAULT_CONFIG_YAML: &str = include_str!("default.yml");
@@ -545,7 +548,81 @@ impl FileConfig {
         let mut problems = Vec::new();
         let mut problem =
             |path: String, message: String| problems.push(ConfigProblem { path, message });
+        let (step, ring_len) = self.storage_shape(&mut problem);
+        let step_ms = step.as_millis() as u64;
+        if self.forecast.is_empty() {
+            problem(
+                "forecast".into(),
+                "at least one entry is needed: promcast keeps only series that match a forecast selector".into(),
+            );
+        }
+        let forecast: Vec<ForecastSpec> = (self.forecast.iter().enumerate())
+            .filter_map(|(i, f)| self.forecast_entry(i, f, step_ms, ring_len, &mut problem))
+            .collect();
+        let remote_write: Vec<RemoteWriteSpec> = (self.remote_write.iter().enumerate())
+            .filter_map(|(i, rw)| remote_write_entry(i, rw, base_dir, &mut problem))
+            .collect();
+        self.check_limits(&mut problem);
+        let inference = self.inference_spec(base_dir, &mut problem);
+        let persistence = self.storage.path.as_ref().map(|p| Persistence {
+            dir: resolve_path(p, base_dir),
+            every: self.storage.snapshot_every.0,
+        });
+        if persistence.is_some() && self.storage.snapshot_every.0 < Duration::from_secs(1) {
+            problem(
+                "storage.snapshot_every".into(),
+                "must be at least 1s".into(),
+            );
+        }
+        let backfill = self
+            .backfill
+            .as_ref()
+            .and_then(|b| backfill_spec(b, base_dir, &mut problem));
+        let scaling = scaling::validate(&self.scaling, &mut problem);
+        let auth = auth::validate(&self.auth, base_dir, &mut problem);
+        let tls = tls::validate(&self.tls, base_dir, &mut problem);
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let l = &self.limits;
+        Ok(Config {
+            step,
+            ring_len: NonZeroUsize::new(ring_len).expect("validated"),
+            idle_timeout: self.storage.idle_timeout.0,
+            forecast,
+            remote_write,
+            limits: Limits {
+                max_series: l.max_series,
+                max_body_bytes: l.max_body_bytes,
+                max_decompressed_bytes: l.max_decompressed_bytes,
+                max_labels_per_series: l.max_labels_per_series,
+                max_label_name_length: l.max_label_name_length,
+                max_label_value_length: l.max_label_value_length,
+                max_future: l.max_future.0,
+                max_concurrent_writes: l.max_concurrent_writes,
+                body_timeout: l.body_timeout.0,
+                max_anomaly_forests: l.max_anomaly_forests,
+                max_read_samples: l.max_read_samples,
+            },
+            lstm_model: match self.inference.model.as_deref() {
+                None | Some("builtin") => ModelSource::Builtin,
+                Some("none") => ModelSource::Disabled,
+                Some(p) => ModelSource::File(resolve_path(Path::new(p), base_dir)),
+            },
+            inference,
+            persistence,
+            forecast_history: (self.storage.forecast_history.0.as_millis() as u64)
+                .checked_div(step_ms)
+                .unwrap_or(0) as usize,
+            backfill,
+            scaling,
+            auth,
+            tls,
+        })
+    }
 
+    /// `storage.step` and the ring length (`retention / step`, 1 when either is invalid).
+    fn storage_shape(&self, problem: &mut impl FnMut(String, String)) -> (Duration, usize) {
         let step = self.storage.step.0;
         let step_ms = step.as_millis() as u64;
         if step_ms == 0 {
@@ -578,180 +655,157 @@ impl FileConfig {
                 "must be at least one storage.step".into(),
             );
         }
+        (step, ring_len)
+    }
 
-        if self.forecast.is_empty() {
-            problem(
-                "forecast".into(),
-                "at least one entry is needed: promcast keeps only series that match a forecast selector".into(),
-            );
+    /// One `forecast:` entry; `None` when its selector does not parse (reported).
+    fn forecast_entry(
+        &self,
+        i: usize,
+        f: &ForecastSection,
+        step_ms: u64,
+        ring_len: usize,
+        problem: &mut impl FnMut(String, String),
+    ) -> Option<ForecastSpec> {
+        let at = |key: &str| format!("forecast[{i}].{key}");
+        let selector = Selector::parse(&f.selector)
+            .map_err(|e| problem(at("selector"), e.to_string()))
+            .ok();
+        let horizons = self.horizons(i, f, step_ms, ring_len, problem);
+        let (lo, hi) = match f.quantiles.as_slice() {
+            [lo, hi] if 0.0 < *lo && lo < hi && *hi < 1.0 => (*lo, *hi),
+            _ => {
+                problem(
+                    at("quantiles"),
+                    format!(
+                        "expected [lower, upper] with 0 < lower < upper < 1, got {:?}",
+                        f.quantiles
+                    ),
+                );
+                (0.1, 0.9)
+            }
+        };
+        let mut seasons = Vec::new();
+        for (j, s) in f.seasons.iter().enumerate() {
+            let ms = s.0.as_millis() as u64;
+            if step_ms == 0 {
+                continue;
+            }
+            if ms == 0 || ms % step_ms != 0 || ms / step_ms < 2 {
+                problem(
+                    format!("forecast[{i}].seasons[{j}]"),
+                    format!("{s} is not a multiple of storage.step of at least two steps"),
+                );
+                continue;
+            }
+            seasons.push((ms / step_ms) as usize);
         }
-        let mut forecast = Vec::with_capacity(self.forecast.len());
-        for (i, f) in self.forecast.iter().enumerate() {
-            let at = |key: &str| format!("forecast[{i}].{key}");
-            let selector = match Selector::parse(&f.selector) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    problem(at("selector"), e.to_string());
-                    None
-                }
-            };
-            if f.horizons.is_empty() {
-                problem(at("horizons"), "at least one horizon is needed".into());
-            }
-            let mut horizons = Vec::with_capacity(f.horizons.len());
-            for (j, h) in f.horizons.iter().enumerate() {
-                let ms = h.0.as_millis() as u64;
-                if step_ms == 0 {
-                    continue;
-                }
-                if ms == 0 || ms % step_ms != 0 {
-                    problem(
-                        format!("forecast[{i}].horizons[{j}]"),
-                        format!(
-                            "{h} is not a positive multiple of storage.step ({})",
-                            self.storage.step
-                        ),
-                    );
-                    continue;
-                }
-                let steps = (ms / step_ms) as usize;
-                if steps > ring_len {
-                    problem(
-                        format!("forecast[{i}].horizons[{j}]"),
-                        format!(
-                            "{h} is longer than storage.retention ({})",
-                            self.storage.retention
-                        ),
-                    );
-                    continue;
-                }
-                if horizons.iter().any(|x: &Horizon| x.steps == steps) {
-                    problem(
-                        format!("forecast[{i}].horizons[{j}]"),
-                        format!("{h} is listed twice"),
-                    );
-                    continue;
-                }
-                horizons.push(Horizon {
-                    label: h.to_string(),
-                    duration: h.0,
-                    steps,
-                });
-            }
-            horizons.sort_by_key(|h| h.steps);
-            let (lo, hi) = match f.quantiles.as_slice() {
-                [lo, hi] if 0.0 < *lo && lo < hi && *hi < 1.0 => (*lo, *hi),
-                _ => {
-                    problem(
-                        at("quantiles"),
-                        format!(
-                            "expected [lower, upper] with 0 < lower < upper < 1, got {:?}",
-                            f.quantiles
-                        ),
-                    );
-                    (0.1, 0.9)
-                }
-            };
-            let mut seasons = Vec::new();
-            for (j, s) in f.seasons.iter().enumerate() {
-                let ms = s.0.as_millis() as u64;
-                if step_ms == 0 {
-                    continue;
-                }
-                if ms == 0 || ms % step_ms != 0 || ms / step_ms < 2 {
-                    problem(
-                        format!("forecast[{i}].seasons[{j}]"),
-                        format!("{s} is not a multiple of storage.step of at least two steps"),
-                    );
-                    continue;
-                }
-                seasons.push((ms / step_ms) as usize);
-            }
-            seasons.sort_unstable();
-            seasons.dedup();
-            let refit_ms = f.refit_every.0.as_millis() as u64;
-            let refit_every = refit_ms.checked_div(step_ms).unwrap_or(1).max(1) as usize;
-            let auto_every = (f.auto_every.0.as_millis() as u64)
+        seasons.sort_unstable();
+        seasons.dedup();
+        let in_steps = |d: &PromDuration| {
+            (d.0.as_millis() as u64)
                 .checked_div(step_ms)
                 .unwrap_or(1)
-                .max(1) as usize;
-            if f.model == ModelChoice::Lstm && self.inference.model.as_deref() == Some("none") {
-                problem(
-                    at("model"),
-                    "`lstm` needs a model, but inference.model is `none`".into(),
-                );
-            }
-            if f.model == ModelChoice::SeasonalNaive && seasons.is_empty() {
-                problem(
-                    at("seasons"),
-                    "`seasonal_naive` needs at least one season".into(),
-                );
-            }
-            if !(0.0..=1.0).contains(&f.anomaly.threshold) {
-                problem(
-                    at("anomaly.threshold"),
-                    format!("must be within 0..1, got {}", f.anomaly.threshold),
-                );
-            }
-            let anomaly = f.anomaly.enabled.then(|| AnomalySpec {
-                threshold: f.anomaly.threshold,
-                retrain_every: (f.anomaly.retrain_every.0.as_millis() as u64)
-                    .checked_div(step_ms)
-                    .unwrap_or(1)
-                    .max(1) as usize,
-            });
-            if let Some(selector) = selector {
-                forecast.push(ForecastSpec {
-                    selector,
-                    horizons,
-                    model: f.model,
-                    lower_quantile: lo,
-                    upper_quantile: hi,
-                    seasons,
-                    refit_every,
-                    auto_every,
-                    anomaly,
-                });
-            }
-        }
-
-        let mut remote_write = Vec::new();
-        for (i, rw) in self.remote_write.iter().enumerate() {
-            let at = |key: &str| format!("remote_write[{i}].{key}");
-            let client = client::validate(
-                client::ClientFields {
-                    url: &rw.url,
-                    authorization: rw.authorization.as_ref(),
-                    basic_auth: rw.basic_auth.as_ref(),
-                    headers: &rw.headers,
-                    tls_config: rw.tls_config.as_ref(),
-                    timeout: rw.timeout.0,
-                },
-                &format!("remote_write[{i}]"),
-                base_dir,
-                &mut problem,
+                .max(1) as usize
+        };
+        if f.model == ModelChoice::Lstm && self.inference.model.as_deref() == Some("none") {
+            problem(
+                at("model"),
+                "`lstm` needs a model, but inference.model is `none`".into(),
             );
-            if rw.max_samples_per_send == 0 {
-                problem(at("max_samples_per_send"), "must be at least 1".into());
+        }
+        let seasonal = match f.model {
+            ModelChoice::SeasonalNaive => Some("seasonal_naive"),
+            ModelChoice::Mstl => Some("mstl"),
+            _ => None,
+        };
+        if let Some(model) = seasonal.filter(|_| seasons.is_empty()) {
+            problem(
+                at("seasons"),
+                format!("`{model}` needs at least one season"),
+            );
+        }
+        if !(0.0..=1.0).contains(&f.anomaly.threshold) {
+            problem(
+                at("anomaly.threshold"),
+                format!("must be within 0..1, got {}", f.anomaly.threshold),
+            );
+        }
+        Some(ForecastSpec {
+            selector: selector?,
+            horizons,
+            model: f.model,
+            lower_quantile: lo,
+            upper_quantile: hi,
+            seasons,
+            refit_every: in_steps(&f.refit_every),
+            auto_every: in_steps(&f.auto_every),
+            anomaly: f.anomaly.enabled.then(|| AnomalySpec {
+                threshold: f.anomaly.threshold,
+                retrain_every: in_steps(&f.anomaly.retrain_every),
+            }),
+        })
+    }
+
+    /// An entry's horizons: positive multiples of the step within the retention, each once,
+    /// sorted.
+    fn horizons(
+        &self,
+        i: usize,
+        f: &ForecastSection,
+        step_ms: u64,
+        ring_len: usize,
+        problem: &mut impl FnMut(String, String),
+    ) -> Vec<Horizon> {
+        if f.horizons.is_empty() {
+            problem(
+                format!("forecast[{i}].horizons"),
+                "at least one horizon is needed".into(),
+            );
+        }
+        let mut horizons = Vec::with_capacity(f.horizons.len());
+        for (j, h) in f.horizons.iter().enumerate() {
+            let ms = h.0.as_millis() as u64;
+            if step_ms == 0 {
+                continue;
             }
-            if rw.capacity == 0 {
-                problem(at("capacity"), "must be at least 1".into());
+            let at = format!("forecast[{i}].horizons[{j}]");
+            if ms == 0 || ms % step_ms != 0 {
+                problem(
+                    at,
+                    format!(
+                        "{h} is not a positive multiple of storage.step ({})",
+                        self.storage.step
+                    ),
+                );
+                continue;
             }
-            if rw.min_backoff > rw.max_backoff {
-                problem(at("min_backoff"), "must not exceed max_backoff".into());
+            let steps = (ms / step_ms) as usize;
+            if steps > ring_len {
+                problem(
+                    at,
+                    format!(
+                        "{h} is longer than storage.retention ({})",
+                        self.storage.retention
+                    ),
+                );
+                continue;
             }
-            // `None`: the client did not build, which is reported.
-            let Some(client) = client else { continue };
-            remote_write.push(RemoteWriteSpec {
-                url: rw.url.clone(),
-                client,
-                max_samples_per_send: rw.max_samples_per_send.max(1),
-                capacity: rw.capacity.max(1),
-                min_backoff: rw.min_backoff.0,
-                max_backoff: rw.max_backoff.0,
+            if horizons.iter().any(|x: &Horizon| x.steps == steps) {
+                problem(at, format!("{h} is listed twice"));
+                continue;
+            }
+            horizons.push(Horizon {
+                label: h.to_string(),
+                duration: h.0,
+                steps,
             });
         }
+        horizons.sort_by_key(|h| h.steps);
+        horizons
+    }
 
+    fn check_limits(&self, problem: &mut impl FnMut(String, String)) {
         let l = &self.limits;
         for (key, v) in [
             ("max_series", l.max_series),
@@ -775,13 +829,13 @@ impl FileConfig {
         if l.max_series > u32::MAX as usize / 2 {
             problem("limits.max_series".into(), "too large".into());
         }
+    }
 
-        let lstm_model = match self.inference.model.as_deref() {
-            None | Some("builtin") => ModelSource::Builtin,
-            Some("none") => ModelSource::Disabled,
-            Some(p) => ModelSource::File(resolve_path(Path::new(p), base_dir)),
-        };
-
+    fn inference_spec(
+        &self,
+        base_dir: Option<&Path>,
+        problem: &mut impl FnMut(String, String),
+    ) -> InferenceSpec {
         let backend = match self.inference.backend.as_deref() {
             None | Some("auto") => BackendKind::Auto,
             Some("tract") => BackendKind::Tract,
@@ -805,109 +859,98 @@ impl FileConfig {
         if self.inference.max_batch == Some(0) {
             problem("inference.max_batch".into(), "must be at least 1".into());
         }
-        let persistence = self.storage.path.as_ref().map(|p| Persistence {
-            dir: resolve_path(p, base_dir),
-            every: self.storage.snapshot_every.0,
-        });
-        if persistence.is_some() && self.storage.snapshot_every.0 < Duration::from_secs(1) {
-            problem(
-                "storage.snapshot_every".into(),
-                "must be at least 1s".into(),
-            );
+        InferenceSpec {
+            backend,
+            ort_library: self
+                .inference
+                .ort_library
+                .as_deref()
+                .map(|p| resolve_path(p, base_dir)),
+            max_batch: self.inference.max_batch.unwrap_or(4096).max(1),
+            max_wait: self
+                .inference
+                .max_wait
+                .map_or(Duration::from_millis(5), |d| d.0),
         }
-        let forecast_history = (self.storage.forecast_history.0.as_millis() as u64)
-            .checked_div(step_ms)
-            .unwrap_or(0) as usize;
-        let backfill = match &self.backfill {
-            None => None,
-            Some(b) => {
-                let client = client::validate(
-                    client::ClientFields {
-                        url: &b.url,
-                        authorization: b.authorization.as_ref(),
-                        basic_auth: b.basic_auth.as_ref(),
-                        headers: &b.headers,
-                        tls_config: b.tls_config.as_ref(),
-                        timeout: b.timeout.0,
-                    },
-                    "backfill",
-                    base_dir,
-                    &mut problem,
-                );
-                for (key, v) in [
-                    ("concurrency", b.concurrency),
-                    ("queue", b.queue),
-                    ("max_attempts", b.max_attempts),
-                ] {
-                    if v == 0 {
-                        problem(format!("backfill.{key}"), "must be at least 1".into());
-                    }
-                }
-                client.map(|client| BackfillSpec {
-                    url: b.url.clone(),
-                    client,
-                    lookback: b.lookback.0,
-                    concurrency: b.concurrency.max(1),
-                    queue: b.queue.max(1),
-                    max_attempts: b.max_attempts.max(1),
-                })
-            }
-        };
-        let scaling = scaling::validate(&self.scaling, &mut problem);
-        let auth = auth::validate(&self.auth, base_dir, &mut problem);
-        let tls = tls::validate(&self.tls, base_dir, &mut problem);
-        if !problems.is_empty() {
-            return Err(problems);
-        }
-        Ok(Config {
-            step,
-            ring_len: NonZeroUsize::new(ring_len).expect("validated"),
-            idle_timeout: self.storage.idle_timeout.0,
-            forecast,
-            remote_write,
-            limits: Limits {
-                max_series: l.max_series,
-                max_body_bytes: l.max_body_bytes,
-                max_decompressed_bytes: l.max_decompressed_bytes,
-                max_labels_per_series: l.max_labels_per_series,
-                max_label_name_length: l.max_label_name_length,
-                max_label_value_length: l.max_label_value_length,
-                max_future: l.max_future.0,
-                max_concurrent_writes: l.max_concurrent_writes,
-                body_timeout: l.body_timeout.0,
-                max_anomaly_forests: l.max_anomaly_forests,
-                max_read_samples: l.max_read_samples,
-            },
-            lstm_model,
-            inference: InferenceSpec {
-                backend,
-                ort_library: self
-                    .inference
-                    .ort_library
-                    .as_deref()
-                    .map(|p| resolve_path(p, base_dir)),
-                max_batch: self.inference.max_batch.unwrap_or(4096).max(1),
-                max_wait: self
-                    .inference
-                    .max_wait
-                    .map_or(Duration::from_millis(5), |d| d.0),
-            },
-            persistence,
-            forecast_history,
-            backfill,
-            scaling,
-            auth,
-            tls,
-        })
     }
 }
 
-/// A path written in the config file: a relative one is taken from the config's directory.
-fn resolve_path(path: &Path, base_dir: Option<&Path>) -> PathBuf {
-    match base_dir {
-        Some(dir) if path.is_relative() => dir.join(path),
-        _ => path.to_owned(),
+/// One `remote_write:` entry; `None` when its client does not build (reported).
+fn remote_write_entry(
+    i: usize,
+    rw: &RemoteWriteSection,
+    base_dir: Option<&Path>,
+    problem: &mut impl FnMut(String, String),
+) -> Option<RemoteWriteSpec> {
+    let at = |key: &str| format!("remote_write[{i}].{key}");
+    let client = client::validate(
+        client::ClientFields {
+            url: &rw.url,
+            authorization: rw.authorization.as_ref(),
+            basic_auth: rw.basic_auth.as_ref(),
+            headers: &rw.headers,
+            tls_config: rw.tls_config.as_ref(),
+            timeout: rw.timeout.0,
+        },
+        &format!("remote_write[{i}]"),
+        base_dir,
+        problem,
+    );
+    if rw.max_samples_per_send == 0 {
+        problem(at("max_samples_per_send"), "must be at least 1".into());
     }
+    if rw.capacity == 0 {
+        problem(at("capacity"), "must be at least 1".into());
+    }
+    if rw.min_backoff > rw.max_backoff {
+        problem(at("min_backoff"), "must not exceed max_backoff".into());
+    }
+    Some(RemoteWriteSpec {
+        url: rw.url.clone(),
+        client: client?,
+        max_samples_per_send: rw.max_samples_per_send.max(1),
+        capacity: rw.capacity.max(1),
+        min_backoff: rw.min_backoff.0,
+        max_backoff: rw.max_backoff.0,
+    })
+}
+
+/// The `backfill:` section; `None` when its client does not build (reported).
+fn backfill_spec(
+    b: &BackfillSection,
+    base_dir: Option<&Path>,
+    problem: &mut impl FnMut(String, String),
+) -> Option<BackfillSpec> {
+    let client = client::validate(
+        client::ClientFields {
+            url: &b.url,
+            authorization: b.authorization.as_ref(),
+            basic_auth: b.basic_auth.as_ref(),
+            headers: &b.headers,
+            tls_config: b.tls_config.as_ref(),
+            timeout: b.timeout.0,
+        },
+        "backfill",
+        base_dir,
+        problem,
+    );
+    for (key, v) in [
+        ("concurrency", b.concurrency),
+        ("queue", b.queue),
+        ("max_attempts", b.max_attempts),
+    ] {
+        if v == 0 {
+            problem(format!("backfill.{key}"), "must be at least 1".into());
+        }
+    }
+    Some(BackfillSpec {
+        url: b.url.clone(),
+        client: client?,
+        lookback: b.lookback.0,
+        concurrency: b.concurrency.max(1),
+        queue: b.queue.max(1),
+        max_attempts: b.max_attempts.max(1),
+    })
 }
 
 #[cfg(test)]

@@ -1,12 +1,13 @@
 //! `scaling:` targets: which series drives which workload's replica recommendation, and how.
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{PromDuration, Selector};
-use crate::scale::{Policy, PolicyParams};
+use super::duration::PromDuration;
+use super::selector::Selector;
 
 /// Whether a target's recommendation is meant to be acted on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
@@ -27,6 +28,75 @@ impl ScalingMode {
             ScalingMode::Observe => "observe",
         }
     }
+}
+
+/// How the predictive part turns a forecast into replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    /// A fixed count (the baseline every team starts from); simulation only.
+    Static,
+    /// Only the observed load: what an HPA on the metric does.
+    Reactive,
+    /// `ceil(yhat / capacity)`.
+    Ceiling,
+    /// `ceil(yhat · (1 + margin) / capacity)`.
+    Buffered,
+    /// `ceil(q-quantile of the forecast / capacity)`: confidence-aware.
+    Quantile,
+    /// Towards `ceil(yhat / capacity)` by at most `max_step` replicas per decision.
+    Incremental,
+}
+
+impl Policy {
+    pub const ALL: [Policy; 6] = [
+        Policy::Static,
+        Policy::Reactive,
+        Policy::Ceiling,
+        Policy::Buffered,
+        Policy::Quantile,
+        Policy::Incremental,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Static => "static",
+            Policy::Reactive => "reactive",
+            Policy::Ceiling => "ceiling",
+            Policy::Buffered => "buffered",
+            Policy::Quantile => "quantile",
+            Policy::Incremental => "incremental",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Policy> {
+        Policy::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
+    pub fn is_predictive(self) -> bool {
+        !matches!(self, Policy::Static | Policy::Reactive)
+    }
+}
+
+impl fmt::Display for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Parameters of one scaling target's policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyParams {
+    pub policy: Policy,
+    /// Load one replica serves at target utilisation (the series' units).
+    pub capacity: f64,
+    pub min_replicas: u32,
+    pub max_replicas: u32,
+    pub margin: f64,
+    pub quantile: f64,
+    pub max_step: u32,
+    /// The count `static` keeps.
+    pub static_replicas: u32,
 }
 
 /// One target as written in the file.
@@ -216,7 +286,7 @@ mod tests {
         let t = &c.scaling[0];
         assert_eq!(&*t.name, "web");
         assert_eq!(t.params.min_replicas, 1);
-        assert_eq!(t.params.policy, crate::scale::Policy::Quantile);
+        assert_eq!(t.params.policy, super::Policy::Quantile);
         assert_eq!(t.lead_time.as_secs(), 120);
         assert_eq!(t.scale_down_stabilization.as_secs(), 300);
         assert_eq!(t.mode, super::ScalingMode::Active);

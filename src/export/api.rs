@@ -4,9 +4,8 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::Snapshot;
 use crate::config::Selector;
-use crate::forecast::SeriesState;
+use crate::snapshot::{SeriesState, Snapshot};
 
 #[derive(Serialize)]
 struct SeriesJson<'a> {
@@ -178,14 +177,16 @@ pub fn history_json(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::SeriesForecast;
-    use crate::forecast::{ModelKind, Point};
+    use crate::snapshot::SeriesForecast;
+    use crate::snapshot::{ModelKind, Point};
     use crate::store::LabelSet;
     use std::sync::Arc;
 
     fn snapshot() -> Snapshot {
         let mk = |job: &str, state| SeriesForecast {
             labels: Arc::new(LabelSet::from_pairs([("__name__", "a:b"), ("job", job)])),
+            id: crate::store::SeriesId(0),
+            base: 0,
             spec: 0,
             state,
             model: Some(ModelKind::Naive),
@@ -200,6 +201,7 @@ mod tests {
         };
         Snapshot {
             generated_ms: 120_000,
+            step_ms: 60_000,
             horizons: vec![vec![("5m".into(), 300_000)]],
             series: vec![
                 mk("web", SeriesState::Ready),

@@ -1,6 +1,7 @@
 //! Past forecasts, aligned to the time they were made *for*: per series and horizon, the
 //! forecast made `horizon` before each target bucket (`yhat`, `yhat_lower`, `yhat_upper`).
-//! Written by the forecast loop once per step, read by remote read
+//! A [`Subscriber`] of the published snapshots (one record per step, on the forecast
+//! thread), read by remote read
 //! (`N:forecast{L, ml_forecast, horizon}`), so "actual against what was predicted 15 minutes
 //! earlier" overlays without `offset`.
 //!
@@ -14,7 +15,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use super::{SeriesForecast, Snapshot};
+use super::samples::SnapshotSamples;
+use crate::snapshot::{SeriesForecast, SeriesState, Snapshot, Subscriber};
 use crate::store::{LabelSet, SeriesId};
 
 const SHARDS: usize = 16;
@@ -196,14 +198,41 @@ impl ForecastHistory {
     }
 }
 
+impl Subscriber for ForecastHistory {
+    /// Records every ready forecast of the step at its target buckets, forgets series not
+    /// forecast for longer than it keeps, and keeps the step's scaling samples.
+    fn publish(&self, snapshot: &Arc<Snapshot>) {
+        let step_ms = snapshot.step_ms.max(1);
+        if !self.is_empty() {
+            let steps: Vec<Vec<i64>> = snapshot
+                .horizons
+                .iter()
+                .map(|hs| hs.iter().map(|(_, ms)| ms / step_ms).collect())
+                .collect();
+            for f in snapshot
+                .series
+                .iter()
+                .filter(|f| f.state == SeriesState::Ready)
+            {
+                self.record(f.id, f, f.base, &steps[f.spec as usize]);
+            }
+            let now_bucket = snapshot.generated_ms.div_euclid(step_ms);
+            self.evict_before(now_bucket - self.len() as i64);
+        }
+        self.record_scaling(snapshot, step_ms);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::forecast::{Point, SeriesState};
+    use crate::snapshot::{Point, SeriesState};
 
     fn forecast(v: f64) -> SeriesForecast {
         SeriesForecast {
             labels: Arc::new(LabelSet::from_pairs([("__name__", "a:b")])),
+            id: crate::store::SeriesId(0),
+            base: 0,
             spec: 0,
             state: SeriesState::Ready,
             model: None,

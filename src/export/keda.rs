@@ -22,12 +22,12 @@ use std::time::Duration;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::{Recommendation, SnapshotCell};
 use crate::config::{Config, Denied, ScalingMode};
 use crate::proto::externalscaler as pb;
 use crate::proto::externalscaler::external_scaler_server::{ExternalScaler, ExternalScalerServer};
+use crate::snapshot::{Recommendation, SnapshotCell};
 use crate::store::now_ms;
-use crate::telemetry::Telemetry;
+use crate::telemetry::{Listener, Telemetry};
 
 /// The metadata key of a trigger that names the scaling target.
 pub const TARGET_KEY: &str = "target";
@@ -136,7 +136,7 @@ impl Scaler {
             match auth.check(given) {
                 Ok(()) => Ok(req),
                 Err(why) => {
-                    telemetry.unauthorized[1].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    telemetry.unauthorized(Listener::Grpc);
                     Err(Status::unauthenticated(match why {
                         Denied::Missing => "credentials required (authorization metadata)",
                         Denied::Wrong => "wrong credentials",

@@ -21,8 +21,9 @@ use prost::Message;
 use regex::Regex;
 
 use super::history::{ForecastHistory, SampleLabels};
-use super::{Snapshot, ML_FORECAST};
+use super::samples::ML_FORECAST;
 use crate::proto::prometheus as pb;
+use crate::snapshot::Snapshot;
 
 /// Suffix of the remote-read family.
 pub const FORECAST_SUFFIX: &str = ":forecast";
@@ -115,106 +116,162 @@ pub fn read(
     let mut total = 0usize;
     let mut results = Vec::with_capacity(req.queries.len());
     for (qi, q) in req.queries.iter().enumerate() {
-        let matchers: Vec<Matcher> = q
-            .matchers
-            .iter()
-            .map(Matcher::new)
-            .collect::<Result<_, _>>()?;
-        let (start, end) = (q.start_timestamp_ms, q.end_timestamp_ms);
-        let mut timeseries = Vec::new();
-        let mut emit = |labels: Vec<(String, String)>,
-                        samples: Vec<pb::Sample>|
-         -> Result<(), ReadError> {
-            if samples.is_empty() || !matchers.iter().all(|m| m.matches(&labels)) {
-                return Ok(());
-            }
-            total += samples.len();
-            if total > max_samples {
-                return Err(ReadError::BadRequest(format!(
-                    "query {qi} needs more than limits.max_read_samples ({max_samples}) samples; narrow the selector or the time range"
-                )));
-            }
-            timeseries.push(pb::TimeSeries {
-                labels: labels
-                    .into_iter()
-                    .map(|(name, value)| pb::Label { name, value })
-                    .collect(),
-                samples,
-            });
-            Ok(())
+        let mut out = QueryOut {
+            matchers: q
+                .matchers
+                .iter()
+                .map(Matcher::new)
+                .collect::<Result<_, _>>()?,
+            start: q.start_timestamp_ms,
+            end: q.end_timestamp_ms,
+            index: qi,
+            max_samples,
+            total: &mut total,
+            timeseries: Vec::new(),
         };
-        // The latest forecast, at its target times.
-        for s in snapshot.ready() {
-            let horizons = &snapshot.horizons[s.spec as usize];
-            for (k, kind) in ML_FORECAST.iter().enumerate() {
-                let labels = forecast_labels(&s.labels, kind, None);
-                let samples: Vec<pb::Sample> = horizons
-                    .iter()
-                    .zip(&s.points)
-                    .map(|((_, h_ms), p)| pb::Sample {
-                        timestamp: snapshot.generated_ms + h_ms,
-                        value: [p.yhat, p.lower, p.upper][k],
-                    })
-                    .filter(|x| x.timestamp >= start && x.timestamp <= end && x.value.is_finite())
-                    .collect();
-                emit(labels, samples)?;
-            }
-        }
-        // Past forecasts at the times they were for.
-        let len = history.len();
-        let mut err = None;
-        history.for_each(|e| {
-            if err.is_some() {
-                return;
-            }
-            let Some(horizons) = snapshot.horizons.get(e.spec as usize) else {
-                return;
-            };
-            let lo = (e.head - len as i64 + 1).max(start.div_euclid(step_ms));
-            let hi = e.head.min(end.div_euclid(step_ms));
-            for (h, (hl, _)) in horizons.iter().enumerate() {
-                for (k, kind) in ML_FORECAST.iter().enumerate() {
-                    let samples: Vec<pb::Sample> = (lo..=hi)
-                        .filter_map(|b| {
-                            let v = e.get(b, h, len)?[k];
-                            let ts = b * step_ms;
-                            (ts >= start && ts <= end && v.is_finite()).then_some(pb::Sample {
-                                timestamp: ts,
-                                value: v as f64,
-                            })
-                        })
-                        .collect();
-                    if let Err(x) = emit(forecast_labels(&e.labels, kind, Some(hl)), samples) {
-                        err = Some(x);
-                        return;
-                    }
-                }
-            }
+        latest_forecasts(snapshot, &mut out)?;
+        past_forecasts(snapshot, history, step_ms, &mut out)?;
+        scaling_series(history, &mut out)?;
+        results.push(pb::QueryResult {
+            timeseries: out.timeseries,
         });
-        if let Some(e) = err {
-            return Err(e);
-        }
-        // Desired replicas and the loads they used, over the kept steps.
-        let mut scaling: Vec<(SampleLabels, Vec<pb::Sample>)> = Vec::new();
-        history.scaling().for_each(|t, labels, value| {
-            if t < start || t > end || !value.is_finite() {
-                return;
-            }
-            let sample = pb::Sample {
-                timestamp: t,
-                value,
-            };
-            match scaling.iter_mut().find(|(l, _)| l == labels) {
-                Some((_, samples)) => samples.push(sample),
-                None => scaling.push((labels.clone(), vec![sample])),
-            }
-        });
-        for (labels, samples) in scaling {
-            emit(labels.to_vec(), samples)?;
-        }
-        results.push(pb::QueryResult { timeseries });
     }
     Ok(pb::ReadResponse { results })
+}
+
+/// The answer to one query of a request, being collected.
+struct QueryOut<'a> {
+    matchers: Vec<Matcher>,
+    /// The query's time range, inclusive.
+    start: i64,
+    end: i64,
+    /// The query's position in the request (for the error message).
+    index: usize,
+    max_samples: usize,
+    /// Samples answered so far by the whole request.
+    total: &'a mut usize,
+    timeseries: Vec<pb::TimeSeries>,
+}
+
+impl QueryOut<'_> {
+    /// Whether `t` is in the query's time range.
+    fn in_range(&self, t: i64) -> bool {
+        t >= self.start && t <= self.end
+    }
+
+    /// Adds a series when it has samples and its labels match, failing once the request
+    /// needs more than `max_samples` samples.
+    fn emit(
+        &mut self,
+        labels: Vec<(String, String)>,
+        samples: Vec<pb::Sample>,
+    ) -> Result<(), ReadError> {
+        if samples.is_empty() || !self.matchers.iter().all(|m| m.matches(&labels)) {
+            return Ok(());
+        }
+        *self.total += samples.len();
+        if *self.total > self.max_samples {
+            let (qi, max_samples) = (self.index, self.max_samples);
+            return Err(ReadError::BadRequest(format!(
+                "query {qi} needs more than limits.max_read_samples ({max_samples}) samples; narrow the selector or the time range"
+            )));
+        }
+        self.timeseries.push(pb::TimeSeries {
+            labels: labels
+                .into_iter()
+                .map(|(name, value)| pb::Label { name, value })
+                .collect(),
+            samples,
+        });
+        Ok(())
+    }
+}
+
+/// The latest forecast, at its target times.
+fn latest_forecasts(snapshot: &Snapshot, out: &mut QueryOut<'_>) -> Result<(), ReadError> {
+    for s in snapshot.ready() {
+        let horizons = &snapshot.horizons[s.spec as usize];
+        for (k, kind) in ML_FORECAST.iter().enumerate() {
+            let labels = forecast_labels(&s.labels, kind, None);
+            let samples: Vec<pb::Sample> = horizons
+                .iter()
+                .zip(&s.points)
+                .map(|((_, h_ms), p)| pb::Sample {
+                    timestamp: snapshot.generated_ms + h_ms,
+                    value: [p.yhat, p.lower, p.upper][k],
+                })
+                .filter(|x| out.in_range(x.timestamp) && x.value.is_finite())
+                .collect();
+            out.emit(labels, samples)?;
+        }
+    }
+    Ok(())
+}
+
+/// Past forecasts at the times they were for.
+fn past_forecasts(
+    snapshot: &Snapshot,
+    history: &ForecastHistory,
+    step_ms: i64,
+    out: &mut QueryOut<'_>,
+) -> Result<(), ReadError> {
+    let (start, end) = (out.start, out.end);
+    let len = history.len();
+    let mut err = None;
+    history.for_each(|e| {
+        if err.is_some() {
+            return;
+        }
+        let Some(horizons) = snapshot.horizons.get(e.spec as usize) else {
+            return;
+        };
+        let lo = (e.head - len as i64 + 1).max(start.div_euclid(step_ms));
+        let hi = e.head.min(end.div_euclid(step_ms));
+        for (h, (hl, _)) in horizons.iter().enumerate() {
+            for (k, kind) in ML_FORECAST.iter().enumerate() {
+                let samples: Vec<pb::Sample> = (lo..=hi)
+                    .filter_map(|b| {
+                        let v = e.get(b, h, len)?[k];
+                        let ts = b * step_ms;
+                        (ts >= start && ts <= end && v.is_finite()).then_some(pb::Sample {
+                            timestamp: ts,
+                            value: v as f64,
+                        })
+                    })
+                    .collect();
+                if let Err(x) = out.emit(forecast_labels(&e.labels, kind, Some(hl)), samples) {
+                    err = Some(x);
+                    return;
+                }
+            }
+        }
+    });
+    match err {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Desired replicas and the loads they used, over the kept steps.
+fn scaling_series(history: &ForecastHistory, out: &mut QueryOut<'_>) -> Result<(), ReadError> {
+    let mut scaling: Vec<(SampleLabels, Vec<pb::Sample>)> = Vec::new();
+    history.scaling().for_each(|t, labels, value| {
+        if !out.in_range(t) || !value.is_finite() {
+            return;
+        }
+        let sample = pb::Sample {
+            timestamp: t,
+            value,
+        };
+        match scaling.iter_mut().find(|(l, _)| l == labels) {
+            Some((_, samples)) => samples.push(sample),
+            None => scaling.push((labels.clone(), vec![sample])),
+        }
+    });
+    for (labels, samples) in scaling {
+        out.emit(labels.to_vec(), samples)?;
+    }
+    Ok(())
 }
 
 /// `N:forecast` labels of an input label set, sorted by name.
@@ -290,8 +347,8 @@ pub fn by_labels(resp: &pb::QueryResult) -> SeriesMap {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::SeriesForecast;
-    use crate::forecast::{Point, SeriesState};
+    use crate::snapshot::SeriesForecast;
+    use crate::snapshot::{Point, SeriesState};
     use crate::store::{LabelSet, SeriesId};
     use std::sync::Arc;
 
@@ -307,6 +364,8 @@ mod tests {
         };
         let f = SeriesForecast {
             labels,
+            id: SeriesId(1),
+            base: 0,
             spec: 0,
             state: SeriesState::Ready,
             model: None,
@@ -321,6 +380,7 @@ mod tests {
         }
         let snap = Snapshot {
             generated_ms: 50 * 60_000,
+            step_ms: 60_000,
             horizons: vec![vec![("1m".into(), 60_000), ("3m".into(), 180_000)]],
             series: vec![f],
             scaling: Vec::new(),
@@ -396,9 +456,9 @@ mod tests {
 
     #[test]
     fn desired_replicas_of_the_kept_steps() {
+        use crate::config::Policy;
         use crate::config::ScalingMode;
-        use crate::export::{Recommendation, ScalingStatus};
-        use crate::scale::Policy;
+        use crate::snapshot::{Recommendation, ScalingStatus};
         let (mut snap, _) = snapshot();
         let history = ForecastHistory::new(10);
         let step = 60_000;

@@ -6,19 +6,19 @@
 //! with exponential backoff; other 4xx are dropped and counted (retrying cannot help).
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prost::Message;
 use tokio::sync::{watch, Notify};
 
-use super::Snapshot;
+use super::samples::SnapshotSamples;
 use crate::config::RemoteWriteSpec;
 use crate::proto::prometheus as pb;
+use crate::snapshot::{Snapshot, Subscriber};
 use crate::telemetry::{RemoteWriteMetrics, Telemetry};
 
-/// The producer side, held by the forecast loop.
+/// The producer side: subscribed to the published snapshots.
 #[derive(Clone)]
 pub struct RemoteWriteQueue {
     inner: Arc<Queue>,
@@ -47,13 +47,19 @@ impl RemoteWriteQueue {
             if let Some(old) = waiting.pop_front() {
                 q.metrics()
                     .samples_dropped_queue_full
-                    .fetch_add(sample_count(&old) as u64, Relaxed);
+                    .inc_by(sample_count(&old) as u64);
             }
         }
         waiting.push_back(snapshot);
-        q.metrics().queue_depth.store(waiting.len() as u64, Relaxed);
+        q.metrics().queue_depth.set(waiting.len() as i64);
         drop(waiting);
         q.notify.notify_one();
+    }
+}
+
+impl Subscriber for RemoteWriteQueue {
+    fn publish(&self, snapshot: &Arc<Snapshot>) {
+        self.offer(snapshot.clone());
     }
 }
 
@@ -99,11 +105,7 @@ pub fn spawn(
                     .lock()
                     .unwrap_or_else(|e| e.into_inner());
                 let next = waiting.pop_front();
-                sender
-                    .queue
-                    .metrics()
-                    .queue_depth
-                    .store(waiting.len() as u64, Relaxed);
+                sender.queue.metrics().queue_depth.set(waiting.len() as i64);
                 next
             };
             match next {
@@ -180,10 +182,7 @@ impl Sender {
                 Ok(b) => bytes::Bytes::from(b),
                 Err(e) => {
                     tracing::error!(url = %self.spec.url, error = %e, "snappy compression failed");
-                    self.queue
-                        .metrics()
-                        .samples_failed
-                        .fetch_add(samples, Relaxed);
+                    self.queue.metrics().samples_failed.inc_by(samples);
                     continue;
                 }
             };
@@ -192,30 +191,24 @@ impl Sender {
                 match self.post(body.clone()).await {
                     Outcome::Sent => {
                         let m = self.queue.metrics();
-                        m.samples_sent.fetch_add(samples, Relaxed);
-                        m.last_success_ms
-                            .store(crate::store::now_ms().max(0) as u64, Relaxed);
+                        m.samples_sent.inc_by(samples);
+                        m.last_success
+                            .set(crate::store::now_ms().max(0) as f64 / 1e3);
                         break;
                     }
                     Outcome::Drop(reason) => {
                         tracing::warn!(url = %self.spec.url, %reason, samples, "remote write rejected the batch; dropped");
-                        self.queue
-                            .metrics()
-                            .samples_failed
-                            .fetch_add(samples, Relaxed);
+                        self.queue.metrics().samples_failed.inc_by(samples);
                         break;
                     }
                     Outcome::Retry(reason) => {
                         if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
                             tracing::warn!(url = %self.spec.url, %reason, samples, "shutdown deadline passed; batch dropped");
-                            self.queue
-                                .metrics()
-                                .samples_failed
-                                .fetch_add(samples, Relaxed);
+                            self.queue.metrics().samples_failed.inc_by(samples);
                             break;
                         }
                         tracing::debug!(url = %self.spec.url, %reason, ?backoff, "remote write failed; retrying");
-                        self.queue.metrics().requests_retried.fetch_add(1, Relaxed);
+                        self.queue.metrics().requests_retried.inc();
                         let sleep = tokio::time::sleep(backoff);
                         tokio::pin!(sleep);
                         loop {

@@ -5,7 +5,8 @@
 
 use std::fmt::Write as _;
 
-use super::{Family, Snapshot, DESIRED_REPLICAS, SCALING_LOAD};
+use super::samples::{Family, SnapshotSamples, DESIRED_REPLICAS, SCALING_LOAD};
+use crate::snapshot::Snapshot;
 use crate::telemetry::{escape_label_value, Telemetry};
 
 /// Encodes the snapshot's forecasts and anomaly verdicts in the text exposition format.
@@ -102,8 +103,8 @@ pub fn render(snapshot: &Snapshot, telemetry: &Telemetry) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::SeriesForecast;
-    use crate::forecast::{ModelKind, Point, SeriesState};
+    use crate::snapshot::SeriesForecast;
+    use crate::snapshot::{ModelKind, Point, SeriesState};
     use crate::store::LabelSet;
     use std::sync::Arc;
 
@@ -111,6 +112,8 @@ mod tests {
     fn renders_ready_series_only() {
         let mk = |name: &str, state| SeriesForecast {
             labels: Arc::new(LabelSet::from_pairs([("__name__", name), ("job", "w\"eb")])),
+            id: crate::store::SeriesId(0),
+            base: 0,
             spec: 0,
             state,
             model: Some(ModelKind::Naive),
@@ -125,12 +128,13 @@ mod tests {
         };
         let mut flagged = mk("a:x", SeriesState::Ready);
         flagged.labels = Arc::new(LabelSet::from_pairs([("__name__", "a:x"), ("job", "api")]));
-        flagged.anomaly = Some(crate::export::Anomaly {
+        flagged.anomaly = Some(crate::snapshot::Anomaly {
             score: 0.8,
             direction: -1,
         });
         let snap = Snapshot {
             generated_ms: 1,
+            step_ms: 60_000,
             horizons: vec![vec![("5m".into(), 300_000)]],
             series: vec![
                 mk("b:x", SeriesState::Ready),

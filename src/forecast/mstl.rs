@@ -2,17 +2,23 @@
 //!
 //! Fitting costs tens of milliseconds per series, so a fit produces a *path*: forecasts for
 //! every step from the fit's origin up to the longest horizon plus the refit interval. The
-//! scheduler reads the path forward until the next refit.
+//! loop keeps the fit ([`Fit::keeps_fit`]) and reads the path forward until the next refit.
+
+use std::sync::Arc;
 
 use augurs::ets::AutoETS;
 use augurs::mstl::MSTLModel;
-use augurs::{Fit, Predict};
+use augurs::{Fit as _, Predict as _};
 
-use super::{normal_quantile, Point};
+use super::model::{Ask, Fit, ModelError, Predict, Window, MAX_PAD};
+use super::stats::normal_quantile;
+use crate::snapshot::Point;
 
-/// A forecast path: `points[i]` is the forecast for `origin + i + 1` (bucket indices).
+/// A fitted MSTL: a forecast path, `points[i]` the forecast for `origin + i + 1` (bucket
+/// indices), with the horizons it is read at.
 #[derive(Debug, Clone)]
 pub struct Path {
+    pub horizons: Arc<[usize]>,
     pub origin: i64,
     pub points: Vec<Point>,
 }
@@ -97,7 +103,106 @@ pub fn fit_path(
         }
         points.push(p);
     }
-    Ok(Path { origin, points })
+    Ok(Path {
+        horizons: Arc::from(Vec::new()),
+        origin,
+        points,
+    })
+}
+
+/// `mstl`, for one forecast entry.
+#[derive(Debug, Clone)]
+pub struct Mstl {
+    ask: Ask,
+    refit_every: usize,
+    /// Steps a path reaches beyond the longest horizon.
+    extra: usize,
+}
+
+impl Mstl {
+    /// The agent's MSTL: refitted every `refit_every` steps, its path reaching far enough to
+    /// be read forward until then (and over the padding towards now).
+    pub fn new(ask: Ask, refit_every: usize) -> Self {
+        Self {
+            ask,
+            refit_every,
+            extra: refit_every + MAX_PAD as usize,
+        }
+    }
+
+    /// One fit per origin, read at that origin only (a backtest's).
+    pub fn once(ask: Ask) -> Self {
+        Self {
+            ask,
+            refit_every: 1,
+            extra: 0,
+        }
+    }
+
+    /// The seasons usable with `n` points of history.
+    pub fn usable(&self, n: usize) -> Vec<usize> {
+        usable_seasons(&self.ask.seasons, n)
+    }
+}
+
+impl Fit for Mstl {
+    type Fitted = Path;
+
+    fn points_needed(&self, w: &Window<'_>) -> usize {
+        if !self.usable(w.values.len()).is_empty() {
+            return 0;
+        }
+        // Never 0 here: an entry without seasons never has MSTL ready.
+        let need = self.ask.seasons.first().map_or(0, |p| 2 * p);
+        need.saturating_sub(w.values.len()).max(1)
+    }
+
+    fn fit(&self, w: &Window<'_>) -> Result<Path, ModelError> {
+        let mut path = fit_path(
+            w.values,
+            w.origin,
+            &self.ask.seasons,
+            self.ask.longest() + self.extra,
+            self.ask.quantiles,
+        )
+        .map_err(|e| ModelError::Failed(e.to_string()))?;
+        path.horizons = self.ask.horizons.clone();
+        Ok(path)
+    }
+
+    fn keeps_fit(&self) -> bool {
+        true
+    }
+
+    fn refit_due(&self, path: &Path, origin: i64) -> bool {
+        origin - path.origin >= self.refit_every as i64 || !path.reaches(origin)
+    }
+}
+
+impl Path {
+    /// Whether the path has a point at every horizon from `origin`.
+    pub fn reaches(&self, origin: i64) -> bool {
+        self.horizons
+            .iter()
+            .all(|h| self.at(origin + *h as i64).is_some())
+    }
+}
+
+impl Predict for Path {
+    fn predict(&self, origin: i64, out: &mut Vec<Point>) -> bool {
+        out.clear();
+        for h in self.horizons.iter() {
+            match self.at(origin + *h as i64) {
+                Some(p) => out.push(p),
+                None => return false,
+            }
+        }
+        true
+    }
+
+    fn fitted_at(&self) -> i64 {
+        self.origin
+    }
 }
 
 /// Linear interpolation over gaps; trailing gaps carry the last value.

@@ -8,7 +8,6 @@
 //! `max_attempts`. Ingest never waits for it: fetched samples go through the same
 //! [`Store::append`] as remote write, filling the buckets that are still empty.
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +17,7 @@ use tokio::sync::{mpsc, Semaphore};
 use crate::config::BackfillSpec;
 use crate::proto::prometheus as pb;
 use crate::store::{hash_labels, now_ms, AppendStats, LabelRef, LabelSet, Sample, Store};
-use crate::telemetry::Telemetry;
+use crate::telemetry::{Backfilled, Telemetry};
 
 /// Registers the store hook and starts the reader; returns its task.
 pub fn spawn(
@@ -30,18 +29,11 @@ pub fn spawn(
     let t = telemetry.clone();
     store.on_new_series(Box::new(move |labels| {
         if tx.try_send(labels.clone()).is_err() {
-            t.backfill[DROPPED].fetch_add(1, Relaxed);
+            t.backfilled(Backfilled::Dropped);
         }
     }));
     tokio::spawn(run(spec, store, telemetry, rx))
 }
-
-/// Indices of [`Telemetry::backfill`].
-pub const OK: usize = 0;
-pub const FAILED: usize = 1;
-pub const DROPPED: usize = 2;
-pub const RETRIES: usize = 3;
-pub const SAMPLES: usize = 4;
 
 async fn run(
     spec: BackfillSpec,
@@ -69,12 +61,12 @@ async fn run(
             let result = fetch_with_retries(&client, &spec, &store, &telemetry, &labels).await;
             match result {
                 Ok(n) => {
-                    telemetry.backfill[OK].fetch_add(1, Relaxed);
-                    telemetry.backfill[SAMPLES].fetch_add(n as u64, Relaxed);
+                    telemetry.backfilled(Backfilled::Ok);
+                    telemetry.backfill_samples.inc_by(n as u64);
                     tracing::debug!(series = ?labels, samples = n, "backfilled");
                 }
                 Err(e) => {
-                    telemetry.backfill[FAILED].fetch_add(1, Relaxed);
+                    telemetry.backfilled(Backfilled::Failed);
                     tracing::warn!(series = ?labels, error = %e, "backfill failed");
                 }
             }
@@ -94,7 +86,7 @@ async fn fetch_with_retries(
     let mut last = String::new();
     for attempt in 0..spec.max_attempts {
         if attempt > 0 {
-            telemetry.backfill[RETRIES].fetch_add(1, Relaxed);
+            telemetry.backfill_retries.inc();
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(30));
         }

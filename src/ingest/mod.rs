@@ -255,8 +255,7 @@ impl Ingest {
         }
         let t = &self.telemetry;
         if let Ok(summary) = &decoded {
-            t.samples_received
-                .fetch_add(summary.samples, std::sync::atomic::Ordering::Relaxed);
+            t.samples_received.inc_by(summary.samples);
             t.dropped(Dropped::Histogram, summary.histograms);
         }
         self.count(&stats);
@@ -281,12 +280,11 @@ impl Ingest {
     }
 
     fn count(&self, s: &AppendStats) {
-        use std::sync::atomic::Ordering::Relaxed;
         let t = &self.telemetry;
-        t.samples_accepted.fetch_add(s.appended + s.merged, Relaxed);
-        t.samples_merged.fetch_add(s.merged, Relaxed);
-        t.stale_markers.fetch_add(s.stale_markers, Relaxed);
-        t.series_created.fetch_add(s.series_created, Relaxed);
+        t.samples_accepted.inc_by(s.appended + s.merged);
+        t.samples_merged.inc_by(s.merged);
+        t.stale_markers.inc_by(s.stale_markers);
+        t.series_created.inc_by(s.series_created);
         t.dropped(Dropped::Unselected, s.unselected);
         t.dropped(Dropped::TooOld, s.too_old);
         t.dropped(Dropped::SeriesLimit, s.series_limit);

@@ -10,84 +10,14 @@
 //! the forecast have allowed it for that long.
 
 use std::collections::VecDeque;
-use std::fmt;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
-use crate::forecast::{normal_quantile, Point};
+pub use crate::config::{Policy, PolicyParams};
+use crate::forecast::normal_quantile;
+use crate::snapshot::Point;
 
 mod targets;
 pub use targets::{band_at, Targets};
-
-/// How the predictive part turns a forecast into replicas.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Policy {
-    /// A fixed count (the baseline every team starts from); simulation only.
-    Static,
-    /// Only the observed load: what an HPA on the metric does.
-    Reactive,
-    /// `ceil(yhat / capacity)`.
-    Ceiling,
-    /// `ceil(yhat · (1 + margin) / capacity)`.
-    Buffered,
-    /// `ceil(q-quantile of the forecast / capacity)`: confidence-aware.
-    Quantile,
-    /// Towards `ceil(yhat / capacity)` by at most `max_step` replicas per decision.
-    Incremental,
-}
-
-impl Policy {
-    pub const ALL: [Policy; 6] = [
-        Policy::Static,
-        Policy::Reactive,
-        Policy::Ceiling,
-        Policy::Buffered,
-        Policy::Quantile,
-        Policy::Incremental,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Policy::Static => "static",
-            Policy::Reactive => "reactive",
-            Policy::Ceiling => "ceiling",
-            Policy::Buffered => "buffered",
-            Policy::Quantile => "quantile",
-            Policy::Incremental => "incremental",
-        }
-    }
-
-    pub fn from_name(s: &str) -> Option<Policy> {
-        Policy::ALL.into_iter().find(|p| p.as_str() == s)
-    }
-
-    pub fn is_predictive(self) -> bool {
-        !matches!(self, Policy::Static | Policy::Reactive)
-    }
-}
-
-impl fmt::Display for Policy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Parameters of one scaling target's policy.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PolicyParams {
-    pub policy: Policy,
-    /// Load one replica serves at target utilisation (the series' units).
-    pub capacity: f64,
-    pub min_replicas: u32,
-    pub max_replicas: u32,
-    pub margin: f64,
-    pub quantile: f64,
-    pub max_step: u32,
-    /// The count `static` keeps.
-    pub static_replicas: u32,
-}
 
 /// The load a forecast band implies at quantile `q` (≥ 0.5): the median plus the upper
 /// half-band scaled by the normal quantile ratio `z(q) / z(upper)`, so any level can be asked

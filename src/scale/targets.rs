@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use super::{predicted_load, recommend, Policy, Recommender};
 use crate::config::{ForecastSpec, ScalingSpec};
-use crate::export::{Recommendation, ScalingStatus, SeriesForecast};
-use crate::forecast::{Point, SeriesState};
+use crate::snapshot::{Point, Recommendation, ScalingStatus, SeriesForecast, SeriesState};
 use crate::store::LabelSet;
 
 struct TargetState {

@@ -223,12 +223,12 @@ mod tests {
         "storage: { step: 1m, retention: 1h }\nforecast:\n  - selector: '{__name__=~\"a.*\"}'\n";
 
     fn fill(s: &Store) {
-        let nasa = crate::sim::data::nasa_days(1);
+        let nasa = crate::test_data::nasa_per_minute();
         for (k, name) in ["a:x", "a:y", "b:z"].iter().enumerate() {
             let labels = [LabelRef::new("__name__", name), LabelRef::new("job", "j")];
             let samples: Vec<Sample> = (0..90)
                 .map(|i| Sample {
-                    value: nasa.values[k * 100 + i],
+                    value: nasa[k * 100 + i],
                     timestamp: i as i64 * 60_000,
                 })
                 .collect();

@@ -22,7 +22,9 @@ use std::time::Duration;
 
 use prost::Message;
 
-use super::onnx::{GraphProto, ModelProto, OperatorSetIdProto, StringStringEntryProto};
+use super::onnx::{
+    GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto,
+};
 use super::onnx_build::{lstm_front, node, tensor_f32, tensor_i64, value_info, Dim, SplitMix64};
 use super::Feature;
 use crate::config::format_duration;
@@ -80,25 +82,90 @@ pub fn fixture_model(params: &FixtureParams) -> Vec<u8> {
 /// [`fixture_model`] with other input features (`value` must be first). The LSTM reads all of
 /// them; the persistence skip reads feature 0 (`value`) of the last step.
 pub(super) fn fixture_model_with_features(params: &FixtureParams, features: &[Feature]) -> Vec<u8> {
+    check_params(params, features);
+    let (w, h, hz, nq, nf) = (
+        params.window as i64,
+        params.hidden as i64,
+        params.horizons.len() as i64,
+        params.quantiles.len() as i64,
+        features.len() as i64,
+    );
+    let mut initializer = initializers(params, features.len());
+    let (front_init, mut nodes) = lstm_front(INIT_LSTM_W, INIT_LSTM_R, INIT_LSTM_B, h);
+    initializer.extend(front_init);
+    nodes.extend(head_nodes());
+
+    let graph = GraphProto {
+        node: nodes,
+        name: Some("promcast_fixture_lstm".to_owned()),
+        initializer,
+        doc_string: None,
+        input: vec![value_info(
+            "input",
+            &[Dim::Param("N"), Dim::Value(w), Dim::Value(nf)],
+        )],
+        output: vec![value_info(
+            "output",
+            &[Dim::Param("N"), Dim::Value(hz), Dim::Value(nq)],
+        )],
+        value_info: vec![],
+    };
+
+    let model = ModelProto {
+        ir_version: Some(7),
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(FIXTURE_OPSET),
+        }],
+        producer_name: Some("promcast-fixture".to_owned()),
+        producer_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+        domain: None,
+        model_version: Some(1),
+        doc_string: Some(
+            "promcast test fixture: a persistence forecaster (median = last value, band from \
+             fixed normal quantiles) with random LSTM weights; NOT a trained model."
+                .to_owned(),
+        ),
+        graph: Some(graph),
+        metadata_props: metadata(params, features)
+            .into_iter()
+            .map(|(k, v)| StringStringEntryProto {
+                key: Some(k.to_owned()),
+                value: Some(v),
+            })
+            .collect(),
+    };
+    model.encode_to_vec()
+}
+
+/// Panics unless `params` and `features` can describe a valid model (see [`fixture_model`]).
+fn check_params(params: &FixtureParams, features: &[Feature]) {
     assert_eq!(
         features.first(),
         Some(&Feature::Value),
         "the first feature must be value"
     );
-    let nf = features.len();
-    let w = params.window;
-    let h = params.hidden;
-    let hz = params.horizons.len();
-    let nq = params.quantiles.len();
-    assert!(w >= 1, "fixture window must be at least 1");
-    assert!(h >= 1, "fixture hidden size must be at least 1");
+    assert!(params.window >= 1, "fixture window must be at least 1");
+    assert!(params.hidden >= 1, "fixture hidden size must be at least 1");
     assert!(!params.step.is_zero(), "fixture step must be positive");
-    assert!(hz >= 1, "fixture needs at least one horizon");
+    assert!(
+        !params.horizons.is_empty(),
+        "fixture needs at least one horizon"
+    );
+    let nq = params.quantiles.len();
     assert!(
         nq >= 1 && params.quantiles.iter().all(|q| *q > 0.0 && *q < 1.0),
         "fixture quantiles must lie in (0, 1)"
     );
+}
 
+/// The random weights (drawn from the seed in a fixed order), the quantile offsets and the
+/// slice and reshape constants, for a model reading `nf` features.
+fn initializers(params: &FixtureParams, nf: usize) -> Vec<TensorProto> {
+    let w = params.window;
+    let h = params.hidden;
+    let hz = params.horizons.len();
+    let nq = params.quantiles.len();
     let mut rng = SplitMix64(params.seed);
     let scale = 0.05;
     let lstm_w = rng.uniform_vec(4 * h * nf, scale); // [1, 4H, F], gate blocks i, o, f, c
@@ -123,7 +190,7 @@ pub(super) fn fixture_model_with_features(params: &FixtureParams, features: &[Fe
         .collect();
 
     let (w_i, h_i, hz_i, nq_i, nf_i) = (w as i64, h as i64, hz as i64, nq as i64, nf as i64);
-    let initializer = vec![
+    vec![
         tensor_f32(INIT_LSTM_W, &[1, 4 * h_i, nf_i], lstm_w),
         tensor_f32(INIT_LSTM_R, &[1, 4 * h_i, h_i], lstm_r),
         tensor_f32(INIT_LSTM_B, &[1, 8 * h_i], lstm_b),
@@ -134,12 +201,13 @@ pub(super) fn fixture_model_with_features(params: &FixtureParams, features: &[Fe
         tensor_i64("c_last_end", &[2], vec![w_i, 1]),
         tensor_i64("c_last_axes", &[2], vec![1, 2]),
         tensor_i64("c_out_shape", &[3], vec![-1, hz_i, nq_i]),
-    ];
+    ]
+}
 
-    let (front_init, mut nodes) = lstm_front(INIT_LSTM_W, INIT_LSTM_R, INIT_LSTM_B, h_i);
-    let mut initializer = initializer;
-    initializer.extend(front_init);
-    nodes.extend([
+/// Nodes after the LSTM front: the linear head on `h_last`, plus the last input value and
+/// the quantile offsets (`output`).
+fn head_nodes() -> Vec<NodeProto> {
+    vec![
         node("MatMul", &["h_last", INIT_HEAD_W], &["head_mm"], vec![]),
         node("Add", &["head_mm", INIT_HEAD_B], &["head"], vec![]),
         node("Reshape", &["head", "c_out_shape"], &["head_3d"], vec![]),
@@ -151,28 +219,15 @@ pub(super) fn fixture_model_with_features(params: &FixtureParams, features: &[Fe
         ),
         node("Add", &["head_3d", "last_value"], &["persistence"], vec![]),
         node("Add", &["persistence", INIT_Q_OFFSET], &["output"], vec![]),
-    ]);
+    ]
+}
 
-    let graph = GraphProto {
-        node: nodes,
-        name: Some("promcast_fixture_lstm".to_owned()),
-        initializer,
-        doc_string: None,
-        input: vec![value_info(
-            "input",
-            &[Dim::Param("N"), Dim::Value(w_i), Dim::Value(nf_i)],
-        )],
-        output: vec![value_info(
-            "output",
-            &[Dim::Param("N"), Dim::Value(hz_i), Dim::Value(nq_i)],
-        )],
-        value_info: vec![],
-    };
-
+/// The model contract's `metadata_props`.
+fn metadata(params: &FixtureParams, features: &[Feature]) -> [(&'static str, String); 7] {
     let join = |items: Vec<String>| items.join(",");
-    let metadata = [
+    [
         ("promcast.format", "1".to_owned()),
-        ("promcast.window", w.to_string()),
+        ("promcast.window", params.window.to_string()),
         ("promcast.step", format_duration(params.step)),
         (
             "promcast.horizons",
@@ -193,33 +248,7 @@ pub(super) fn fixture_model_with_features(params: &FixtureParams, features: &[Fe
             join(features.iter().map(|f| f.name().to_owned()).collect()),
         ),
         ("promcast.normalisation", "robust_median_iqr".to_owned()),
-    ];
-
-    let model = ModelProto {
-        ir_version: Some(7),
-        opset_import: vec![OperatorSetIdProto {
-            domain: Some(String::new()),
-            version: Some(FIXTURE_OPSET),
-        }],
-        producer_name: Some("promcast-fixture".to_owned()),
-        producer_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
-        domain: None,
-        model_version: Some(1),
-        doc_string: Some(
-            "promcast test fixture: a persistence forecaster (median = last value, band from \
-             fixed normal quantiles) with random LSTM weights; NOT a trained model."
-                .to_owned(),
-        ),
-        graph: Some(graph),
-        metadata_props: metadata
-            .into_iter()
-            .map(|(k, v)| StringStringEntryProto {
-                key: Some(k.to_owned()),
-                value: Some(v),
-            })
-            .collect(),
-    };
-    model.encode_to_vec()
+    ]
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use ort::environment::Environment;
 use ort::session::Session;
 use ort::value::Tensor;
 
-use super::tract::PlanShape;
+use super::contract::PlanShape;
 
 /// How the worker runs.
 #[derive(Debug, Clone)]
@@ -180,15 +180,7 @@ impl OrtWorker {
 
     /// Runs `rows` rows (`[rows, window, features]`), batched with other callers' rows.
     pub(super) fn run(&self, rows: usize, input: &[f32], out: &mut Vec<f32>) -> Result<(), String> {
-        let s = self.shape;
-        if input.len() != rows * s.window * s.features {
-            return Err(format!(
-                "input has {} values, expected {rows} x {} x {}",
-                input.len(),
-                s.window,
-                s.features
-            ));
-        }
+        self.shape.check_input(rows, input)?;
         let (reply, answer) = sync_channel(1);
         let tx = self
             .tx
@@ -228,8 +220,7 @@ fn serve(
     max_wait: Duration,
     in_flight: &AtomicUsize,
 ) {
-    let per_in = shape.window * shape.features;
-    let per_out = shape.horizons * shape.quantiles;
+    let per_out = shape.out_len();
     let mut batch: Vec<Request> = Vec::new();
     let mut input: Vec<f32> = Vec::new();
     while let Ok(first) = rx.recv() {
@@ -252,7 +243,7 @@ fn serve(
         for r in &batch {
             input.extend_from_slice(&r.input);
         }
-        let result = run_once(&mut session, shape, rows, &input, per_in);
+        let result = run_once(&mut session, shape, rows, &input);
         match result {
             Ok(out) if out.len() == rows * per_out => {
                 let mut at = 0;
@@ -286,9 +277,8 @@ fn run_once(
     shape: PlanShape,
     rows: usize,
     input: &[f32],
-    per_in: usize,
 ) -> Result<Vec<f32>, String> {
-    debug_assert_eq!(input.len(), rows * per_in);
+    shape.check_input(rows, input)?;
     let tensor = Tensor::<f32>::from_array(([rows, shape.window, shape.features], input.to_vec()))
         .map_err(|e| format!("building the input tensor: {e}"))?;
     let outputs = session
@@ -297,12 +287,7 @@ fn run_once(
     let (dims, values) = outputs[shape.output_index]
         .try_extract_tensor::<f32>()
         .map_err(|e| format!("reading the output: {e}"))?;
-    let want = [rows as i64, shape.horizons as i64, shape.quantiles as i64];
-    if dims[..] != want[..] {
-        return Err(format!(
-            "output has shape {:?}, expected {want:?}",
-            &dims[..]
-        ));
-    }
+    let dims: Vec<usize> = dims.iter().map(|d| (*d).max(0) as usize).collect();
+    shape.check_output(rows, &dims)?;
     Ok(values.to_vec())
 }

@@ -13,6 +13,8 @@ use std::sync::Arc;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::dims;
 
+use super::contract::PlanShape;
+
 /// Why a model could not be turned into a plan.
 #[derive(Debug)]
 pub(super) enum LoadError {
@@ -20,17 +22,6 @@ pub(super) enum LoadError {
     Onnx(String),
     /// The graph loads but does not have the shapes the metadata promise.
     Incompatible(String),
-}
-
-/// What the plan is built for: input `[N, window, features]`, output `[N, horizons, quantiles]`.
-#[derive(Debug, Clone, Copy)]
-pub struct PlanShape {
-    pub window: usize,
-    pub features: usize,
-    pub horizons: usize,
-    pub quantiles: usize,
-    /// Which of the graph's outputs is the forecast (the others are dropped).
-    pub output_index: usize,
 }
 
 /// An optimised tract plan with a symbolic batch dimension `N`.
@@ -68,15 +59,7 @@ impl TractPlan {
     /// `out` is cleared and filled with `rows * horizons * quantiles` values.
     pub(super) fn run(&self, rows: usize, input: &[f32], out: &mut Vec<f32>) -> Result<(), String> {
         let s = self.shape;
-        let expected_in = rows * s.window * s.features;
-        if input.len() != expected_in {
-            return Err(format!(
-                "input has {} values, expected {rows} x {} x {}",
-                input.len(),
-                s.window,
-                s.features
-            ));
-        }
+        s.check_input(rows, input)?;
         let tensor = Tensor::from_shape(&[rows, s.window, s.features], input)
             .map_err(|e| format!("building the input tensor: {e:#}"))?;
         let outputs = match catch_unwind(AssertUnwindSafe(|| {
@@ -94,14 +77,7 @@ impl TractPlan {
         let output = outputs
             .first()
             .ok_or_else(|| "the model produced no output".to_owned())?;
-        let expected_out = [rows, s.horizons, s.quantiles];
-        if output.shape() != expected_out {
-            return Err(format!(
-                "output has shape {:?}, expected {:?} [batch, horizons, quantiles]",
-                output.shape(),
-                expected_out
-            ));
-        }
+        s.check_output(rows, output.shape())?;
         let view = output
             .to_plain_array_view::<f32>()
             .map_err(|e| format!("reading the output: {e:#}"))?;

@@ -6,7 +6,11 @@
 //! series has too few h-step errors, `naive` scales its one-step errors by sqrt(h) (the
 //! random-walk rule), so a series is forecast a few steps after it first appears.
 
-use super::{Point, MIN_POINTS};
+use std::cell::RefCell;
+
+use super::model::{Ask, AtOrigin, Fit, ModelError, Window, MIN_POINTS};
+use super::stats::quantile_in_place;
+use crate::snapshot::Point;
 
 /// Points of recent history whose errors set the band.
 pub const ERROR_WINDOW: usize = 720;
@@ -21,21 +25,6 @@ pub fn last_observed(values: &[f32]) -> Option<(usize, f32)> {
         .rev()
         .find(|(_, v)| v.is_finite())
         .map(|(i, v)| (i, *v))
-}
-
-/// The `q` quantile (linear interpolation) of `xs`, reordering it. `xs` must not be empty.
-pub fn quantile_in_place(xs: &mut [f32], q: f64) -> f64 {
-    let n = xs.len();
-    let pos = q.clamp(0.0, 1.0) * (n - 1) as f64;
-    let i = pos.floor() as usize;
-    let frac = pos - i as f64;
-    let (_, lo, upper) = xs.select_nth_unstable_by(i, f32::total_cmp);
-    let lo = *lo as f64;
-    if frac == 0.0 || upper.is_empty() {
-        return lo;
-    }
-    let hi = upper.iter().copied().fold(f32::INFINITY, f32::min) as f64;
-    lo + frac * (hi - lo)
 }
 
 /// Forecasts `steps_ahead` from the end of `values` by repeating the value `lag` steps
@@ -110,17 +99,128 @@ pub fn lagged_forecast(
     )
 }
 
+/// Points an entry needs before a lagged rule with lag `lag` has a band at every horizon.
+pub fn needed_for_lag(ask: &Ask, lag: usize) -> usize {
+    ask.longest().div_ceil(lag) * lag + MIN_ERRORS + 1
+}
+
+thread_local! {
+    /// The rules' recent errors, reused across series.
+    static ERRORS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The lagged rule at every horizon of `ask`; a horizon without a band is NaN.
+fn lagged_points(values: &[f32], lag: usize, ask: &Ask) -> Vec<Point> {
+    ERRORS.with_borrow_mut(|errors| {
+        ask.horizons
+            .iter()
+            .map(|&h| {
+                lagged_forecast(values, lag, h, ask.quantiles, errors).unwrap_or(Point {
+                    yhat: f64::NAN,
+                    lower: f64::NAN,
+                    upper: f64::NAN,
+                })
+            })
+            .collect()
+    })
+}
+
+/// `naive`: the last observed value, with a band from the series' own past changes.
+#[derive(Debug, Clone)]
+pub struct Naive {
+    ask: Ask,
+}
+
+impl Naive {
+    pub fn new(ask: Ask) -> Self {
+        Self { ask }
+    }
+}
+
+/// `seasonal_naive`: the value one season before, with a band from past seasonal errors.
+#[derive(Debug, Clone)]
+pub struct SeasonalNaive {
+    ask: Ask,
+    /// A fixed season in steps; `None`: the longest of the entry's seasons the history
+    /// covers.
+    season: Option<usize>,
+}
+
+impl SeasonalNaive {
+    pub fn new(ask: Ask) -> Self {
+        Self { ask, season: None }
+    }
+
+    /// With one fixed season (steps).
+    pub fn with_season(ask: Ask, season: usize) -> Self {
+        Self {
+            ask,
+            season: Some(season),
+        }
+    }
+
+    /// The season used with `n` points of history, if the history covers one.
+    pub fn season_for(&self, n: usize) -> Option<usize> {
+        let covered = |p: &usize| n >= needed_for_lag(&self.ask, *p);
+        match self.season {
+            Some(p) => Some(p).filter(covered),
+            None => self.ask.seasons.iter().rev().copied().find(covered),
+        }
+    }
+}
+
+impl Fit for Naive {
+    type Fitted = AtOrigin;
+
+    /// Naive starts early: its band falls back to scaled one-step errors.
+    fn points_needed(&self, w: &Window<'_>) -> usize {
+        MIN_POINTS.saturating_sub(w.values.len())
+    }
+
+    fn fit(&self, w: &Window<'_>) -> Result<AtOrigin, ModelError> {
+        let points_needed = self.points_needed(w);
+        if points_needed > 0 {
+            return Err(ModelError::WarmingUp { points_needed });
+        }
+        Ok(AtOrigin::new(
+            w.origin,
+            lagged_points(w.values, 1, &self.ask),
+        ))
+    }
+}
+
+impl Fit for SeasonalNaive {
+    type Fitted = AtOrigin;
+
+    fn points_needed(&self, w: &Window<'_>) -> usize {
+        let n = w.values.len();
+        if self.season_for(n).is_some() {
+            return 0;
+        }
+        // Never 0 here: without a season the history covers, it is not ready.
+        let p = self
+            .season
+            .or(self.ask.seasons.first().copied())
+            .unwrap_or(1);
+        needed_for_lag(&self.ask, p).saturating_sub(n).max(1)
+    }
+
+    fn fit(&self, w: &Window<'_>) -> Result<AtOrigin, ModelError> {
+        let Some(season) = self.season_for(w.values.len()) else {
+            return Err(ModelError::WarmingUp {
+                points_needed: self.points_needed(w),
+            });
+        };
+        Ok(AtOrigin::new(
+            w.origin,
+            lagged_points(w.values, season, &self.ask),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn quantiles_interpolate() {
-        let mut xs = [4.0f32, 1.0, 3.0, 2.0];
-        assert_eq!(quantile_in_place(&mut xs, 0.0), 1.0);
-        assert_eq!(quantile_in_place(&mut xs, 1.0), 4.0);
-        assert!((quantile_in_place(&mut xs, 0.5) - 2.5).abs() < 1e-9);
-    }
 
     #[test]
     fn naive_repeats_last_value_with_band_from_changes() {

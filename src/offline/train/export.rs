@@ -19,10 +19,10 @@ use std::time::Duration;
 use anyhow::Result;
 use prost::Message;
 
-use super::net::Net;
+use super::net::{Net, Shape};
 use crate::config::format_duration;
 use crate::forecast::neural::onnx::{
-    GraphProto, ModelProto, OperatorSetIdProto, StringStringEntryProto,
+    GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto,
 };
 use crate::forecast::neural::onnx_build::{
     attr_int, lstm_front, node, tensor_f32, tensor_i64, value_info, Dim,
@@ -65,7 +65,60 @@ fn values(v: &candle_core::Var) -> Result<Vec<f32>> {
 /// The ONNX bytes of `net`.
 pub fn export_onnx(net: &Net, meta: &ExportMeta) -> Result<Vec<u8>> {
     let s = &net.shape;
-    let (w, f, h, k, q, hd) = (s.window, s.features, s.hidden, s.k(), s.q(), s.head);
+    let i = |x: usize| x as i64;
+    let mut initializer = weights(net)?;
+    initializer.extend(constants(s));
+    let (front_init, mut nodes) = lstm_front("lstm_W", "lstm_R", "lstm_B", i(s.hidden));
+    initializer.extend(front_init);
+    nodes.extend(feature_nodes());
+    nodes.extend(head_nodes());
+    let graph = GraphProto {
+        node: nodes,
+        name: Some("promcast_lstm".to_owned()),
+        initializer,
+        doc_string: None,
+        input: vec![value_info(
+            "input",
+            &[
+                Dim::Param("N"),
+                Dim::Value(i(s.window)),
+                Dim::Value(i(s.features)),
+            ],
+        )],
+        output: vec![value_info(
+            "output",
+            &[Dim::Param("N"), Dim::Value(i(s.k())), Dim::Value(i(s.q()))],
+        )],
+        value_info: vec![],
+    };
+    let model = ModelProto {
+        ir_version: Some(7),
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(14),
+        }],
+        producer_name: Some("promcast-train".to_owned()),
+        producer_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+        domain: None,
+        model_version: Some(1),
+        doc_string: Some(meta.doc.clone()),
+        graph: Some(graph),
+        metadata_props: metadata_props(s, meta)
+            .into_iter()
+            .map(|(k, v)| StringStringEntryProto {
+                key: Some(k),
+                value: Some(v),
+            })
+            .collect(),
+    };
+    Ok(model.encode_to_vec())
+}
+
+/// The trained weights as initializers, in ONNX's layouts (LSTM gates `[4H, ·]`, `[Wb; Rb]`
+/// biases, the head's matrices as they are, the quantile offsets transposed).
+fn weights(net: &Net) -> Result<Vec<TensorProto>> {
+    let s = &net.shape;
+    let (f, h, k, q, hd) = (s.features, s.hidden, s.k(), s.q(), s.head);
     let wcat = values(&net.w)?; // [F + H, 4H]
     let wx = transpose(&wcat[..f * 4 * h], f, 4 * h); // [4H, F]
     let wh = transpose(&wcat[f * 4 * h..], h, 4 * h); // [4H, H]
@@ -74,8 +127,7 @@ pub fn export_onnx(net: &Net, meta: &ExportMeta) -> Result<Vec<u8>> {
     let m = s.offsets();
     let mt = transpose(&m, q, q);
     let i = |x: usize| x as i64;
-    let positions: Vec<i64> = s.seasonal_positions().iter().map(|&p| p as i64).collect();
-    let initializer = vec![
+    Ok(vec![
         tensor_f32("lstm_W", &[1, i(4 * h), i(f)], wx),
         tensor_f32("lstm_R", &[1, i(4 * h), i(h)], wh),
         tensor_f32("lstm_B", &[1, i(8 * h)], bias),
@@ -84,6 +136,15 @@ pub fn export_onnx(net: &Net, meta: &ExportMeta) -> Result<Vec<u8>> {
         tensor_f32("head_W2", &[i(hd), i(k * q)], values(&net.w2)?),
         tensor_f32("head_b2", &[i(k * q)], values(&net.b2)?),
         tensor_f32("offsets_T", &[i(q), i(q)], mt),
+    ])
+}
+
+/// The int64 constants the feature and head nodes use (slice bounds, axes, shapes).
+fn constants(s: &Shape) -> Vec<TensorProto> {
+    let (w, k, q) = (s.window, s.k(), s.q());
+    let i = |x: usize| x as i64;
+    let positions: Vec<i64> = s.seasonal_positions().iter().map(|&p| p as i64).collect();
+    vec![
         tensor_i64("c_two", &[1], vec![2]),
         tensor_i64("c_last_start", &[2], vec![i(w - 1), i(s.value_feature)]),
         tensor_i64("c_last_end", &[2], vec![i(w), i(s.value_feature + 1)]),
@@ -98,11 +159,14 @@ pub fn export_onnx(net: &Net, meta: &ExportMeta) -> Result<Vec<u8>> {
         tensor_i64("c_mid", &[1], vec![i(s.mid())]),
         tensor_i64("c_mid_end", &[1], vec![i(s.mid() + 1)]),
         tensor_i64("c_out_shape", &[3], vec![-1, i(k), i(q)]),
-    ];
-    let (front_init, mut nodes) = lstm_front("lstm_W", "lstm_R", "lstm_B", i(h));
-    let mut initializer = initializer;
-    initializer.extend(front_init);
-    nodes.extend([
+    ]
+}
+
+/// Nodes reading the head's extra inputs from `input`: the last `value` (`x_last3`
+/// `[N,1,1]`, `x_last` `[N,1]`) and the seasonal lead and its mask at each horizon's
+/// position (`seas`, `smask`, `[N,K]`).
+fn feature_nodes() -> Vec<NodeProto> {
+    vec![
         node(
             "Slice",
             &["input", "c_last_start", "c_last_end", "c_axes_12"],
@@ -130,6 +194,13 @@ pub fn export_onnx(net: &Net, meta: &ExportMeta) -> Result<Vec<u8>> {
             vec![],
         ),
         node("Reshape", &["smask3", "c_cols_k"], &["smask"], vec![]),
+    ]
+}
+
+/// Nodes of the head: the MLP over `[h_last, x_last, seas, smask]`, then non-crossing
+/// quantiles around the median plus the last value (`output`).
+fn head_nodes() -> Vec<NodeProto> {
+    vec![
         node(
             "Concat",
             &["h_last", "x_last", "seas", "smask"],
@@ -152,26 +223,15 @@ pub fn export_onnx(net: &Net, meta: &ExportMeta) -> Result<Vec<u8>> {
         ),
         node("Add", &["rmid", "x_last3"], &["base"], vec![]),
         node("Add", &["spread", "base"], &["output"], vec![]),
-    ]);
-    let graph = GraphProto {
-        node: nodes,
-        name: Some("promcast_lstm".to_owned()),
-        initializer,
-        doc_string: None,
-        input: vec![value_info(
-            "input",
-            &[Dim::Param("N"), Dim::Value(i(w)), Dim::Value(i(f))],
-        )],
-        output: vec![value_info(
-            "output",
-            &[Dim::Param("N"), Dim::Value(i(k)), Dim::Value(i(q))],
-        )],
-        value_info: vec![],
-    };
+    ]
+}
+
+/// The model contract's `metadata_props`, then `meta.extra`.
+fn metadata_props(s: &Shape, meta: &ExportMeta) -> Vec<(String, String)> {
     let join = |v: Vec<String>| v.join(",");
     let mut props = vec![
         (KEY_FORMAT.to_owned(), "1".to_owned()),
-        (KEY_WINDOW.to_owned(), w.to_string()),
+        (KEY_WINDOW.to_owned(), s.window.to_string()),
         (KEY_STEP.to_owned(), format_duration(meta.step)),
         (
             KEY_STEPS.to_owned(),
@@ -200,25 +260,5 @@ pub fn export_onnx(net: &Net, meta: &ExportMeta) -> Result<Vec<u8>> {
         ),
     ];
     props.extend(meta.extra.iter().cloned());
-    let model = ModelProto {
-        ir_version: Some(7),
-        opset_import: vec![OperatorSetIdProto {
-            domain: Some(String::new()),
-            version: Some(14),
-        }],
-        producer_name: Some("promcast-train".to_owned()),
-        producer_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
-        domain: None,
-        model_version: Some(1),
-        doc_string: Some(meta.doc.clone()),
-        graph: Some(graph),
-        metadata_props: props
-            .into_iter()
-            .map(|(k, v)| StringStringEntryProto {
-                key: Some(k),
-                value: Some(v),
-            })
-            .collect(),
-    };
-    Ok(model.encode_to_vec())
+    props
 }

@@ -26,10 +26,12 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 
 use super::replay::Replay;
-use crate::config::{format_duration, Config};
-use crate::forecast::neural::LstmModel;
-use crate::forecast::{Point, SeriesState};
+use crate::config::{format_duration, Config, ModelSource};
+use crate::forecast::load::load_lstm;
+use crate::forecast::neural::BackendChoice;
+use crate::forecast::normal_quantile;
 use crate::scale::{recommend, Hpa, Policy, PolicyParams, Recommender, HPA_SYNC};
+use crate::snapshot::{Point, SeriesState};
 
 #[derive(Debug, Clone)]
 pub struct SimOptions {
@@ -159,10 +161,11 @@ fn forecasts(
     );
     let config =
         Arc::new(Config::from_yaml(&yaml, "simulate", None).map_err(|e| anyhow::anyhow!("{e}"))?);
-    let lstm = Some(Arc::new(match &opts.lstm {
-        Some(p) => LstmModel::load(p)?,
-        None => crate::forecast::neural::builtin_model()?,
-    }));
+    let source = match &opts.lstm {
+        Some(p) => ModelSource::File(p.clone()),
+        None => ModelSource::Builtin,
+    };
+    let lstm = load_lstm(&source, &BackendChoice::Tract)?;
     let mut replay = Replay::new(&config, lstm, calendar, first_bucket, values)?;
     let mut out = Vec::with_capacity(values.len() - eval_start);
     let (mut ready, mut missing) = (0, 0);
@@ -228,7 +231,7 @@ fn oracle_forecasts(
     } else {
         (lo, hi)
     };
-    let z = crate::forecast::normal_quantile(hi);
+    let z = normal_quantile(hi);
     let mut out = Vec::with_capacity(n - eval_start);
     let mut ready = 0;
     for b in eval_start..n {
@@ -273,10 +276,6 @@ pub fn simulate(
         bail!("--capacity must be positive");
     }
     let step_ms = opts.step.as_millis() as i64;
-    let tpb = ticks_per_bucket(opts.step);
-    let tick_ms = step_ms / tpb as i64;
-    let tick_min = tick_ms as f64 / 60_000.0;
-    let startup_ticks = (opts.startup.as_millis() as u64).div_ceil(tick_ms as u64) as usize;
     // the bucket the replicas asked for now are ready in, counted from the origin b − 1
     let h = 1
         + (opts.startup.as_millis() as u64)
@@ -300,7 +299,13 @@ pub fn simulate(
     } else {
         (vec![None; n - eval_start], 0, 0)
     };
-
+    let run = Run {
+        opts,
+        values,
+        first_bucket,
+        eval_start,
+        static_replicas,
+    };
     let mut outcomes = Vec::new();
     let mut timeline = Timeline {
         first_bucket: first_bucket + eval_start as i64,
@@ -308,6 +313,41 @@ pub fn simulate(
         capacity: Vec::new(),
     };
     for &policy in &opts.policies {
+        let (out, caps) = run.policy(policy, &fc);
+        timeline.capacity.push(caps);
+        outcomes.push(out);
+    }
+    Ok(Simulation {
+        options: opts.clone(),
+        outcomes,
+        timeline,
+        static_replicas,
+        horizon_steps: h,
+        forecasts_ready: ready,
+        forecasts_missing: missing,
+    })
+}
+
+/// One simulation's trace and settings, shared by its policies.
+struct Run<'a> {
+    opts: &'a SimOptions,
+    values: &'a [f32],
+    first_bucket: i64,
+    /// Index of the first evaluated bucket.
+    eval_start: usize,
+    static_replicas: u32,
+}
+
+impl Run<'_> {
+    /// One policy over the evaluated part, tick by tick, with the forecasts `fc` (one per
+    /// evaluated bucket); its totals and its ready capacity at the end of each bucket.
+    fn policy(&self, policy: Policy, fc: &[Option<Band>]) -> (Outcome, Vec<f64>) {
+        let (opts, values, eval_start) = (self.opts, self.values, self.eval_start);
+        let step_ms = opts.step.as_millis() as i64;
+        let tpb = ticks_per_bucket(opts.step);
+        let tick_ms = step_ms / tpb as i64;
+        let tick_min = tick_ms as f64 / 60_000.0;
+        let startup_ticks = (opts.startup.as_millis() as u64).div_ceil(tick_ms as u64) as usize;
         let params = PolicyParams {
             policy,
             capacity: opts.capacity,
@@ -316,7 +356,7 @@ pub fn simulate(
             margin: opts.margin,
             quantile: opts.quantile,
             max_step: opts.max_step,
-            static_replicas,
+            static_replicas: self.static_replicas,
         };
         // The reactive HPA keeps Kubernetes' default 5-minute scale-down window; behind promcast
         // (KEDA with `scaleDown.stabilizationWindowSeconds: 0`, as deploy/ sets it up) the
@@ -335,7 +375,7 @@ pub fn simulate(
         // start from what the load before the evaluated part needed
         let start_load = values[..eval_start].iter().rev().find(|v| v.is_finite());
         let initial = match policy {
-            Policy::Static => static_replicas,
+            Policy::Static => self.static_replicas,
             _ => start_load.map_or(opts.min_replicas, |v| {
                 ((*v as f64 / opts.capacity).ceil() as u32)
                     .clamp(opts.min_replicas, opts.max_replicas)
@@ -347,24 +387,25 @@ pub fn simulate(
             policy: policy.to_string(),
             ..Default::default()
         };
+        let eval = &values[eval_start..];
         let mut caps = Vec::with_capacity(eval.len());
         let mut predictive_wanted: Option<f64> = None;
         for (i, &d) in eval.iter().enumerate() {
             let b = eval_start + i;
             let observed = values[b - 1];
             let observed = observed.is_finite().then_some(observed as f64);
+            let bucket_ms = (self.first_bucket + b as i64) * step_ms;
             if policy.is_predictive() {
-                let now_ms = (first_bucket + b as i64) * step_ms;
                 let current = pods.len() as u32;
                 predictive_wanted = recommend(&params, observed, fc[i], current)
-                    .map(|raw| rec.update(now_ms, raw) as f64);
+                    .map(|raw| rec.update(bucket_ms, raw) as f64);
             }
             for k in 0..tpb {
                 let tick = (b * tpb + k) as i64;
-                let now_ms = (first_bucket + b as i64) * step_ms + k as i64 * tick_ms;
+                let now_ms = bucket_ms + k as i64 * tick_ms;
                 let current = pods.len() as u32;
                 let target = match policy {
-                    Policy::Static => static_replicas,
+                    Policy::Static => self.static_replicas,
                     Policy::Reactive => {
                         hpa.reconcile(now_ms, current, observed.map(|o| o / opts.capacity))
                     }
@@ -399,18 +440,8 @@ pub fn simulate(
                 }
             }
         }
-        timeline.capacity.push(caps);
-        outcomes.push(out);
+        (out, caps)
     }
-    Ok(Simulation {
-        options: opts.clone(),
-        outcomes,
-        timeline,
-        static_replicas,
-        horizon_steps: h,
-        forecasts_ready: ready,
-        forecasts_missing: missing,
-    })
 }
 
 #[cfg(test)]
@@ -421,7 +452,7 @@ mod tests {
     /// accounting adds up, and the static policy never scales.
     #[test]
     fn policies_run_and_the_books_balance() {
-        let t = crate::sim::data::nasa_days(1);
+        let t = crate::offline::data::nasa_days(1);
         let (b0, v) = t.bucketed(60_000);
         let v = &v[300..900];
         let mut opts = SimOptions::new(Duration::from_secs(60));
@@ -453,7 +484,7 @@ mod tests {
     /// and planning at its 0.9 level misses less than planning at its median.
     #[test]
     fn oracle_bound_knows_the_level() {
-        let t = crate::sim::data::nasa_days(1);
+        let t = crate::offline::data::nasa_days(1);
         let (b0, v) = t.bucketed(60_000);
         let v = &v[300..900];
         let mut opts = SimOptions::new(Duration::from_secs(60));

@@ -168,62 +168,113 @@ pub fn parse_csv(text: &str, name: &str, opts: &CsvOptions) -> Result<Vec<Trace>
     let Some((_, header)) = lines.next() else {
         bail!("empty file");
     };
-    let header = split_row(header.trim_start_matches('\u{feff}'));
-    let col = |n: &str| -> Result<usize> {
-        header
-            .iter()
-            .position(|h| *h == n)
-            .with_context(|| format!("no column {n:?} (columns: {})", header.join(", ")))
-    };
-    let time_col = match &opts.time_column {
-        Some(n) => col(n)?,
-        None => 0,
-    };
-    let mut key_cols: Vec<usize> = opts.keys.iter().map(|k| col(k)).collect::<Result<_>>()?;
-    // The member column is the last key while reading; the groups drop it when summing.
-    let member_col = match &opts.sum_over {
-        Some(m) => {
-            let c = col(m)?;
-            if opts.step.is_none() {
-                bail!("summing over {m:?} needs a step to bucket to (--step)");
-            }
-            key_cols.retain(|k| *k != c);
-            key_cols.push(c);
-            Some(c)
-        }
-        None => None,
-    };
-    let value_cols: Vec<usize> = match opts.columns.as_slice() {
-        [] => {
-            let c = (0..header.len()).find(|c| *c != time_col && !key_cols.contains(c));
-            vec![c.context("no value column besides the time and key columns")?]
-        }
-        [all] if all == "*" => (0..header.len())
-            .filter(|c| *c != time_col && !key_cols.contains(c))
-            .collect(),
-        names => names.iter().map(|n| col(n)).collect::<Result<_>>()?,
-    };
-    if value_cols.is_empty() {
-        bail!("no value column");
-    }
-
-    let filters: Vec<(usize, &str)> = opts
-        .filters
-        .iter()
-        .map(|(c, v)| Ok((col(c)?, v.as_str())))
-        .collect::<Result<_>>()?;
+    let cols = Layout::new(split_row(header.trim_start_matches('\u{feff}')), opts)?;
     // First pass: time cells, to decide index vs calendar.
     let rows: Vec<(usize, Vec<&str>)> = lines
         .map(|(i, l)| (i + 1, split_row(l)))
         .filter(|(_, cells)| {
-            filters
+            cols.filters
                 .iter()
                 .all(|(c, v)| cells.get(*c).is_some_and(|x| x == v))
         })
         .collect();
+    let (parsed_times, calendar) = parse_times(&rows, cols.time_col)?;
+    let step_ms = opts.step.map(|s| s.as_millis() as i64);
+    if !calendar && step_ms.is_none() {
+        bail!("the time column is a plain index: say its spacing with --step");
+    }
+
+    let series = collect_series(&rows, &parsed_times, &cols, step_ms);
+    let series = match cols.member_col {
+        Some(_) => sum_members(series, step_ms.expect("checked")),
+        None => series,
+    };
+    Ok(into_traces(series, &cols, name, opts, calendar))
+}
+
+/// The columns of a CSV file that [`parse_csv`] reads, from its header and the options.
+struct Layout<'a> {
+    header: Vec<&'a str>,
+    time_col: usize,
+    /// Key columns, then the member column when summing over one.
+    key_cols: Vec<usize>,
+    member_col: Option<usize>,
+    value_cols: Vec<usize>,
+    /// `(column, value)` pairs a row must match.
+    filters: Vec<(usize, &'a str)>,
+}
+
+impl<'a> Layout<'a> {
+    /// Finds the columns `opts` names in `header`.
+    fn new(header: Vec<&'a str>, opts: &'a CsvOptions) -> Result<Self> {
+        let col = |n: &str| -> Result<usize> {
+            header
+                .iter()
+                .position(|h| *h == n)
+                .with_context(|| format!("no column {n:?} (columns: {})", header.join(", ")))
+        };
+        let time_col = match &opts.time_column {
+            Some(n) => col(n)?,
+            None => 0,
+        };
+        let mut key_cols: Vec<usize> = opts.keys.iter().map(|k| col(k)).collect::<Result<_>>()?;
+        // The member column is the last key while reading; the groups drop it when summing.
+        let member_col = match &opts.sum_over {
+            Some(m) => {
+                let c = col(m)?;
+                if opts.step.is_none() {
+                    bail!("summing over {m:?} needs a step to bucket to (--step)");
+                }
+                key_cols.retain(|k| *k != c);
+                key_cols.push(c);
+                Some(c)
+            }
+            None => None,
+        };
+        let value_cols: Vec<usize> = match opts.columns.as_slice() {
+            [] => {
+                let c = (0..header.len()).find(|c| *c != time_col && !key_cols.contains(c));
+                vec![c.context("no value column besides the time and key columns")?]
+            }
+            [all] if all == "*" => (0..header.len())
+                .filter(|c| *c != time_col && !key_cols.contains(c))
+                .collect(),
+            names => names.iter().map(|n| col(n)).collect::<Result<_>>()?,
+        };
+        if value_cols.is_empty() {
+            bail!("no value column");
+        }
+        let filters: Vec<(usize, &str)> = opts
+            .filters
+            .iter()
+            .map(|(c, v)| Ok((col(c)?, v.as_str())))
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            header,
+            time_col,
+            key_cols,
+            member_col,
+            value_cols,
+            filters,
+        })
+    }
+
+    /// The key columns that name a series (without the member column, which summing drops).
+    fn series_keys(&self) -> &[usize] {
+        if self.member_col.is_some() {
+            &self.key_cols[..self.key_cols.len() - 1]
+        } else {
+            &self.key_cols[..]
+        }
+    }
+}
+
+/// The time cell of each row, and whether they are calendar times (rather than an index);
+/// fails on an unreadable cell or a file that mixes both.
+fn parse_times(rows: &[(usize, Vec<&str>)], time_col: usize) -> Result<(Vec<Time>, bool)> {
     let mut calendar = None;
     let mut parsed_times = Vec::with_capacity(rows.len());
-    for (line, cells) in &rows {
+    for (line, cells) in rows {
         let cell = cells.get(time_col).copied().unwrap_or("");
         let t =
             parse_time(cell).with_context(|| format!("line {line}: cannot read time {cell:?}"))?;
@@ -237,23 +288,28 @@ pub fn parse_csv(text: &str, name: &str, opts: &CsvOptions) -> Result<Vec<Trace>
         }
         parsed_times.push(t);
     }
-    let calendar = calendar.unwrap_or(true);
-    let step_ms = opts.step.map(|s| s.as_millis() as i64);
-    if !calendar && step_ms.is_none() {
-        bail!("the time column is a plain index: say its spacing with --step");
-    }
+    Ok((parsed_times, calendar.unwrap_or(true)))
+}
 
+/// Groups the rows' samples by (key values, value column); unparsable values are gaps.
+fn collect_series(
+    rows: &[(usize, Vec<&str>)],
+    times: &[Time],
+    cols: &Layout<'_>,
+    step_ms: Option<i64>,
+) -> Columns {
     let mut series: Columns = BTreeMap::new();
-    for ((_, cells), t) in rows.iter().zip(&parsed_times) {
+    for ((_, cells), t) in rows.iter().zip(times) {
         let ts = match *t {
             Time::Ms(ms) => ms,
             Time::Index(i) => i * step_ms.expect("checked"),
         };
-        let key: Vec<String> = key_cols
+        let key: Vec<String> = cols
+            .key_cols
             .iter()
             .map(|&k| cells.get(k).copied().unwrap_or("").to_string())
             .collect();
-        for &c in &value_cols {
+        for &c in &cols.value_cols {
             let v = cells
                 .get(c)
                 .and_then(|s| s.parse::<f64>().ok())
@@ -264,15 +320,18 @@ pub fn parse_csv(text: &str, name: &str, opts: &CsvOptions) -> Result<Vec<Trace>
             e.1.push(v);
         }
     }
-    let series = match member_col {
-        Some(_) => sum_members(series, step_ms.expect("checked")),
-        None => series,
-    };
-    let key_cols = if member_col.is_some() {
-        &key_cols[..key_cols.len() - 1]
-    } else {
-        &key_cols[..]
-    };
+    series
+}
+
+/// The grouped samples as named traces in time order.
+fn into_traces(
+    series: Columns,
+    cols: &Layout<'_>,
+    name: &str,
+    opts: &CsvOptions,
+    calendar: bool,
+) -> Vec<Trace> {
+    let key_cols = cols.series_keys();
     let mut out = Vec::new();
     for ((key, c), (times, values)) in series {
         // Rows are usually in time order; sort (stably) when they are not.
@@ -281,15 +340,15 @@ pub fn parse_csv(text: &str, name: &str, opts: &CsvOptions) -> Result<Vec<Trace>
             idx.sort_by_key(|&i| times[i]);
         }
         let mut label = name.to_string();
-        if value_cols.len() > 1 || opts.columns.len() == 1 {
+        if cols.value_cols.len() > 1 || opts.columns.len() == 1 {
             label.push(':');
-            label.push_str(header[c]);
+            label.push_str(cols.header[c]);
         }
         if !key_cols.is_empty() {
             let kv: Vec<String> = key_cols
                 .iter()
                 .zip(&key)
-                .map(|(&k, v)| format!("{}={v}", header[k]))
+                .map(|(&k, v)| format!("{}={v}", cols.header[k]))
                 .collect();
             label.push_str(&format!("{{{}}}", kv.join(",")));
         }
@@ -300,7 +359,7 @@ pub fn parse_csv(text: &str, name: &str, opts: &CsvOptions) -> Result<Vec<Trace>
             calendar,
         });
     }
-    Ok(out)
+    out
 }
 
 /// Per (key values, value column): sample times and values.

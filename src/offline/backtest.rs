@@ -1,9 +1,9 @@
 //! `promcast backtest`: rolling-origin evaluation of the agent's own forecasting code.
 //!
-//! Each trace is replayed into a real [`Store`] and forecast by a real [`Scheduler`] (one per
-//! model, configured like the agent with `model: <that model>`), so what is measured is what
-//! the agent would have exported: the same bucketing, gap handling, ring length, refit
-//! cadence and `auto` choices. At every origin `o` of the test split (the last
+//! Each trace is replayed origin by origin through the agent's own [`Forecaster`] (one per
+//! model, configured like the agent with `model: <that model>`; [`super::replay`]), so what
+//! is measured is what the agent would have exported: the same windows, gap handling, ring
+//! length, refit cadence and `auto` choices. At every origin `o` of the test split (the last
 //! `test_fraction` of the trace's buckets, every `stride` steps), only buckets up to `o` have
 //! been appended; the forecast for `o + h` is compared with the actual bucket `o + h`.
 //! Missing actuals are not scored.
@@ -22,9 +22,12 @@ use anyhow::{bail, Result};
 
 use super::data::Trace;
 use super::replay::{Replay, REPLAY_NAME};
-use crate::config::{format_duration, Config};
-use crate::forecast::neural::LstmModel;
-use crate::forecast::ModelKind;
+use crate::config::{format_duration, Config, ModelSource};
+use crate::forecast::load::load_lstm;
+use crate::forecast::neural::{BackendChoice, LstmModel};
+#[cfg(doc)]
+use crate::forecast::Forecaster;
+use crate::snapshot::{ModelKind, SeriesState};
 
 /// Cost of an under-forecast relative to an over-forecast in [`Metrics::under_weighted`]:
 /// under-provisioning (forecast below the load) hurts more than paying for idle capacity.
@@ -180,10 +183,11 @@ pub fn run(
         bail!("no series to backtest");
     }
     let step_ms = opts.step_ms();
-    let lstm = Some(Arc::new(match &opts.lstm {
-        Some(p) => LstmModel::load(p)?,
-        None => crate::forecast::neural::builtin_model()?,
-    }));
+    let source = match &opts.lstm {
+        Some(p) => ModelSource::File(p.clone()),
+        None => ModelSource::Builtin,
+    };
+    let lstm = load_lstm(&source, &BackendChoice::Tract)?;
     let day = (86_400_000 / step_ms).max(1) as usize;
     let mase_season = opts.mase_season.unwrap_or(day);
     let max_h = opts
@@ -270,7 +274,7 @@ fn replay(
     let mut origin = first_origin;
     while origin + min_h < end {
         if let Some(f) = replay.forecast_at(origin) {
-            if f.state == crate::forecast::SeriesState::Ready {
+            if f.state == SeriesState::Ready {
                 for (hi, (p, &h)) in f.points.iter().zip(&horizon_steps).enumerate() {
                     let target = origin + h;
                     if target < s.test_start || target >= end {
@@ -300,7 +304,7 @@ fn replay(
     Ok(())
 }
 
-/// Mean |y[t] − y[t − m]| over the observed pairs, if any and positive.
+/// Mean |y\[t\] − y\[t − m\]| over the observed pairs, if any and positive.
 pub fn mase_scale(values: &[f32], m: usize) -> Option<f64> {
     let (mut sum, mut n) = (0.0, 0usize);
     for t in m..values.len() {
@@ -548,7 +552,7 @@ mod tests {
 
     fn nasa() -> Trace {
         // four days of July: enough for a test split, quick in debug builds
-        crate::sim::data::nasa_days(4)
+        crate::offline::data::nasa_days(4)
     }
 
     #[test]

@@ -28,7 +28,7 @@
     clippy::neg_cmp_op_on_partial_ord
 )]
 
-use super::*;
+use crate::anomaly::*;
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -306,7 +306,7 @@ pub fn nab_normalise(raw: f64, null: f64, perfect: f64) -> f64 {
 
 /// Seconds since 1970 of `YYYY-MM-DD HH:MM:SS[.ffffff]`.
 pub fn parse_ts(s: &str) -> Option<i64> {
-    crate::sim::data::parse_datetime(s).map(|ms| ms.div_euclid(1000))
+    crate::offline::data::parse_datetime(s).map(|ms| ms.div_euclid(1000))
 }
 
 struct Series {

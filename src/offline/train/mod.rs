@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{format_duration, PromDuration};
 use crate::forecast::neural::onnx_build::SplitMix64;
 use crate::forecast::neural::{input_row, Feature, History, ModelMeta, Normalisation};
-use crate::sim::data::{read_traces, CsvOptions, Trace};
+use crate::offline::data::{read_traces, CsvOptions, Trace};
 use net::{Net, Shape};
 
 /// One data source of a [`DataSpec`].
@@ -555,30 +555,7 @@ pub fn train(
     command: &str,
     progress: Progress<'_>,
 ) -> Result<RunRecord> {
-    for p in data {
-        if !opts.steps.iter().any(|s| s.0 == p.step) {
-            bail!(
-                "{} is at step {}, not one of the model's steps ({})",
-                p.name,
-                format_duration(p.step),
-                opts.steps
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect::<Vec<_>>()
-                    .join(",")
-            );
-        }
-    }
-    if !opts.quantiles.iter().any(|q| (q - 0.5).abs() < 1e-9) {
-        bail!("quantiles must include 0.5");
-    }
-    let lead = *opts.horizon_steps.iter().max().context("no horizons")?;
-    if lead >= opts.window {
-        bail!(
-            "the window ({}) must be longer than the longest horizon ({lead} steps)",
-            opts.window
-        );
-    }
+    let lead = check_options(data, opts)?;
     std::fs::create_dir_all(out.join("checkpoints"))
         .with_context(|| format!("creating {}", out.display()))?;
     let dev = Device::Cpu;
@@ -603,7 +580,7 @@ pub fn train(
     }
     let mut rng = SplitMix64(opts.seed ^ 0x5151);
     let val = val_s.sample(opts.validation_windows, Split::Validation, &mut rng);
-    let mut opt = candle_nn::AdamW::new(
+    let opt = candle_nn::AdamW::new(
         net.vars(),
         candle_nn::ParamsAdamW {
             lr: opts.lr,
@@ -623,71 +600,178 @@ pub fn train(
         model: out.join("model.onnx"),
     };
     let best_path = out.join("best.safetensors");
-    let mut since_best = 0;
-    for epoch in 1..=opts.epochs {
-        let t0 = Instant::now();
+    let mut trainer = Trainer {
+        opts,
+        meta: &meta,
+        dev: &dev,
+        net: &net,
+        opt,
+        train_s,
+        val,
+        progress,
+    };
+    trainer.run(&mut record, out, &best_path, started)?;
+    load_checkpoint(&net, &best_path)?;
+    write_model(&net, &meta, &record, sources, opts)?;
+    write_record(&record, out)?;
+    Ok(record)
+}
+
+/// Checks that every series is at one of the model's steps and that the options describe a
+/// model that can be trained; returns the longest horizon (in steps).
+fn check_options(data: &[Prepared], opts: &TrainOptions) -> Result<usize> {
+    for p in data {
+        if !opts.steps.iter().any(|s| s.0 == p.step) {
+            bail!(
+                "{} is at step {}, not one of the model's steps ({})",
+                p.name,
+                format_duration(p.step),
+                opts.steps
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+        }
+    }
+    if !opts.quantiles.iter().any(|q| (q - 0.5).abs() < 1e-9) {
+        bail!("quantiles must include 0.5");
+    }
+    let lead = *opts.horizon_steps.iter().max().context("no horizons")?;
+    if lead >= opts.window {
+        bail!(
+            "the window ({}) must be longer than the longest horizon ({lead} steps)",
+            opts.window
+        );
+    }
+    Ok(lead)
+}
+
+/// The state the epochs of a run share: the network, its optimiser and the data.
+struct Trainer<'a> {
+    opts: &'a TrainOptions,
+    meta: &'a ModelMeta,
+    dev: &'a Device,
+    net: &'a Net,
+    opt: candle_nn::AdamW,
+    train_s: Sampler<'a>,
+    /// The fixed validation windows.
+    val: Batch,
+    progress: Progress<'a>,
+}
+
+impl Trainer<'_> {
+    /// Runs the epochs, checkpointing each one (and the best so far to `best_path`) and
+    /// rewriting the record after each, until the last epoch, `patience` epochs without a
+    /// better validation loss, or `max_time` after `started`.
+    fn run(
+        &mut self,
+        record: &mut RunRecord,
+        out: &Path,
+        best_path: &Path,
+        started: Instant,
+    ) -> Result<()> {
+        let mut since_best = 0;
+        for epoch in 1..=self.opts.epochs {
+            let e = self.epoch(epoch)?;
+            let val_loss = e.validation_loss;
+            record.epochs.push(e);
+            save_checkpoint(
+                self.net,
+                &out.join(format!("checkpoints/epoch-{epoch:03}.safetensors")),
+            )?;
+            if val_loss < record.best_validation_loss {
+                record.best_validation_loss = val_loss;
+                record.best_epoch = epoch;
+                save_checkpoint(self.net, best_path)?;
+                since_best = 0;
+            } else {
+                since_best += 1;
+            }
+            write_record(record, out)?;
+            if since_best >= self.opts.patience {
+                break;
+            }
+            if let Some(max) = self.opts.max_time {
+                if started.elapsed() >= max.0 {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The learning rate of `epoch` (1-based).
+    fn learning_rate(&self, epoch: usize) -> f64 {
+        let opts = self.opts;
         // cosine decay to 10% of the rate over the planned epochs
-        let lr = opts.lr
+        opts.lr
             * (0.1
                 + 0.9
                     * 0.5
                     * (1.0
-                        + (std::f64::consts::PI * (epoch - 1) as f64 / opts.epochs as f64).cos()));
-        opt.set_learning_rate(lr);
+                        + (std::f64::consts::PI * (epoch - 1) as f64 / opts.epochs as f64).cos()))
+    }
+
+    /// One epoch: trains on freshly sampled windows batch by batch, then validates.
+    fn epoch(&mut self, epoch: usize) -> Result<EpochRecord> {
+        let opts = self.opts;
+        let t0 = Instant::now();
+        let lr = self.learning_rate(epoch);
+        self.opt.set_learning_rate(lr);
         let mut erng = SplitMix64(opts.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64));
-        let windows = train_s.sample(opts.windows_per_epoch, Split::Train, &mut erng);
+        let windows = self
+            .train_s
+            .sample(opts.windows_per_epoch, Split::Train, &mut erng);
         let batches = windows.rows.div_ceil(opts.batch);
         let (mut sum, mut count) = (0.0, 0usize);
         for bi in 0..batches {
             let (i, j) = (bi * opts.batch, ((bi + 1) * opts.batch).min(windows.rows));
-            let part = batch_slice(&windows, i, j, &meta);
-            let (x, y, m) = tensors(&part, &meta, &dev)?;
-            let loss = net::pinball(&net.forward(&x)?, &y, &m, &opts.quantiles)?;
-            let v = loss.to_scalar::<f32>()? as f64;
-            if v.is_finite() {
-                let grads = loss.backward()?;
-                opt.step(&grads)?;
+            if let Some(v) = self.step(&batch_slice(&windows, i, j, self.meta))? {
                 sum += v;
                 count += 1;
             }
-            progress(epoch, bi + 1, batches, sum / count.max(1) as f64);
+            (self.progress)(epoch, bi + 1, batches, sum / count.max(1) as f64);
         }
         let train_loss = sum / count.max(1) as f64;
-        let val_loss = evaluate(&net, &val, &meta, &dev)?;
+        let val_loss = evaluate(self.net, &self.val, self.meta, self.dev)?;
         let secs = t0.elapsed().as_secs_f64();
-        record.epochs.push(EpochRecord {
+        Ok(EpochRecord {
             epoch,
             train_loss,
             validation_loss: val_loss,
             lr,
             seconds: secs,
             windows_per_second: windows.rows as f64 / secs,
-        });
-        save_checkpoint(
-            &net,
-            &out.join(format!("checkpoints/epoch-{epoch:03}.safetensors")),
-        )?;
-        if val_loss < record.best_validation_loss {
-            record.best_validation_loss = val_loss;
-            record.best_epoch = epoch;
-            save_checkpoint(&net, &best_path)?;
-            since_best = 0;
-        } else {
-            since_best += 1;
-        }
-        write_record(&record, out)?;
-        if since_best >= opts.patience {
-            break;
-        }
-        if let Some(max) = opts.max_time {
-            if started.elapsed() >= max.0 {
-                break;
-            }
-        }
+        })
     }
-    load_checkpoint(&net, &best_path)?;
+
+    /// One optimiser step on `part`; returns its loss, or `None` (and leaves the weights
+    /// alone) when the loss is not finite.
+    fn step(&mut self, part: &Batch) -> Result<Option<f64>> {
+        let (x, y, m) = tensors(part, self.meta, self.dev)?;
+        let loss = net::pinball(&self.net.forward(&x)?, &y, &m, &self.opts.quantiles)?;
+        let v = loss.to_scalar::<f32>()? as f64;
+        if !v.is_finite() {
+            return Ok(None);
+        }
+        let grads = loss.backward()?;
+        self.opt.step(&grads)?;
+        Ok(Some(v))
+    }
+}
+
+/// Exports `net` as ONNX, with the run's provenance in the metadata, to `record.model`.
+fn write_model(
+    net: &Net,
+    meta: &ModelMeta,
+    record: &RunRecord,
+    sources: &[(String, f64)],
+    opts: &TrainOptions,
+) -> Result<()> {
+    let command = &record.command;
     let bytes = export::export_onnx(
-        &net,
+        net,
         &export::ExportMeta {
             features: FEATURES.to_vec(),
             step: meta.step,
@@ -708,9 +792,7 @@ pub fn train(
         },
     )?;
     std::fs::write(&record.model, bytes)
-        .with_context(|| format!("writing {}", record.model.display()))?;
-    write_record(&record, out)?;
-    Ok(record)
+        .with_context(|| format!("writing {}", record.model.display()))
 }
 
 fn write_record(r: &RunRecord, out: &Path) -> Result<()> {
@@ -797,7 +879,7 @@ mod tests {
     /// the exported model loads and forecasts.
     #[test]
     fn smoke_training_lowers_the_loss_and_exports() {
-        let (_, v) = crate::sim::data::nasa_days(3).bucketed(60_000);
+        let (_, v) = crate::offline::data::nasa_days(3).bucketed(60_000);
         let data = vec![Prepared {
             source: 0,
             name: "nasa".into(),

@@ -1,0 +1,124 @@
+//! Loading the LSTM a configuration asks for, and whether it fits each forecast entry: one
+//! place for `serve`, `check-config`, `backtest` and `simulate`.
+
+use std::sync::Arc;
+
+use super::lstm::Lstm;
+use super::model::Ask;
+#[cfg(feature = "gpu")]
+use super::neural::BUILTIN_MODEL;
+use super::neural::{builtin_model, BackendChoice, LstmModel, NeuralError};
+use crate::config::{Config, ModelChoice, ModelSource};
+
+/// Where the built-in model's errors say it came from.
+pub const BUILTIN_ORIGIN: &str = "builtin (models/promcast-lstm.onnx)";
+
+/// The model `source` names, loaded on `backend`; `None` for `inference.model: none`. A
+/// missing file is an error naming the path.
+pub fn load_lstm(
+    source: &ModelSource,
+    backend: &BackendChoice,
+) -> Result<Option<Arc<LstmModel>>, NeuralError> {
+    let model = match (source, backend) {
+        (ModelSource::Disabled, _) => return Ok(None),
+        (ModelSource::File(path), b) => LstmModel::load_on(path, b)?,
+        // Shared by every caller in the process (offline tools load it per model).
+        (ModelSource::Builtin, BackendChoice::Tract) => builtin_model()?,
+        #[cfg(feature = "gpu")]
+        (ModelSource::Builtin, b) => LstmModel::from_bytes_on(BUILTIN_MODEL, BUILTIN_ORIGIN, b)?,
+    };
+    Ok(Some(Arc::new(model)))
+}
+
+/// The agent's model: on `backend`, falling back to tract when `inference.backend` is `auto`
+/// and onnxruntime would not start.
+pub fn load_for_agent(
+    config: &Config,
+    backend: &BackendChoice,
+) -> Result<Option<Arc<LstmModel>>, NeuralError> {
+    match load_lstm(&config.lstm_model, backend) {
+        Err(e)
+            if config.inference.backend == crate::config::BackendKind::Auto
+                && !matches!(backend, BackendChoice::Tract) =>
+        {
+            tracing::warn!(error = %e, "onnxruntime unavailable; using tract");
+            load_lstm(&config.lstm_model, &BackendChoice::Tract)
+        }
+        other => other,
+    }
+}
+
+/// What `check-config` reports about the model and the entries.
+#[derive(Debug, Default, PartialEq)]
+pub struct ModelCheck {
+    /// Errors, each prefixed with its key path (`inference.model: ...`).
+    pub problems: Vec<String>,
+    /// Things worth knowing that are not errors.
+    pub notes: Vec<String>,
+}
+
+/// Loads the configured model (on tract) and checks it against every entry: an entry that
+/// asks for `lstm` must fit it; an `auto` entry that does not is a note.
+pub fn check(config: &Config) -> ModelCheck {
+    let mut check = ModelCheck::default();
+    let model = match load_lstm(&config.lstm_model, &BackendChoice::Tract) {
+        Ok(Some(m)) => m,
+        Ok(None) => return check,
+        Err(e) => {
+            check.problems.push(format!("inference.model: {e}"));
+            return check;
+        }
+    };
+    for (i, spec) in config.forecast.iter().enumerate() {
+        let Err(e) = Lstm::new(model.clone(), Ask::new(spec, config.step)) else {
+            continue;
+        };
+        match spec.model {
+            ModelChoice::Lstm => check.problems.push(format!("forecast[{i}].model: {e}")),
+            ModelChoice::Auto => check.notes.push(format!(
+                "forecast[{i}]: auto will not use the lstm model: {e}"
+            )),
+            _ => {}
+        }
+    }
+    check
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_file_says_where_it_looked() {
+        let source = ModelSource::File("/nonexistent/model.onnx".into());
+        let err = load_lstm(&source, &BackendChoice::Tract).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/model.onnx"), "{err}");
+    }
+
+    #[test]
+    fn entries_the_model_cannot_serve_are_problems_or_notes() {
+        let yaml = r#"
+storage: { step: 1m, retention: 6h }
+forecast:
+  - selector: 'a'
+    horizons: [7m]
+    model: lstm
+  - selector: 'b'
+    horizons: [7m]
+    model: auto
+  - selector: 'c'
+    horizons: [5m, 15m]
+    model: lstm
+"#;
+        let config = Config::from_yaml(yaml, "test", None).unwrap();
+        let check = check(&config);
+        assert_eq!(check.problems.len(), 1, "{check:?}");
+        assert!(
+            check.problems[0].starts_with("forecast[0].model: "),
+            "{check:?}"
+        );
+        assert!(check.problems[0].contains("no horizon 7m"), "{check:?}");
+        assert_eq!(check.notes.len(), 1, "{check:?}");
+        assert!(check.notes[0].starts_with("forecast[1]: auto"), "{check:?}");
+    }
+}

@@ -1,0 +1,18 @@
+//! The CLI's offline tools, on recorded traces, deterministic and without the async runtime
+//! (Cargo feature `offline`, on by default; the agent builds without it):
+//! - [`data`]: reading trace CSVs (plain or gzipped; wide, long or summed) into [`data::Trace`]s;
+//! - [`replay`]: one series through the agent's own forecaster, origin by origin;
+//! - [`backtest`]: `promcast backtest`, rolling-origin accuracy of the agent's models;
+//! - [`simulate`]: `promcast simulate`, autoscaling policies against a demand trace;
+//! - [`nab`]: `promcast anomaly-eval`, the agent's anomaly scoring on NAB's labelled series;
+//! - [`train`]: `promcast train`, the quantile LSTM (candle) and its ONNX export;
+//! - [`report`], [`plot`]: CSV tables and PNG plots of the above.
+
+pub mod backtest;
+pub mod data;
+pub mod nab;
+pub mod plot;
+pub mod replay;
+pub mod report;
+pub mod simulate;
+pub mod train;

@@ -1,0 +1,380 @@
+//! What one forecast step produces, and how it is handed on.
+//!
+//! The forecast loop (`forecast`, with `anomaly` and `scale`) writes one immutable
+//! [`Snapshot`] per step: every series' forecast ([`SeriesForecast`]: state, model, band per
+//! horizon, anomaly verdict) and every scaling target's [`Recommendation`]. It publishes the
+//! snapshot through the [`SnapshotCell`]: readers (scrape, the JSON API, remote read, the KEDA
+//! scaler) load the newest one lock-free, and [`Subscriber`]s (remote-write queues, the
+//! forecast history) are handed each one as it is published. Everything in `export` reads
+//! these types; nothing here knows how a forecast was made or how it is encoded.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+
+use crate::config::{Config, Policy, ScalingMode};
+use crate::store::{LabelSet, SeriesId};
+
+/// Median and band at one horizon.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point {
+    pub yhat: f64,
+    pub lower: f64,
+    pub upper: f64,
+}
+
+impl Point {
+    pub fn is_finite(&self) -> bool {
+        self.yhat.is_finite() && self.lower.is_finite() && self.upper.is_finite()
+    }
+
+    /// Keeps lower <= yhat <= upper whatever the model produced.
+    pub fn ordered(mut self) -> Self {
+        self.lower = self.lower.min(self.yhat);
+        self.upper = self.upper.max(self.yhat);
+        self
+    }
+
+    /// The element-wise maximum of two bands.
+    pub fn max(self, other: Point) -> Point {
+        Point {
+            yhat: self.yhat.max(other.yhat),
+            lower: self.lower.max(other.lower),
+            upper: self.upper.max(other.upper),
+        }
+    }
+}
+
+/// A model that actually produced a forecast (`auto` resolves to one of these). The names are
+/// what the JSON API, the self-metrics and `backtest` print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    Naive,
+    SeasonalNaive,
+    Mstl,
+    Lstm,
+}
+
+impl ModelKind {
+    pub const ALL: [ModelKind; 4] = [
+        ModelKind::Naive,
+        ModelKind::SeasonalNaive,
+        ModelKind::Mstl,
+        ModelKind::Lstm,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelKind::Naive => "naive",
+            ModelKind::SeasonalNaive => "seasonal_naive",
+            ModelKind::Mstl => "mstl",
+            ModelKind::Lstm => "lstm",
+        }
+    }
+}
+
+impl fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A count per model, indexed by [`ModelKind`] (a new model is a new index, never a string).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PerModel<T>([T; ModelKind::ALL.len()]);
+
+impl<T> std::ops::Index<ModelKind> for PerModel<T> {
+    type Output = T;
+    fn index(&self, m: ModelKind) -> &T {
+        &self.0[m as usize]
+    }
+}
+
+impl<T> std::ops::IndexMut<ModelKind> for PerModel<T> {
+    fn index_mut(&mut self, m: ModelKind) -> &mut T {
+        &mut self.0[m as usize]
+    }
+}
+
+impl<T> PerModel<T> {
+    /// From one value per model, in [`ModelKind::ALL`] order.
+    pub fn from_array(values: [T; ModelKind::ALL.len()]) -> Self {
+        Self(values)
+    }
+}
+
+impl<T: Copy> PerModel<T> {
+    /// `(model, value)` for every model, in [`ModelKind::ALL`] order.
+    pub fn iter(&self) -> impl Iterator<Item = (ModelKind, T)> + '_ {
+        ModelKind::ALL.into_iter().map(|m| (m, self[m]))
+    }
+}
+
+/// Where a series stands with the forecast loop.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum SeriesState {
+    /// Not enough history yet for the configured model.
+    WarmingUp {
+        for_model: &'static str,
+        points_needed: usize,
+    },
+    Ready,
+    /// The model failed on this series; the reason is kept until it succeeds again.
+    Failed {
+        reason: String,
+    },
+    /// A staleness marker ended the series' run; no forecast until it resumes.
+    Stale,
+}
+
+/// [`SeriesState`] without its details: the label of `promcast_forecast_series`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StateKind {
+    WarmingUp,
+    Ready,
+    Failed,
+    Stale,
+}
+
+impl StateKind {
+    pub const ALL: [StateKind; 4] = [
+        StateKind::WarmingUp,
+        StateKind::Ready,
+        StateKind::Failed,
+        StateKind::Stale,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StateKind::WarmingUp => "warming_up",
+            StateKind::Ready => "ready",
+            StateKind::Failed => "failed",
+            StateKind::Stale => "stale",
+        }
+    }
+}
+
+impl SeriesState {
+    pub fn kind(&self) -> StateKind {
+        match self {
+            SeriesState::WarmingUp { .. } => StateKind::WarmingUp,
+            SeriesState::Ready => StateKind::Ready,
+            SeriesState::Failed { .. } => StateKind::Failed,
+            SeriesState::Stale => StateKind::Stale,
+        }
+    }
+}
+
+/// An anomaly verdict on a series' newest point.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Anomaly {
+    pub score: f64,
+    /// 1 above, -1 below, 0 normal.
+    pub direction: i8,
+}
+
+/// One series' latest forecast.
+#[derive(Debug, Clone)]
+pub struct SeriesForecast {
+    pub labels: Arc<LabelSet>,
+    /// The store's id of the series (the forecast history keys on it).
+    pub id: SeriesId,
+    /// Index of the forecast entry (into [`Snapshot::horizons`]).
+    pub spec: u16,
+    pub state: SeriesState,
+    pub model: Option<ModelKind>,
+    /// Time of the newest observed bucket the forecast starts from.
+    pub origin_ms: i64,
+    /// Bucket the horizons count from: the newest bucket, padded towards the step's time
+    /// when the newest samples are a little late.
+    pub base: i64,
+    /// When the model last fitted this series (equals `origin_ms` for models that need no fit).
+    pub fitted_ms: i64,
+    /// One per horizon of the spec, in the same order; empty unless `state` is ready.
+    pub points: Vec<Point>,
+    /// The newest point's anomaly verdict, when the entry scores anomalies.
+    pub anomaly: Option<Anomaly>,
+}
+
+impl SeriesForecast {
+    /// A forecast not made yet (state ready, no model, no points) for a series whose newest
+    /// bucket is `head` and whose horizons count from `base`.
+    pub fn new(
+        labels: Arc<LabelSet>,
+        id: SeriesId,
+        spec: u16,
+        head: i64,
+        base: i64,
+        step_ms: i64,
+    ) -> Self {
+        Self {
+            labels,
+            id,
+            spec,
+            state: SeriesState::Ready,
+            model: None,
+            origin_ms: head * step_ms,
+            base,
+            fitted_ms: head * step_ms,
+            points: Vec::new(),
+            anomaly: None,
+        }
+    }
+
+    /// Ready with points: what exporters emit.
+    pub fn is_ready(&self) -> bool {
+        self.state == SeriesState::Ready && !self.points.is_empty()
+    }
+}
+
+/// Why a scaling target has no recommendation this step.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScalingStatus {
+    Ok,
+    /// No stored series matches the target's selector.
+    NoSeries,
+    /// The selector matches this many series; it must match exactly one.
+    Ambiguous(usize),
+    /// The series has no usable forecast (warming up, failed, stale, or not observed).
+    NoForecast(String),
+}
+
+impl ScalingStatus {
+    pub fn reason(&self) -> String {
+        match self {
+            ScalingStatus::Ok => "ok".into(),
+            ScalingStatus::NoSeries => "no series matches the target's selector".into(),
+            ScalingStatus::Ambiguous(n) => {
+                format!("the target's selector matches {n} series; it must match exactly one")
+            }
+            ScalingStatus::NoForecast(why) => format!("no forecast: {why}"),
+        }
+    }
+}
+
+/// One scaling target's recommendation at a step.
+#[derive(Debug, Clone)]
+pub struct Recommendation {
+    pub target: Arc<str>,
+    pub mode: ScalingMode,
+    pub policy: Policy,
+    /// Stabilised desired replicas; `None` when promcast cannot recommend (`status` says why).
+    /// Never a stand-in 0: consumers must see "unknown" as unknown.
+    pub desired: Option<u32>,
+    /// The load the recommendation used: the larger of observed and predicted.
+    pub load: Option<f64>,
+    /// The series' newest observed value.
+    pub observed: Option<f64>,
+    /// The policy's load `lead_time` ahead (median, buffered median or band quantile).
+    pub predicted: Option<f64>,
+    pub status: ScalingStatus,
+}
+
+/// All forecasts of one step.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// When the step ran: the timestamp exported samples carry.
+    pub generated_ms: i64,
+    /// `storage.step` in ms (bucket `b` starts at `b * step_ms`).
+    pub step_ms: i64,
+    /// Horizon labels (`"5m"`) and their length in ms, per forecast entry.
+    pub horizons: Vec<Vec<(String, i64)>>,
+    pub series: Vec<SeriesForecast>,
+    /// One per `scaling:` target, in config order.
+    pub scaling: Vec<Recommendation>,
+}
+
+impl Snapshot {
+    pub fn empty(config: &Config) -> Self {
+        Self {
+            generated_ms: 0,
+            step_ms: config.step.as_millis() as i64,
+            horizons: horizons_of(config),
+            series: Vec::new(),
+            scaling: Vec::new(),
+        }
+    }
+
+    /// The recommendation for target `name`.
+    pub fn recommendation(&self, name: &str) -> Option<&Recommendation> {
+        self.scaling.iter().find(|r| &*r.target == name)
+    }
+
+    /// Ready series with points: what exporters emit.
+    pub fn ready(&self) -> impl Iterator<Item = &SeriesForecast> {
+        self.series.iter().filter(|s| s.is_ready())
+    }
+
+    /// Series with anything to export: a ready forecast, or an anomaly verdict (a series
+    /// can be scored while its configured model is still warming up).
+    pub fn exported(&self) -> impl Iterator<Item = &SeriesForecast> {
+        self.series
+            .iter()
+            .filter(|s| s.is_ready() || s.anomaly.is_some())
+    }
+}
+
+/// Horizon labels and lengths in ms, per forecast entry.
+pub fn horizons_of(config: &Config) -> Vec<Vec<(String, i64)>> {
+    config
+        .forecast
+        .iter()
+        .map(|f| {
+            f.horizons
+                .iter()
+                .map(|h| (h.label.clone(), h.duration.as_millis() as i64))
+                .collect()
+        })
+        .collect()
+}
+
+/// Something handed every published snapshot, on the forecast thread, before readers see
+/// it: it must only queue or record (remote-write queues, the forecast history).
+pub trait Subscriber: Send + Sync {
+    fn publish(&self, snapshot: &Arc<Snapshot>);
+}
+
+/// The latest snapshot: one writer (the forecast loop), lock-free readers, and subscribers
+/// registered at start-up.
+pub struct SnapshotCell {
+    current: ArcSwap<Snapshot>,
+    subscribers: Mutex<Vec<Arc<dyn Subscriber>>>,
+}
+
+impl SnapshotCell {
+    pub fn new(initial: Snapshot) -> Self {
+        Self {
+            current: ArcSwap::from_pointee(initial),
+            subscribers: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn load(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Hands every snapshot published from now on to `s`.
+    pub fn subscribe(&self, s: Arc<dyn Subscriber>) {
+        self.subscribers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(s);
+    }
+
+    /// Hands `snapshot` to the subscribers (in the order they subscribed), then makes it
+    /// the one readers load.
+    pub fn publish(&self, snapshot: Arc<Snapshot>) {
+        let subscribers = self
+            .subscribers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for s in &subscribers {
+            s.publish(&snapshot);
+        }
+        self.current.store(snapshot);
+    }
+}
