@@ -24,8 +24,9 @@
 //!   the loop ([`forecast::scheduler`]) that runs them off the async runtime once per step.
 //! - [`anomaly`]: scale-free features of the newest point scored by extended isolation
 //!   forests (per series within a limit, pooled per forecast entry otherwise).
-//! - [`scale`]: replica recommendations (policies, the agent's scale-in rule, the `scaling:`
-//!   targets the loop evaluates every step) and the HPA controller the simulator runs.
+//! - [`scale`]: replica recommendations: one target's decisions over time (the `Scaler`,
+//!   shared by the agent's `scaling:` targets and the simulator) and the HPA controller the
+//!   simulator runs.
 //! - [`snapshot`]: what a step produces (forecasts, anomaly verdicts, recommendations) as one
 //!   immutable snapshot, published to readers and subscribers.
 //! - [`export`]: everything that reads the snapshot: the scrape endpoint, remote-write out,
@@ -36,7 +37,8 @@
 //! - [`tls`]: TLS termination for both listeners (rustls): certificates re-read when they
 //!   change, optional client certificates, handshakes off the accept loop.
 //! - [`offline`] (Cargo feature `offline`, default): the CLI's tools on recorded traces:
-//!   `backtest`, `simulate`, `anomaly-eval` and `train`, through the agent's own code.
+//!   `backtest`, `simulate` (and its frontiers), `tune`, `anomaly-eval` and `train`, through
+//!   the agent's own code.
 
 // Everything runs on network input; memory safety is the compiler's, not ours.
 #![forbid(unsafe_code)]

@@ -60,6 +60,10 @@ enum Command {
     /// predictive policies) and score violations against cost.
     Simulate(SimulateArgs),
     #[cfg(feature = "offline")]
+    /// Find the cheapest scaling policy that meets an SLO on recorded history (Bayesian
+    /// optimisation), check it on held-out data, and write it as a ready `scaling:` block.
+    Tune(TuneArgs),
+    #[cfg(feature = "offline")]
     /// Replay NAB-layout series through the agent's anomaly scoring and score the alarms
     /// against labelled windows, next to the band and rolling-MAD baselines.
     AnomalyEval(AnomalyEvalArgs),
@@ -193,7 +197,7 @@ struct SimulateArgs {
     #[arg(long = "max-replicas", default_value_t = 1000)]
     max_replicas: u32,
     /// `buffered`'s margin.
-    #[arg(long, default_value_t = 0.15)]
+    #[arg(long, default_value_t = 0.2)]
     margin: f64,
     /// `quantile`'s level.
     #[arg(long, default_value_t = 0.9)]
@@ -201,8 +205,34 @@ struct SimulateArgs {
     /// `incremental`'s largest change per decision.
     #[arg(long = "max-step", default_value_t = 2)]
     max_step: u32,
-    #[arg(long = "scale-down-stabilization", default_value = "5m", value_parser = parse_duration)]
+    #[arg(long = "scale-down-stabilization", default_value = "2m", value_parser = parse_duration)]
     scale_down_stabilization: Duration,
+    /// The share of --capacity every policy sizes a replica for (the HPA's target value);
+    /// violations and unserved demand count against full capacity.
+    #[arg(long = "target-utilization", default_value_t = 0.7)]
+    target_utilization: f64,
+    /// What predictive policies size for: up_to_lead (the band's maximum until new replicas
+    /// are ready), at_lead (the band when they are), peak (the maximum over --peak-window
+    /// after that).
+    #[arg(long, default_value = "peak", value_parser = parse_sizing)]
+    sizing: promcast::scale::Sizing,
+    #[arg(long = "peak-window", default_value = "1m", value_parser = parse_duration)]
+    peak_window: Duration,
+    /// How predictive policies scale in: window (to the highest recommendation of
+    /// --scale-down-stabilization) or forecast (as far as the band over the start-up plus
+    /// that window allows).
+    #[arg(long = "scale-in", default_value = "window", value_parser = parse_scale_in)]
+    scale_in: promcast::scale::ScaleIn,
+    /// desired = max(reactive, predictive); `--reactive-floor false` lets the forecast decide.
+    #[arg(long = "reactive-floor", default_value_t = true, action = clap::ArgAction::Set)]
+    reactive_floor: bool,
+    /// Sweep the HPA over its target utilisation and every predictive policy over its knobs
+    /// (and the oracle bound): frontier.csv, frontier.png and the headline figures.
+    #[arg(long)]
+    frontier: bool,
+    /// The oracle's centred window in buckets for --frontier (0: no oracle).
+    #[arg(long = "oracle-window", default_value_t = 15)]
+    oracle_window: usize,
     /// Forecast model of the predictive policies. `oracle:N` is a bound, not a model: the
     /// centred N-bucket mean of the actual trace, future included.
     #[arg(long, default_value = "auto")]
@@ -213,9 +243,105 @@ struct SimulateArgs {
     /// Share of the trace (at its end) that is scored.
     #[arg(long = "eval-fraction", default_value_t = 0.2)]
     eval_fraction: f64,
-    /// Output directory: summary.csv, timeline.png, cost_vs_violations.png.
+    /// The forecaster's history (the agent's storage.retention).
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    retention: Duration,
+    /// Seasonal periods of the forecast models (multiples of the step, two steps or more).
+    #[arg(long, value_delimiter = ',', default_value = "1h,1d", value_parser = parse_duration)]
+    seasons: Vec<Duration>,
+    /// Output directory: summary.csv, timeline.png, cost_vs_violations.png (with --frontier:
+    /// frontier.csv, frontier.png).
     #[arg(long)]
     out: PathBuf,
+}
+
+#[cfg(feature = "offline")]
+#[derive(clap::Args)]
+struct TuneArgs {
+    /// The history: a trace file (with the usual trace options) ...
+    #[command(flatten)]
+    input: Option<TraceArgs>,
+    /// ... or a Prometheus to read one series from (HTTP API, `query_range`).
+    #[arg(long = "from-prometheus", conflicts_with = "input")]
+    from_prometheus: Option<String>,
+    /// With --from-prometheus: the series (a selector or expression giving one series).
+    #[arg(long, requires = "from_prometheus")]
+    series: Option<String>,
+    /// With --from-prometheus: how far back to read.
+    #[arg(long, default_value = "14d", value_parser = parse_duration)]
+    lookback: Duration,
+    /// With --from-prometheus: the resolution to read at (the agent's storage.step).
+    #[arg(long = "query-step", default_value = "1m", value_parser = parse_duration)]
+    query_step: Duration,
+    /// Load one replica serves at full utilisation (the series' units).
+    #[arg(long)]
+    capacity: f64,
+    /// Pod start-up: a replica is ready this long after it is asked for.
+    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    startup: Duration,
+    /// SLO: unserved demand at most this share of all demand (e.g. 0.001).
+    #[arg(long = "max-unserved-fraction", conflicts_with_all = ["max_violation_minutes_per_day", "match_hpa", "within_hpa_cost"])]
+    max_unserved_fraction: Option<f64>,
+    /// SLO: at most this many minutes a day with demand above ready capacity.
+    #[arg(long = "max-violation-minutes-per-day", conflicts_with_all = ["match_hpa", "within_hpa_cost"])]
+    max_violation_minutes_per_day: Option<f64>,
+    /// SLO: no more unserved demand than the HPA at this target utilisation.
+    #[arg(long = "match-hpa", conflicts_with = "within_hpa_cost")]
+    match_hpa: Option<f64>,
+    /// Instead of an SLO, a budget: no more replica-minutes than the HPA at this target
+    /// utilisation, with as little unserved demand as possible (the default, at 0.7, when
+    /// no SLO is given).
+    #[arg(long = "within-hpa-cost")]
+    within_hpa_cost: Option<f64>,
+    /// An SLO must hold with this share to spare on the tuning window, since unserved demand
+    /// varies more from week to week than cost does.
+    #[arg(long = "slo-margin", default_value_t = 0.2)]
+    slo_margin: f64,
+    /// Trials of the Bayesian optimisation (a random search of the same size runs beside it).
+    #[arg(long, default_value_t = 40)]
+    budget: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Share of the history used for tuning; the rest is held out to check the winner.
+    #[arg(long = "train-fraction", default_value_t = 0.8)]
+    train_fraction: f64,
+    /// The HPA's target utilisation the held-out check compares against.
+    #[arg(long = "hpa-utilization", default_value_t = 0.7)]
+    hpa_utilization: f64,
+    #[arg(long = "min-replicas", default_value_t = 1)]
+    min_replicas: u32,
+    #[arg(long = "max-replicas", default_value_t = 1000)]
+    max_replicas: u32,
+    /// Forecast model (as in the agent's config).
+    #[arg(long, default_value = "auto")]
+    model: String,
+    /// ONNX model file for lstm/auto (default: the built-in one).
+    #[arg(long = "model-file")]
+    model_file: Option<PathBuf>,
+    /// The target's name in best.yaml.
+    #[arg(long, default_value = "web")]
+    name: String,
+    /// Output directory: trials.csv, best.yaml, frontier.png, convergence.png.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[cfg(feature = "offline")]
+fn parse_sizing(s: &str) -> Result<promcast::scale::Sizing, String> {
+    use promcast::scale::Sizing;
+    Sizing::ALL
+        .into_iter()
+        .find(|z| z.as_str() == s)
+        .ok_or_else(|| format!("{s:?}: one of up_to_lead, at_lead, peak"))
+}
+
+#[cfg(feature = "offline")]
+fn parse_scale_in(s: &str) -> Result<promcast::scale::ScaleIn, String> {
+    use promcast::scale::ScaleIn;
+    [ScaleIn::Window, ScaleIn::Forecast]
+        .into_iter()
+        .find(|z| z.as_str() == s)
+        .ok_or_else(|| format!("{s:?}: window or forecast"))
 }
 
 #[cfg(feature = "offline")]
@@ -384,6 +510,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Train(args) => train(args),
         #[cfg(feature = "offline")]
         Command::Simulate(args) => simulate(args),
+        #[cfg(feature = "offline")]
+        Command::Tune(args) => tune(args),
         #[cfg(feature = "offline")]
         Command::AnomalyEval(args) => anomaly_eval(args),
     }
@@ -603,13 +731,110 @@ fn simulate(a: SimulateArgs) -> anyhow::Result<ExitCode> {
     opts.quantile = a.quantile;
     opts.max_step = a.max_step;
     opts.scale_down_stabilization = a.scale_down_stabilization;
+    opts.target_utilization = a.target_utilization;
+    opts.sizing = a.sizing;
+    opts.peak_window = a.peak_window;
+    opts.scale_in = a.scale_in;
+    opts.reactive_floor = a.reactive_floor;
     opts.model = a.model;
     opts.lstm = a.model_file;
     opts.eval_fraction = a.eval_fraction;
+    opts.retention = a.retention;
+    opts.seasons = a.seasons;
     let (b0, values) = trace.bucketed(step.as_millis() as i64);
+    if a.frontier {
+        use promcast::offline::frontier::{frontier, Grid};
+        let grid = Grid {
+            oracle_window: a.oracle_window,
+            ..Grid::default()
+        };
+        let f = frontier(&values, b0, trace.calendar, &opts, &grid)?;
+        report::write_frontier(&f, &a.out)?;
+        print!("{}", f.headline());
+        println!("wrote {}", a.out.display());
+        return Ok(ExitCode::SUCCESS);
+    }
     let sim = simulate(&values, b0, trace.calendar, &opts)?;
     report::write_simulation(&sim, &a.out)?;
     print!("{}", report::print_simulation(&sim));
+    println!("wrote {}", a.out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(feature = "offline")]
+fn tune(a: TuneArgs) -> anyhow::Result<ExitCode> {
+    use promcast::offline::simulate::SimOptions;
+    use promcast::offline::tune::{tune, Slo, TuneOptions};
+    use promcast::offline::{prom, report};
+    let (trace, step, series) = match (&a.input, &a.from_prometheus) {
+        (Some(input), _) => {
+            let (traces, step) = input.load()?;
+            let [trace] = <[_; 1]>::try_from(traces).map_err(|t: Vec<_>| {
+                anyhow::anyhow!(
+                    "tune needs one series; {} has {} (pick one with --column/--key)",
+                    input.input.display(),
+                    t.len()
+                )
+            })?;
+            (trace, step, "<your series>".to_string())
+        }
+        (None, Some(url)) => {
+            let series = a
+                .series
+                .clone()
+                .context("--from-prometheus needs --series SELECTOR")?;
+            eprintln!(
+                "promcast tune: reading {series} from {url} over {}",
+                promcast::config::format_duration(a.lookback)
+            );
+            let end = promcast::store::now_ms();
+            let trace = prom::fetch(url, &series, a.lookback, a.query_step, end)?;
+            eprintln!(
+                "promcast tune: read {} points from {}",
+                trace.values.len(),
+                url
+            );
+            (trace, a.query_step, series)
+        }
+        (None, None) => {
+            anyhow::bail!("give --input FILE or --from-prometheus URL --series SELECTOR")
+        }
+    };
+    let mut sim = SimOptions::new(step);
+    sim.capacity = a.capacity;
+    sim.startup = a.startup;
+    sim.min_replicas = a.min_replicas;
+    sim.max_replicas = a.max_replicas;
+    sim.model = a.model;
+    sim.lstm = a.model_file;
+    let mut opts = TuneOptions::new(sim);
+    opts.slo = match (
+        a.max_unserved_fraction,
+        a.max_violation_minutes_per_day,
+        a.match_hpa,
+        a.within_hpa_cost,
+    ) {
+        (Some(f), ..) => Slo::UnservedFraction(f),
+        (_, Some(m), ..) => Slo::ViolationMinutesPerDay(m),
+        (_, _, Some(u), _) => Slo::MatchHpa(u),
+        (.., Some(u)) => Slo::HpaCost(u),
+        _ => Slo::HpaCost(0.7),
+    };
+    opts.slo_margin = a.slo_margin;
+    opts.budget = a.budget.max(1);
+    opts.seed = a.seed;
+    opts.train_fraction = a.train_fraction;
+    opts.hpa_utilization = a.hpa_utilization;
+    let (b0, values) = trace.bucketed(step.as_millis() as i64);
+    let bar = progress_bar(2 * opts.budget as u64, "tune");
+    bar.set_message("forecasting the history once");
+    let t = tune(&values, b0, trace.calendar, &opts, &|done, _| {
+        bar.set_message("trials");
+        bar.set_position(done as u64);
+    })?;
+    bar.finish_and_clear();
+    report::write_tuning(&t, &a.out, &a.name, &series)?;
+    print!("{}", t.summary());
     println!("wrote {}", a.out.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -47,9 +47,10 @@ pub struct AppState {
 impl AppState {
     /// Builds the shared state for a validated config (no threads, no sockets).
     pub fn new(config: &Config) -> Self {
-        let telemetry = Arc::new(Telemetry::new(
-            config.remote_write.iter().map(|r| r.url.clone()),
-        ));
+        let telemetry = Arc::new(
+            Telemetry::new(config.remote_write.iter().map(|r| r.url.clone()))
+                .with_scaling_targets(config.scaling.iter().map(|t| &*t.name)),
+        );
         let store = Arc::new(Store::new(config, now_ms()));
         Self {
             ingest: Arc::new(Ingest::new(store, telemetry.clone(), config.limits.clone())),
@@ -84,6 +85,7 @@ pub fn app(state: AppState) -> Router {
                 Json(api::scaling_json(&state.snapshots.load()))
             }),
         )
+        .route("/api/v1/scaling/{target}", get(scaling_target))
         .route("/-/healthy", get(|| async { "Healthy.\n" }))
         .route("/-/ready", get(ready))
         .route("/", get(index))
@@ -240,6 +242,22 @@ async fn history(
     }
 }
 
+/// KEDA's `metrics-api` scaler reads one target's desired replicas here.
+async fn scaling_target(
+    State(state): State<AppState>,
+    axum::extract::Path(target): axum::extract::Path<String>,
+) -> Response {
+    let snapshot = state.snapshots.load();
+    match api::scaling_target_json(&snapshot, &state.config, &target, now_ms()) {
+        Ok(v) => Json(v).into_response(),
+        Err((code, v)) => (
+            StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+            Json(v),
+        )
+            .into_response(),
+    }
+}
+
 async fn ready(State(state): State<AppState>) -> Response {
     if state.ready.load(Ordering::Relaxed) {
         (StatusCode::OK, "Ready.\n").into_response()
@@ -249,7 +267,7 @@ async fn ready(State(state): State<AppState>) -> Response {
 }
 
 async fn index() -> &'static str {
-    "promcast: POST /api/v1/write, POST /api/v1/read, GET /metrics, GET /api/v1/forecasts?selector=..., GET /api/v1/history?selector=..., /-/healthy, /-/ready\n"
+    "promcast: POST /api/v1/write, POST /api/v1/read, GET /metrics, GET /api/v1/forecasts?selector=..., GET /api/v1/history?selector=..., GET /api/v1/scaling, GET /api/v1/scaling/{target}, /-/healthy, /-/ready\n"
 }
 
 pub struct ServeOptions {

@@ -255,6 +255,43 @@ impl ScalingStatus {
     }
 }
 
+/// Which rule set a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// The observed load needed more than the forecast (`reactive_floor`), or there was no
+    /// forecast.
+    Reactive,
+    /// The forecast.
+    Forecast,
+    /// The forecast let replicas go before the scale-in window would have.
+    ForecastScaleIn,
+    /// Scale-in held back: the window's highest recommendation, or the band ahead.
+    Held,
+    /// min_replicas or max_replicas.
+    Clamp,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 5] = [
+        Reason::Reactive,
+        Reason::Forecast,
+        Reason::ForecastScaleIn,
+        Reason::Held,
+        Reason::Clamp,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Reactive => "reactive",
+            Reason::Forecast => "forecast",
+            Reason::ForecastScaleIn => "forecast_scale_in",
+            Reason::Held => "held",
+            Reason::Clamp => "clamp",
+        }
+    }
+}
+
 /// One scaling target's recommendation at a step.
 #[derive(Debug, Clone)]
 pub struct Recommendation {
@@ -264,6 +301,8 @@ pub struct Recommendation {
     /// Stabilised desired replicas; `None` when promcast cannot recommend (`status` says why).
     /// Never a stand-in 0: consumers must see "unknown" as unknown.
     pub desired: Option<u32>,
+    /// Which rule set `desired`.
+    pub reason: Option<Reason>,
     /// The load the recommendation used: the larger of observed and predicted.
     pub load: Option<f64>,
     /// The series' newest observed value.
@@ -303,6 +342,30 @@ impl Snapshot {
         self.scaling.iter().find(|r| &*r.target == name)
     }
 
+    /// The desired replicas of target `name` at `now_ms`, or why there are none. Every
+    /// consumer that scales on them (KEDA's external scaler, its metrics-api scaler) asks
+    /// here, so none of them ever turns "unknown" into 0.
+    pub fn desired(&self, name: &str, now_ms: i64) -> Result<u32, NoDesired> {
+        let age_ms = now_ms - self.generated_ms;
+        // The loop steps once per step; three steps without one means it is stuck or behind.
+        if self.generated_ms <= 0 {
+            return Err(NoDesired::NoStep);
+        }
+        if age_ms > 3 * self.step_ms {
+            return Err(NoDesired::Stale {
+                age_ms,
+                step_ms: self.step_ms,
+            });
+        }
+        match self.recommendation(name) {
+            Some(Recommendation {
+                desired: Some(d), ..
+            }) => Ok(*d),
+            Some(r) => Err(NoDesired::NoRecommendation(r.status.reason())),
+            None => Err(NoDesired::NoRecommendation("not computed yet".into())),
+        }
+    }
+
     /// Ready series with points: what exporters emit.
     pub fn ready(&self) -> impl Iterator<Item = &SeriesForecast> {
         self.series.iter().filter(|s| s.is_ready())
@@ -315,6 +378,17 @@ impl Snapshot {
             .iter()
             .filter(|s| s.is_ready() || s.anomaly.is_some())
     }
+}
+
+/// Why a target has no desired replicas now.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NoDesired {
+    #[error("no forecast step has run yet")]
+    NoStep,
+    #[error("the forecasts are stale: the last step ran {:.0} s ago (step {} s)", *age_ms as f64 / 1000.0, step_ms / 1000)]
+    Stale { age_ms: i64, step_ms: i64 },
+    #[error("no recommendation: {0}")]
+    NoRecommendation(String),
 }
 
 /// Horizon labels and lengths in ms, per forecast entry.

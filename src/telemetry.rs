@@ -15,7 +15,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::TypedMetric;
 use prometheus_client::registry::Registry;
 
-use crate::snapshot::{ModelKind, PerModel, StateKind};
+use crate::snapshot::{ModelKind, PerModel, Reason, StateKind};
 
 /// Why samples were not stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -312,6 +312,8 @@ pub struct Telemetry {
     pub snapshot_failures: Counter,
     pub snapshot_last_success: FloatGauge,
     pub remote_write: Vec<(String, RemoteWriteMetrics)>,
+    /// Per scaling target (config order): decisions by the rule that set them.
+    pub scaling_decisions: Vec<[Counter; Reason::ALL.len()]>,
 }
 
 impl Default for Telemetry {
@@ -430,7 +432,33 @@ impl Telemetry {
             snapshot_failures,
             snapshot_last_success,
             remote_write,
+            scaling_decisions: Vec::new(),
         }
+    }
+
+    /// Registers `promcast_scaling_decisions_total{target, reason}` for these targets (the
+    /// config's names: a bounded set).
+    pub fn with_scaling_targets<'a>(mut self, names: impl IntoIterator<Item = &'a str>) -> Self {
+        let family = Family::<Vec<(&'static str, String)>, Counter>::default();
+        self.registry.register(
+            "promcast_scaling_decisions",
+            "Replica recommendations by target and the rule that set them (reactive floor, forecast, forecast scale-in, held by the scale-in window or the band ahead, clamp)",
+            family.clone(),
+        );
+        self.scaling_decisions = names
+            .into_iter()
+            .map(|t| {
+                Reason::ALL.map(|r| {
+                    family
+                        .get_or_create(&vec![
+                            ("target", t.to_owned()),
+                            ("reason", r.as_str().to_owned()),
+                        ])
+                        .clone()
+                })
+            })
+            .collect();
+        self
     }
 
     pub fn dropped(&self, reason: Dropped, n: u64) {

@@ -433,7 +433,7 @@ fn layers_point_one_way() {
     );
     // The check sees real edges: the loop uses the models and publishes snapshots.
     let file = |name: &str| srcs.iter().position(|s| s.file == name).unwrap();
-    let sched = &edges[file("forecast/scheduler.rs")];
+    let sched = &edges[file("forecast/scheduler/mod.rs")];
     assert!(
         sched.contains(&file("snapshot.rs")) && sched.contains(&file("forecast/forecaster.rs"))
     );

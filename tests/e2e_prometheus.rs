@@ -667,7 +667,11 @@ fn example_and_deploy_configs_are_valid() {
             .filter(move |(_, v)| v["kind"].as_str() == Some(kind))
     };
     let scaled: Vec<_> = of_kind("ScaledObject").collect();
-    assert_eq!(scaled.len(), 2, "a prometheus and an external ScaledObject");
+    assert_eq!(
+        scaled.len(),
+        3,
+        "a prometheus, an external and a metrics-api ScaledObject"
+    );
     for (file, so) in &scaled {
         let window = &so["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
             ["scaleDown"]["stabilizationWindowSeconds"];
@@ -689,6 +693,15 @@ fn example_and_deploy_configs_are_valid() {
                 );
             }
             Some("external") => assert!(trigger["metadata"]["target"].as_str().is_some(), "{file}"),
+            Some("metrics-api") => {
+                let url = trigger["metadata"]["url"].as_str().unwrap_or_default();
+                assert!(url.contains("/api/v1/scaling/"), "{file}: {url}");
+                assert_eq!(
+                    trigger["metadata"]["valueLocation"].as_str(),
+                    Some("data.desired_replicas"),
+                    "{file}"
+                );
+            }
             other => panic!("{file}: trigger {other:?}"),
         }
     }
@@ -714,6 +727,16 @@ fn example_and_deploy_configs_are_valid() {
     assert!(
         sidecar.contains(&format!("name: {external_target}")),
         "{sidecar}"
+    );
+    // The metrics-api trigger reads a target the sidecar defines too.
+    let api_target = scaled
+        .iter()
+        .find_map(|(_, so)| so["spec"]["triggers"][0]["metadata"]["url"].as_str())
+        .and_then(|url| url.rsplit('/').next())
+        .expect("the metrics-api trigger's url");
+    assert!(
+        sidecar.contains(&format!("name: {api_target}")),
+        "{api_target} not in {sidecar}"
     );
     let tmp = tempfile::tempdir().expect("temp dir");
     let path = tmp.path().join("promcast.yml");

@@ -18,6 +18,7 @@ use promcast::export::remote_write;
 use promcast::forecast::scheduler::Scheduler;
 use promcast::proto::prometheus as pb;
 use promcast::server::{app, AppState};
+use promcast::snapshot::Snapshot;
 use promcast::store::now_ms;
 use promcast::telemetry::Dropped;
 use prost::Message;
@@ -80,6 +81,27 @@ fn nasa_request(name: &str, job: &str, minutes: usize, end_ms: i64) -> pb::Write
     pb::WriteRequest {
         timeseries: vec![series(&[("__name__", name), ("job", job)], &samples)],
     }
+}
+
+/// Writes three hours of real traffic into `state` over the router, runs one forecast step
+/// of `cfg` at now, records its stats and returns the snapshot it published.
+async fn ingest_and_step(state: &AppState, cfg: &Arc<Config>) -> Arc<Snapshot> {
+    let now = now_ms();
+    let req = nasa_request("job:nasa_requests:rate1m", "nasa", 180, now);
+    assert_eq!(
+        send(state, write_request(snappy(&req))).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let mut scheduler = Scheduler::new(
+        cfg.clone(),
+        state.store().clone(),
+        state.snapshots.clone(),
+        None,
+    )
+    .unwrap();
+    let step = scheduler.step(now);
+    step.stats.record(&state.telemetry);
+    step.snapshot
 }
 
 #[tokio::test]
@@ -361,22 +383,7 @@ async fn health_readiness_metrics_and_forecasts_api() {
     );
 
     // Three hours of real traffic, then one forecast step.
-    let now = now_ms();
-    let req = nasa_request("job:nasa_requests:rate1m", "nasa", 180, now);
-    assert_eq!(
-        send(&state, write_request(snappy(&req))).await.0,
-        StatusCode::NO_CONTENT
-    );
-    let mut scheduler = Scheduler::new(
-        cfg.clone(),
-        state.store().clone(),
-        state.snapshots.clone(),
-        None,
-    )
-    .unwrap();
-    let step = scheduler.step(now);
-    step.stats.record(&state.telemetry);
-    let snap = step.snapshot;
+    let snap = ingest_and_step(&state, &cfg).await;
     assert_eq!(snap.series.len(), 1);
     let f = &snap.series[0];
     assert_eq!(
@@ -512,4 +519,75 @@ async fn remote_write_round_trip_into_our_own_ingest() {
     assert_eq!(receiver.telemetry.dropped_count(Dropped::OwnOutput), sent);
     assert_eq!(receiver.store().series_count(), 0);
     server.abort();
+}
+
+/// Reads a GJSON path of the plain dotted form KEDA's docs use (`a.b.0.c`).
+fn gjson<'a>(v: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+    path.split('.')
+        .try_fold(v, |v, key| match key.parse::<usize>() {
+            Ok(i) => v.get(i),
+            Err(_) => v.get(key),
+        })
+}
+
+/// KEDA's `metrics-api` scaler, as deploy/keda-scaledobject-metrics-api.yaml sets it up,
+/// finds the desired replicas at its `valueLocation`; a target without a recommendation is
+/// an HTTP error, never a 0.
+#[tokio::test]
+async fn keda_metrics_api_reads_the_recommendation() {
+    let cfg = Arc::new(config(
+        r#"
+scaling:
+  - { name: web, series: 'job:nasa_requests:rate1m{job="nasa"}', capacity_per_replica: 10, max_replicas: 100 }
+  - { name: idle, series: 'job:nothing:rate1m', capacity_per_replica: 10, max_replicas: 100 }
+  - { name: watched, series: 'job:nasa_requests:rate1m{job="nasa"}', capacity_per_replica: 10, max_replicas: 100, mode: observe }
+"#,
+    ));
+    let manifest = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("deploy/keda-scaledobject-metrics-api.yaml"),
+    )
+    .unwrap();
+    let so: serde_yaml_ng::Value = serde_yaml_ng::from_str(&manifest).unwrap();
+    let meta = &so["spec"]["triggers"][0]["metadata"];
+    assert_eq!(
+        so["spec"]["triggers"][0]["type"].as_str(),
+        Some("metrics-api")
+    );
+    let url = meta["url"].as_str().unwrap();
+    let path = &url[url.find("/api/").unwrap()..];
+    let location = meta["valueLocation"].as_str().unwrap();
+    assert_eq!(meta["targetValue"].as_str(), Some("1"));
+
+    let state = AppState::new(&cfg);
+    let get = |path: &str| Request::get(path).body(Body::empty()).unwrap();
+    // No step yet: an error, not a number.
+    let (code, body, _) = send(&state, get(path)).await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body.contains("no forecast step"), "{body}");
+
+    let snap = ingest_and_step(&state, &cfg).await;
+    let want = snap.recommendation("web").unwrap().desired.unwrap();
+    assert!(want >= 1);
+    // The decision is counted under the rule that made it.
+    let reason = snap.recommendation("web").unwrap().reason.unwrap().as_str();
+    let (_, metrics, _) = send(&state, get("/metrics")).await;
+    let line = format!("promcast_scaling_decisions_total{{target=\"web\",reason=\"{reason}\"}} 1");
+    assert!(metrics.contains(&line), "{line} not in /metrics");
+
+    let (code, body, _) = send(&state, get(path)).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let got = gjson(&v, location).and_then(|x| x.as_u64());
+    assert_eq!(got, Some(want as u64), "{location} in {body}");
+    assert!(v["data"]["decided_by"].is_string(), "{body}");
+
+    let (code, body, _) = send(&state, get("/api/v1/scaling/idle")).await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body.contains("no series matches"), "{body}");
+    let (code, body, _) = send(&state, get("/api/v1/scaling/nope")).await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "{body}");
+    assert!(body.contains("web, idle, watched"), "{body}");
+    let (code, _, _) = send(&state, get("/api/v1/scaling/watched")).await;
+    assert_eq!(code, StatusCode::CONFLICT);
 }

@@ -9,8 +9,7 @@ use std::sync::{Arc, OnceLock};
 use libfuzzer_sys::fuzz_target;
 use promcast::export::history::ForecastHistory;
 use promcast::export::remote_read;
-use promcast::export::{SeriesForecast, Snapshot};
-use promcast::forecast::{Point, SeriesState};
+use promcast::snapshot::{Point, SeriesForecast, SeriesState, Snapshot};
 use promcast::store::{LabelSet, SeriesId};
 
 fn state() -> &'static (Snapshot, ForecastHistory) {
@@ -21,6 +20,8 @@ fn state() -> &'static (Snapshot, ForecastHistory) {
                 ("__name__", "job:req:rate1m"),
                 ("job", "web"),
             ])),
+            id: SeriesId(1),
+            base: 0,
             spec: 0,
             state: SeriesState::Ready,
             model: None,
@@ -38,6 +39,7 @@ fn state() -> &'static (Snapshot, ForecastHistory) {
         }
         let snapshot = Snapshot {
             generated_ms: 60 * 60_000,
+            step_ms: 60_000,
             horizons: vec![vec![("1m".into(), 60_000), ("3m".into(), 180_000)]],
             series: vec![f],
             scaling: Vec::new(),

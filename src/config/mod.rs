@@ -20,7 +20,9 @@ use paths::resolve_path;
 pub use auth::{AuthSection, AuthSpec, BasicAuthSection, Denied, ListenerAuth};
 pub use client::{AuthorizationSection, ClientSpec, ClientTlsSection};
 pub use duration::{format_duration, parse_duration, DurationError, PromDuration};
-pub use scaling::{Policy, PolicyParams, ScalingMode, ScalingSection, ScalingSpec};
+pub use scaling::{
+    Policy, PolicyParams, ScaleIn, ScalingMode, ScalingSection, ScalingSpec, Sizing,
+};
 pub use selector::{Selector, SelectorError};
 pub use tls::{server_config, ListenerTls, ListenerTlsSection, TlsError, TlsSection, TlsSpec};
 

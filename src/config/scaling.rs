@@ -84,12 +84,65 @@ impl fmt::Display for Policy {
     }
 }
 
+/// Which part of the forecast a predictive policy sizes for, counted from the newest
+/// observed bucket; `lead` is the pod start-up in steps (when replicas asked for now are
+/// ready).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Sizing {
+    /// The element-wise maximum of the band at every horizon up to `lead` (at least the
+    /// first): a peak before the pods are ready counts.
+    UpToLead,
+    /// The band at `lead` (interpolated between horizons).
+    AtLead,
+    /// The maximum over `[lead, lead + peak_window]`: the peak the pods asked for now will
+    /// serve until the next decision has its own pods ready.
+    #[default]
+    Peak,
+}
+
+impl Sizing {
+    pub const ALL: [Sizing; 3] = [Sizing::UpToLead, Sizing::AtLead, Sizing::Peak];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sizing::UpToLead => "up_to_lead",
+            Sizing::AtLead => "at_lead",
+            Sizing::Peak => "peak",
+        }
+    }
+}
+
+/// How a predictive policy lets replicas go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ScaleIn {
+    /// Only to the highest recommendation of the last `scale_down_stabilization` (what the
+    /// HPA does against noise).
+    #[default]
+    Window,
+    /// As soon as the band's policy load over the next `lead + scale_down_stabilization`
+    /// stays below what fewer replicas serve: the band sizes the noise directly.
+    Forecast,
+}
+
+impl ScaleIn {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScaleIn::Window => "window",
+            ScaleIn::Forecast => "forecast",
+        }
+    }
+}
+
 /// Parameters of one scaling target's policy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PolicyParams {
     pub policy: Policy,
-    /// Load one replica serves at target utilisation (the series' units).
+    /// Load one replica serves at full utilisation (the series' units).
     pub capacity: f64,
+    /// The share of `capacity` a replica is sized for: replicas = load / (capacity × U).
+    pub target_utilization: f64,
     pub min_replicas: u32,
     pub max_replicas: u32,
     pub margin: f64,
@@ -97,6 +150,22 @@ pub struct PolicyParams {
     pub max_step: u32,
     /// The count `static` keeps.
     pub static_replicas: u32,
+    pub sizing: Sizing,
+    /// `peak`'s window after the lead time.
+    pub peak_window: Duration,
+    pub scale_in: ScaleIn,
+    /// The scale-in window (`window`) or the look-ahead beyond the lead time (`forecast`).
+    pub stabilization: Duration,
+    /// `desired = max(reactive, predictive)`: never fewer replicas than the observed load
+    /// needs. Off, the forecast alone decides (and can save what the reactive part holds).
+    pub reactive_floor: bool,
+}
+
+impl PolicyParams {
+    /// The load one replica is sized for.
+    pub fn sized_capacity(&self) -> f64 {
+        (self.capacity * self.target_utilization).max(f64::MIN_POSITIVE)
+    }
 }
 
 /// One target as written in the file.
@@ -125,21 +194,44 @@ pub struct ScalingSection {
     pub max_step: u32,
     #[serde(default = "default_stabilization")]
     pub scale_down_stabilization: PromDuration,
+    /// The share of `capacity_per_replica` a replica is sized for (1: `capacity_per_replica`
+    /// is already the load a replica should carry).
+    #[serde(default = "default_utilization")]
+    pub target_utilization: f64,
+    #[serde(default)]
+    pub sizing: Sizing,
+    #[serde(default = "default_peak_window")]
+    pub peak_window: PromDuration,
+    #[serde(default)]
+    pub scale_in: ScaleIn,
+    #[serde(default = "default_reactive_floor")]
+    pub reactive_floor: bool,
     #[serde(default)]
     pub mode: ScalingMode,
 }
 
+fn default_utilization() -> f64 {
+    1.0
+}
+fn default_peak_window() -> PromDuration {
+    PromDuration(Duration::from_secs(60))
+}
+fn default_reactive_floor() -> bool {
+    true
+}
 fn default_min_replicas() -> u32 {
     1
 }
 fn default_lead_time() -> PromDuration {
     PromDuration(Duration::from_secs(120))
 }
+// The defaults are what the frontiers on the shared traces show best as a drop-in for an HPA
+// at the same target utilisation (docs/AUTOSCALING.md): cheaper and less unserved demand.
 fn default_policy() -> Policy {
-    Policy::Quantile
+    Policy::Buffered
 }
 fn default_margin() -> f64 {
-    0.15
+    0.2
 }
 fn default_quantile() -> f64 {
     0.9
@@ -148,7 +240,7 @@ fn default_max_step() -> u32 {
     2
 }
 fn default_stabilization() -> PromDuration {
-    PromDuration(Duration::from_secs(300))
+    PromDuration(Duration::from_secs(120))
 }
 
 /// A validated target.
@@ -237,6 +329,12 @@ pub(super) fn validate(
         if t.max_step == 0 {
             bad("max_step", "must be at least 1".into());
         }
+        if !(t.target_utilization > 0.0 && t.target_utilization <= 1.0) {
+            bad(
+                "target_utilization",
+                format!("must be in (0, 1], got {}", t.target_utilization),
+            );
+        }
         if let (true, Some(selector)) = (ok, selector) {
             out.push(ScalingSpec {
                 name: Arc::from(t.name.as_str()),
@@ -244,12 +342,18 @@ pub(super) fn validate(
                 params: PolicyParams {
                     policy: t.policy,
                     capacity: t.capacity_per_replica,
+                    target_utilization: t.target_utilization,
                     min_replicas: t.min_replicas,
                     max_replicas: t.max_replicas,
                     margin: t.margin,
                     quantile: t.quantile,
                     max_step: t.max_step,
                     static_replicas: t.min_replicas,
+                    sizing: t.sizing,
+                    peak_window: t.peak_window.0,
+                    scale_in: t.scale_in,
+                    stabilization: t.scale_down_stabilization.0,
+                    reactive_floor: t.reactive_floor,
                 },
                 lead_time: t.lead_time.0,
                 scale_down_stabilization: t.scale_down_stabilization.0,
@@ -286,9 +390,13 @@ mod tests {
         let t = &c.scaling[0];
         assert_eq!(&*t.name, "web");
         assert_eq!(t.params.min_replicas, 1);
-        assert_eq!(t.params.policy, super::Policy::Quantile);
+        assert_eq!(t.params.policy, super::Policy::Buffered);
+        assert_eq!(t.params.sizing, super::Sizing::Peak);
+        assert_eq!(t.params.scale_in, super::ScaleIn::Window);
+        assert!(t.params.reactive_floor);
+        assert_eq!(t.params.target_utilization, 1.0);
         assert_eq!(t.lead_time.as_secs(), 120);
-        assert_eq!(t.scale_down_stabilization.as_secs(), 300);
+        assert_eq!(t.scale_down_stabilization.as_secs(), 120);
         assert_eq!(t.mode, super::ScalingMode::Active);
     }
 
@@ -313,5 +421,15 @@ mod tests {
         assert!(p.iter().any(|l| l.contains("scaling[1].name")), "{p:?}");
         let p = problems("  - { name: web, series: 'a:b', capacity_per_replica: 1, max_replicas: 2, mode: maybe }\n");
         assert!(p.iter().any(|l| l.contains("scaling")), "{p:?}");
+        let p = problems("  - { name: web, series: 'a:b', capacity_per_replica: 1, max_replicas: 2, target_utilization: 1.5 }\n");
+        assert!(
+            p.iter()
+                .any(|l| l.contains("scaling[0].target_utilization")),
+            "{p:?}"
+        );
+        let p = problems("  - { name: web, series: 'a:b', capacity_per_replica: 1, max_replicas: 2, sizing: biggest }\n");
+        assert!(p.iter().any(|l| l.contains("scaling[0].sizing")), "{p:?}");
+        let p = problems("  - { name: web, series: 'a:b', capacity_per_replica: 1, max_replicas: 2, scale_in: never }\n");
+        assert!(p.iter().any(|l| l.contains("scaling[0].scale_in")), "{p:?}");
     }
 }

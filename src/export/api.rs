@@ -89,6 +89,55 @@ pub fn forecasts_json(
     }))
 }
 
+/// `GET /api/v1/scaling/{target}`, for KEDA's `metrics-api` scaler (`valueLocation:
+/// data.desired_replicas`): the target's desired replicas, or an HTTP error saying why there
+/// are none (404: no such target, 409: observe mode, 503: no fresh recommendation). Never a
+/// 0 that would scale a workload down because promcast does not know.
+pub fn scaling_target_json(
+    snapshot: &Snapshot,
+    config: &crate::config::Config,
+    name: &str,
+    now_ms: i64,
+) -> Result<Value, (u16, Value)> {
+    let error = |code: u16, e: String| {
+        Err((
+            code,
+            json!({"status": "error", "errorType": "unavailable", "error": e}),
+        ))
+    };
+    let Some(spec) = config.scaling.iter().find(|t| &*t.name == name) else {
+        let names: Vec<&str> = config.scaling.iter().map(|t| &*t.name).collect();
+        return error(
+            404,
+            format!(
+                "no scaling target {name:?} (configured: {})",
+                names.join(", ")
+            ),
+        );
+    };
+    if spec.mode == crate::config::ScalingMode::Observe {
+        return error(
+            409,
+            format!("scaling target {name:?} is in observe mode: exported, not served"),
+        );
+    }
+    match snapshot.desired(name, now_ms) {
+        Ok(desired) => {
+            let r = snapshot.recommendation(name);
+            Ok(json!({
+                "status": "success",
+                "data": {
+                    "target": name,
+                    "desired_replicas": desired,
+                    "decided_by": r.and_then(|r| r.reason).map(|x| x.as_str()),
+                    "generated_at": snapshot.generated_ms as f64 / 1e3,
+                }
+            }))
+        }
+        Err(e) => error(503, format!("{name:?}: {e}")),
+    }
+}
+
 /// `GET /api/v1/scaling`: every scaling target's latest recommendation, or why it has none.
 pub fn scaling_json(snapshot: &Snapshot) -> Value {
     let targets: Vec<Value> = snapshot
@@ -100,6 +149,7 @@ pub fn scaling_json(snapshot: &Snapshot) -> Value {
                 "mode": r.mode.as_str(),
                 "policy": r.policy.as_str(),
                 "desired_replicas": r.desired,
+                "decided_by": r.reason.map(|x| x.as_str()),
                 "load": r.load.and_then(|v| v.is_finite().then_some(v)),
                 "observed": r.observed.and_then(|v| v.is_finite().then_some(v)),
                 "predicted": r.predicted.and_then(|v| v.is_finite().then_some(v)),

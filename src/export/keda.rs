@@ -25,7 +25,7 @@ use tonic::{Request, Response, Status};
 use crate::config::{Config, Denied, ScalingMode};
 use crate::proto::externalscaler as pb;
 use crate::proto::externalscaler::external_scaler_server::{ExternalScaler, ExternalScalerServer};
-use crate::snapshot::{Recommendation, SnapshotCell};
+use crate::snapshot::SnapshotCell;
 use crate::store::now_ms;
 use crate::telemetry::{Listener, Telemetry};
 
@@ -81,33 +81,10 @@ impl Scaler {
 
     /// The target's current recommendation, or why there is none.
     fn desired(&self, target: &str) -> Result<u32, Status> {
-        let snap = self.snapshots.load();
-        let step_ms = self.config.step.as_millis() as i64;
-        let age_ms = now_ms() - snap.generated_ms;
-        // The loop steps once per step; three steps without one means it is stuck or behind.
-        if snap.generated_ms <= 0 || age_ms > 3 * step_ms {
-            return Err(Status::unavailable(if snap.generated_ms <= 0 {
-                "no forecast step has run yet".to_string()
-            } else {
-                format!(
-                    "the forecasts are stale: the last step ran {:.0} s ago (step {} s)",
-                    age_ms as f64 / 1000.0,
-                    step_ms / 1000
-                )
-            }));
-        }
-        match snap.recommendation(target) {
-            Some(Recommendation {
-                desired: Some(d), ..
-            }) => Ok(*d),
-            Some(r) => Err(Status::unavailable(format!(
-                "no recommendation for {target:?}: {}",
-                r.status.reason()
-            ))),
-            None => Err(Status::unavailable(format!(
-                "no recommendation for {target:?} yet"
-            ))),
-        }
+        self.snapshots
+            .load()
+            .desired(target, now_ms())
+            .map_err(|e| Status::unavailable(format!("{target:?}: {e}")))
     }
 
     /// Serves until `shutdown` resolves. With `auth.grpc` configured, every call must carry

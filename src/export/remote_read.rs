@@ -470,6 +470,7 @@ mod tests {
                 policy: Policy::Quantile,
                 // a target with nothing to recommend every third step: no sample then
                 desired: (s % 3 != 0).then_some(s as u32),
+                reason: None,
                 load: Some(s as f64 * 10.0),
                 observed: Some(1.0),
                 predicted: None,

@@ -443,6 +443,10 @@ pub fn parse_datetime(s: &str) -> Option<i64> {
             .all(|c| c.is_ascii_digit())
             .then(|| part.parse().ok())?
     };
+    // A date alone (daily traces): midnight UTC.
+    if b.len() == 10 && b[4] == b'-' && b[7] == b'-' {
+        return parse_datetime(&format!("{s} 00:00:00"));
+    }
     if b.len() < 16 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b' ') {
         return None;
     }
@@ -518,6 +522,7 @@ mod tests {
     #[test]
     fn datetimes() {
         assert_eq!(parse_datetime("1970-01-01 00:00:00"), Some(0));
+        assert_eq!(parse_datetime("1970-01-02"), Some(86_400_000));
         assert_eq!(
             parse_datetime("2014-02-14 14:27:00"),
             Some(1_392_388_020_000)

@@ -3,16 +3,24 @@
 //! - [`data`]: reading trace CSVs (plain or gzipped; wide, long or summed) into [`data::Trace`]s;
 //! - [`replay`]: one series through the agent's own forecaster, origin by origin;
 //! - [`backtest`]: `promcast backtest`, rolling-origin accuracy of the agent's models;
-//! - [`simulate`]: `promcast simulate`, autoscaling policies against a demand trace;
+//! - [`simulate`]: `promcast simulate`, autoscaling policies against a demand trace, and
+//!   [`frontier`], the same swept over every policy's knobs against the HPA's;
+//! - [`prom`]: one series' history read from Prometheus' HTTP API;
+//! - [`tune`]: `promcast tune`, the policy serving most within a cost cap (or cheapest within
+//!   an SLO), by Bayesian optimisation ([`gp`]) on recorded history, checked on held-out data;
 //! - [`nab`]: `promcast anomaly-eval`, the agent's anomaly scoring on NAB's labelled series;
 //! - [`train`]: `promcast train`, the quantile LSTM (candle) and its ONNX export;
 //! - [`report`], [`plot`]: CSV tables and PNG plots of the above.
 
 pub mod backtest;
 pub mod data;
+pub mod frontier;
+pub mod gp;
 pub mod nab;
 pub mod plot;
+pub mod prom;
 pub mod replay;
 pub mod report;
 pub mod simulate;
 pub mod train;
+pub mod tune;

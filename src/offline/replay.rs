@@ -61,15 +61,22 @@ impl<'a> Replay<'a> {
     /// The series' forecast (in any state) made at the start of bucket `origin` from the
     /// buckets up to it; `None` before the series has an observed bucket.
     pub fn forecast_at(&mut self, origin: i64) -> Option<SeriesForecast> {
+        self.forecast_with(origin, origin)
+    }
+
+    /// The forecast the agent makes at the start of bucket `now` when its newest data is
+    /// bucket `last` (the ring padded from there to `now`, as the loop pads it).
+    pub fn forecast_with(&mut self, now: i64, last: i64) -> Option<SeriesForecast> {
         self.forecaster.begin_step(Budget::unlimited());
-        let f = self.forecast_step(origin);
+        let f = self.forecast_step(now, last);
         self.forecaster.end_step();
         f
     }
 
-    fn forecast_step(&mut self, origin: i64) -> Option<SeriesForecast> {
+    fn forecast_step(&mut self, origin: i64, last: i64) -> Option<SeriesForecast> {
         let first = self.first_observed?;
-        let end = ((origin - self.first_bucket).min(self.values.len() as i64 - 1)) as isize;
+        let end =
+            ((last.min(origin) - self.first_bucket).min(self.values.len() as i64 - 1)) as isize;
         let head = (first as isize..=end)
             .rev()
             .find(|&i| self.values[i as usize].is_finite())? as usize;

@@ -316,10 +316,198 @@ pub fn print_simulation(sim: &super::simulate::Simulation) -> String {
             o.scaling_events
         );
     }
+    let o = &sim.options;
+    let ready = sim.outlooks.ready();
     let _ = writeln!(
         out,
-        "\nstatic keeps {} replicas; predictive policies use the forecast {} steps after the last complete bucket ({} decisions with a forecast, {} without)",
-        sim.static_replicas, sim.horizon_steps, sim.forecasts_ready, sim.forecasts_missing
+        "\nreplicas sized for {:.0}% of capacity {}; static keeps {} replicas; predictive policies \
+         decide on the band {} steps ahead (sizing {}, scale-in {}, reactive floor {}; {} decisions \
+         with a forecast, {} without)",
+        o.target_utilization * 100.0,
+        o.capacity,
+        sim.static_replicas,
+        o.lead(),
+        o.sizing.as_str(),
+        o.scale_in.as_str(),
+        if o.reactive_floor { "on" } else { "off" },
+        ready,
+        sim.outlooks.bands.len() - ready
     );
     out
+}
+
+/// Writes `frontier.csv` (every point of the sweep) and `frontier.png` (replica-minutes
+/// against unserved demand: each family's efficient points, and the HPA at U = 0.7).
+pub fn write_frontier(f: &super::frontier::Frontier, out: &Path) -> Result<()> {
+    use super::frontier::efficient;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut csv = String::from(
+        "policy,params,target_utilization,violation_minutes,unserved,replica_minutes,overprovision,scaling_events\n",
+    );
+    for r in &f.rows {
+        let o = &r.outcome;
+        let _ = writeln!(
+            csv,
+            "{},{},{:.2},{:.2},{:.2},{:.2},{:.2},{}",
+            r.policy,
+            r.params,
+            r.target_utilization,
+            o.violation_minutes,
+            o.unserved,
+            o.replica_minutes,
+            o.overprovision,
+            o.scaling_events
+        );
+    }
+    std::fs::write(out.join("frontier.csv"), csv)?;
+    let mut families: Vec<&str> = Vec::new();
+    for r in &f.rows {
+        if !families.contains(&r.policy.as_str()) {
+            families.push(&r.policy);
+        }
+    }
+    let mut lines: Vec<Line> = families
+        .iter()
+        .enumerate()
+        .map(|(c, name)| Line {
+            label: if *name == "reactive" {
+                "HPA (target utilisation 0.40-1.00)".to_string()
+            } else {
+                format!("{name} (efficient points)")
+            },
+            points: efficient(&f.rows, name)
+                .into_iter()
+                .map(|i| {
+                    (
+                        f.rows[i].outcome.replica_minutes,
+                        f.rows[i].outcome.unserved,
+                    )
+                })
+                .collect(),
+            color: c,
+        })
+        .collect();
+    let r = &f.rows[f.reference].outcome;
+    lines.push(Line {
+        label: "HPA at U=0.7".into(),
+        points: vec![
+            (r.replica_minutes, r.unserved),
+            (r.replica_minutes, r.unserved),
+        ],
+        color: 7,
+    });
+    panels_png(
+        &out.join("frontier.png"),
+        "replica-minutes (cost)",
+        &[Panel {
+            title: "unserved demand (load x minutes above ready capacity) against cost".into(),
+            lines,
+            bands: vec![],
+            scatter: false,
+        }],
+        1000,
+    )
+}
+
+/// Writes `trials.csv` (every experiment), `best.yaml` (the winner as a `scaling:` block),
+/// `frontier.png` (the trials and the HPA's sweep, cost against unserved demand) and
+/// `convergence.png` (the best cost meeting the SLO after each trial, Bayesian optimisation
+/// against random search).
+pub fn write_tuning(t: &super::tune::Tuning, out: &Path, name: &str, series: &str) -> Result<()> {
+    use super::tune::describe;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut csv = String::from(
+        "trial,method,policy,quantile,margin,target_utilization,sizing,scale_in,window_seconds,reactive_floor,\
+         replica_minutes,unserved,unserved_fraction,violation_minutes,violation_minutes_per_day,meets_slo,seconds\n",
+    );
+    for (i, tr) in t.trials.iter().enumerate() {
+        let p = &tr.params;
+        let o = &tr.outcome;
+        let _ = writeln!(
+            csv,
+            "{i},{},{},{},{},{},{},{},{},{},{:.2},{:.2},{:.6},{:.2},{:.3},{},{:.4}",
+            tr.method,
+            p.policy,
+            p.quantile,
+            p.margin,
+            p.target_utilization,
+            p.sizing.as_str(),
+            p.scale_in.as_str(),
+            p.stabilization.as_secs(),
+            p.reactive_floor,
+            o.replica_minutes,
+            o.unserved,
+            tr.unserved_fraction,
+            o.violation_minutes,
+            tr.violation_minutes_per_day,
+            tr.feasible(),
+            tr.seconds
+        );
+    }
+    std::fs::write(out.join("trials.csv"), csv)?;
+    std::fs::write(out.join("best.yaml"), t.best_yaml(name, series))?;
+    let scatter = |method: &str, color: usize, label: &str| Line {
+        label: label.into(),
+        points: t
+            .trials
+            .iter()
+            .filter(|x| x.method == method)
+            .map(|x| (x.outcome.replica_minutes, x.outcome.unserved))
+            .collect(),
+        color,
+    };
+    let w = t.winner();
+    let mut lines = vec![
+        scatter("bo", 0, "Bayesian optimisation trials"),
+        scatter("random", 1, "random search trials"),
+        Line {
+            label: "HPA, target utilisation 0.40-1.00".into(),
+            points: t
+                .hpa
+                .iter()
+                .map(|(_, o)| (o.replica_minutes, o.unserved))
+                .collect(),
+            color: 2,
+        },
+    ];
+    lines.push(Line {
+        label: format!("best: {}", describe(&w.params)),
+        points: vec![(w.outcome.replica_minutes, w.outcome.unserved)],
+        color: 3,
+    });
+    panels_png(
+        &out.join("frontier.png"),
+        "replica-minutes (cost), tuning window",
+        &[Panel {
+            title: "unserved demand against cost: every trial and the HPA's sweep".into(),
+            lines,
+            bands: vec![],
+            scatter: true,
+        }],
+        1000,
+    )?;
+    let curve = |method: &str, color: usize, label: &str| Line {
+        label: label.into(),
+        points: t
+            .convergence(method)
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| ((i + 1) as f64, c))
+            .collect(),
+        color,
+    };
+    panels_png(
+        &out.join("convergence.png"),
+        "trial",
+        &[Panel {
+            title: "lowest replica-minutes meeting the SLO so far".into(),
+            lines: vec![
+                curve("bo", 0, "Bayesian optimisation"),
+                curve("random", 1, "random search, same budget"),
+            ],
+            bands: vec![],
+            scatter: false,
+        }],
+        900,
+    )
 }

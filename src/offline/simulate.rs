@@ -1,26 +1,30 @@
 //! `promcast simulate`: replays a demand trace against autoscaling policies.
 //!
 //! Time runs in ticks of the HPA sync period (15 s). Demand is the trace, constant within a
-//! bucket; a gap is missing data: not scored, and every policy sees it as missing. At each
-//! tick:
+//! bucket; a gap is missing data: not scored, and every policy sees it as missing. At the
+//! start of each bucket:
 //! - the observed load (what a metric pipeline shows) is the last *complete* bucket;
-//! - predictive policies decide at the start of each bucket from a forecast made by the
-//!   agent's own forecast loop ([`super::replay::Replay`], model `auto` unless told) with the
-//!   data up to the last complete bucket, for the time the pods asked for now will be ready
-//!   (`startup` ahead); their recommendation goes through the agent's [`Recommender`] (scale
-//!   in only after the stabilisation window) and then, like every policy but `static`, through
-//!   the Kubernetes [`Hpa`] controller, as KEDA and the HPA would apply it in a cluster;
-//! - `reactive` is the HPA alone on the observed load per replica;
-//! - a replica asked for becomes ready `startup` later; removed replicas go at once (those
-//!   still starting first). Ready capacity = ready replicas × capacity.
+//! - the forecast is what the agent would have at that moment: its own forecaster
+//!   ([`super::replay::Replay`], model `auto` unless told) on the data up to the last
+//!   complete bucket, its ring padded to the current bucket. The forecasts of a trace are
+//!   made once ([`Outlooks`]) and shared by every policy and every point of a sweep;
+//! - predictive policies decide through the agent's own [`Scaler`] (the code the `scaling:`
+//!   targets run) and then, like every policy but `static`, go through the Kubernetes
+//!   [`Hpa`] controller each tick, as KEDA and the HPA would apply them in a cluster;
+//! - `reactive` is the HPA alone on the observed load per replica, with its default 5-minute
+//!   scale-down window.
+//!
+//! SLO model: every policy sizes a replica for `capacity × target_utilization` (the HPA's
+//! target value); violations and unserved demand count against *full* capacity, since that
+//! is when requests fail. A replica asked for becomes ready `startup` later; removed replicas
+//! go at once (those still starting first).
 //!
 //! Scored per policy over the evaluated part (by default the last 20% of the trace, which the
 //! built-in model never trained on): violation minutes (demand above ready capacity), unserved
-//! demand (load × minutes above capacity), replica-minutes (every replica asked for, starting
-//! or ready: what is paid for), over-provisioning (idle ready capacity, load × minutes) and
-//! scaling events.
+//! demand (load × minutes above ready capacity), replica-minutes (every replica asked for,
+//! starting or ready: what is paid for), over-provisioning (idle ready capacity, load ×
+//! minutes) and scaling events.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
@@ -30,13 +34,20 @@ use crate::config::{format_duration, Config, ModelSource};
 use crate::forecast::load::load_lstm;
 use crate::forecast::neural::BackendChoice;
 use crate::forecast::normal_quantile;
-use crate::scale::{recommend, Hpa, Policy, PolicyParams, Recommender, HPA_SYNC};
+use crate::scale::{Hpa, Outlook, Policy, PolicyParams, ScaleIn, Scaler, Sizing, HPA_SYNC};
 use crate::snapshot::{Point, SeriesState};
+
+/// The band quantiles forecasts are made at; a policy asks any level of the band through
+/// [`crate::scale::band_quantile`].
+pub const BAND: (f64, f64) = (0.1, 0.9);
 
 #[derive(Debug, Clone)]
 pub struct SimOptions {
     pub step: Duration,
+    /// Load one replica serves at full utilisation.
     pub capacity: f64,
+    /// The share of `capacity` every policy sizes a replica for (the HPA's target).
+    pub target_utilization: f64,
     pub startup: Duration,
     pub policies: Vec<Policy>,
     /// `static`'s count; default: enough for the mean demand of the evaluated part.
@@ -47,11 +58,18 @@ pub struct SimOptions {
     pub quantile: f64,
     pub max_step: u32,
     pub scale_down_stabilization: Duration,
-    /// Forecast model of the predictive policies (`auto`, `lstm`, `mstl`, ...).
+    pub sizing: Sizing,
+    pub peak_window: Duration,
+    pub scale_in: ScaleIn,
+    pub reactive_floor: bool,
+    /// Forecast model of the predictive policies (`auto`, `lstm`, `mstl`, ..., or
+    /// `oracle:N`, a bound).
     pub model: String,
     /// ONNX file for `lstm`/`auto`; `None`: the built-in model.
     pub lstm: Option<std::path::PathBuf>,
     pub retention: Duration,
+    /// Seasonal periods of the forecast models.
+    pub seasons: Vec<Duration>,
     /// Share of the trace (at its end) that is scored; the rest warms the models up.
     pub eval_fraction: f64,
 }
@@ -61,20 +79,52 @@ impl SimOptions {
         Self {
             step,
             capacity: 100.0,
+            target_utilization: 0.7,
             startup: Duration::from_secs(120),
             policies: Policy::ALL.to_vec(),
             static_replicas: None,
             min_replicas: 1,
             max_replicas: 1000,
-            margin: 0.15,
+            margin: 0.2,
             quantile: 0.9,
             max_step: 2,
-            scale_down_stabilization: Duration::from_secs(300),
+            scale_down_stabilization: Duration::from_secs(120),
+            sizing: Sizing::Peak,
+            peak_window: Duration::from_secs(60),
+            scale_in: ScaleIn::Window,
+            reactive_floor: true,
             model: "auto".into(),
             lstm: None,
             retention: Duration::from_secs(86_400),
+            seasons: vec![Duration::from_secs(3600), Duration::from_secs(86_400)],
             eval_fraction: 0.2,
         }
+    }
+
+    /// The parameters of `policy` with these options.
+    pub fn params(&self, policy: Policy, static_replicas: u32) -> PolicyParams {
+        PolicyParams {
+            policy,
+            capacity: self.capacity,
+            target_utilization: self.target_utilization,
+            min_replicas: self.min_replicas,
+            max_replicas: self.max_replicas,
+            margin: self.margin,
+            quantile: self.quantile,
+            max_step: self.max_step,
+            static_replicas,
+            sizing: self.sizing,
+            peak_window: self.peak_window,
+            scale_in: self.scale_in,
+            stabilization: self.scale_down_stabilization,
+            reactive_floor: self.reactive_floor,
+        }
+    }
+
+    /// Pod start-up in steps: replicas asked for at the start of bucket `b` serve from
+    /// bucket `b + lead` on.
+    pub fn lead(&self) -> f64 {
+        self.startup.as_secs_f64() / self.step.as_secs_f64()
     }
 }
 
@@ -103,111 +153,158 @@ pub struct Simulation {
     pub outcomes: Vec<Outcome>,
     pub timeline: Timeline,
     pub static_replicas: u32,
-    /// The forecast horizon (steps from the last complete bucket) the predictive policies
-    /// used, and the model's forecast count by state.
-    pub horizon_steps: usize,
-    pub forecasts_ready: usize,
-    pub forecasts_missing: usize,
+    /// The forecasts the predictive policies used.
+    pub outlooks: Outlooks,
 }
 
-/// Ticks per bucket (`step / 15 s`, at least 1).
+/// The forecast at every decision of the evaluated part, made once per trace.
+#[derive(Debug, Clone)]
+pub struct Outlooks {
+    /// Horizons in steps after the decision's bucket.
+    pub steps: Vec<usize>,
+    /// Per evaluated bucket: the band at each horizon, `None` without a forecast.
+    pub bands: Vec<Option<Vec<Point>>>,
+    pub quantiles: (f64, f64),
+}
+
+impl Outlooks {
+    pub fn ready(&self) -> usize {
+        self.bands.iter().filter(|b| b.is_some()).count()
+    }
+
+    /// The forecasts of evaluated buckets `from..to`.
+    pub fn slice(&self, from: usize, to: usize) -> Outlooks {
+        Outlooks {
+            steps: self.steps.clone(),
+            bands: self.bands[from..to].to_vec(),
+            quantiles: self.quantiles,
+        }
+    }
+
+    /// The outlook of evaluated bucket `i`.
+    pub fn get(&self, i: usize) -> Option<Outlook<'_>> {
+        self.bands[i].as_ref().map(|points| Outlook {
+            steps: &self.steps,
+            points,
+            quantiles: self.quantiles,
+        })
+    }
+}
+
+/// Most ticks per bucket: for steps over an hour (daily traces) the HPA's 15-second sync
+/// period would only repeat itself within a bucket whose demand is constant, so the ticks are
+/// spread out (1 d: a tick every 6 minutes).
+const MAX_TICKS_PER_BUCKET: u128 = 240;
+
+/// Ticks per bucket (`step / 15 s`, at least 1, at most [`MAX_TICKS_PER_BUCKET`]).
 fn ticks_per_bucket(step: Duration) -> usize {
-    (step.as_millis() / HPA_SYNC.as_millis()).max(1) as usize
+    (step.as_millis() / HPA_SYNC.as_millis()).clamp(1, MAX_TICKS_PER_BUCKET) as usize
 }
 
-/// A forecast band and its lower and upper quantile levels.
-type Band = (Point, f64, f64);
+/// The horizons (steps) the forecasts are made at: enough to read the band out to `need`
+/// steps; the loaded model's horizons when it has one (so the LSTM can serve them), else
+/// every step.
+fn horizon_steps(opts: &SimOptions, need: usize) -> Result<Vec<usize>> {
+    let source = match &opts.lstm {
+        Some(p) => ModelSource::File(p.clone()),
+        None => ModelSource::Builtin,
+    };
+    let model_steps = match load_lstm(&source, &BackendChoice::Tract)? {
+        Some(m) if m.meta().steps.contains(&opts.step) => {
+            let step_ms = opts.step.as_millis();
+            m.meta()
+                .horizons
+                .iter()
+                .filter(|h| h.as_millis() % step_ms == 0)
+                .map(|h| (h.as_millis() / step_ms) as usize)
+                .collect()
+        }
+        _ => Vec::new(),
+    };
+    let mut steps: Vec<usize> = if model_steps.is_empty() {
+        (1..=need).collect()
+    } else {
+        let cut = model_steps.iter().position(|&s| s >= need);
+        model_steps[..cut.map_or(model_steps.len(), |c| c + 1)].to_vec()
+    };
+    steps.dedup();
+    Ok(steps)
+}
 
-/// Forecasts for every decision of the evaluated part: for the decision at the start of
-/// bucket `b`, the element-wise maximum of the bands at horizons `1..=h` from origin `b − 1`.
-fn forecasts(
+/// The forecasts for every decision of the evaluated part: at the start of bucket `b`, from
+/// the data up to bucket `b − 1`, for `need` steps from `b` on.
+pub fn outlooks(
     opts: &SimOptions,
     calendar: bool,
     first_bucket: i64,
     values: &[f32],
     eval_start: usize,
-    h: usize,
-) -> Result<(Vec<Option<Band>>, usize, usize)> {
+    need: usize,
+) -> Result<Outlooks> {
     if let Some(w) = opts.model.strip_prefix("oracle:") {
         let w: usize =
             w.parse().ok().filter(|w| *w >= 1).ok_or_else(|| {
                 anyhow::anyhow!("--model oracle:N needs a window N >= 1 (buckets)")
             })?;
-        return Ok(oracle_forecasts(opts, values, eval_start, h, w));
+        return Ok(oracle_outlooks(values, eval_start, need, w));
     }
-    let step = format_duration(opts.step);
-    let horizons: Vec<String> = (1..=h)
-        .map(|k| format_duration(opts.step * k as u32))
+    let steps = horizon_steps(opts, need)?;
+    let horizons: Vec<String> = steps
+        .iter()
+        .map(|k| format_duration(opts.step * *k as u32))
         .collect();
-    let (lo, hi) = (1.0 - opts.quantile.max(0.5), opts.quantile.max(0.5));
-    let (lo, hi) = if hi >= 0.99 || hi <= 0.5 {
-        (0.1, 0.9)
-    } else {
-        (lo, hi)
-    };
     let inference = match &opts.lstm {
         Some(p) => format!("inference: {{ model: '{}' }}\n", p.display()),
         None => "inference: { model: builtin }\n".into(),
     };
     let yaml = format!(
-        "storage: {{ step: {step}, retention: {}, idle_timeout: 3650d }}\n\
+        "storage: {{ step: {}, retention: {}, idle_timeout: 3650d }}\n\
          forecast:\n  - selector: '{{__name__=\"{}\"}}'\n    horizons: [{}]\n    model: {}\n    \
-         quantiles: [{lo}, {hi}]\n    anomaly: {{ enabled: false }}\n\
+         quantiles: [{}, {}]\n    seasons: [{}]\n    anomaly: {{ enabled: false }}\n\
          limits: {{ max_series: 10, max_future: 3650d }}\n{inference}",
+        format_duration(opts.step),
         format_duration(opts.retention),
         super::replay::REPLAY_NAME,
         horizons.join(", "),
         opts.model,
+        BAND.0,
+        BAND.1,
+        opts.seasons
+            .iter()
+            .map(|d| format_duration(*d))
+            .collect::<Vec<_>>()
+            .join(", "),
     );
-    let config =
-        Arc::new(Config::from_yaml(&yaml, "simulate", None).map_err(|e| anyhow::anyhow!("{e}"))?);
+    let config = Config::from_yaml(&yaml, "simulate", None).map_err(|e| anyhow::anyhow!("{e}"))?;
     let source = match &opts.lstm {
         Some(p) => ModelSource::File(p.clone()),
         None => ModelSource::Builtin,
     };
     let lstm = load_lstm(&source, &BackendChoice::Tract)?;
     let mut replay = Replay::new(&config, lstm, calendar, first_bucket, values)?;
-    let mut out = Vec::with_capacity(values.len() - eval_start);
-    let (mut ready, mut missing) = (0, 0);
+    let mut bands = Vec::with_capacity(values.len() - eval_start);
     for b in eval_start..values.len() {
-        let origin = first_bucket + b as i64 - 1;
-        let f = replay.forecast_at(origin).filter(|f| {
+        let now = first_bucket + b as i64;
+        let f = replay.forecast_with(now, now - 1).filter(|f| {
             f.state == SeriesState::Ready
-                && f.points.len() == h
+                && f.points.len() == steps.len()
                 && f.points.iter().all(Point::is_finite)
         });
-        match f {
-            Some(f) => {
-                ready += 1;
-                let mut p = f.points[0];
-                for q in &f.points[1..] {
-                    p.yhat = p.yhat.max(q.yhat);
-                    p.lower = p.lower.max(q.lower);
-                    p.upper = p.upper.max(q.upper);
-                }
-                out.push(Some((p, lo, hi)));
-            }
-            None => {
-                missing += 1;
-                out.push(None);
-            }
-        }
+        bands.push(f.map(|f| f.points));
     }
-    Ok((out, ready, missing))
+    Ok(Outlooks {
+        steps,
+        bands,
+        quantiles: BAND,
+    })
 }
 
 /// A bound, not a model: what a forecaster that knew the trace's true level could do. The
 /// "forecast" of bucket `t` is the centred mean of the actual values over `w` buckets around
-/// `t` (future included), with a band `± z(q)·√(D·mean)` where `D` is the trace's dispersion
-/// index around that mean over the warm-up part (1 for Poisson counts). What is left for a
-/// policy to miss is the bucket-to-bucket noise around the level.
-fn oracle_forecasts(
-    opts: &SimOptions,
-    values: &[f32],
-    eval_start: usize,
-    h: usize,
-    w: usize,
-) -> (Vec<Option<Band>>, usize, usize) {
+/// `t` (future included), with a band `± z(0.9)·√(D·mean)` where `D` is the trace's
+/// dispersion index around that mean over the warm-up part (1 for Poisson counts). What is
+/// left for a policy to miss is the bucket-to-bucket noise around the level.
+fn oracle_outlooks(values: &[f32], eval_start: usize, need: usize, w: usize) -> Outlooks {
     let n = values.len();
     let level = |t: usize| -> Option<f64> {
         let (a, b) = (t.saturating_sub(w / 2), (t + w - w / 2).min(n));
@@ -225,139 +322,106 @@ fn oracle_forecasts(
         }
     }
     let dispersion = if m > 0.0 { r2 / m } else { 1.0 };
-    let (lo, hi) = (1.0 - opts.quantile.max(0.5), opts.quantile.max(0.5));
-    let (lo, hi) = if hi >= 0.99 || hi <= 0.5 {
-        (0.1, 0.9)
-    } else {
-        (lo, hi)
-    };
-    let z = normal_quantile(hi);
-    let mut out = Vec::with_capacity(n - eval_start);
-    let mut ready = 0;
-    for b in eval_start..n {
-        let mut band: Option<Point> = None;
-        for t in b..(b + h).min(n) {
-            let Some(l) = level(t) else { continue };
-            let half = z * (dispersion * l.abs().max(1.0)).sqrt();
-            let p = Point {
-                yhat: l,
-                lower: l - half,
-                upper: l + half,
-            };
-            band = Some(match band {
-                None => p,
-                Some(q) => Point {
-                    yhat: q.yhat.max(p.yhat),
-                    lower: q.lower.max(p.lower),
-                    upper: q.upper.max(p.upper),
-                },
-            });
-        }
-        ready += band.is_some() as usize;
-        out.push(band.map(|p| (p, lo, hi)));
+    let z = normal_quantile(BAND.1);
+    let steps: Vec<usize> = (1..=need).collect();
+    let bands = (eval_start..n)
+        .map(|b| {
+            steps
+                .iter()
+                .map(|k| {
+                    let l = level((b + k).min(n - 1))?;
+                    let half = z * (dispersion * l.abs().max(1.0)).sqrt();
+                    Some(Point {
+                        yhat: l,
+                        lower: l - half,
+                        upper: l + half,
+                    })
+                })
+                .collect::<Option<Vec<Point>>>()
+        })
+        .collect();
+    Outlooks {
+        steps,
+        bands,
+        quantiles: BAND,
     }
-    let missing = out.len() - ready;
-    (out, ready, missing)
 }
 
-/// Runs every policy over `values` (bucketed at `opts.step`, NaN = gap).
-pub fn simulate(
-    values: &[f32],
-    first_bucket: i64,
-    calendar: bool,
-    opts: &SimOptions,
-) -> Result<Simulation> {
-    let n = values.len();
-    let eval_start = ((n as f64) * (1.0 - opts.eval_fraction)).floor() as usize;
-    if eval_start < 2 || n - eval_start < 2 {
-        bail!("{n} buckets are too few to simulate");
+/// A trace and its evaluated part, ready to run policies on.
+pub struct Run<'a> {
+    pub values: &'a [f32],
+    pub first_bucket: i64,
+    /// Index of the first evaluated bucket.
+    pub eval_start: usize,
+    pub step: Duration,
+    pub startup: Duration,
+    /// Buckets the agent's ring holds (`retention / step`).
+    pub ring: usize,
+}
+
+impl Run<'_> {
+    /// The trace with `opts`' split; both parts need at least two buckets.
+    pub fn new<'a>(values: &'a [f32], first_bucket: i64, opts: &SimOptions) -> Result<Run<'a>> {
+        let n = values.len();
+        let eval_start = ((n as f64) * (1.0 - opts.eval_fraction)).floor() as usize;
+        if eval_start < 2 || n - eval_start < 2 {
+            bail!("{n} buckets are too few to simulate");
+        }
+        Ok(Run {
+            values,
+            first_bucket,
+            eval_start,
+            step: opts.step,
+            startup: opts.startup,
+            ring: (opts.retention.as_millis() / opts.step.as_millis().max(1)).max(1) as usize,
+        })
     }
-    if opts.capacity <= 0.0 {
-        bail!("--capacity must be positive");
+
+    /// The newest observed value before bucket `b` that the agent's ring still holds: what
+    /// its scaling targets read as the observed load.
+    pub fn newest(&self, b: usize) -> Option<f64> {
+        let from = b.saturating_sub(self.ring);
+        self.values[from..b]
+            .iter()
+            .rev()
+            .find(|v| v.is_finite())
+            .map(|v| *v as f64)
     }
-    let step_ms = opts.step.as_millis() as i64;
-    // the bucket the replicas asked for now are ready in, counted from the origin b − 1
-    let h = 1
-        + (opts.startup.as_millis() as u64)
-            .div_ceil(step_ms as u64)
-            .max(1) as usize;
-    let eval = &values[eval_start..];
-    let observed_mean = {
-        let o: Vec<f64> = eval
+
+    /// The mean observed demand of the evaluated part.
+    pub fn mean_demand(&self) -> f64 {
+        let o: Vec<f64> = self.values[self.eval_start..]
             .iter()
             .filter(|v| v.is_finite())
             .map(|v| *v as f64)
             .collect();
         o.iter().sum::<f64>() / o.len().max(1) as f64
-    };
-    let static_replicas = opts
-        .static_replicas
-        .unwrap_or(((observed_mean / opts.capacity).ceil() as u32).max(opts.min_replicas));
-    let any_predictive = opts.policies.iter().any(|p| p.is_predictive());
-    let (fc, ready, missing) = if any_predictive {
-        forecasts(opts, calendar, first_bucket, values, eval_start, h)?
-    } else {
-        (vec![None; n - eval_start], 0, 0)
-    };
-    let run = Run {
-        opts,
-        values,
-        first_bucket,
-        eval_start,
-        static_replicas,
-    };
-    let mut outcomes = Vec::new();
-    let mut timeline = Timeline {
-        first_bucket: first_bucket + eval_start as i64,
-        demand: eval.iter().map(|v| *v as f64).collect(),
-        capacity: Vec::new(),
-    };
-    for &policy in &opts.policies {
-        let (out, caps) = run.policy(policy, &fc);
-        timeline.capacity.push(caps);
-        outcomes.push(out);
     }
-    Ok(Simulation {
-        options: opts.clone(),
-        outcomes,
-        timeline,
-        static_replicas,
-        horizon_steps: h,
-        forecasts_ready: ready,
-        forecasts_missing: missing,
-    })
-}
 
-/// One simulation's trace and settings, shared by its policies.
-struct Run<'a> {
-    opts: &'a SimOptions,
-    values: &'a [f32],
-    first_bucket: i64,
-    /// Index of the first evaluated bucket.
-    eval_start: usize,
-    static_replicas: u32,
-}
+    /// One policy over the evaluated part, tick by tick, deciding with the forecasts `fc`;
+    /// its totals and its ready capacity at the end of each bucket.
+    pub fn policy(&self, params: &PolicyParams, fc: &Outlooks) -> (Outcome, Vec<f64>) {
+        let (mut outs, caps) = self.policy_blocks(params, fc, 1);
+        (outs.remove(0), caps)
+    }
 
-impl Run<'_> {
-    /// One policy over the evaluated part, tick by tick, with the forecasts `fc` (one per
-    /// evaluated bucket); its totals and its ready capacity at the end of each bucket.
-    fn policy(&self, policy: Policy, fc: &[Option<Band>]) -> (Outcome, Vec<f64>) {
-        let (opts, values, eval_start) = (self.opts, self.values, self.eval_start);
-        let step_ms = opts.step.as_millis() as i64;
-        let tpb = ticks_per_bucket(opts.step);
+    /// [`Run::policy`] with its totals per block: the evaluated part cut into `blocks`
+    /// consecutive parts of (nearly) equal length.
+    pub fn policy_blocks(
+        &self,
+        params: &PolicyParams,
+        fc: &Outlooks,
+        blocks: usize,
+    ) -> (Vec<Outcome>, Vec<f64>) {
+        let values = self.values;
+        let step_ms = self.step.as_millis() as i64;
+        let tpb = ticks_per_bucket(self.step);
         let tick_ms = step_ms / tpb as i64;
         let tick_min = tick_ms as f64 / 60_000.0;
-        let startup_ticks = (opts.startup.as_millis() as u64).div_ceil(tick_ms as u64) as usize;
-        let params = PolicyParams {
-            policy,
-            capacity: opts.capacity,
-            min_replicas: opts.min_replicas,
-            max_replicas: opts.max_replicas,
-            margin: opts.margin,
-            quantile: opts.quantile,
-            max_step: opts.max_step,
-            static_replicas: self.static_replicas,
-        };
+        let startup_ticks = (self.startup.as_millis() as u64).div_ceil(tick_ms as u64) as usize;
+        let lead = self.startup.as_secs_f64() / self.step.as_secs_f64();
+        let policy = params.policy;
+        let sized = params.sized_capacity();
         // The reactive HPA keeps Kubernetes' default 5-minute scale-down window; behind promcast
         // (KEDA with `scaleDown.stabilizationWindowSeconds: 0`, as deploy/ sets it up) the
         // stabilisation is promcast's own, so the HPA adds none.
@@ -366,49 +430,59 @@ impl Run<'_> {
         } else {
             Duration::from_secs(300)
         };
-        let mut hpa = Hpa::new(opts.min_replicas, opts.max_replicas, hpa_window);
-        let mut rec = Recommender::new(
-            opts.scale_down_stabilization,
-            opts.min_replicas,
-            opts.max_replicas,
-        );
+        let mut hpa = Hpa::new(params.min_replicas, params.max_replicas, hpa_window);
+        let mut scaler = Scaler::new(params.clone());
         // start from what the load before the evaluated part needed
-        let start_load = values[..eval_start].iter().rev().find(|v| v.is_finite());
+        let start_load = values[..self.eval_start]
+            .iter()
+            .rev()
+            .find(|v| v.is_finite());
         let initial = match policy {
-            Policy::Static => self.static_replicas,
-            _ => start_load.map_or(opts.min_replicas, |v| {
-                ((*v as f64 / opts.capacity).ceil() as u32)
-                    .clamp(opts.min_replicas, opts.max_replicas)
+            Policy::Static => params.static_replicas,
+            _ => start_load.map_or(params.min_replicas, |v| {
+                ((*v as f64 / sized).ceil() as u32).clamp(params.min_replicas, params.max_replicas)
             }),
         };
         // pods: ready tick of each; all initial ones ready
         let mut pods: Vec<i64> = vec![i64::MIN; initial as usize];
-        let mut out = Outcome {
-            policy: policy.to_string(),
-            ..Default::default()
-        };
-        let eval = &values[eval_start..];
+        let blocks = blocks.max(1);
+        let mut outs = vec![
+            Outcome {
+                policy: policy.to_string(),
+                ..Default::default()
+            };
+            blocks
+        ];
+        let eval = &values[self.eval_start..];
         let mut caps = Vec::with_capacity(eval.len());
         let mut predictive_wanted: Option<f64> = None;
         for (i, &d) in eval.iter().enumerate() {
-            let b = eval_start + i;
+            let out = &mut outs[i * blocks / eval.len()];
+            let b = self.eval_start + i;
             let observed = values[b - 1];
             let observed = observed.is_finite().then_some(observed as f64);
             let bucket_ms = (self.first_bucket + b as i64) * step_ms;
             if policy.is_predictive() {
                 let current = pods.len() as u32;
-                predictive_wanted = recommend(&params, observed, fc[i], current)
-                    .map(|raw| rec.update(bucket_ms, raw) as f64);
+                let newest = self.newest(b);
+                predictive_wanted = scaler
+                    .decide(
+                        bucket_ms,
+                        newest,
+                        fc.get(i).as_ref(),
+                        lead,
+                        step_ms,
+                        current,
+                    )
+                    .map(|d| d.desired as f64);
             }
             for k in 0..tpb {
                 let tick = (b * tpb + k) as i64;
                 let now_ms = bucket_ms + k as i64 * tick_ms;
                 let current = pods.len() as u32;
                 let target = match policy {
-                    Policy::Static => self.static_replicas,
-                    Policy::Reactive => {
-                        hpa.reconcile(now_ms, current, observed.map(|o| o / opts.capacity))
-                    }
+                    Policy::Static => params.static_replicas,
+                    Policy::Reactive => hpa.reconcile(now_ms, current, observed.map(|o| o / sized)),
                     _ => hpa.reconcile(now_ms, current, predictive_wanted),
                 };
                 if target != current {
@@ -424,7 +498,8 @@ impl Run<'_> {
                         pods.truncate(target as usize);
                     }
                 }
-                let ready_cap = pods.iter().filter(|r| **r <= tick).count() as f64 * opts.capacity;
+                let ready_cap =
+                    pods.iter().filter(|r| **r <= tick).count() as f64 * params.capacity;
                 out.replica_minutes += pods.len() as f64 * tick_min;
                 if d.is_finite() {
                     let d = d as f64;
@@ -440,8 +515,65 @@ impl Run<'_> {
                 }
             }
         }
-        (out, caps)
+        (outs, caps)
     }
+}
+
+/// Steps of forecast the options read: the lead time plus the longest window after it.
+pub fn steps_needed(opts: &SimOptions, extra: Duration) -> usize {
+    let after = opts
+        .peak_window
+        .max(opts.scale_down_stabilization)
+        .max(extra);
+    ((opts.startup + after).as_secs_f64() / opts.step.as_secs_f64()).ceil() as usize + 1
+}
+
+/// Runs every policy over `values` (bucketed at `opts.step`, NaN = gap).
+pub fn simulate(
+    values: &[f32],
+    first_bucket: i64,
+    calendar: bool,
+    opts: &SimOptions,
+) -> Result<Simulation> {
+    if opts.capacity <= 0.0 {
+        bail!("--capacity must be positive");
+    }
+    if !(opts.target_utilization > 0.0 && opts.target_utilization <= 1.0) {
+        bail!("--target-utilization must be in (0, 1]");
+    }
+    let run = Run::new(values, first_bucket, opts)?;
+    let sized = opts.capacity * opts.target_utilization;
+    let static_replicas = opts
+        .static_replicas
+        .unwrap_or(((run.mean_demand() / sized).ceil() as u32).max(opts.min_replicas));
+    let need = steps_needed(opts, Duration::ZERO);
+    let fc = if opts.policies.iter().any(|p| p.is_predictive()) {
+        outlooks(opts, calendar, first_bucket, values, run.eval_start, need)?
+    } else {
+        Outlooks {
+            steps: Vec::new(),
+            bands: vec![None; values.len() - run.eval_start],
+            quantiles: BAND,
+        }
+    };
+    let mut outcomes = Vec::new();
+    let mut timeline = Timeline {
+        first_bucket: first_bucket + run.eval_start as i64,
+        demand: values[run.eval_start..].iter().map(|v| *v as f64).collect(),
+        capacity: Vec::new(),
+    };
+    for &policy in &opts.policies {
+        let (out, caps) = run.policy(&opts.params(policy, static_replicas), &fc);
+        timeline.capacity.push(caps);
+        outcomes.push(out);
+    }
+    Ok(Simulation {
+        options: opts.clone(),
+        outcomes,
+        timeline,
+        static_replicas,
+        outlooks: fc,
+    })
 }
 
 #[cfg(test)]
@@ -461,8 +593,7 @@ mod tests {
         opts.eval_fraction = 0.2;
         let sim = simulate(v, b0 + 300, false, &opts).unwrap();
         assert_eq!(sim.outcomes.len(), 6);
-        assert_eq!(sim.horizon_steps, 3);
-        assert!(sim.forecasts_ready > 0);
+        assert!(sim.outlooks.ready() > 0);
         let minutes = 120.0;
         for o in &sim.outcomes {
             assert!(o.violation_minutes >= 0.0 && o.violation_minutes <= minutes + 1e-9);
@@ -480,6 +611,127 @@ mod tests {
         assert!(sim.timeline.capacity.iter().all(|c| c.len() == 120));
     }
 
+    /// The agent's recommendation and the simulator's are the same code on the same inputs:
+    /// a day of NASA traffic replayed through a real store, the agent's loop and a
+    /// `scaling:` target, and through the simulator's forecasts and decisions, gives the
+    /// same replicas and the same deciding rule at every step.
+    #[test]
+    fn the_agent_and_the_simulator_decide_alike() {
+        use crate::forecast::scheduler::Scheduler;
+        use crate::snapshot::{Snapshot, SnapshotCell};
+        use crate::store::{hash_labels, AppendStats, LabelRef, Sample, Store};
+        use std::sync::Arc;
+
+        let t = crate::offline::data::nasa_days(2);
+        let (b0, mut v) = t.bucketed(60_000);
+        v.truncate(1600);
+        v[1450..1453].fill(f32::NAN); // a short gap in the evaluated part
+        let mut opts = SimOptions::new(Duration::from_secs(60));
+        opts.capacity = 10.0;
+        opts.model = "auto".into();
+        opts.eval_fraction = 0.1;
+        opts.policies = vec![Policy::Buffered];
+        let run = Run::new(&v, b0, &opts).unwrap();
+        let fc = outlooks(
+            &opts,
+            true,
+            b0,
+            &v,
+            run.eval_start,
+            steps_needed(&opts, Duration::ZERO),
+        )
+        .unwrap();
+        let params = opts.params(Policy::Buffered, 1);
+        let mut scaler = Scaler::new(params.clone());
+        let sim: Vec<_> = (run.eval_start..v.len())
+            .enumerate()
+            .map(|(i, b)| {
+                let current = scaler.last().unwrap_or(params.min_replicas);
+                let now = (b0 + b as i64) * 60_000;
+                scaler.decide(
+                    now,
+                    run.newest(b),
+                    fc.get(i).as_ref(),
+                    opts.lead(),
+                    60_000,
+                    current,
+                )
+            })
+            .collect();
+
+        let horizons: Vec<String> = fc.steps.iter().map(|k| format!("{k}m")).collect();
+        let yaml = format!(
+            "storage: {{ step: 1m, retention: 1d, idle_timeout: 3650d }}\n\
+             forecast:\n  - selector: 'replay'\n    horizons: [{}]\n    model: auto\n    \
+             quantiles: [0.1, 0.9]\n    anomaly: {{ enabled: false }}\n\
+             scaling:\n  - {{ name: web, series: replay, capacity_per_replica: 10, \
+             target_utilization: 0.7, max_replicas: 1000, policy: buffered, margin: 0.2, \
+             sizing: peak, peak_window: 1m, scale_down_stabilization: 2m }}\n\
+             limits: {{ max_series: 10, max_future: 3650d }}\n",
+            horizons.join(", ")
+        );
+        let config = Arc::new(Config::from_yaml(&yaml, "test", None).unwrap());
+        assert_eq!(config.scaling[0].params, params, "same knobs");
+        let store = Arc::new(Store::new(&config, b0 * 60_000));
+        let cell = Arc::new(SnapshotCell::new(Snapshot::empty(&config)));
+        let lstm = load_lstm(&ModelSource::Builtin, &BackendChoice::Tract).unwrap();
+        let mut sched = Scheduler::new(config.clone(), store.clone(), cell, lstm).unwrap();
+        let labels = [LabelRef::new("__name__", "replay")];
+        let append = |from: usize, to: usize| {
+            let samples: Vec<Sample> = (from..to)
+                .filter(|&b| v[b].is_finite())
+                .map(|b| Sample {
+                    value: v[b] as f64,
+                    timestamp: (b0 + b as i64) * 60_000,
+                })
+                .collect();
+            let now = (b0 + to as i64) * 60_000;
+            store.append(
+                hash_labels(&labels),
+                &labels,
+                &samples,
+                now,
+                &mut AppendStats::default(),
+            );
+        };
+        append(0, run.eval_start - 1);
+        let mut agreed = 0;
+        for (i, b) in (run.eval_start..v.len()).enumerate() {
+            append(b - 1, b);
+            let snap = sched.step((b0 + b as i64) * 60_000).snapshot;
+            let r = snap.recommendation("web").unwrap();
+            let (desired, reason) = (r.desired, r.reason);
+            let s = sim[i];
+            assert_eq!(desired, s.map(|d| d.desired), "bucket {b}");
+            assert_eq!(reason, s.map(|d| d.reason), "bucket {b}");
+            assert_eq!(r.predicted, s.and_then(|d| d.predicted), "bucket {b}");
+            agreed += desired.is_some() as usize;
+        }
+        assert!(agreed > 150, "only {agreed} decisions to compare");
+    }
+
+    /// A lower target utilisation buys headroom: more replica-minutes, less unserved demand.
+    #[test]
+    fn lower_utilisation_costs_more_and_serves_more() {
+        let t = crate::offline::data::nasa_days(1);
+        let (b0, v) = t.bucketed(60_000);
+        let v = &v[300..900];
+        let mut opts = SimOptions::new(Duration::from_secs(60));
+        opts.capacity = 10.0;
+        opts.policies = vec![Policy::Reactive];
+        let at = |u: f64| {
+            let mut o = opts.clone();
+            o.target_utilization = u;
+            simulate(v, b0 + 300, false, &o).unwrap().outcomes.remove(0)
+        };
+        let (low, high) = (at(0.5), at(1.0));
+        assert!(
+            low.replica_minutes > high.replica_minutes,
+            "{low:?} {high:?}"
+        );
+        assert!(low.unserved < high.unserved, "{low:?} {high:?}");
+    }
+
     /// The oracle bound knows the level: on real traffic its median tracks the centred mean,
     /// and planning at its 0.9 level misses less than planning at its median.
     #[test]
@@ -492,17 +744,19 @@ mod tests {
         opts.model = "oracle:15".into();
         opts.policies = vec![Policy::Reactive, Policy::Ceiling, Policy::Quantile];
         opts.scale_down_stabilization = Duration::ZERO;
+        // At full utilisation, where the band's width is all the headroom there is.
+        opts.target_utilization = 1.0;
         let sim = simulate(v, b0 + 300, false, &opts).unwrap();
-        assert_eq!(sim.forecasts_ready, 120);
+        assert_eq!(sim.outlooks.ready(), 120);
         let by = |p: &str| sim.outcomes.iter().find(|o| o.policy == p).unwrap();
         assert!(
             by("quantile").violation_minutes < by("ceiling").violation_minutes,
             "{:?}",
             sim.outcomes
         );
-        let (fc, _, _) = oracle_forecasts(&opts, v, 480, 1, 15);
+        let fc = oracle_outlooks(v, 480, 1, 15);
         let centred: f64 = v[500 - 7..500 + 8].iter().map(|x| *x as f64).sum::<f64>() / 15.0;
-        assert!((fc[20].unwrap().0.yhat - centred).abs() < 1e-9);
+        assert!((fc.bands[19].as_ref().unwrap()[0].yhat - centred).abs() < 1e-9);
         opts.model = "oracle:0".into();
         let e = simulate(v, b0 + 300, false, &opts).err().unwrap();
         assert!(e.to_string().contains("oracle:N"), "{e}");

@@ -1,23 +1,21 @@
-//! Replica recommendations: the policies (pure functions of the observed load and the
-//! forecast), the agent's own scale-in rule ([`Recommender`]), and the Kubernetes HPA
+//! Replica recommendations: the load a policy reads off a forecast band ([`predicted_load`]),
+//! one target's decisions over time ([`Scaler`], shared by the agent and `promcast
+//! simulate`), the agent's `scaling:` targets ([`Targets`]), and the Kubernetes HPA
 //! controller ([`Hpa`]) that `promcast simulate` runs downstream, as KEDA/HPA would in a
 //! cluster.
-//!
-//! Semantics (every predictive policy): `desired = max(reactive, predictive)`, where
-//! `reactive = observed / capacity` and `predictive` is the policy's replicas for the load
-//! forecast `lead_time` ahead; scale-in happens only when the maximum of the recommendations
-//! over the `scale_down_stabilization` window allows it, i.e. when both the observed load and
-//! the forecast have allowed it for that long.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
-pub use crate::config::{Policy, PolicyParams};
+pub use crate::config::{Policy, PolicyParams, ScaleIn, Sizing};
 use crate::forecast::normal_quantile;
 use crate::snapshot::Point;
 
+mod scaler;
 mod targets;
-pub use targets::{band_at, Targets};
+pub use crate::snapshot::Reason;
+pub use scaler::{Decision, Outlook, Scaler};
+pub use targets::Targets;
 
 /// The load a forecast band implies at quantile `q` (≥ 0.5): the median plus the upper
 /// half-band scaled by the normal quantile ratio `z(q) / z(upper)`, so any level can be asked
@@ -43,80 +41,6 @@ pub fn predicted_load(params: &PolicyParams, p: &Point, lower_q: f64, upper_q: f
         Policy::Buffered => p.yhat * (1.0 + params.margin),
         Policy::Quantile => band_quantile(p, params.quantile, lower_q, upper_q),
         Policy::Ceiling | Policy::Incremental | Policy::Static | Policy::Reactive => p.yhat,
-    }
-}
-
-/// Raw desired replicas (before clamping and stabilisation) for one decision.
-///
-/// `observed`: the newest observed load (`None`: unknown). `forecast`: the band `lead_time`
-/// ahead with its quantile levels. `current`: replicas now (for `incremental`). Returns `None`
-/// when nothing is known (no observation and, for predictive policies, no forecast).
-pub fn recommend(
-    params: &PolicyParams,
-    observed: Option<f64>,
-    forecast: Option<(Point, f64, f64)>,
-    current: u32,
-) -> Option<f64> {
-    let cap = params.capacity.max(f64::MIN_POSITIVE);
-    let reactive = observed
-        .filter(|v| v.is_finite())
-        .map(|v| (v / cap).max(0.0));
-    let predictive = || -> Option<f64> {
-        let (p, lo_q, hi_q) = forecast?;
-        if !p.is_finite() {
-            return None;
-        }
-        let target = (predicted_load(params, &p, lo_q, hi_q) / cap).max(0.0);
-        Some(if params.policy == Policy::Incremental {
-            let step = params.max_step.max(1) as f64;
-            let cur = current as f64;
-            cur + (target.ceil() - cur).clamp(-step, step)
-        } else {
-            target
-        })
-    };
-    match params.policy {
-        Policy::Static => Some(params.static_replicas as f64),
-        Policy::Reactive => reactive,
-        _ => match (reactive, predictive()) {
-            (Some(r), Some(p)) => Some(r.max(p)),
-            (r, p) => r.or(p),
-        },
-    }
-}
-
-/// The agent's recommendation over time: raw desired replicas, rounded up and clamped, with
-/// scale-in only to the maximum of the recommendations of the last `stabilization`.
-#[derive(Debug, Clone)]
-pub struct Recommender {
-    stabilization_ms: i64,
-    min: u32,
-    max: u32,
-    history: VecDeque<(i64, u32)>,
-}
-
-impl Recommender {
-    pub fn new(stabilization: Duration, min: u32, max: u32) -> Self {
-        Self {
-            stabilization_ms: stabilization.as_millis() as i64,
-            min,
-            max: max.max(min),
-            history: VecDeque::new(),
-        }
-    }
-
-    /// Records `raw` (desired replicas) at `now_ms` and returns the stabilised recommendation.
-    pub fn update(&mut self, now_ms: i64, raw: f64) -> u32 {
-        let r = (raw.ceil().max(0.0) as u32).clamp(self.min, self.max);
-        self.history.push_back((now_ms, r));
-        while self
-            .history
-            .front()
-            .is_some_and(|(t, _)| *t < now_ms - self.stabilization_ms)
-        {
-            self.history.pop_front();
-        }
-        self.history.iter().map(|(_, r)| *r).max().unwrap_or(r)
     }
 }
 
@@ -204,13 +128,33 @@ mod tests {
         PolicyParams {
             policy,
             capacity: 100.0,
+            target_utilization: 1.0,
             min_replicas: 1,
             max_replicas: 50,
             margin: 0.15,
             quantile: 0.9,
             max_step: 2,
             static_replicas: 7,
+            sizing: Sizing::UpToLead,
+            peak_window: Duration::from_secs(60),
+            scale_in: ScaleIn::Window,
+            stabilization: Duration::ZERO,
+            reactive_floor: true,
         }
+    }
+
+    /// One decision of a fresh scaler with the band at one step ahead.
+    fn decide(p: PolicyParams, observed: Option<f64>, band: Option<Point>) -> Option<u32> {
+        let points: Vec<Point> = band.into_iter().collect();
+        let o = Outlook {
+            steps: &[1],
+            points: &points,
+            quantiles: (0.1, 0.9),
+        };
+        let o = band.map(|_| o);
+        Scaler::new(p)
+            .decide(0, observed, o.as_ref(), 1.0, 60_000, 3)
+            .map(|d| d.desired)
     }
 
     #[test]
@@ -220,39 +164,132 @@ mod tests {
             lower: 300.0,
             upper: 560.0,
         };
-        let f = Some((band, 0.1, 0.9));
-        let r = |p, obs| recommend(&params(p), obs, f, 3).unwrap();
-        assert_eq!(r(Policy::Static, Some(50.0)), 7.0);
-        assert_eq!(r(Policy::Reactive, Some(250.0)), 2.5);
-        assert_eq!(r(Policy::Ceiling, Some(250.0)), 4.2);
-        assert!((r(Policy::Buffered, Some(250.0)) - 4.83).abs() < 1e-9);
-        // quantile 0.9 of a 0.1/0.9 band is its upper bound
-        assert!((r(Policy::Quantile, Some(250.0)) - 5.6).abs() < 1e-9);
+        let r = |p, obs| decide(params(p), obs, Some(band)).unwrap();
+        assert_eq!(r(Policy::Static, Some(50.0)), 7);
+        assert_eq!(r(Policy::Reactive, Some(250.0)), 3, "2.5 replicas");
+        assert_eq!(r(Policy::Ceiling, Some(250.0)), 5, "4.2 replicas");
+        assert_eq!(r(Policy::Buffered, Some(250.0)), 5, "4.83 replicas");
+        // quantile 0.9 of a 0.1/0.9 band is its upper bound: 5.6 replicas
+        assert_eq!(r(Policy::Quantile, Some(250.0)), 6);
         // incremental: from 3 towards ceil(4.2) = 5, at most 2 a decision
-        assert_eq!(r(Policy::Incremental, Some(250.0)), 5.0);
+        assert_eq!(r(Policy::Incremental, Some(250.0)), 5);
         // max(reactive, predictive): an observed load above the forecast wins
-        assert_eq!(r(Policy::Ceiling, Some(900.0)), 9.0);
+        assert_eq!(r(Policy::Ceiling, Some(900.0)), 9);
+        // without the reactive floor the forecast alone decides
+        let mut no_floor = params(Policy::Ceiling);
+        no_floor.reactive_floor = false;
+        assert_eq!(decide(no_floor, Some(900.0), Some(band)), Some(5));
+        // sized at 70% utilisation: 420 / 70 = 6 replicas
+        let mut at_70 = params(Policy::Ceiling);
+        at_70.target_utilization = 0.7;
+        assert_eq!(decide(at_70, Some(250.0), Some(band)), Some(6));
         // no forecast: the reactive part alone; nothing known: None
-        assert_eq!(
-            recommend(&params(Policy::Quantile), Some(250.0), None, 3),
-            Some(2.5)
-        );
-        assert_eq!(recommend(&params(Policy::Quantile), None, None, 3), None);
+        assert_eq!(decide(params(Policy::Quantile), Some(250.0), None), Some(3));
+        assert_eq!(decide(params(Policy::Quantile), None, None), None);
         // band quantiles: 0.95 lies beyond the 0.9 bound, 0.5 is the median
         assert!(band_quantile(&band, 0.95, 0.1, 0.9) > 560.0);
         assert_eq!(band_quantile(&band, 0.5, 0.1, 0.9), 420.0);
     }
 
     #[test]
-    fn recommender_scales_in_only_after_the_window() {
-        let mut r = Recommender::new(Duration::from_secs(300), 2, 50);
-        assert_eq!(r.update(0, 9.2), 10);
-        assert_eq!(r.update(60_000, 3.0), 10);
-        assert_eq!(r.update(240_000, 3.0), 10);
-        assert_eq!(r.update(301_000, 3.0), 3);
-        assert_eq!(r.update(302_000, 0.2), 3);
-        assert_eq!(r.update(900_000, 0.2), 2, "min_replicas");
-        assert_eq!(r.update(960_000, 80.0), 50, "max_replicas");
+    fn quantile_sizing_is_confidence_aware_utilisation() {
+        // Sizing the band's 0.9 quantile at U = 0.7 runs the median load at a utilisation that
+        // rises as the band narrows and falls as it widens, never above U.
+        let mut p = params(Policy::Quantile);
+        p.target_utilization = 0.7;
+        p.reactive_floor = false;
+        let median_utilisation = |half_width: f64| {
+            let band = Point {
+                yhat: 420.0,
+                lower: 420.0 - half_width,
+                upper: 420.0 + half_width,
+            };
+            let replicas = decide(p.clone(), None, Some(band)).unwrap();
+            420.0 / (replicas as f64 * 100.0)
+        };
+        let u: Vec<f64> = [0.0, 50.0, 150.0, 400.0]
+            .into_iter()
+            .map(median_utilisation)
+            .collect();
+        assert!(u.windows(2).all(|w| w[0] > w[1]), "{u:?}");
+        assert!(u[0] <= 0.7 + 1e-9 && u[0] > 0.6, "{u:?}");
+        assert!(u[3] < 0.4, "{u:?}");
+    }
+
+    #[test]
+    fn scale_in_only_after_the_window() {
+        let mut p = params(Policy::Reactive);
+        p.min_replicas = 2;
+        p.stabilization = Duration::from_secs(300);
+        let mut s = Scaler::new(p);
+        let mut at = |t: i64, load: f64| {
+            s.decide(t, Some(load * 100.0), None, 1.0, 60_000, 3)
+                .unwrap()
+        };
+        assert_eq!(at(0, 9.2).desired, 10);
+        let held = at(60_000, 3.0);
+        assert_eq!((held.desired, held.reason), (10, Reason::Held));
+        assert_eq!(at(240_000, 3.0).desired, 10);
+        assert_eq!(at(301_000, 3.0).desired, 3);
+        assert_eq!(at(302_000, 0.2).desired, 3);
+        let clamped = at(900_000, 0.2);
+        assert_eq!((clamped.desired, clamped.reason), (2, Reason::Clamp));
+        assert_eq!(at(960_000, 80.0).desired, 50, "max_replicas");
+    }
+
+    #[test]
+    fn forecast_scale_in_lets_go_when_the_band_ahead_allows() {
+        let mut p = params(Policy::Quantile);
+        p.stabilization = Duration::from_secs(300);
+        p.scale_in = ScaleIn::Forecast;
+        let mut s = Scaler::new(p);
+        let band = |y: f64| Point {
+            yhat: y,
+            lower: y * 0.8,
+            upper: y * 1.2,
+        };
+        let steps = [1, 2, 5, 10];
+        let mut decide = |next: f64, later: f64| {
+            let points = [band(next), band(later), band(later), band(later)];
+            let o = Outlook {
+                steps: &steps,
+                points: &points,
+                quantiles: (0.1, 0.9),
+            };
+            s.decide(0, None, Some(&o), 1.0, 60_000, 3).unwrap()
+        };
+        assert_eq!(decide(1000.0, 1000.0).desired, 12);
+        // The next step is low but the band a few minutes ahead is high again: held.
+        let d = decide(200.0, 1000.0);
+        assert_eq!((d.desired, d.reason), (12, Reason::Held));
+        // Low all the way out to lead + window: scale in at once (no 5-minute wait).
+        let d = decide(200.0, 200.0);
+        assert_eq!((d.desired, d.reason), (3, Reason::ForecastScaleIn));
+    }
+
+    #[test]
+    fn outlook_reads_between_and_beyond_horizons() {
+        let p = |y: f64| Point {
+            yhat: y,
+            lower: y - 10.0,
+            upper: y + 10.0,
+        };
+        let points = [p(100.0), p(300.0), p(900.0)];
+        let o = Outlook {
+            steps: &[1, 2, 5],
+            points: &points,
+            quantiles: (0.1, 0.9),
+        };
+        // up to 2 steps: the 1 and 2 step points, element-wise maximum
+        assert_eq!(o.sized(Sizing::UpToLead, 2.0, 1.0).unwrap().yhat, 300.0);
+        // shorter than the first horizon: the first horizon
+        assert_eq!(o.sized(Sizing::UpToLead, 0.5, 1.0).unwrap().yhat, 100.0);
+        // beyond the last: all of them
+        assert_eq!(o.sized(Sizing::UpToLead, 60.0, 1.0).unwrap().upper, 910.0);
+        // at 3.5 steps: halfway between 300 and 900
+        assert_eq!(o.sized(Sizing::AtLead, 3.5, 1.0).unwrap().yhat, 600.0);
+        // peak over [2, 3]: 2 → 300, 3 → 500
+        assert_eq!(o.sized(Sizing::Peak, 2.0, 1.0).unwrap().yhat, 500.0);
     }
 
     #[test]

@@ -1,18 +1,15 @@
 //! The agent's scaling targets: each step, the forecast loop reports the series that match a
 //! target's selector, and [`Targets::finish`] turns the matched series' forecast into the
-//! target's [`Recommendation`] (through its [`Recommender`], which keeps the scale-in window
-//! across steps).
+//! target's [`Recommendation`] through its [`Scaler`] (which keeps the scale-in memory across
+//! steps): the code `promcast simulate` runs.
 
-use std::time::Duration;
-
-use super::{predicted_load, recommend, Policy, Recommender};
+use super::{Outlook, Scaler};
 use crate::config::{ForecastSpec, ScalingSpec};
-use crate::snapshot::{Point, Recommendation, ScalingStatus, SeriesForecast, SeriesState};
+use crate::snapshot::{Recommendation, ScalingStatus, SeriesForecast, SeriesState};
 use crate::store::LabelSet;
 
 struct TargetState {
-    recommender: Recommender,
-    last: Option<u32>,
+    scaler: Scaler,
     /// This step's matches: index into the snapshot's series, newest observed value.
     matches: Vec<(usize, Option<f64>)>,
 }
@@ -21,6 +18,8 @@ struct TargetState {
 pub struct Targets {
     specs: Vec<ScalingSpec>,
     state: Vec<TargetState>,
+    /// Reused: one entry's horizons in steps.
+    steps: Vec<usize>,
 }
 
 impl Targets {
@@ -30,15 +29,11 @@ impl Targets {
             state: specs
                 .iter()
                 .map(|s| TargetState {
-                    recommender: Recommender::new(
-                        s.scale_down_stabilization,
-                        s.params.min_replicas,
-                        s.params.max_replicas,
-                    ),
-                    last: None,
+                    scaler: Scaler::new(s.params.clone()),
                     matches: Vec::new(),
                 })
                 .collect(),
+            steps: Vec::new(),
         }
     }
 
@@ -63,126 +58,97 @@ impl Targets {
         }
     }
 
-    /// The recommendations of this step, one per target in config order.
+    /// The recommendations of this step, one per target in config order. `horizons` are
+    /// each entry's horizon labels and lengths in ms.
     pub fn finish(
         &mut self,
         now_ms: i64,
+        step_ms: i64,
         series: &[SeriesForecast],
         horizons: &[Vec<(String, i64)>],
         forecast: &[ForecastSpec],
     ) -> Vec<Recommendation> {
-        self.specs
-            .iter()
-            .zip(&mut self.state)
-            .map(|(spec, state)| {
-                let mut r = Recommendation {
-                    target: spec.name.clone(),
-                    mode: spec.mode,
-                    policy: spec.params.policy,
-                    desired: None,
-                    load: None,
-                    observed: None,
-                    predicted: None,
-                    status: ScalingStatus::Ok,
-                };
-                let (index, observed) = match state.matches.as_slice() {
-                    [] => {
-                        r.status = ScalingStatus::NoSeries;
-                        return r;
-                    }
-                    [one] => *one,
-                    many => {
-                        r.status = ScalingStatus::Ambiguous(many.len());
-                        return r;
-                    }
-                };
-                let f = &series[index];
-                r.observed = observed;
-                if f.state != SeriesState::Ready || f.points.is_empty() {
-                    r.status = ScalingStatus::NoForecast(match &f.state {
-                        SeriesState::Ready => "the forecast has no points".into(),
-                        other => format!("series state {other:?}"),
-                    });
-                    return r;
+        let mut out = Vec::with_capacity(self.specs.len());
+        for (spec, state) in self.specs.iter().zip(&mut self.state) {
+            let mut r = Recommendation {
+                target: spec.name.clone(),
+                mode: spec.mode,
+                policy: spec.params.policy,
+                desired: None,
+                reason: None,
+                load: None,
+                observed: None,
+                predicted: None,
+                status: ScalingStatus::Ok,
+            };
+            let (index, observed) = match state.matches.as_slice() {
+                [] => {
+                    r.status = ScalingStatus::NoSeries;
+                    out.push(r);
+                    continue;
                 }
-                let Some(observed) = observed else {
-                    r.status =
-                        ScalingStatus::NoForecast("no observed value in the newest buckets".into());
-                    return r;
-                };
-                let spec_f = &forecast[f.spec as usize];
-                let band = band_at(&horizons[f.spec as usize], &f.points, spec.lead_time);
-                let q = (spec_f.lower_quantile, spec_f.upper_quantile);
-                let current = state.last.unwrap_or(spec.params.min_replicas);
-                let Some(raw) = recommend(
-                    &spec.params,
-                    Some(observed),
-                    Some((band, q.0, q.1)),
-                    current,
-                ) else {
-                    r.status = ScalingStatus::NoForecast("the forecast is not finite".into());
-                    return r;
-                };
-                let desired = state.recommender.update(now_ms, raw);
-                state.last = Some(desired);
-                r.predicted = (spec.params.policy != Policy::Reactive)
-                    .then(|| predicted_load(&spec.params, &band, q.0, q.1));
-                r.load = Some(r.predicted.map_or(observed, |p| p.max(observed)));
-                r.desired = Some(desired);
-                r
-            })
-            .collect()
+                [one] => *one,
+                many => {
+                    r.status = ScalingStatus::Ambiguous(many.len());
+                    out.push(r);
+                    continue;
+                }
+            };
+            let f = &series[index];
+            r.observed = observed;
+            if let Err(status) = usable(f, observed) {
+                r.status = status;
+                out.push(r);
+                continue;
+            }
+            let entry = f.spec as usize;
+            self.steps.clear();
+            self.steps.extend(
+                horizons[entry]
+                    .iter()
+                    .map(|h| (h.1 / step_ms.max(1)) as usize),
+            );
+            let outlook = Outlook {
+                steps: &self.steps,
+                points: &f.points,
+                quantiles: (
+                    forecast[entry].lower_quantile,
+                    forecast[entry].upper_quantile,
+                ),
+            };
+            let lead = spec.lead_time.as_millis() as f64 / step_ms.max(1) as f64;
+            let current = state.scaler.last().unwrap_or(spec.params.min_replicas);
+            match state
+                .scaler
+                .decide(now_ms, observed, Some(&outlook), lead, step_ms, current)
+            {
+                Some(d) => {
+                    let observed = observed.unwrap_or(f64::NAN);
+                    r.predicted = d.predicted;
+                    r.load = Some(d.predicted.map_or(observed, |p| p.max(observed)));
+                    r.desired = Some(d.desired);
+                    r.reason = Some(d.reason);
+                }
+                None => r.status = ScalingStatus::NoForecast("the forecast is not finite".into()),
+            }
+            out.push(r);
+        }
+        out
     }
 }
 
-/// The band a target decides on: the element-wise maximum of the forecast over every horizon
-/// up to `lead_time` (at least the first horizon), so a peak before the pods are ready counts.
-pub fn band_at(horizons: &[(String, i64)], points: &[Point], lead_time: Duration) -> Point {
-    let lead_ms = lead_time.as_millis() as i64;
-    let first_ms = horizons.first().map_or(0, |h| h.1);
-    let limit = lead_ms.max(first_ms);
-    let mut band: Option<Point> = None;
-    for ((_, ms), p) in horizons.iter().zip(points) {
-        if *ms > limit {
-            break;
-        }
-        band = Some(match band {
-            None => *p,
-            Some(b) => Point {
-                yhat: b.yhat.max(p.yhat),
-                lower: b.lower.max(p.lower),
-                upper: b.upper.max(p.upper),
-            },
-        });
+/// Whether a target's series can be scaled on: a ready forecast and an observed value.
+fn usable(f: &SeriesForecast, observed: Option<f64>) -> Result<(), ScalingStatus> {
+    if f.state != SeriesState::Ready || f.points.is_empty() {
+        return Err(ScalingStatus::NoForecast(match &f.state {
+            SeriesState::Ready => "the forecast has no points".into(),
+            other => format!("series state {other:?}"),
+        }));
     }
-    band.unwrap_or(points[0])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn pt(y: f64) -> Point {
-        Point {
-            yhat: y,
-            lower: y - 10.0,
-            upper: y + 10.0,
-        }
+    if observed.is_none() {
+        return Err(ScalingStatus::NoForecast(
+            "no observed value in the newest buckets".into(),
+        ));
     }
-
-    #[test]
-    fn band_covers_every_horizon_up_to_the_lead_time() {
-        let h = vec![
-            ("1m".to_string(), 60_000),
-            ("2m".to_string(), 120_000),
-            ("5m".to_string(), 300_000),
-        ];
-        let p = [pt(100.0), pt(300.0), pt(900.0)];
-        // 2m lead: the 1m and 2m points, element-wise maximum
-        assert_eq!(band_at(&h, &p, Duration::from_secs(120)).yhat, 300.0);
-        // shorter than the first horizon: the first horizon
-        assert_eq!(band_at(&h, &p, Duration::from_secs(10)).yhat, 100.0);
-        // beyond the last: all of them
-        assert_eq!(band_at(&h, &p, Duration::from_secs(3600)).upper, 910.0);
-    }
+    Ok(())
 }

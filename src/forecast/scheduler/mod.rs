@@ -19,7 +19,7 @@ use crate::anomaly::online::{season_for, AnomalyScorer, StepStats as AnomalyStat
 use crate::config::{AnomalySpec, Config};
 use crate::scale::Targets;
 use crate::snapshot::{
-    ModelKind, PerModel, SeriesForecast, SeriesState, Snapshot, SnapshotCell, StateKind,
+    ModelKind, PerModel, Reason, SeriesForecast, SeriesState, Snapshot, SnapshotCell, StateKind,
 };
 use crate::store::{now_ms, LabelSet, SeriesId, Store};
 use crate::telemetry::Telemetry;
@@ -43,6 +43,8 @@ pub struct StepStats {
     /// Forests held: own (per series) and pooled (per entry), and their heap.
     pub forests: (usize, usize),
     pub anomaly_bytes: usize,
+    /// Per scaling target: the rule that set its recommendation, if it has one.
+    pub decisions: Vec<Option<Reason>>,
     /// Set by [`Scheduler::run`]: how late the snapshot was published, and how many step
     /// boundaries the step overran.
     pub lag_ms: i64,
@@ -52,6 +54,11 @@ pub struct StepStats {
 impl StepStats {
     /// Adds this step to promcast's self-metrics.
     pub fn record(&self, t: &Telemetry) {
+        for (counters, reason) in t.scaling_decisions.iter().zip(&self.decisions) {
+            if let Some(r) = reason {
+                counters[*r as usize].inc();
+            }
+        }
         let (s, t) = (self, &t.forecast_loop);
         t.series_evicted.inc_by(s.evicted);
         for (g, v) in t.series_by_state.iter().zip(s.by_state) {
@@ -203,9 +210,15 @@ impl Scheduler {
         let scaling = if self.targets.is_empty() {
             Vec::new()
         } else {
-            self.targets
-                .finish(now_ms, &out, &self.horizons, &self.config.forecast)
+            self.targets.finish(
+                now_ms,
+                self.store.step_ms(),
+                &out,
+                &self.horizons,
+                &self.config.forecast,
+            )
         };
+        stats.decisions = scaling.iter().map(|r| r.reason).collect();
         let snapshot = Arc::new(Snapshot {
             generated_ms: now_ms,
             step_ms: self.store.step_ms(),
