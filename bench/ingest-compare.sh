@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Side-by-side remote-write ingest: the same generated traffic (examples/loadgen.rs), in one
-# run, into promcast, vmagent, VictoriaMetrics (single node) and Prometheus' remote-write
-# receiver, one receiver at a time. For each: accepted samples per CPU-second of the receiver
-# process (utime + stime from /proc/PID/stat), peak RSS (VmHWM), and the request latency the
-# generator saw (p50/p99).
+# run, into promcast (remote write 1.0; as `promcast-rw2`, the same traffic as remote write 2.0
+# into a fresh promcast with the same config), vmagent, VictoriaMetrics (single node) and
+# Prometheus' remote-write receiver, one receiver at a time. For each: accepted samples per
+# CPU-second of the receiver process (utime + stime from /proc/PID/stat), peak RSS (VmHWM), and
+# the request latency the generator saw (p50/p99). For promcast-rw2 the generator also checks
+# every 2xx answer's X-Prometheus-Remote-Write-Samples-Written (printed after its row).
 #
 #   ./bench/ingest-compare.sh                     # defaults below
 #   SERIES=100000 DURATION=30s CONCURRENCY=4 ./bench/ingest-compare.sh
+#   RECEIVERS="promcast promcast-rw2" ./bench/ingest-compare.sh   # promcast, 1.0 against 2.0
 #
 # Needs: prometheus (Debian `prometheus`), victoria-metrics and vmagent (Debian
 # `victoria-metrics`): `sudo apt-get install -y prometheus victoria-metrics`.
@@ -20,7 +23,7 @@ LABELS=${LABELS:-8}
 SPR=${SPR:-2000}
 CONCURRENCY=${CONCURRENCY:-4}
 DURATION=${DURATION:-30s}
-RECEIVERS=${RECEIVERS:-promcast vmagent victoria-metrics prometheus}
+RECEIVERS=${RECEIVERS:-promcast promcast-rw2 vmagent victoria-metrics prometheus}
 OUT=${OUT:-target/ingest-compare}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 
@@ -65,10 +68,12 @@ EOF
 echo "receiver,accepted_samples,seconds,cpu_seconds,samples_per_cpu_second,peak_rss_mib,p50_ms,p99_ms,non_2xx_requests" > "$OUT/results.csv"
 TCK=$(getconf CLK_TCK)
 for r in $RECEIVERS; do
+    protocol=1.0
     case $r in
-    promcast)
+    promcast | promcast-rw2)
+        if [ "$r" = promcast-rw2 ]; then protocol=2.0; fi
         "$PROMCAST" serve --config "$OUT/promcast.yml" --web.listen-address 127.0.0.1:19201 \
-            --grpc.listen-address 127.0.0.1:19202 > "$OUT/promcast.log" 2>&1 &
+            --grpc.listen-address 127.0.0.1:19202 > "$OUT/$r.log" 2>&1 &
         pid=$!; url=http://127.0.0.1:19201/api/v1/write; ready=http://127.0.0.1:19201/-/ready ;;
     victoria-metrics)
         victoria-metrics -httpListenAddr=127.0.0.1:18428 -storageDataPath="$OUT/vm" \
@@ -92,8 +97,9 @@ for r in $RECEIVERS; do
     PIDS+=("$pid")
     wait_ready "$ready"
     c0=$(cpu_ticks "$pid")
-    "$LOADGEN" --url "$url" --series "$SERIES" --labels "$LABELS" --samples-per-request "$SPR" \
-        --concurrency "$CONCURRENCY" --duration "$DURATION" --json --progress 0s > "$OUT/$r.json"
+    "$LOADGEN" --url "$url" --protocol "$protocol" --series "$SERIES" --labels "$LABELS" \
+        --samples-per-request "$SPR" --concurrency "$CONCURRENCY" --duration "$DURATION" --json \
+        --progress 0s > "$OUT/$r.json"
     c1=$(cpu_ticks "$pid")
     hwm=$(hwm_kib "$pid")
     kill "$pid"; wait "$pid" 2>/dev/null || true
@@ -104,6 +110,8 @@ r, path, c0, c1, tck, hwm = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.
 j = json.load(open(path))
 cpu = (c1 - c0) / tck
 non2xx = sum(v["requests"] for k, v in j["status"].items() if not k.startswith("2")) + j["errors"]
+if "written_mismatches" in j:  # remote write 2.0: the samples-written header check
+    print(f'{r}: {j["samples_written"]} samples written by header, {j["written_mismatches"]} 2xx answers not matching the samples sent', file=sys.stderr)
 print(f'{r},{j["accepted_samples"]},{j["seconds"]:.1f},{cpu:.2f},{j["accepted_samples"] / max(cpu, 1e-9):.0f},{hwm / 1024:.0f},{j["latency_ms"]["p50"]:.2f},{j["latency_ms"]["p99"]:.2f},{non2xx}')
 PY
     tail -1 "$OUT/results.csv"

@@ -8,7 +8,7 @@ use std::path::Path;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use promcast::config::Config;
 use promcast::ingest::decode::{decode_write_request, Scratch};
-use promcast::ingest::Ingest;
+use promcast::ingest::{Ingest, Protocol};
 use promcast::store::{now_ms, Store};
 use promcast::telemetry::Telemetry;
 use std::sync::Arc;
@@ -95,7 +95,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("snappy+decode+append (all selected)", |b| {
         b.iter(|| {
             for body in &bodies {
-                all.ingest_snappy(body, now).unwrap();
+                all.ingest_snappy(body, Protocol::V1, now).unwrap();
             }
         })
     });
@@ -106,7 +106,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("snappy+decode+select (none selected)", |b| {
         b.iter(|| {
             for body in &bodies {
-                none.ingest_snappy(body, now).unwrap();
+                none.ingest_snappy(body, Protocol::V1, now).unwrap();
             }
         })
     });

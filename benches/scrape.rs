@@ -55,6 +55,7 @@ fn main() {
                     score: 0.42,
                     direction: 0,
                 }),
+                rate: false,
             }
         })
         .collect();

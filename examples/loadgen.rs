@@ -1,5 +1,6 @@
-//! Remote-write 1.0 load generator: realistic traffic for any receiver (promcast, vmagent,
-//! VictoriaMetrics, Prometheus' receiver), with what the receiver accepted.
+//! Remote-write load generator (1.0, or 2.0 with `--protocol 2.0`): realistic traffic for any
+//! receiver (promcast, vmagent, VictoriaMetrics, Prometheus' receiver), with what the receiver
+//! accepted.
 //!
 //! ```sh
 //! cargo run --release --example loadgen -- --url http://127.0.0.1:9201/api/v1/write \
@@ -15,6 +16,17 @@
 //! round's, so timestamps increase per series and never run ahead of the clock. Each series
 //! always goes out from the same connection, in order, as one Prometheus shard would send it.
 //!
+//! `--protocol 2.0` sends the same series, labels, samples and requests as remote-write 2.0
+//! (`io.prometheus.write.v2.Request`, Content-Type
+//! `application/x-protobuf;proto=io.prometheus.write.v2.Request`,
+//! `X-Prometheus-Remote-Write-Version: 2.0.0`): one symbol table per request (`symbols[0]` is
+//! `""`, then every label name and value of the request's series once), each series' labels as
+//! sorted name/value references, and `Metadata { type: GAUGE }` as a Prometheus 3 sender
+//! writes it. A request always holds the same series, so its symbol table and every series'
+//! references are built once at start; only the samples are encoded per round. A 2xx answer
+//! must carry `X-Prometheus-Remote-Write-Samples-Written` equal to the samples sent; answers
+//! where it is missing or differs are counted (and the first few printed on stderr).
+//!
 //! Prints a summary (and with `--json` one JSON line): requests and samples by status,
 //! accepted samples per second, request latency p50/p90/p99/max. With `--retry`, requests
 //! answered 429 or 5xx are sent again with backoff, as Prometheus does, and counted.
@@ -27,11 +39,15 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 
 #[derive(Parser, Debug, Clone)]
-#[command(about = "Remote-write 1.0 load generator")]
+#[command(about = "Remote-write 1.0/2.0 load generator")]
 struct Args {
     /// Receiver URL (`.../api/v1/write`).
     #[arg(long)]
     url: String,
+    /// Remote-write protocol: `1.0` (`prometheus.WriteRequest`) or `2.0`
+    /// (`io.prometheus.write.v2.Request`).
+    #[arg(long, default_value = "1.0", value_parser = ["1.0", "2.0"])]
+    protocol: String,
     /// Distinct series.
     #[arg(long, default_value_t = 10_000)]
     series: usize,
@@ -111,8 +127,8 @@ fn len_field(buf: &mut Vec<u8>, field: u32, bytes: &[u8]) {
     buf.extend_from_slice(bytes);
 }
 
-/// The encoded `Label` fields (field 1 of `TimeSeries`) of series `i`.
-fn series_labels(i: usize, labels: usize) -> Vec<u8> {
+/// The labels of series `i`, sorted by name (`__name__` first).
+fn series_labels(i: usize, labels: usize) -> Vec<(String, String)> {
     const NAMES: [&str; 12] = [
         "cluster",
         "container",
@@ -151,6 +167,11 @@ fn series_labels(i: usize, labels: usize) -> Vec<u8> {
         pairs.push((name, value));
     }
     pairs.sort();
+    pairs
+}
+
+/// 1.0: the encoded `Label` fields (field 1 of `prometheus.TimeSeries`) of a series.
+fn encode_labels_v1(pairs: &[(String, String)]) -> Vec<u8> {
     let mut out = Vec::new();
     for (n, v) in pairs {
         let mut l = Vec::new();
@@ -161,8 +182,52 @@ fn series_labels(i: usize, labels: usize) -> Vec<u8> {
     out
 }
 
-/// Appends one `TimeSeries` (pre-encoded labels, one sample) to a `WriteRequest` body.
-fn push_series(body: &mut Vec<u8>, ts_buf: &mut Vec<u8>, labels: &[u8], t: i64, v: f64) {
+/// 2.0 `TimeSeries.metadata` (field 5): `Metadata { type: METRIC_TYPE_GAUGE }` (help_ref and
+/// unit_ref 0, the empty symbol, are default values and not written).
+const METADATA_GAUGE_V2: [u8; 4] = [5 << 3 | 2, 2, 1 << 3, 2];
+
+/// 2.0: one request's symbol table, interning the labels of `series` in order of first use,
+/// and every series' `labels_refs` (field 1 of `io.prometheus.write.v2.TimeSeries`, packed).
+/// Returns the encoded `symbols` fields (field 4 of `Request`, `""` first) and the refs.
+fn encode_chunk_v2(series: &[Vec<(String, String)>]) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let mut index: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+    let mut symbols: Vec<&str> = vec![""];
+    index.insert("", 0);
+    let mut refs = Vec::with_capacity(series.len());
+    for pairs in series {
+        let mut packed = Vec::new();
+        for (n, v) in pairs {
+            for s in [n.as_str(), v.as_str()] {
+                let r = *index.entry(s).or_insert_with(|| {
+                    symbols.push(s);
+                    (symbols.len() - 1) as u32
+                });
+                varint(&mut packed, r as u64);
+            }
+        }
+        let mut field = Vec::new();
+        len_field(&mut field, 1, &packed);
+        refs.push(field);
+    }
+    let mut enc = Vec::new();
+    for s in symbols {
+        len_field(&mut enc, 4, s.as_bytes());
+    }
+    (enc, refs)
+}
+
+/// Appends one `TimeSeries` (pre-encoded labels, one sample, then `suffix`: 2.0's metadata)
+/// as field `field` of the request body (1: `WriteRequest.timeseries`, 5: 2.0's
+/// `Request.timeseries`; `Sample` is the same message in both).
+fn push_series(
+    body: &mut Vec<u8>,
+    ts_buf: &mut Vec<u8>,
+    field: u32,
+    labels: &[u8],
+    suffix: &[u8],
+    t: i64,
+    v: f64,
+) {
     ts_buf.clear();
     ts_buf.extend_from_slice(labels);
     // Sample { double value = 1; int64 timestamp = 2; }
@@ -183,7 +248,41 @@ fn push_series(body: &mut Vec<u8>, ts_buf: &mut Vec<u8>, labels: &[u8], t: i64, 
     sample[n] = tv as u8;
     n += 1;
     len_field(ts_buf, 2, &sample[..n]);
-    len_field(body, 1, ts_buf);
+    ts_buf.extend_from_slice(suffix);
+    len_field(body, field, ts_buf);
+}
+
+/// Checks a 2.0 body built here against the prost types of `proto/write_v2.proto`: symbols[0]
+/// is "", every series resolves to the labels of `series`, with one sample and gauge metadata.
+fn check_v2_body(body: &[u8], series: &[Vec<(String, String)>]) -> anyhow::Result<()> {
+    use promcast::proto::write_v2 as v2;
+    use prost::Message;
+    let req = v2::Request::decode(body)?;
+    anyhow::ensure!(
+        req.symbols.first().map(String::as_str) == Some(""),
+        "symbols[0] is not \"\""
+    );
+    anyhow::ensure!(req.timeseries.len() == series.len(), "series count");
+    for (ts, want) in req.timeseries.iter().zip(series) {
+        let got: Vec<(String, String)> = ts
+            .labels_refs
+            .chunks(2)
+            .map(|p| {
+                (
+                    req.symbols[p[0] as usize].clone(),
+                    req.symbols[p[1] as usize].clone(),
+                )
+            })
+            .collect();
+        anyhow::ensure!(&got == want, "labels {got:?} != {want:?}");
+        anyhow::ensure!(ts.samples.len() == 1, "samples");
+        let meta = ts.metadata.as_ref().map(|m| m.r#type);
+        anyhow::ensure!(
+            meta == Some(v2::metadata::MetricType::Gauge as i32),
+            "metadata {meta:?}"
+        );
+    }
+    Ok(())
 }
 
 #[derive(Default)]
@@ -193,7 +292,15 @@ struct Totals {
     retries: u64,
     accepted: u64,
     latencies_us: Vec<u32>,
+    /// 2.0: the sum of `X-Prometheus-Remote-Write-Samples-Written` of 2xx answers.
+    written: u64,
+    /// 2.0: 2xx answers whose samples-written header was missing or not the samples sent.
+    written_mismatches: u64,
 }
+
+/// 2.0 mismatches printed on stderr (the rest are only counted).
+const MISMATCHES_PRINTED: u64 = 10;
+const SAMPLES_WRITTEN: &str = "x-prometheus-remote-write-samples-written";
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -207,16 +314,51 @@ fn main() -> anyhow::Result<()> {
         "give --duration or --requests"
     );
     let conc = args.concurrency.max(1);
-    let labels: Arc<Vec<Vec<u8>>> = Arc::new(
-        (0..args.series)
-            .map(|i| series_labels(i, args.labels))
-            .collect(),
-    );
+    let v2 = args.protocol == "2.0";
     // Series chunks of one request each; chunk c goes out from connection c % conc.
     let chunks: Vec<(usize, usize)> = (0..args.series)
         .step_by(args.samples_per_request)
         .map(|a| (a, (a + args.samples_per_request).min(args.series)))
         .collect();
+    // Per series, its pre-encoded labels (1.0: `Label` fields; 2.0: `labels_refs` into its
+    // request's symbols); per chunk, what the body starts with (2.0: the symbols).
+    let (labels, prefixes): (Vec<Vec<u8>>, Vec<Vec<u8>>) = if v2 {
+        let mut labels = Vec::with_capacity(args.series);
+        let mut prefixes = Vec::with_capacity(chunks.len());
+        for (c, &(a, b)) in chunks.iter().enumerate() {
+            let pairs: Vec<_> = (a..b).map(|i| series_labels(i, args.labels)).collect();
+            let (symbols, refs) = encode_chunk_v2(&pairs);
+            if c == 0 {
+                let mut body = symbols.clone();
+                let mut ts_buf = Vec::new();
+                for r in &refs {
+                    push_series(&mut body, &mut ts_buf, 5, r, &METADATA_GAUGE_V2, 1, 0.0);
+                }
+                check_v2_body(&body, &pairs)
+                    .map_err(|e| anyhow::anyhow!("2.0 body self-check: {e}"))?;
+            }
+            labels.extend(refs);
+            prefixes.push(symbols);
+        }
+        (labels, prefixes)
+    } else {
+        let labels = (0..args.series)
+            .map(|i| encode_labels_v1(&series_labels(i, args.labels)))
+            .collect();
+        (labels, vec![Vec::new(); chunks.len()])
+    };
+    let (labels, prefixes) = (Arc::new(labels), Arc::new(prefixes));
+    let (ts_field, suffix, content_type, version): (u32, &'static [u8], &str, &str) = if v2 {
+        (
+            5,
+            &METADATA_GAUGE_V2,
+            "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+            "2.0.0",
+        )
+    } else {
+        (1, &[], "application/x-protobuf", "0.1.0")
+    };
+    let mismatches_seen = Arc::new(AtomicU64::new(0));
     let start_ago_ms = args.start_ago.as_millis() as i64;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -236,11 +378,18 @@ fn main() -> anyhow::Result<()> {
     let totals = rt.block_on(async {
         let mut tasks = Vec::new();
         for w in 0..conc {
-            let my: Vec<(usize, usize)> = chunks.iter().copied().skip(w).step_by(conc).collect();
+            let my: Vec<(usize, (usize, usize))> = chunks
+                .iter()
+                .copied()
+                .enumerate()
+                .skip(w)
+                .step_by(conc)
+                .collect();
             if my.is_empty() {
                 continue;
             }
             let (client, labels, args) = (client.clone(), labels.clone(), args.clone());
+            let (prefixes, mismatches_seen) = (prefixes.clone(), mismatches_seen.clone());
             let (stop, sent_requests, accepted_live) =
                 (stop.clone(), sent_requests.clone(), accepted_live.clone());
             let interval_latencies = interval_latencies.clone();
@@ -257,7 +406,7 @@ fn main() -> anyhow::Result<()> {
                         .map_or(0, |d| d.as_millis() as i64);
                     let ts = (wall - start_ago_ms).max(last_ts.saturating_add(1));
                     last_ts = ts;
-                    for &(a, b) in &my {
+                    for &(c, (a, b)) in &my {
                         if stop.load(Ordering::Relaxed)
                             || deadline.is_some_and(|d| Instant::now() >= d)
                         {
@@ -276,9 +425,10 @@ fn main() -> anyhow::Result<()> {
                             }
                         }
                         body.clear();
+                        body.extend_from_slice(&prefixes[c]);
                         for (i, l) in labels[a..b].iter().enumerate() {
                             let v = ((a + i) % 1000) as f64 + ((ts / 1000) % 60) as f64;
-                            push_series(&mut body, &mut ts_buf, l, ts, v);
+                            push_series(&mut body, &mut ts_buf, ts_field, l, suffix, ts, v);
                         }
                         let payload =
                             bytes::Bytes::from(encoder.compress_vec(&body).expect("snappy"));
@@ -289,8 +439,8 @@ fn main() -> anyhow::Result<()> {
                             let mut req = client
                                 .post(&args.url)
                                 .header("Content-Encoding", "snappy")
-                                .header("Content-Type", "application/x-protobuf")
-                                .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+                                .header("Content-Type", content_type)
+                                .header("X-Prometheus-Remote-Write-Version", version)
                                 .header("User-Agent", "promcast-loadgen")
                                 .body(payload.clone());
                             if let Some(tok) = &args.bearer_token {
@@ -298,9 +448,13 @@ fn main() -> anyhow::Result<()> {
                             }
                             let q0 = Instant::now();
                             let res = req.send().await;
+                            let mut written = None;
                             let status = match res {
                                 Ok(r) => {
                                     let s = r.status().as_u16();
+                                    written = r.headers().get(SAMPLES_WRITTEN).map(|h| {
+                                        h.to_str().ok().and_then(|h| h.trim().parse::<u64>().ok())
+                                    });
                                     let _ = r.bytes().await;
                                     Some(s)
                                 }
@@ -322,6 +476,24 @@ fn main() -> anyhow::Result<()> {
                                     if (200..300).contains(&s) {
                                         t.accepted += n;
                                         accepted_live.fetch_add(n, Ordering::Relaxed);
+                                        if v2 {
+                                            t.written += written.flatten().unwrap_or(0);
+                                            if written != Some(Some(n)) {
+                                                t.written_mismatches += 1;
+                                                let k = mismatches_seen
+                                                    .fetch_add(1, Ordering::Relaxed);
+                                                if k < MISMATCHES_PRINTED {
+                                                    let got = match written {
+                                                        None => "no header".to_string(),
+                                                        Some(None) => "unparsable header".into(),
+                                                        Some(Some(w)) => w.to_string(),
+                                                    };
+                                                    eprintln!(
+                                                        "loadgen: HTTP {s}: {SAMPLES_WRITTEN} {got}, {n} samples sent"
+                                                    );
+                                                }
+                                            }
+                                        }
                                         break;
                                     }
                                     if !(args.retry && (s == 429 || s >= 500)) {
@@ -398,6 +570,8 @@ fn main() -> anyhow::Result<()> {
             all.retries += t.retries;
             all.accepted += t.accepted;
             all.latencies_us.extend(t.latencies_us);
+            all.written += t.written;
+            all.written_mismatches += t.written_mismatches;
         }
         all
     });
@@ -417,9 +591,18 @@ fn main() -> anyhow::Result<()> {
         .iter()
         .map(|(s, (r, n))| format!("\"{s}\": {{\"requests\": {r}, \"samples\": {n}}}"))
         .collect();
+    // 2.0 only (1.0's output is unchanged): the protocol and the samples-written check.
+    let v2_json = if v2 {
+        format!(
+            ", \"protocol\": \"2.0\", \"samples_written\": {}, \"written_mismatches\": {}",
+            totals.written, totals.written_mismatches
+        )
+    } else {
+        String::new()
+    };
     if args.json {
         println!(
-            "{{\"seconds\": {secs:.3}, \"series\": {}, \"labels\": {}, \"samples_per_request\": {}, \"concurrency\": {conc}, \"requests\": {requests}, \"accepted_samples\": {}, \"accepted_per_second\": {:.1}, \"errors\": {}, \"retries\": {}, \"status\": {{{}}}, \"latency_ms\": {{\"p50\": {:.3}, \"p90\": {:.3}, \"p99\": {:.3}, \"max\": {:.3}}}}}",
+            "{{\"seconds\": {secs:.3}, \"series\": {}, \"labels\": {}, \"samples_per_request\": {}, \"concurrency\": {conc}, \"requests\": {requests}, \"accepted_samples\": {}, \"accepted_per_second\": {:.1}, \"errors\": {}, \"retries\": {}, \"status\": {{{}}}, \"latency_ms\": {{\"p50\": {:.3}, \"p90\": {:.3}, \"p99\": {:.3}, \"max\": {:.3}}}{v2_json}}}",
             args.series,
             args.labels,
             args.samples_per_request,
@@ -443,6 +626,12 @@ fn main() -> anyhow::Result<()> {
         );
         for (s, (r, n)) in &totals.by_status {
             println!("  HTTP {s}: {r} requests, {n} samples");
+        }
+        if v2 {
+            println!(
+                "  remote write 2.0: {} samples written (X-Prometheus-Remote-Write-Samples-Written), {} 2xx answers not matching the samples sent",
+                totals.written, totals.written_mismatches
+            );
         }
         println!(
             "  latency ms: p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3}",

@@ -12,12 +12,14 @@
 //! - [`config`]: YAML file form and its validated runtime form; PromQL selectors; durations;
 //!   scaling targets and policies; listener credentials (`auth:`) and certificates (`tls:`);
 //!   outgoing clients' credentials, headers and TLS (`remote_write`, `backfill`).
-//! - [`proto`]: Prometheus remote-write/remote-read messages and KEDA's external scaler
+//! - [`proto`]: Prometheus remote-write (1.0 and 2.0)/remote-read messages and KEDA's external scaler
 //!   service, generated from `proto/` by prost and tonic.
-//! - [`ingest`]: the `POST /api/v1/write` handler (content negotiation, size limits, status
-//!   mapping), a zero-copy remote-write decoder, and backfill from Prometheus.
+//! - [`ingest`]: the `POST /api/v1/write` handler (content negotiation between remote write
+//!   1.0 and 2.0, size limits, status mapping), zero-copy decoders for both versions, and
+//!   backfill from Prometheus.
 //! - [`store`]: label-set interning, fixed-capacity per-series rings bucketed to the step,
-//!   a sharded series map, idle eviction, ring snapshots on disk.
+//!   metric types and counters stored as per-second rates, a sharded series map, idle
+//!   eviction, ring snapshots on disk.
 //! - [`forecast`]: the model interface ([`forecast::Fit`] / [`forecast::Predict`]) and the
 //!   models (`naive`, `seasonal_naive`, `mstl`, `lstm` via tract-onnx or, with the `gpu`
 //!   feature, an onnxruntime batch worker), `auto`'s choice, the per-series forecaster, and

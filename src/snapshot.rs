@@ -197,6 +197,9 @@ pub struct SeriesForecast {
     pub points: Vec<Point>,
     /// The newest point's anomaly verdict, when the entry scores anomalies.
     pub anomaly: Option<Anomaly>,
+    /// The series is a counter stored as its per-second rate: every value above (points,
+    /// anomaly) is a rate, and its outputs are named `N:rate:...`.
+    pub rate: bool,
 }
 
 impl SeriesForecast {
@@ -221,6 +224,7 @@ impl SeriesForecast {
             fitted_ms: head * step_ms,
             points: Vec::new(),
             anomaly: None,
+            rate: false,
         }
     }
 

@@ -34,10 +34,12 @@ pub enum Dropped {
     SeriesLimit,
     /// Native histograms are not forecast.
     Histogram,
+    /// A remote-write 2.0 series with broken symbol references or samples out of order (400).
+    Malformed,
 }
 
 impl Dropped {
-    const ALL: [Dropped; 7] = [
+    const ALL: [Dropped; 8] = [
         Dropped::Unselected,
         Dropped::OwnOutput,
         Dropped::TooOld,
@@ -45,6 +47,7 @@ impl Dropped {
         Dropped::TooFarInFuture,
         Dropped::SeriesLimit,
         Dropped::Histogram,
+        Dropped::Malformed,
     ];
     fn as_str(self) -> &'static str {
         match self {
@@ -55,6 +58,7 @@ impl Dropped {
             Dropped::TooFarInFuture => "too_far_in_future",
             Dropped::SeriesLimit => "series_limit",
             Dropped::Histogram => "histogram",
+            Dropped::Malformed => "malformed",
         }
     }
 }
@@ -298,6 +302,10 @@ pub struct Telemetry {
     dropped: [Counter; Dropped::ALL.len()],
     write_requests: [Counter; WRITE_CODES.len()],
     pub series_created: Counter,
+    /// Remote-write requests by protocol version ("1.0", "2.0").
+    write_protocol: [Counter; 2],
+    pub metadata_received: Counter,
+    pub series_type_changes: Counter,
     /// The forecast loop's.
     pub forecast_loop: LoopMetrics,
     backfill_series: [Counter; Backfilled::ALL.len()],
@@ -320,6 +328,26 @@ impl Default for Telemetry {
     fn default() -> Self {
         Self::new(std::iter::empty())
     }
+}
+
+/// Remote-write protocol versions and metric types: requests by version, 1.0 metadata entries,
+/// series switched between values and rates.
+fn type_metrics(r: &mut Builder<'_>) -> ([Counter; 2], Counter, Counter) {
+    let write_protocol = r.family::<Counter, _>(
+        "promcast_write_requests_by_protocol",
+        "Remote-write requests by protocol version (chosen by Content-Type)",
+        "version",
+        ["1.0", "2.0"],
+    );
+    let metadata_received = r.counter(
+        "promcast_metadata_received",
+        "Remote-write 1.0 metric metadata entries received (metric types)",
+    );
+    let series_type_changes = r.counter(
+        "promcast_series_type_changes",
+        "Series switched between raw values and counter rates when their type became known (the ring starts over)",
+    );
+    (write_protocol, metadata_received, series_type_changes)
 }
 
 impl Telemetry {
@@ -355,6 +383,7 @@ impl Telemetry {
             ["204", "400", "413", "415", "500", "503"],
         );
         let series_created = r.counter("promcast_series_created", "Series created");
+        let (write_protocol, metadata_received, series_type_changes) = type_metrics(&mut r);
         let forecast_loop = LoopMetrics::new(&mut r);
         let backfill_series = r.family::<Counter, _>(
             "promcast_backfill_series",
@@ -420,6 +449,9 @@ impl Telemetry {
             dropped,
             write_requests,
             series_created,
+            write_protocol,
+            metadata_received,
+            series_type_changes,
             forecast_loop,
             backfill_series,
             backfill_retries,
@@ -475,6 +507,11 @@ impl Telemetry {
         if let Some(i) = WRITE_CODES.iter().position(|c| *c == code) {
             self.write_requests[i].inc();
         }
+    }
+
+    /// Counts a remote-write request of protocol 1.0 (`v2 == false`) or 2.0.
+    pub fn write_protocol(&self, v2: bool) {
+        self.write_protocol[v2 as usize].inc();
     }
 
     pub fn unauthorized(&self, listener: Listener) {

@@ -157,7 +157,9 @@ fn overload_is_503_and_retried_samples_all_arrive() {
         format!(
             r#"storage: {{ step: 1s, retention: 10m, idle_timeout: 5m }}
 forecast:
+  # The rings are compared with Prometheus' samples value for value: counters as sent.
   - selector: '{SELECTOR}'
+    counters: raw
     horizons: [5s]
     model: naive
 limits: {{ max_concurrent_writes: 2, body_timeout: 3s }}

@@ -26,7 +26,8 @@ use serde::Deserialize as _;
 use serde_json::Value;
 
 /// Series Prometheus exposes about itself that promcast is told to forecast: two gauges with
-/// one series per target, and a counter with extra labels (`handler`, `code`).
+/// one series per target, and a counter with extra labels (`handler`, `code`), which promcast
+/// stores and forecasts as its per-second rate (`N:rate:predicted`).
 const INPUTS: [&str; 3] = [
     "prometheus_tsdb_head_series",
     "process_resident_memory_bytes",
@@ -34,6 +35,25 @@ const INPUTS: [&str; 3] = [
 ];
 const HORIZONS: [&str; 2] = ["5s", "10s"];
 const PROMCAST: &str = env!("CARGO_BIN_EXE_promcast");
+
+/// The name of an input's outputs: `N:rate:` for the counter, `N:` for the gauges.
+fn output_prefix(input: &str) -> String {
+    if input.ends_with("_total") {
+        format!("{input}:rate:")
+    } else {
+        format!("{input}:")
+    }
+}
+
+/// The input an output name is of, and whether it is a rate.
+fn input_of<'a>(name: &'a str, suffix: &str) -> Option<&'a str> {
+    let base = name.strip_suffix(suffix)?;
+    let (base, rate) = match base.strip_suffix(":rate") {
+        Some(b) => (b, true),
+        None => (base, false),
+    };
+    (rate == base.ends_with("_total")).then_some(base)
+}
 
 /// Panics (with the failure) if any process has exited; the guard then prints the logs.
 fn all_running(procs: &mut Procs) {
@@ -256,7 +276,11 @@ remote_write:
                 .collect();
             let missing: Vec<String> = INPUTS
                 .iter()
-                .flat_map(|n| HORIZONS.iter().map(move |h| (format!("{n}:predicted"), *h)))
+                .flat_map(|n| {
+                    HORIZONS
+                        .iter()
+                        .map(move |h| (format!("{}predicted", output_prefix(n)), *h))
+                })
                 .filter(|(n, h)| !found.contains(&(n.clone(), h.to_string())))
                 .map(|(n, h)| format!("{n}{{horizon=\"{h}\"}}"))
                 .collect();
@@ -288,9 +312,9 @@ remote_write:
     for s in &predicted {
         let mut l = metric_labels(s);
         let name = l.remove("__name__").unwrap_or_default();
-        let base = name
-            .strip_suffix(":predicted")
-            .unwrap_or_else(|| panic!("forecast name {name:?} lacks the :predicted suffix"));
+        let base = input_of(&name, ":predicted").unwrap_or_else(|| {
+            panic!("forecast name {name:?} lacks the :predicted (:rate:predicted) suffix")
+        });
         assert!(
             INPUTS.contains(&base),
             "forecast of a series not selected: {name}"
@@ -396,7 +420,7 @@ remote_write:
     for s in &scores {
         let mut l = metric_labels(s);
         let name = l.remove("__name__").unwrap_or_default();
-        let base = name.strip_suffix(":anomaly_score").unwrap_or_default();
+        let base = input_of(&name, ":anomaly_score").unwrap_or_default();
         assert!(INPUTS.contains(&base), "anomaly score of {name}");
         l.insert("__name__".into(), base.into());
         assert!(input_sets.contains(&l), "{s}: labels of no input series");
@@ -609,6 +633,7 @@ fn example_and_deploy_configs_are_valid() {
         );
     };
     check(&root.join("examples/promcast.yml"));
+    check(&root.join("examples/promcast-counters.yml"));
 
     // The promcast.yml inside deploy/kubernetes.yaml's ConfigMap.
     let manifests = std::fs::read_to_string(root.join("deploy/kubernetes.yaml"))

@@ -9,11 +9,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::traces::nasa_requests_per_minute;
-use common::{addr, find_program, free_port, http_get, poll, Procs};
+use common::{addr, backfill_openmetrics, free_port, http_get, poll, Procs};
 
 #[test]
 fn tune_reads_history_from_prometheus() {
-    let promtool = find_program("promtool").expect("promtool (Debian package prometheus)");
     let dir = tempfile::tempdir().unwrap();
     let nasa = nasa_requests_per_minute();
     let points = 3 * 1440;
@@ -29,20 +28,7 @@ fn tune_reads_history_from_prometheus() {
         om.push_str(&format!("nasa_requests_per_minute {v} {t}\n"));
     }
     om.push_str("# EOF\n");
-    let om_file = dir.path().join("nasa.om");
-    std::fs::write(&om_file, om).unwrap();
-    let tsdb = dir.path().join("tsdb");
-    let out = Command::new(&promtool)
-        .args(["tsdb", "create-blocks-from", "openmetrics"])
-        .arg(&om_file)
-        .arg(&tsdb)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "promtool: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    backfill_openmetrics(dir.path(), &om);
     std::fs::write(
         dir.path().join("prometheus.yml"),
         "global: { scrape_interval: 1m }\n",

@@ -79,6 +79,7 @@ fn nasa_request(name: &str, job: &str, minutes: usize, end_ms: i64) -> pb::Write
         .map(|(i, v)| (start + i as i64 * 60_000, *v))
         .collect();
     pb::WriteRequest {
+        metadata: vec![],
         timeseries: vec![series(&[("__name__", name), ("job", job)], &samples)],
     }
 }
@@ -144,7 +145,7 @@ async fn malformed_bodies_get_400() {
     let body = snap::raw::Encoder::new().compress_vec(&raw).unwrap();
     let (status, text, _) = send(&state, write_request(body)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(text.contains("malformed WriteRequest"), "{text}");
+    assert!(text.contains("malformed prometheus.WriteRequest"), "{text}");
 }
 
 #[tokio::test]
@@ -152,6 +153,7 @@ async fn invalid_labels_get_400_and_keep_the_valid_series() {
     let state = AppState::new(&config(""));
     let now = now_ms();
     let req = pb::WriteRequest {
+        metadata: vec![],
         timeseries: vec![
             series(&[("__name__", "a:b"), ("bad-name", "x")], &[(now, 1.0)]),
             series(&[("__name__", "a:c"), ("job", "ok")], &[(now, 2.0)]),
@@ -198,6 +200,7 @@ async fn oversized_bodies_get_413() {
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     // A small compressed body that inflates past the decompressed limit (a bomb).
     let bomb = pb::WriteRequest {
+        metadata: vec![],
         timeseries: vec![series(
             &[("__name__", "a:b"), ("pad", &"x".repeat(30_000))],
             &[(now_ms(), 1.0)],
@@ -239,6 +242,7 @@ async fn label_floods_get_400_and_spare_the_rest() {
     ];
     for (labels, limit) in cases {
         let req = pb::WriteRequest {
+            metadata: vec![],
             timeseries: vec![
                 series(&labels, &[(t, 1.0)]),
                 series(&[("__name__", "a:ok"), ("job", limit)], &[(t, 2.0)]),
@@ -301,13 +305,33 @@ async fn wrong_encoding_or_type_gets_415() {
         .header(header::CONTENT_ENCODING, "snappy")
         .header(
             header::CONTENT_TYPE,
+            "application/x-protobuf;proto=io.prometheus.write.v3.Request",
+        )
+        .body(Body::from(body.clone()))
+        .unwrap();
+    let (status, text, _) = send(&state, req).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(
+        text.contains("io.prometheus.write.v2.Request (2.0)"),
+        "{text}"
+    );
+    // A 1.0 body declared as 2.0 reads as an empty 2.0 request (the 2.0 message reserves
+    // 1.0's field numbers): 204, and the written-samples header tells the sender 0.
+    let req = Request::post("/api/v1/write")
+        .header(header::CONTENT_ENCODING, "snappy")
+        .header(
+            header::CONTENT_TYPE,
             "application/x-protobuf;proto=io.prometheus.write.v2.Request",
         )
         .body(Body::from(body))
         .unwrap();
-    let (status, text, _) = send(&state, req).await;
-    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    assert!(text.contains("remote write 1.0"), "{text}");
+    let resp = app(state.clone()).oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        resp.headers()["x-prometheus-remote-write-samples-written"],
+        "0"
+    );
+    assert_eq!(state.store().series_count(), 0);
 }
 
 #[tokio::test]
@@ -315,6 +339,7 @@ async fn series_limit_gets_503_with_retry_after() {
     let state = AppState::new(&config("limits: { max_series: 1 }"));
     let now = now_ms();
     let req = pb::WriteRequest {
+        metadata: vec![],
         timeseries: vec![
             series(&[("__name__", "a:b"), ("job", "1")], &[(now, 1.0)]),
             series(&[("__name__", "a:b"), ("job", "2")], &[(now, 2.0)]),
@@ -332,6 +357,7 @@ async fn own_output_is_dropped() {
     let state = AppState::new(&config(""));
     let now = now_ms();
     let req = pb::WriteRequest {
+        metadata: vec![],
         timeseries: vec![series(
             &[
                 ("__name__", "a:b:predicted"),

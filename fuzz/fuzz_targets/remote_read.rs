@@ -32,6 +32,7 @@ fn state() -> &'static (Snapshot, ForecastHistory) {
                 Point { yhat: 2.0, lower: 1.0, upper: 3.0 },
             ],
             anomaly: None,
+            rate: false,
         };
         let history = ForecastHistory::new(60);
         for o in 0..60 {

@@ -131,6 +131,21 @@ pub struct StorageSection {
     /// How far back past forecasts are kept, per series and horizon, for remote read
     /// (`N:forecast{horizon=...}` at their target times).
     pub forecast_history: PromDuration,
+    /// How selected counters are stored: `rate` (their per-second rate over each step,
+    /// reset-aware, exported as `N:rate:predicted`) or `raw` (the value as sent). A forecast
+    /// entry's own `counters:` overrides it.
+    pub counters: CounterMode,
+}
+
+/// How a selected counter is stored (`storage.counters`, `forecast[].counters`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CounterMode {
+    /// Its per-second rate over each step, like PromQL's `rate`.
+    #[default]
+    Rate,
+    /// The cumulative value as sent, like a gauge.
+    Raw,
 }
 
 impl Default for StorageSection {
@@ -142,6 +157,7 @@ impl Default for StorageSection {
             path: None,
             snapshot_every: PromDuration(Duration::from_secs(300)),
             forecast_history: PromDuration(Duration::from_secs(6 * 3600)),
+            counters: CounterMode::Rate,
         }
     }
 }
@@ -187,6 +203,9 @@ pub struct ForecastSection {
     /// Anomaly scoring of each series' newest point (`N:anomaly_score`, `N:anomalous`).
     #[serde(default)]
     pub anomaly: AnomalySection,
+    /// Overrides `storage.counters` for the counters this entry selects.
+    #[serde(default)]
+    pub counters: Option<CounterMode>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -423,6 +442,8 @@ pub struct ForecastSpec {
     /// `auto` re-choice interval in steps (at least 1).
     pub auto_every: usize,
     pub anomaly: Option<AnomalySpec>,
+    /// Whether the counters this entry selects are stored as rates.
+    pub counters: CounterMode,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -746,6 +767,7 @@ impl FileConfig {
                 threshold: f.anomaly.threshold,
                 retrain_every: in_steps(&f.anomaly.retrain_every),
             }),
+            counters: f.counters.unwrap_or(self.storage.counters),
         })
     }
 

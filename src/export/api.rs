@@ -175,6 +175,7 @@ fn finite(v: f64) -> Value {
 }
 
 /// `GET /api/v1/history?selector=...`: each stored series' ring as `[unix seconds, value]`
+/// (a counter stored as rates under its own name, its points its per-second rates, `rate: true`)
 /// pairs (gaps left out), for checking what promcast holds against Prometheus' own data.
 pub fn history_json(
     store: &crate::store::Store,
@@ -213,6 +214,8 @@ pub fn history_json(
             series.push(json!({
                 "labels": labels,
                 "stale": s.stale,
+                // A counter stored as its per-second rate: the points are rates.
+                "rate": s.is_rate(),
                 "step_seconds": step_ms as f64 / 1e3,
                 "points": points,
             }));
@@ -248,6 +251,7 @@ mod tests {
                 upper: 3.0,
             }],
             anomaly: None,
+            rate: false,
         };
         Snapshot {
             generated_ms: 120_000,

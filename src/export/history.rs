@@ -25,6 +25,8 @@ const SHARDS: usize = 16;
 pub struct Entry {
     pub labels: Arc<LabelSet>,
     pub spec: u16,
+    /// The forecasts are of a counter's per-second rate (`N:rate:forecast`).
+    pub rate: bool,
     /// Newest target bucket written.
     pub head: i64,
     /// `[slot][horizon][yhat, lower, upper]`, NaN where nothing was forecast.
@@ -145,6 +147,7 @@ impl ForecastHistory {
         let e = shard.entry(id).or_insert_with(|| Entry {
             labels: f.labels.clone(),
             spec: f.spec,
+            rate: f.rate,
             head: i64::MIN,
             values: vec![f32::NAN; len * nh * 3].into_boxed_slice(),
             horizons: nh,
@@ -251,6 +254,7 @@ mod tests {
                 },
             ],
             anomaly: None,
+            rate: false,
         }
     }
 

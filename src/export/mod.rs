@@ -19,5 +19,5 @@ pub mod scrape;
 
 pub use samples::{
     output_labels, Family, SnapshotSamples, DESIRED_REPLICAS, ML_FORECAST, PREDICTED_SUFFIX,
-    SCALING_LOAD,
+    RATE_PREDICTED_SUFFIX, SCALING_LOAD,
 };

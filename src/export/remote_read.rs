@@ -192,7 +192,7 @@ fn latest_forecasts(snapshot: &Snapshot, out: &mut QueryOut<'_>) -> Result<(), R
     for s in snapshot.ready() {
         let horizons = &snapshot.horizons[s.spec as usize];
         for (k, kind) in ML_FORECAST.iter().enumerate() {
-            let labels = forecast_labels(&s.labels, kind, None);
+            let labels = forecast_labels(&s.labels, s.rate, kind, None);
             let samples: Vec<pb::Sample> = horizons
                 .iter()
                 .zip(&s.points)
@@ -239,7 +239,9 @@ fn past_forecasts(
                         })
                     })
                     .collect();
-                if let Err(x) = out.emit(forecast_labels(&e.labels, kind, Some(hl)), samples) {
+                if let Err(x) =
+                    out.emit(forecast_labels(&e.labels, e.rate, kind, Some(hl)), samples)
+                {
                     err = Some(x);
                     return;
                 }
@@ -277,6 +279,7 @@ fn scaling_series(history: &ForecastHistory, out: &mut QueryOut<'_>) -> Result<(
 /// `N:forecast` labels of an input label set, sorted by name.
 fn forecast_labels(
     labels: &crate::store::LabelSet,
+    rate: bool,
     kind: &str,
     horizon: Option<&str>,
 ) -> Vec<(String, String)> {
@@ -284,7 +287,8 @@ fn forecast_labels(
         .iter()
         .map(|(n, v)| {
             if n == "__name__" {
-                (n.to_string(), format!("{v}{FORECAST_SUFFIX}"))
+                let rate = if rate { ":rate" } else { "" };
+                (n.to_string(), format!("{v}{rate}{FORECAST_SUFFIX}"))
             } else {
                 (n.to_string(), v.to_string())
             }
@@ -373,6 +377,7 @@ mod tests {
             fitted_ms: 0,
             points: vec![point(10.0), point(20.0)],
             anomaly: None,
+            rate: false,
         };
         let history = ForecastHistory::new(100);
         for o in 0..50 {
@@ -404,6 +409,33 @@ mod tests {
                 hints: None,
             }],
             accepted_response_types: vec![0],
+        }
+    }
+
+    /// A counter's forecasts are of its rate: `N:rate:forecast`, now and in the history.
+    #[test]
+    fn counter_rates_are_named_as_rates() {
+        let (mut snap, _) = snapshot();
+        snap.series[0].rate = true;
+        let history = ForecastHistory::new(100);
+        for o in 0..50 {
+            history.record(SeriesId(1), &snap.series[0], o, &[1, 3]);
+        }
+        for horizon in ["", "3m"] {
+            let req = query(
+                &[
+                    (0, "__name__", "job:req:rate1m:rate:forecast"),
+                    (0, "ml_forecast", "yhat"),
+                    (0, "horizon", horizon),
+                ],
+                0,
+                i64::MAX,
+            );
+            let resp = read(&req, &snap, &history, 60_000, 1000).unwrap();
+            assert_eq!(by_labels(&resp.results[0]).len(), 1, "horizon {horizon:?}");
+            let req = query(&[(0, "__name__", "job:req:rate1m:forecast")], 0, i64::MAX);
+            let resp = read(&req, &snap, &history, 60_000, 1000).unwrap();
+            assert!(by_labels(&resp.results[0]).is_empty());
         }
     }
 

@@ -6,12 +6,19 @@
 //! Naming (Grafana ML's convention): for an input series `N{L}`, promcast writes
 //! `N:predicted{L, ml_forecast="yhat"|"yhat_lower"|"yhat_upper", horizon="15m"}` whose value
 //! at time t is the forecast *for* t + horizon.
+//!
+//! A counter stored as its per-second rate (`storage.counters: rate`, the default) is
+//! forecast as that rate, and its outputs say so: `N:rate:predicted`, `N:rate:anomaly_score`,
+//! `N:rate:anomalous` (and `N:rate:forecast` in remote read), for `N` the counter's own name
+//! (`http_requests_total:rate:predicted`). Gauges keep `N:predicted`.
 
 use crate::snapshot::{SeriesForecast, Snapshot};
 use crate::store::LabelSet;
 
 /// Suffix appended to the input metric name.
 pub const PREDICTED_SUFFIX: &str = ":predicted";
+/// The same for a counter stored as its per-second rate (`storage.counters: rate`).
+pub const RATE_PREDICTED_SUFFIX: &str = ":rate:predicted";
 
 /// The output families written per input series `N{L}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +39,17 @@ impl Family {
             Family::Predicted => PREDICTED_SUFFIX,
             Family::AnomalyScore => ":anomaly_score",
             Family::Anomalous => ":anomalous",
+        }
+    }
+
+    /// The suffix for a series stored as values (`rate == false`) or as a counter's
+    /// per-second rate: `N:rate:predicted`, `N:rate:anomaly_score`, `N:rate:anomalous`.
+    pub fn suffix_for(self, rate: bool) -> &'static str {
+        match (self, rate) {
+            (_, false) => self.suffix(),
+            (Family::Predicted, true) => RATE_PREDICTED_SUFFIX,
+            (Family::AnomalyScore, true) => ":rate:anomaly_score",
+            (Family::Anomalous, true) => ":rate:anomalous",
         }
     }
 }
@@ -137,7 +155,7 @@ impl SnapshotSamples for Snapshot {
                     for (kind, value) in ML_FORECAST.iter().zip([p.yhat, p.lower, p.upper]) {
                         output_labels(
                             &s.labels,
-                            family.suffix(),
+                            family.suffix_for(s.rate),
                             &[("horizon", &h.0), ("ml_forecast", kind)],
                             buf,
                         );
@@ -147,7 +165,7 @@ impl SnapshotSamples for Snapshot {
             }
             Family::AnomalyScore | Family::Anomalous => {
                 if let Some(a) = s.anomaly {
-                    output_labels(&s.labels, family.suffix(), &[], buf);
+                    output_labels(&s.labels, family.suffix_for(s.rate), &[], buf);
                     let value = if family == Family::AnomalyScore {
                         a.score
                     } else {

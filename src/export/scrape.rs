@@ -12,17 +12,17 @@ use crate::telemetry::{escape_label_value, Telemetry};
 /// Encodes the snapshot's forecasts and anomaly verdicts in the text exposition format.
 pub fn render_forecasts(snapshot: &Snapshot, out: &mut String) {
     // Samples of one metric name must be contiguous, after its TYPE line: group by name.
-    let mut by_name: Vec<(&str, usize)> = snapshot
+    let mut by_name: Vec<(&str, bool, usize)> = snapshot
         .exported()
         .enumerate()
-        .map(|(i, s)| (s.labels.metric_name(), i))
+        .map(|(i, s)| (s.labels.metric_name(), s.rate, i))
         .collect();
     by_name.sort_unstable();
     let ready: Vec<_> = snapshot.exported().collect();
     let mut buf = Vec::new();
     for family in Family::ALL {
         let mut last_name = None;
-        for &(name, i) in &by_name {
+        for &(name, rate, i) in &by_name {
             let s = ready[i];
             let has = match family {
                 Family::Predicted => !s.points.is_empty(),
@@ -31,9 +31,9 @@ pub fn render_forecasts(snapshot: &Snapshot, out: &mut String) {
             if !has {
                 continue;
             }
-            if last_name != Some(name) {
-                let _ = writeln!(out, "# TYPE {name}{} gauge", family.suffix());
-                last_name = Some(name);
+            if last_name != Some((name, rate)) {
+                let _ = writeln!(out, "# TYPE {name}{} gauge", family.suffix_for(rate));
+                last_name = Some((name, rate));
             }
             snapshot.series_samples(s, family, &mut buf, |labels, value| {
                 write_sample(out, labels, value)
@@ -125,6 +125,7 @@ mod tests {
                 upper: 3.5,
             }],
             anomaly: None,
+            rate: false,
         };
         let mut flagged = mk("a:x", SeriesState::Ready);
         flagged.labels = Arc::new(LabelSet::from_pairs([("__name__", "a:x"), ("job", "api")]));

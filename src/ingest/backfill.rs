@@ -5,8 +5,8 @@
 //! The store tells a bounded queue of each new series without waiting (a full queue drops
 //! the backfill of that series, counted); a task reads them with at most `concurrency` reads
 //! in flight, each retried with exponential backoff (1 s doubling to 30 s) up to
-//! `max_attempts`. Ingest never waits for it: fetched samples go through the same
-//! [`Store::append`] as remote write, filling the buckets that are still empty.
+//! `max_attempts`. Ingest never waits for it: fetched samples fill the buckets that are still empty
+//! ([`Store::backfill`]; a counter stored as rates is rebuilt from them).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, Semaphore};
 
 use crate::config::BackfillSpec;
 use crate::proto::prometheus as pb;
-use crate::store::{hash_labels, now_ms, AppendStats, LabelRef, LabelSet, Sample, Store};
+use crate::store::{now_ms, AppendStats, LabelRef, LabelSet, Sample, Store};
 use crate::telemetry::{Backfilled, Telemetry};
 
 /// Registers the store hook and starts the reader; returns its task.
@@ -178,7 +178,7 @@ fn append(store: &Store, labels: &LabelSet, series: &[pb::TimeSeries]) -> usize 
             })
             .collect();
         n += samples.len();
-        store.append(hash_labels(&refs), &refs, &samples, now_ms(), &mut stats);
+        store.backfill(&refs, &samples, now_ms(), &mut stats);
     }
     n
 }

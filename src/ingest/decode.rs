@@ -17,6 +17,8 @@ pub enum DecodeError {
     WireType(u8),
     #[error("field {field} has wire type {got}, expected {want}")]
     FieldType { field: u32, got: u8, want: u8 },
+    #[error("the first symbol is not the empty string (remote write 2.0 requires it)")]
+    FirstSymbolNotEmpty,
 }
 
 /// Totals of one request, for self-metrics.
@@ -27,31 +29,33 @@ pub struct DecodeSummary {
     /// Native histograms and exemplars are not forecast; counted and skipped.
     pub histograms: u64,
     pub exemplars: u64,
+    /// Remote-write 1.0 `MetricMetadata` entries (read by [`decode_metadata`]).
+    pub metadata: u64,
 }
 
-const VARINT: u8 = 0;
-const I64: u8 = 1;
-const LEN: u8 = 2;
+pub(super) const VARINT: u8 = 0;
+pub(super) const I64: u8 = 1;
+pub(super) const LEN: u8 = 2;
 const I32: u8 = 5;
 
-struct Reader<'a> {
+pub(super) struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8]) -> Self {
+    pub(super) fn new(buf: &'a [u8]) -> Self {
         Self { buf, pos: 0 }
     }
 
-    fn done(&self) -> bool {
+    pub(super) fn done(&self) -> bool {
         self.pos >= self.buf.len()
     }
 
     /// Keys, label lengths and most other varints of a remote-write body are one byte: that
     /// case is inlined, the rest is not.
     #[inline(always)]
-    fn varint(&mut self) -> Result<u64, DecodeError> {
+    pub(super) fn varint(&mut self) -> Result<u64, DecodeError> {
         match self.buf.get(self.pos) {
             Some(&b) if b < 0x80 => {
                 self.pos += 1;
@@ -81,7 +85,7 @@ impl<'a> Reader<'a> {
     }
 
     #[inline]
-    fn key(&mut self) -> Result<(u32, u8), DecodeError> {
+    pub(super) fn key(&mut self) -> Result<(u32, u8), DecodeError> {
         let k = self.varint()?;
         let wt = (k & 7) as u8;
         let field = (k >> 3).min(u32::MAX as u64) as u32;
@@ -89,7 +93,7 @@ impl<'a> Reader<'a> {
     }
 
     #[inline]
-    fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
+    pub(super) fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
         let len = self.varint()?;
         let end = usize::try_from(len)
             .ok()
@@ -102,14 +106,14 @@ impl<'a> Reader<'a> {
     }
 
     #[inline]
-    fn fixed64(&mut self) -> Result<u64, DecodeError> {
+    pub(super) fn fixed64(&mut self) -> Result<u64, DecodeError> {
         let end = self.pos + 8;
         let bytes = self.buf.get(self.pos..end).ok_or(DecodeError::Truncated)?;
         self.pos = end;
         Ok(u64::from_le_bytes(bytes.try_into().expect("8 bytes")))
     }
 
-    fn skip(&mut self, wt: u8) -> Result<(), DecodeError> {
+    pub(super) fn skip(&mut self, wt: u8) -> Result<(), DecodeError> {
         match wt {
             VARINT => self.varint().map(drop),
             I64 => self.fixed64().map(drop),
@@ -127,7 +131,7 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn expect(field: u32, got: u8, want: u8) -> Result<(), DecodeError> {
+pub(super) fn expect(field: u32, got: u8, want: u8) -> Result<(), DecodeError> {
     if got == want {
         Ok(())
     } else {
@@ -184,10 +188,52 @@ pub fn decode_write_request<'a>(
                 raw: ts,
             });
         } else {
+            if field == 3 {
+                summary.metadata += 1;
+            }
             r.skip(wt)?;
         }
     }
     Ok(summary)
+}
+
+/// Calls `f(type, metric family name)` for every `MetricMetadata` (field 3) of a remote-write
+/// 1.0 `WriteRequest`: what Prometheus sends with `metadata_config: { send: true }`. `type` is
+/// the protobuf enum's number (0 unknown, 1 counter, 2 gauge, 3 histogram, 4 gauge histogram,
+/// 5 summary, 6 info, 7 stateset).
+pub fn decode_metadata<'a>(
+    buf: &'a [u8],
+    mut f: impl FnMut(u64, &'a [u8]),
+) -> Result<(), DecodeError> {
+    let mut r = Reader::new(buf);
+    while !r.done() {
+        let (field, wt) = r.key()?;
+        if field != 3 {
+            r.skip(wt)?;
+            continue;
+        }
+        expect(3, wt, LEN)?;
+        let mut m = Reader::new(r.bytes()?);
+        let (mut kind, mut name): (u64, &[u8]) = (0, b"");
+        while !m.done() {
+            let (field, wt) = m.key()?;
+            match field {
+                1 => {
+                    expect(1, wt, VARINT)?;
+                    kind = m.varint()?;
+                }
+                2 => {
+                    expect(2, wt, LEN)?;
+                    name = m.bytes()?;
+                }
+                _ => m.skip(wt)?,
+            }
+        }
+        if !name.is_empty() {
+            f(kind, name);
+        }
+    }
+    Ok(())
 }
 
 /// The labels of one `TimeSeries` message (its bytes from [`DecodedSeries::raw`]).
@@ -320,7 +366,7 @@ fn decode_label(buf: &[u8]) -> Result<LabelRef<'_>, DecodeError> {
     Ok(label)
 }
 
-fn decode_sample(buf: &[u8]) -> Result<Sample, DecodeError> {
+pub(super) fn decode_sample(buf: &[u8]) -> Result<Sample, DecodeError> {
     // The common sample: the value (fixed64), then the timestamp, nothing else.
     if buf.len() > 10 && buf[0] == 0x09 && buf[9] == 0x10 {
         let mut r = Reader::new(&buf[10..]);
@@ -363,6 +409,7 @@ mod tests {
 
     fn request() -> pb::WriteRequest {
         pb::WriteRequest {
+            metadata: vec![],
             timeseries: vec![
                 pb::TimeSeries {
                     labels: vec![

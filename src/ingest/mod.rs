@@ -1,12 +1,19 @@
-//! `POST /api/v1/write`: Prometheus remote-write 1.0 in.
+//! `POST /api/v1/write`: Prometheus remote write in, 1.0 and 2.0 on the same path, chosen by
+//! Content-Type (`application/x-protobuf;proto=io.prometheus.write.v2.Request` is 2.0; no
+//! `proto` parameter or `proto=prometheus.WriteRequest` is 1.0). 2.0 answers carry the
+//! spec's `X-Prometheus-Remote-Write-{Samples,Histograms,Exemplars}-Written` headers:
+//! samples counts every float sample accepted, including those promcast drops by design
+//! (unselected series, its own outputs, samples older than the ring); native histograms and
+//! exemplars are never stored, so they are reported as 0 written (histograms are counted in
+//! `promcast_samples_dropped_total{reason="histogram"}`).
 //!
 //! Status codes decide what the sender does, so they are chosen with care:
 //! - 204: stored (or deliberately dropped: unselected series, samples older than the ring,
 //!   promcast's own output sent back).
 //! - 400: the data can never succeed (malformed body, invalid labels, timestamps too far
 //!   ahead); Prometheus drops the batch. Valid series of the same request are kept.
-//! - 413: body too large compressed or decompressed. 415: not snappy-compressed protobuf
-//!   `WriteRequest` (e.g. remote-write 2.0).
+//! - 413: body too large compressed or decompressed. 415: not snappy-compressed protobuf, or
+//!   a `proto` other than the two above.
 //! - 503 with `Retry-After`: overload (too many requests at once, series limit reached, a
 //!   body not delivered within `limits.body_timeout`, so slow clients cannot hold every
 //!   slot); Prometheus retries, and merging makes the retry idempotent.
@@ -16,6 +23,7 @@
 
 pub mod backfill;
 pub mod decode;
+pub mod decode_v2;
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -29,10 +37,41 @@ use tokio::sync::Semaphore;
 
 use crate::config::Limits;
 use crate::store::{
-    hash_labels, now_ms, AppendStats, BatchItem, LabelHash, LabelRef, Sample, Store,
+    hash_labels, now_ms, AppendStats, BatchItem, LabelHash, LabelRef, MetricType, Sample,
+    SeriesMeta, Store,
 };
 use crate::telemetry::{Dropped, Telemetry};
-use decode::{decode_labels, decode_write_request, DecodeError, Scratch};
+use decode::{decode_labels, decode_write_request, DecodeError, DecodeSummary, Scratch};
+use decode_v2::{decode_labels_v2, decode_write_request_v2, Refused, ScratchV2};
+
+/// The remote-write protocol of a request, from its Content-Type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// `prometheus.WriteRequest`
+    V1,
+    /// `io.prometheus.write.v2.Request`
+    V2,
+}
+
+impl Protocol {
+    /// The protobuf message of the protocol.
+    pub fn message(self) -> &'static str {
+        match self {
+            Protocol::V1 => "prometheus.WriteRequest",
+            Protocol::V2 => "io.prometheus.write.v2.Request",
+        }
+    }
+}
+
+/// What a request wrote, for 2.0's `X-Prometheus-Remote-Write-*-Written` headers.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    pub samples: u64,
+}
+
+pub const SAMPLES_WRITTEN: &str = "x-prometheus-remote-write-samples-written";
+pub const HISTOGRAMS_WRITTEN: &str = "x-prometheus-remote-write-histograms-written";
+pub const EXEMPLARS_WRITTEN: &str = "x-prometheus-remote-write-exemplars-written";
 
 /// Suffixes of the series promcast itself writes. A Prometheus that forwards everything it
 /// receives would send them back; they are dropped so no forecast-of-a-forecast loop forms.
@@ -59,7 +98,7 @@ pub enum IngestError {
         "unsupported Content-Encoding {0:?}: remote write 1.0 bodies must be snappy-compressed"
     )]
     Encoding(String),
-    #[error("unsupported Content-Type {0:?}: expected application/x-protobuf (remote write 1.0, prometheus.WriteRequest)")]
+    #[error("unsupported Content-Type {0:?}: expected application/x-protobuf with no proto, proto=prometheus.WriteRequest (remote write 1.0) or proto=io.prometheus.write.v2.Request (2.0)")]
     ContentType(String),
     #[error("body larger than limits.max_body_bytes ({0} bytes)")]
     BodyTooLarge(usize),
@@ -69,13 +108,14 @@ pub enum IngestError {
     Snappy(snap::Error),
     #[error("reading request body: {0}")]
     Body(String),
-    #[error("malformed WriteRequest: {0}")]
-    Decode(DecodeError),
+    #[error("malformed {message}: {1}", message = .0.message())]
+    Decode(Protocol, DecodeError),
     #[error("{message} ({count} samples rejected, {accepted} accepted)")]
     Invalid {
         message: String,
         count: u64,
         accepted: u64,
+        written: Written,
     },
     #[error("series limit reached (limits.max_series = {limit}): {count} samples of new series refused, retry later")]
     SeriesLimit { limit: usize, count: u64 },
@@ -96,7 +136,7 @@ impl IngestError {
             }
             IngestError::Snappy(_)
             | IngestError::Body(_)
-            | IngestError::Decode(_)
+            | IngestError::Decode(..)
             | IngestError::Invalid { .. } => StatusCode::BAD_REQUEST,
             IngestError::SeriesLimit { .. }
             | IngestError::Busy(_)
@@ -143,12 +183,14 @@ impl Ingest {
         }
     }
 
-    /// Decompresses, decodes, validates and appends one snappy-compressed body.
+    /// Decompresses, decodes, validates and appends one snappy-compressed body of the given
+    /// protocol.
     pub fn ingest_snappy(
         &self,
         compressed: &[u8],
+        protocol: Protocol,
         now_ms: i64,
-    ) -> Result<AppendStats, IngestError> {
+    ) -> Result<Written, IngestError> {
         let len = snap::raw::decompress_len(compressed).map_err(IngestError::Snappy)?;
         if len > self.limits.max_decompressed_bytes {
             return Err(IngestError::DecompressedTooLarge {
@@ -164,7 +206,10 @@ impl Ingest {
                 .decompress(compressed, &mut buf)
                 .map_err(IngestError::Snappy)?;
             buf.truncate(n);
-            let result = self.ingest_decoded(&buf, now_ms);
+            let result = match protocol {
+                Protocol::V1 => self.ingest_decoded(&buf, now_ms),
+                Protocol::V2 => self.ingest_decoded_v2(&buf, now_ms),
+            };
             if buf.capacity() > KEEP_BUFFER_BYTES {
                 *buf = Vec::new();
             }
@@ -172,102 +217,119 @@ impl Ingest {
         })
     }
 
-    /// Decodes, validates and appends one uncompressed `WriteRequest`.
-    pub fn ingest_decoded(&self, buf: &[u8], now_ms: i64) -> Result<AppendStats, IngestError> {
-        let mut stats = AppendStats::default();
+    /// Decodes, validates and appends one uncompressed 1.0 `WriteRequest`.
+    pub fn ingest_decoded(&self, buf: &[u8], now_ms: i64) -> Result<Written, IngestError> {
         let mut scratch = Scratch::default();
-        let mut sorted: Vec<LabelRef<'_>> = Vec::new();
-        let mut kept: Vec<Sample> = Vec::new();
-        // The request's series: each item's label hash and where its samples lie in
-        // `samples`; `raw` holds each one's `TimeSeries` bytes, decoded again only for the
-        // few series seen for the first time.
-        let mut items: Vec<BatchItem> = Vec::new();
-        let mut raw: Vec<&[u8]> = Vec::new();
-        let mut samples: Vec<Sample> = Vec::new();
-        let mut invalid = 0u64;
-        let mut future = 0u64;
-        let mut own = 0u64;
-        let mut first_error: Option<String> = None;
-        let max_ts = now_ms.saturating_add(self.limits.max_future.as_millis() as i64);
+        let mut batch = Batch::new(Protocol::V1, now_ms, &self.limits);
         let decoded = decode_write_request(buf, &mut scratch, |series| {
-            if series.samples.is_empty() {
-                return;
-            }
-            // Prometheus sends labels sorted, without empty values, in the canonical
-            // encoding: hashed as they lie in the request. Anything else is normalised into a
-            // copy rather than refused.
-            let labels = series.labels;
-            let normal = is_normal(labels);
-            let hash = match series.canonical_labels {
-                Some(bytes) if normal => LabelHash::of_canonical(bytes),
-                _ => hash_labels(normalize(labels, normal, &mut sorted)),
-            };
-            let mut series_samples = series.samples;
-            if series_samples.iter().any(|s| s.timestamp > max_ts) {
-                kept.clear();
-                kept.extend(series_samples.iter().filter(|s| s.timestamp <= max_ts));
-                future += (series_samples.len() - kept.len()) as u64;
-                first_error.get_or_insert_with(|| {
-                    format!(
-                        "sample timestamp more than limits.max_future ahead of now for series {}",
-                        display_labels(normalize(labels, normal, &mut sorted))
-                    )
-                });
-                series_samples = &kept;
-            }
-            if series_samples.is_empty() {
-                return;
-            }
-            items.push(BatchItem {
-                hash,
-                samples: (samples.len() as u32, series_samples.len() as u32),
-            });
-            raw.push(series.raw);
-            samples.extend_from_slice(series_samples);
+            let meta = SeriesMeta::default();
+            let canonical = series.canonical_labels;
+            batch.push(series.labels, canonical, series.samples, meta, series.raw);
         });
+        if let Ok(summary) = &decoded {
+            if summary.metadata > 0 {
+                self.apply_metadata(buf);
+            }
+        }
+        self.finish(batch, decoded, decode_labels)
+    }
+
+    /// Decodes, validates and appends one uncompressed 2.0 `io.prometheus.write.v2.Request`.
+    pub fn ingest_decoded_v2(&self, buf: &[u8], now_ms: i64) -> Result<Written, IngestError> {
+        let mut symbols = Vec::new();
+        decode_v2::symbols(buf, &mut symbols).map_err(|e| IngestError::Decode(Protocol::V2, e))?;
+        let mut scratch = ScratchV2::default();
+        let mut batch = Batch::new(Protocol::V2, now_ms, &self.limits);
+        let mut index = 0usize;
+        let decoded = decode_write_request_v2(buf, &symbols, &mut scratch, |series| {
+            index += 1;
+            match series {
+                Ok(s) => {
+                    let meta = SeriesMeta {
+                        metric_type: s.metric_type,
+                        created_ms: s.created_ms,
+                    };
+                    batch.push(s.labels, None, s.samples, meta, s.raw);
+                }
+                Err(refused) => batch.malformed(index - 1, refused),
+            }
+        });
+        // Series with a broken reference were refused above; the rest resolve.
+        self.finish(batch, decoded, |raw, labels| {
+            decode_labels_v2(raw, &symbols, labels)
+        })
+    }
+
+    /// Remembers the metric types of a 1.0 request's metadata.
+    fn apply_metadata(&self, buf: &[u8]) {
+        let mut entries = Vec::new();
+        let _ = decode::decode_metadata(buf, |kind, name| {
+            entries.push((MetricType::from_proto(kind), name));
+        });
+        self.telemetry
+            .metadata_received
+            .inc_by(entries.len() as u64);
+        let switched = self.store.apply_metadata(entries);
+        self.telemetry.series_type_changes.inc_by(switched as u64);
+    }
+
+    /// Appends a decoded request's series: those seen before in one pass, then the new ones
+    /// after validation (their labels decoded again from their bytes with `labels_of`).
+    fn finish<'a>(
+        &self,
+        mut b: Batch<'a>,
+        decoded: Result<DecodeSummary, DecodeError>,
+        labels_of: impl Fn(&'a [u8], &mut Vec<LabelRef<'a>>) -> Result<(), DecodeError>,
+    ) -> Result<Written, IngestError> {
+        let mut stats = AppendStats::default();
         // Series seen before were validated then: append (or drop) without re-checking.
         let mut new = Vec::new();
         self.store
-            .append_known_batch(&items, &samples, now_ms, &mut stats, &mut new);
+            .append_known_batch(&b.items, &b.samples, b.now_ms, &mut stats, &mut new);
         let mut labels = Vec::new();
         for &i in &new {
-            let (it, i) = (&items[i as usize], i as usize);
+            let (it, i) = (&b.items[i as usize], i as usize);
             labels.clear();
             // Decoded once already: cannot fail.
-            if decode_labels(raw[i], &mut labels).is_err() {
+            if labels_of(b.raw[i], &mut labels).is_err() {
                 continue;
             }
-            let labels = normalize(&labels, is_normal(&labels), &mut sorted);
+            let labels = normalize(&labels, is_normal(&labels), &mut b.sorted);
             let (start, len) = it.samples;
-            let samples = &samples[start as usize..(start + len) as usize];
+            let samples = &b.samples[start as usize..(start + len) as usize];
             if let Err(reason) = self.validate(labels) {
-                invalid += samples.len() as u64;
-                first_error.get_or_insert(reason);
+                b.invalid += samples.len() as u64;
+                b.first_error.get_or_insert(reason);
                 continue;
             }
             if is_own_output(labels) {
-                own += samples.len() as u64;
+                b.own += samples.len() as u64;
                 self.store.remember_unselected(it.hash.hash);
                 continue;
             }
             self.store
-                .append(it.hash, labels, samples, now_ms, &mut stats);
+                .append_with(it.hash, labels, samples, it.meta, b.now_ms, &mut stats);
         }
         let t = &self.telemetry;
+        let mut written = Written::default();
         if let Ok(summary) = &decoded {
             t.samples_received.inc_by(summary.samples);
             t.dropped(Dropped::Histogram, summary.histograms);
+            let refused = b.invalid + b.future + b.malformed + stats.series_limit;
+            written.samples = summary.samples.saturating_sub(refused);
         }
         self.count(&stats);
-        t.dropped(Dropped::OwnOutput, own);
-        t.dropped(Dropped::InvalidLabels, invalid);
-        t.dropped(Dropped::TooFarInFuture, future);
-        decoded.map_err(IngestError::Decode)?;
-        if let Some(message) = first_error {
+        t.dropped(Dropped::OwnOutput, b.own);
+        t.dropped(Dropped::InvalidLabels, b.invalid);
+        t.dropped(Dropped::TooFarInFuture, b.future);
+        t.dropped(Dropped::Malformed, b.malformed);
+        decoded.map_err(|e| IngestError::Decode(b.protocol, e))?;
+        if let Some(message) = b.first_error {
             return Err(IngestError::Invalid {
                 message,
-                count: invalid + future,
+                count: b.invalid + b.future + b.malformed,
                 accepted: stats.appended + stats.merged,
+                written,
             });
         }
         if stats.series_limit > 0 {
@@ -276,7 +338,7 @@ impl Ingest {
                 count: stats.series_limit,
             });
         }
-        Ok(stats)
+        Ok(written)
     }
 
     fn count(&self, s: &AppendStats) {
@@ -285,6 +347,7 @@ impl Ingest {
         t.samples_merged.inc_by(s.merged);
         t.stale_markers.inc_by(s.stale_markers);
         t.series_created.inc_by(s.series_created);
+        t.series_type_changes.inc_by(s.kind_changes);
         t.dropped(Dropped::Unselected, s.unselected);
         t.dropped(Dropped::TooOld, s.too_old);
         t.dropped(Dropped::SeriesLimit, s.series_limit);
@@ -360,6 +423,99 @@ impl Ingest {
     }
 }
 
+/// A request's series between decoding and appending: each item's label hash and where its
+/// samples lie in `samples`; `raw` holds each one's `TimeSeries` bytes, decoded again only
+/// for the few series seen for the first time.
+struct Batch<'a> {
+    items: Vec<BatchItem>,
+    raw: Vec<&'a [u8]>,
+    samples: Vec<Sample>,
+    sorted: Vec<LabelRef<'a>>,
+    kept: Vec<Sample>,
+    invalid: u64,
+    future: u64,
+    own: u64,
+    malformed: u64,
+    first_error: Option<String>,
+    max_ts: i64,
+    now_ms: i64,
+    protocol: Protocol,
+}
+
+impl<'a> Batch<'a> {
+    fn new(protocol: Protocol, now_ms: i64, limits: &Limits) -> Self {
+        Self {
+            items: Vec::new(),
+            raw: Vec::new(),
+            samples: Vec::new(),
+            sorted: Vec::new(),
+            kept: Vec::new(),
+            invalid: 0,
+            future: 0,
+            own: 0,
+            malformed: 0,
+            first_error: None,
+            max_ts: now_ms.saturating_add(limits.max_future.as_millis() as i64),
+            now_ms,
+            protocol,
+        }
+    }
+
+    /// One decoded series. Prometheus sends labels sorted, without empty values, in the
+    /// canonical encoding (`canonical`, 1.0 only): hashed as they lie in the request.
+    /// Anything else is normalised into a copy rather than refused.
+    fn push(
+        &mut self,
+        labels: &[LabelRef<'a>],
+        canonical: Option<&[u8]>,
+        samples: &[Sample],
+        meta: SeriesMeta,
+        raw: &'a [u8],
+    ) {
+        if samples.is_empty() {
+            return;
+        }
+        let normal = is_normal(labels);
+        let hash = match canonical {
+            Some(bytes) if normal => LabelHash::of_canonical(bytes),
+            _ => hash_labels(normalize(labels, normal, &mut self.sorted)),
+        };
+        let mut series_samples = samples;
+        if series_samples.iter().any(|s| s.timestamp > self.max_ts) {
+            self.kept.clear();
+            let max_ts = self.max_ts;
+            self.kept
+                .extend(series_samples.iter().filter(|s| s.timestamp <= max_ts));
+            self.future += (series_samples.len() - self.kept.len()) as u64;
+            let sorted = &mut self.sorted;
+            self.first_error.get_or_insert_with(|| {
+                format!(
+                    "sample timestamp more than limits.max_future ahead of now for series {}",
+                    display_labels(normalize(labels, normal, sorted))
+                )
+            });
+            series_samples = &self.kept;
+        }
+        if series_samples.is_empty() {
+            return;
+        }
+        self.items.push(BatchItem {
+            hash,
+            samples: (self.samples.len() as u32, series_samples.len() as u32),
+            meta,
+        });
+        self.raw.push(raw);
+        self.samples.extend_from_slice(series_samples);
+    }
+
+    /// A 2.0 series refused whole (`index`: its position in the request).
+    fn malformed(&mut self, index: usize, refused: Refused) {
+        self.malformed += refused.samples as u64;
+        self.first_error
+            .get_or_insert_with(|| format!("timeseries[{index}]: {}", refused.error));
+    }
+}
+
 /// Whether labels are sorted by name and have no empty value, as Prometheus sends them.
 fn is_normal(labels: &[LabelRef<'_>]) -> bool {
     labels.is_sorted_by(|a, b| name_less(a.name, b.name))
@@ -425,7 +581,7 @@ fn display_labels(labels: &[LabelRef<'_>]) -> String {
     s
 }
 
-fn check_headers(headers: &HeaderMap) -> Result<(), IngestError> {
+fn check_headers(headers: &HeaderMap) -> Result<Protocol, IngestError> {
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .map(|v| v.to_str().unwrap_or("<non-ASCII>").trim().to_owned());
@@ -434,18 +590,30 @@ fn check_headers(headers: &HeaderMap) -> Result<(), IngestError> {
         Some(e) => return Err(IngestError::Encoding(e.to_owned())),
         None => return Err(IngestError::Encoding(String::new())),
     }
-    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
-        let ct = ct.to_str().unwrap_or("<non-ASCII>");
-        let mut parts = ct.split(';').map(str::trim);
-        let media = parts.next().unwrap_or("");
-        let proto_ok = parts
-            .filter_map(|p| p.strip_prefix("proto="))
-            .all(|p| p.trim_matches('"') == "prometheus.WriteRequest");
-        if !media.eq_ignore_ascii_case("application/x-protobuf") || !proto_ok {
-            return Err(IngestError::ContentType(ct.to_owned()));
-        }
+    let Some(ct) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(Protocol::V1);
+    };
+    let ct = ct.to_str().unwrap_or("<non-ASCII>");
+    let mut parts = ct.split(';').map(str::trim);
+    let media = parts.next().unwrap_or("");
+    if !media.eq_ignore_ascii_case("application/x-protobuf") {
+        return Err(IngestError::ContentType(ct.to_owned()));
     }
-    Ok(())
+    let mut protocol = Protocol::V1;
+    for p in parts {
+        let Some((key, value)) = p.split_once('=') else {
+            continue;
+        };
+        if !key.trim().eq_ignore_ascii_case("proto") {
+            continue;
+        }
+        protocol = match value.trim().trim_matches('"') {
+            "prometheus.WriteRequest" => Protocol::V1,
+            "io.prometheus.write.v2.Request" => Protocol::V2,
+            _ => return Err(IngestError::ContentType(ct.to_owned())),
+        };
+    }
+    Ok(protocol)
 }
 
 /// The axum handler.
@@ -454,27 +622,49 @@ pub async fn write_handler(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let result = handle(&ingest, &headers, body).await;
+    let protocol = check_headers(&headers);
+    let v2 = matches!(protocol, Ok(Protocol::V2));
+    let result = match protocol {
+        Ok(protocol) => handle(&ingest, &headers, protocol, body).await,
+        Err(e) => Err(e),
+    };
     let code = match &result {
-        Ok(()) => StatusCode::NO_CONTENT,
+        Ok(_) => StatusCode::NO_CONTENT,
         Err(e) => e.status(),
     };
     ingest.telemetry.write_request(code.as_u16());
-    match result {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+    let (mut resp, written) = match result {
+        Ok(written) => (StatusCode::NO_CONTENT.into_response(), Some(written)),
         Err(e) => {
             tracing::debug!(status = code.as_u16(), error = %e, "remote write refused");
-            e.into_response()
+            let written = match &e {
+                IngestError::Invalid { written, .. } => Some(*written),
+                _ => None,
+            };
+            (e.into_response(), written)
         }
+    };
+    if v2 {
+        let h = resp.headers_mut();
+        let samples = written.unwrap_or_default().samples;
+        h.insert(SAMPLES_WRITTEN, HeaderValue::from(samples));
+        h.insert(HISTOGRAMS_WRITTEN, HeaderValue::from(0u64));
+        h.insert(EXEMPLARS_WRITTEN, HeaderValue::from(0u64));
     }
+    resp
 }
 
-async fn handle(ingest: &Ingest, headers: &HeaderMap, body: Body) -> Result<(), IngestError> {
+async fn handle(
+    ingest: &Ingest,
+    headers: &HeaderMap,
+    protocol: Protocol,
+    body: Body,
+) -> Result<Written, IngestError> {
     let _permit = ingest
         .in_flight
         .try_acquire()
         .map_err(|_| IngestError::Busy(ingest.limits.max_concurrent_writes))?;
-    check_headers(headers)?;
+    ingest.telemetry.write_protocol(protocol == Protocol::V2);
     let limit = ingest.limits.max_body_bytes;
     if let Some(len) = headers
         .get(header::CONTENT_LENGTH)
@@ -497,7 +687,7 @@ async fn handle(ingest: &Ingest, headers: &HeaderMap, body: Body) -> Result<(), 
             }
         })?
         .to_bytes();
-    ingest.ingest_snappy(&body, now_ms()).map(drop)
+    ingest.ingest_snappy(&body, protocol, now_ms())
 }
 
 #[cfg(test)]
@@ -541,9 +731,20 @@ mod tests {
             HeaderValue::from_static("application/x-protobuf"),
         );
         assert!(check_headers(&h).is_ok());
+        assert_eq!(check_headers(&h).unwrap(), Protocol::V1);
         h.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/x-protobuf;proto=io.prometheus.write.v2.Request"),
+        );
+        assert_eq!(check_headers(&h).unwrap(), Protocol::V2);
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-protobuf; proto=\"prometheus.WriteRequest\""),
+        );
+        assert_eq!(check_headers(&h).unwrap(), Protocol::V1);
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-protobuf;proto=io.prometheus.write.v3.Request"),
         );
         assert!(matches!(
             check_headers(&h),

@@ -5,6 +5,7 @@
 //! [`Store::append`] for those seen for the first time; the forecast loop reads rings
 //! with [`Store::visit_shard`] and copies what it needs out under a short lock.
 
+mod kind;
 mod labels;
 pub mod persist;
 mod ring;
@@ -15,11 +16,12 @@ use std::time::Duration;
 
 use hashbrown::HashTable;
 
+pub use kind::{is_cumulative, CounterState, MetricType, RateStep};
 pub(crate) use labels::varint_len;
 pub use labels::{encode_canonical, hash_labels, LabelHash, LabelRef, LabelSet};
 pub use ring::{Push, Ring};
 
-use crate::config::{Config, Selector};
+use crate::config::{Config, CounterMode, Selector};
 
 /// Prometheus' staleness marker: a NaN with this exact bit pattern ends a series' run.
 pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
@@ -55,6 +57,9 @@ pub struct AppendStats {
     /// Samples of series beyond `limits.max_series` (the sender should retry later).
     pub series_limit: u64,
     pub series_created: u64,
+    /// Series switched between raw values and rates because their metric type became known
+    /// (their ring starts over).
+    pub kind_changes: u64,
 }
 
 impl AppendStats {
@@ -66,6 +71,7 @@ impl AppendStats {
         self.unselected += o.unselected;
         self.series_limit += o.series_limit;
         self.series_created += o.series_created;
+        self.kind_changes += o.kind_changes;
     }
 }
 
@@ -83,6 +89,26 @@ pub struct Series {
     /// The second half of the series' [`LabelHash`].
     check: u64,
     pub ring: Ring,
+    /// Set for a counter stored as its per-second rate (see [`kind`]): the ring holds rates.
+    pub counter: Option<Box<CounterState>>,
+    /// The type the series' own remote-write 2.0 metadata last said.
+    own_type: MetricType,
+}
+
+impl Series {
+    /// Whether the ring holds the per-second rate of a counter rather than values as sent.
+    pub fn is_rate(&self) -> bool {
+        self.counter.is_some()
+    }
+}
+
+/// What a request says of one series besides its labels and samples.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SeriesMeta {
+    /// From the series' own metadata (remote write 2.0); `Unknown` when not sent.
+    pub metric_type: MetricType,
+    /// The counter's created timestamp (remote write 2.0), if sent.
+    pub created_ms: Option<i64>,
 }
 
 #[derive(Default)]
@@ -187,7 +213,11 @@ fn shard_index(hash: u64) -> usize {
 pub struct BatchItem {
     pub hash: LabelHash,
     pub samples: (u32, u32),
+    pub meta: SeriesMeta,
 }
+
+/// Metric families whose type the metadata table remembers, at most.
+pub const MAX_METRIC_TYPES: usize = 100_000;
 
 pub struct Store {
     shards: Box<[Mutex<Shard>]>,
@@ -199,6 +229,10 @@ pub struct Store {
     epoch_ms: i64,
     series: AtomicUsize,
     next_id: AtomicU64,
+    /// Per forecast entry: whether its counters are stored as rates.
+    counters_as_rates: Box<[bool]>,
+    /// Metric family name -> type, from remote-write 1.0 metadata.
+    types: Mutex<hashbrown::HashMap<Box<[u8]>, MetricType>>,
     /// Told of every series created (backfill queues it); must not block.
     on_new: std::sync::OnceLock<Box<NewSeriesHook>>,
 }
@@ -218,6 +252,10 @@ impl Store {
             epoch_ms: now_ms,
             series: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
+            counters_as_rates: (config.forecast.iter())
+                .map(|f| f.counters == CounterMode::Rate)
+                .collect(),
+            types: Mutex::new(hashbrown::HashMap::new()),
             on_new: std::sync::OnceLock::new(),
         }
     }
@@ -230,7 +268,14 @@ impl Store {
     /// Puts back a series from a snapshot: selected by the current selectors, within
     /// `max_series`, its ring as saved. Returns false when it is not (no longer) selected,
     /// the limit is reached, or it is already stored.
-    pub fn restore(&self, labels: LabelSet, ring: Ring, stale: bool, now_ms: i64) -> bool {
+    pub fn restore(
+        &self,
+        labels: LabelSet,
+        ring: Ring,
+        stale: bool,
+        rate: bool,
+        now_ms: i64,
+    ) -> bool {
         let refs: Vec<LabelRef<'_>> = labels.iter().map(|(n, v)| LabelRef::new(n, v)).collect();
         let Some(spec) = self.select(&refs) else {
             return false;
@@ -253,6 +298,18 @@ impl Store {
         {
             return false;
         }
+        // The ring is kept when it holds what the series is stored as now (rates, or values
+        // as sent: `counters:` or the metadata may have changed since it was saved).
+        let name = refs.iter().find(|l| l.name == b"__name__");
+        let name = name.map_or(&b""[..], |l| l.value);
+        let wants_rate = self.counters_as_rates[spec as usize]
+            && is_cumulative(name, MetricType::Unknown, |f| self.family_type(f));
+        let ring = if rate == wants_rate {
+            ring
+        } else {
+            Ring::new(self.ring_len)
+        };
+        let rate = wants_rate;
         let labels = Arc::new(labels);
         guard.insert(Series {
             id: SeriesId(self.next_id.fetch_add(1, Ordering::Relaxed)),
@@ -263,6 +320,8 @@ impl Store {
             hash: hash.hash,
             check: hash.check,
             ring,
+            counter: rate.then(Box::default),
+            own_type: MetricType::Unknown,
         });
         drop(guard);
         if let Some(hook) = self.on_new.get() {
@@ -348,7 +407,8 @@ impl Store {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         let now_s = self.seconds_since_epoch(now_ms);
-        self.append_known_locked(&mut guard, hash, samples, now_s, stats)
+        let meta = SeriesMeta::default();
+        self.append_known_locked(&mut guard, hash, samples, meta, now_s, stats)
     }
 
     /// [`Store::append_known`] under the lock of the series' shard.
@@ -357,6 +417,7 @@ impl Store {
         shard: &mut Shard,
         hash: LabelHash,
         samples: &[Sample],
+        meta: SeriesMeta,
         now_s: u32,
         stats: &mut AppendStats,
     ) -> Known {
@@ -364,7 +425,7 @@ impl Store {
             let series = shard.slots[slot as usize]
                 .as_mut()
                 .expect("indexed slot is live");
-            self.push_samples(series, samples, now_s, stats);
+            self.push_samples(series, samples, meta, now_s, stats);
             return Known::Appended;
         }
         if shard.unselected.contains(&hash.hash) {
@@ -413,7 +474,8 @@ impl Store {
             for &i in group {
                 let it = &items[i as usize];
                 let s = &samples[part(it.samples)];
-                if self.append_known_locked(&mut guard, it.hash, s, now_s, stats) == Known::New {
+                let known = self.append_known_locked(&mut guard, it.hash, s, it.meta, now_s, stats);
+                if known == Known::New {
                     new.push(i);
                 }
             }
@@ -444,8 +506,29 @@ impl Store {
         now_ms: i64,
         stats: &mut AppendStats,
     ) {
-        if self.append_known(hash, samples, now_ms, stats) != Known::New {
-            return;
+        self.append_with(hash, labels, samples, SeriesMeta::default(), now_ms, stats)
+    }
+
+    /// [`Store::append`] with what the request said of the series' type.
+    pub fn append_with(
+        &self,
+        hash: LabelHash,
+        labels: &[LabelRef<'_>],
+        samples: &[Sample],
+        meta: SeriesMeta,
+        now_ms: i64,
+        stats: &mut AppendStats,
+    ) {
+        {
+            let mut guard = self
+                .shard_of(hash.hash)
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let now_s = self.seconds_since_epoch(now_ms);
+            if self.append_known_locked(&mut guard, hash, samples, meta, now_s, stats) != Known::New
+            {
+                return;
+            }
         }
         let now_s = self.seconds_since_epoch(now_ms);
         let shard = self.shard_of(hash.hash);
@@ -454,6 +537,11 @@ impl Store {
             stats.unselected += samples.len() as u64;
             self.remember_unselected(hash.hash);
             return;
+        };
+        let rate = self.counters_as_rates[spec as usize] && {
+            let name = labels.iter().find(|l| l.name == b"__name__");
+            let name = name.map_or(&b""[..], |l| l.value);
+            is_cumulative(name, meta.metric_type, |f| self.family_type(f))
         };
         // Reserve a place under the limit before building the ring.
         if self
@@ -488,23 +576,145 @@ impl Store {
                     hash: hash.hash,
                     check: hash.check,
                     ring: Ring::new(self.ring_len),
+                    counter: rate.then(Box::default),
+                    own_type: meta.metric_type,
                 })
             }
         };
         let series = guard.slots[slot as usize]
             .as_mut()
             .expect("indexed slot is live");
-        self.push_samples(series, samples, now_s, stats);
+        self.push_samples(series, samples, meta, now_s, stats);
+    }
+
+    /// The type remote-write 1.0 metadata gave the metric family `name`.
+    fn family_type(&self, name: &[u8]) -> Option<MetricType> {
+        let types = self.types.lock().unwrap_or_else(|e| e.into_inner());
+        types.get(name).copied()
+    }
+
+    /// Stores a series as rates or as values from now on; its ring starts over when that
+    /// changes. Returns whether it did.
+    fn set_rate(&self, series: &mut Series, rate: bool) -> bool {
+        if series.is_rate() == rate {
+            return false;
+        }
+        series.ring = Ring::new(self.ring_len);
+        series.counter = rate.then(Box::default);
+        // A new identity: model state and forecast history of the old values do not carry over.
+        series.id = SeriesId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        tracing::info!(
+            series = %series.labels.metric_name(),
+            rate,
+            "metric type known: series now stored as {}",
+            if rate { "per-second rate" } else { "values as sent" }
+        );
+        true
+    }
+
+    /// Remembers the metric types of remote-write 1.0 metadata (`(type, family name)`) and
+    /// switches the stored series whose type they change. Returns how many switched.
+    /// Lock order: the type table, then shards (nothing takes them the other way round).
+    pub fn apply_metadata<'a>(
+        &self,
+        entries: impl IntoIterator<Item = (MetricType, &'a [u8])>,
+    ) -> usize {
+        let mut types = self.types.lock().unwrap_or_else(|e| e.into_inner());
+        let mut changed: hashbrown::HashSet<&[u8]> = hashbrown::HashSet::new();
+        for (kind, name) in entries {
+            let full = types.len() >= MAX_METRIC_TYPES;
+            match types.get_mut(name) {
+                Some(t) if *t == kind => {}
+                Some(t) => {
+                    *t = kind;
+                    changed.insert(name);
+                }
+                None if !full => {
+                    types.insert(name.into(), kind);
+                    changed.insert(name);
+                }
+                None => {}
+            }
+        }
+        if changed.is_empty() {
+            return 0;
+        }
+        let family = |f: &[u8]| types.get(f).copied();
+        let mut switched = 0;
+        for shard in self.shards.iter() {
+            let mut guard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            for series in guard.slots.iter_mut().flatten() {
+                if !self.counters_as_rates[series.spec as usize] {
+                    continue;
+                }
+                let name = series.labels.metric_name().as_bytes();
+                let stem = ["_total", "_count", "_sum", "_bucket"]
+                    .iter()
+                    .find_map(|s| name.strip_suffix(s.as_bytes()));
+                if !changed.contains(name) && !stem.is_some_and(|s| changed.contains(s)) {
+                    continue;
+                }
+                let rate = is_cumulative(name, series.own_type, family);
+                if self.set_rate(series, rate) {
+                    switched += 1;
+                }
+            }
+        }
+        switched
+    }
+
+    /// Backfilled history (oldest first) for a stored series: values fill the empty buckets,
+    /// as [`Store::append`] does; a counter stored as rates is rebuilt from the history, as
+    /// its rates need its samples in order.
+    pub fn backfill(
+        &self,
+        labels: &[LabelRef<'_>],
+        samples: &[Sample],
+        now_ms: i64,
+        stats: &mut AppendStats,
+    ) {
+        let hash = hash_labels(labels);
+        let mut guard = self
+            .shard_of(hash.hash)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let Some(slot) = guard.find(hash) else {
+            return;
+        };
+        let series = guard.slots[slot as usize]
+            .as_mut()
+            .expect("indexed slot is live");
+        let newest = series.counter.as_ref().and_then(|c| c.last_ts());
+        if let Some(newest) = newest {
+            if samples.last().is_some_and(|s| s.timestamp >= newest) {
+                series.ring = Ring::new(self.ring_len);
+                series.counter = Some(Box::default());
+            }
+        }
+        let now_s = self.seconds_since_epoch(now_ms);
+        self.push_samples(series, samples, SeriesMeta::default(), now_s, stats);
     }
 
     fn push_samples(
         &self,
         series: &mut Series,
         samples: &[Sample],
+        meta: SeriesMeta,
         now_s: u32,
         stats: &mut AppendStats,
     ) {
         series.last_seen = now_s;
+        if meta.metric_type != MetricType::Unknown && meta.metric_type != series.own_type {
+            series.own_type = meta.metric_type;
+            if self.counters_as_rates[series.spec as usize] {
+                let name = series.labels.metric_name().as_bytes();
+                // A type of its own decides without the family table.
+                let rate = is_cumulative(name, meta.metric_type, |_| None);
+                if self.set_rate(series, rate) {
+                    stats.kind_changes += 1;
+                }
+            }
+        }
         for s in samples {
             let bucket = self.bucket_after(series.ring.head(), s.timestamp);
             if is_stale_marker(s.value) {
@@ -514,7 +724,23 @@ impl Store {
                 }
                 continue;
             }
-            match series.ring.push(bucket, s.timestamp, s.value as f32) {
+            // A counter stored as rates pushes its rate, at the bucket and time it is for.
+            let (bucket, ts, value) = match series.counter.as_deref_mut() {
+                None => (bucket, s.timestamp, s.value),
+                Some(c) => match c.push(bucket, s.timestamp, s.value, meta.created_ms) {
+                    RateStep::Rate { bucket, ts, rate } => (bucket, ts, rate),
+                    RateStep::Start => {
+                        series.stale = false;
+                        stats.appended += 1;
+                        continue;
+                    }
+                    RateStep::Old => {
+                        stats.merged += 1;
+                        continue;
+                    }
+                },
+            };
+            match series.ring.push(bucket, ts, value as f32) {
                 Push::Appended => {
                     series.stale = false;
                     stats.appended += 1;
@@ -722,5 +948,53 @@ limits: { max_series: 2 }
         );
         assert_eq!(store.series_count(), 1);
         assert_eq!(store.with_series(&set, |s| s.id), Some(SeriesId(2)));
+    }
+
+    /// Backfill fills a gauge's empty buckets; a counter stored as rates is rebuilt from the
+    /// history (its live samples so far are in it), so its rates cover the history.
+    #[test]
+    fn backfill_rebuilds_a_counters_rates() {
+        let yaml = "storage: { step: 1m, retention: 1h }\nforecast:\n  - selector: '{job=\"j\"}'\n";
+        let store = Store::new(&config(yaml), 0);
+        let mut st = AppendStats::default();
+        let c = refs(&[("__name__", "req_total"), ("job", "j")]);
+        let g = refs(&[("__name__", "temp"), ("job", "j")]);
+        let history: Vec<Sample> = (0..20)
+            .map(|i| Sample {
+                value: 120.0 * i as f64,
+                timestamp: i * 60_000,
+            })
+            .collect();
+        // Live traffic starts with the newest sample; then the history arrives.
+        for l in [&c, &g] {
+            store.append(hash_labels(l), l, &history[19..], 0, &mut st);
+        }
+        for l in [&c, &g] {
+            store.backfill(l, &history, 0, &mut st);
+        }
+        let ring = |l: &[LabelRef<'_>]| {
+            store
+                .with_series(&LabelSet::from_refs(l), |s| {
+                    let mut v = Vec::new();
+                    s.ring.copy_last(s.ring.history_len(), &mut v);
+                    (s.is_rate(), v)
+                })
+                .unwrap()
+        };
+        let (rate, v) = ring(&c);
+        assert!(rate);
+        assert_eq!(v.len(), 19, "rates from the second sample on");
+        assert!(v.iter().all(|r| *r == 2.0), "{v:?}");
+        let (rate, v) = ring(&g);
+        assert!(!rate);
+        assert_eq!(v.len(), 20);
+        assert_eq!(v[5], 600.0);
+        // The next live sample continues the chain.
+        let next = [Sample {
+            value: 120.0 * 19.0 + 300.0,
+            timestamp: 20 * 60_000,
+        }];
+        store.append(hash_labels(&c), &c, &next, 0, &mut st);
+        assert_eq!(ring(&c).1.last(), Some(&5.0));
     }
 }

@@ -6,7 +6,8 @@
 //!
 //! Layout, little-endian: `PCSNAP\0\x01`, `u32` version, `i64` step (ms), `u64` ring length,
 //! `u64` series; per series `u32` label count, for each label `u32` length + name bytes and
-//! `u32` length + value bytes, `u8` stale, `i64` head bucket, `i64` head timestamp, `i64`
+//! `u32` length + value bytes, `u8` flags (bit 0: stale, bit 1: the ring holds a counter's
+//! per-second rates), `i64` head bucket, `i64` head timestamp, `i64`
 //! first bucket, ring length × `f32` (slot order); then `u32` CRC-32 of everything before.
 //!
 //! What is saved is the data: the rings. Fitted models (MSTL paths, `auto` choices, anomaly
@@ -58,7 +59,7 @@ pub fn save(store: &Store, dir: &Path) -> Result<usize, PersistError> {
                     body.extend_from_slice(x.as_bytes());
                 }
             }
-            body.push(s.stale as u8);
+            body.push(s.stale as u8 | (s.is_rate() as u8) << 1);
             let (head, head_ts, first, values) = s.ring.parts();
             for x in [head, head_ts, first] {
                 body.extend_from_slice(&x.to_le_bytes());
@@ -188,7 +189,8 @@ fn parse(store: &Store, bytes: &[u8], now_ms: i64) -> Result<(usize, usize), Str
             let value = r.str().ok_or_else(bad)?;
             pairs.push((name, value));
         }
-        let stale = r.take(1).ok_or_else(bad)?[0] != 0;
+        let flags = r.take(1).ok_or_else(bad)?[0];
+        let (stale, rate) = (flags & 1 != 0, flags & 2 != 0);
         let (head, head_ts, first) = (
             r.i64().ok_or_else(bad)?,
             r.i64().ok_or_else(bad)?,
@@ -200,7 +202,7 @@ fn parse(store: &Store, bytes: &[u8], now_ms: i64) -> Result<(usize, usize), Str
             .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
             .collect();
         let ring = Ring::from_parts(head, head_ts, first, values).ok_or_else(bad)?;
-        if store.restore(LabelSet::from_pairs(pairs), ring, stale, now_ms) {
+        if store.restore(LabelSet::from_pairs(pairs), ring, stale, rate, now_ms) {
             restored += 1;
         } else {
             skipped += 1;
@@ -324,5 +326,49 @@ mod tests {
         }
         // no file at all
         assert_eq!(load(&store(YAML), dir.path(), 0).unwrap(), Loaded::None);
+    }
+
+    /// A counter stored as rates comes back as rates; with `counters: raw` configured since,
+    /// its ring of rates is not taken for values.
+    #[test]
+    fn counters_keep_their_rates_across_a_restart() {
+        let a = store(YAML);
+        let labels = [
+            LabelRef::new("__name__", "a_total"),
+            LabelRef::new("job", "j"),
+        ];
+        let samples: Vec<Sample> = (0..40)
+            .map(|i| Sample {
+                value: (i * i) as f64,
+                timestamp: i as i64 * 30_000,
+            })
+            .collect();
+        let mut st = AppendStats::default();
+        a.append(hash_labels(&labels), &labels, &samples, 0, &mut st);
+        let dir = tempfile::tempdir().unwrap();
+        save(&a, dir.path()).unwrap();
+        let set = LabelSet::from_refs(&labels);
+        let before = a
+            .with_series(&set, |s| (s.is_rate(), s.ring.clone()))
+            .unwrap();
+        assert!(before.0);
+        let b = store(YAML);
+        load(&b, dir.path(), 0).unwrap();
+        let after = b
+            .with_series(&set, |s| (s.is_rate(), s.ring.clone()))
+            .unwrap();
+        assert!(after.0);
+        let bits = |r: &Ring| {
+            let (h, t, f, v) = r.parts();
+            (h, t, f, v.iter().map(|x| x.to_bits()).collect::<Vec<_>>())
+        };
+        assert_eq!(bits(&before.1), bits(&after.1));
+        let raw = store(&YAML.replace("'\n", "'\n    counters: raw\n"));
+        load(&raw, dir.path(), 0).unwrap();
+        let (rate, ring) = raw
+            .with_series(&set, |s| (s.is_rate(), s.ring.history_len()))
+            .unwrap();
+        assert!(!rate);
+        assert_eq!(ring, 0, "rates are not values: the ring starts over");
     }
 }

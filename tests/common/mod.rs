@@ -342,6 +342,25 @@ impl Drop for Procs {
     }
 }
 
+/// Writes OpenMetrics text (`om`, ending in `# EOF`) as TSDB blocks into `dir/tsdb` with
+/// `promtool tsdb create-blocks-from openmetrics`, for a Prometheus started on `dir`.
+pub fn backfill_openmetrics(dir: &Path, om: &str) {
+    let promtool = find_program("promtool").expect("promtool (Debian package prometheus)");
+    let om_file = dir.join("backfill.om");
+    std::fs::write(&om_file, om).expect("write the OpenMetrics file");
+    let out = Command::new(&promtool)
+        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(&om_file)
+        .arg(dir.join("tsdb"))
+        .output()
+        .expect("run promtool");
+    assert!(
+        out.status.success(),
+        "promtool: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A remote-write series with `labels` and `(timestamp ms, value)` samples.
 pub fn series(
     labels: &[(&str, &str)],
@@ -375,7 +394,11 @@ pub fn write_body(series: Vec<promcast::proto::prometheus::TimeSeries>) -> Vec<u
     use prost::Message;
     snap::raw::Encoder::new()
         .compress_vec(
-            &promcast::proto::prometheus::WriteRequest { timeseries: series }.encode_to_vec(),
+            &promcast::proto::prometheus::WriteRequest {
+                timeseries: series,
+                metadata: vec![],
+            }
+            .encode_to_vec(),
         )
         .expect("snappy compresses any body")
 }

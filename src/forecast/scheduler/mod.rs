@@ -98,6 +98,8 @@ struct Job {
     id: SeriesId,
     spec: u16,
     stale: bool,
+    /// A counter's rates (see `SeriesForecast::rate`).
+    rate: bool,
     /// The newest bucket, and the padding towards the step's bucket.
     head: i64,
     pad: usize,
@@ -248,6 +250,7 @@ impl Scheduler {
                 id: s.id,
                 spec: s.spec,
                 stale: s.stale,
+                rate: s.is_rate(),
                 head,
                 pad,
                 start,
@@ -269,6 +272,7 @@ impl Scheduler {
             origin,
             step_ms,
         );
+        f.rate = job.rate;
         if job.stale {
             f.state = SeriesState::Stale;
         } else if let Some(spec) = &self.anomaly_specs[job.spec as usize] {
