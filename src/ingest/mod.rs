@@ -95,7 +95,7 @@ pub fn is_own_output(labels: &[LabelRef<'_>]) -> bool {
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error(
-        "unsupported Content-Encoding {0:?}: remote write 1.0 bodies must be snappy-compressed"
+        "unsupported Content-Encoding {0:?}: remote-write bodies (1.0 and 2.0) must be snappy-compressed"
     )]
     Encoding(String),
     #[error("unsupported Content-Type {0:?}: expected application/x-protobuf with no proto, proto=prometheus.WriteRequest (remote write 1.0) or proto=io.prometheus.write.v2.Request (2.0)")]

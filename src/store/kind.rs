@@ -66,6 +66,13 @@ impl MetricType {
 /// classic histograms and summaries.
 const CUMULATIVE_SUFFIXES: [&[u8]; 4] = [b"_total", b"_count", b"_sum", b"_bucket"];
 
+/// `name` without its cumulative suffix (`http_requests` of `http_requests_total`), if it has one.
+pub fn cumulative_stem(name: &[u8]) -> Option<&[u8]> {
+    CUMULATIVE_SUFFIXES
+        .iter()
+        .find_map(|s| name.strip_suffix(*s))
+}
+
 /// Whether the series named `name` is cumulative (only grows, resets to zero), given the
 /// type its own metadata says (`own`, remote write 2.0) and a lookup of the metadata table by
 /// metric family name (remote write 1.0).
@@ -81,20 +88,19 @@ pub fn is_cumulative(
         MetricType::Unknown => None,
         _ => Some(false),
     };
-    let suffix = CUMULATIVE_SUFFIXES.iter().find(|s| name.ends_with(s));
-    if let Some(v) = by_type(own, suffix.is_some_and(|s| *s != b"_total")) {
+    let stem = cumulative_stem(name);
+    // `_count`, `_sum`, `_bucket`: a histogram's or summary's cumulative series.
+    let of_histogram = stem.is_some() && !name.ends_with(b"_total");
+    if let Some(v) = by_type(own, of_histogram) {
         return v;
     }
     if let Some(v) = family(name).and_then(|t| by_type(t, false)) {
         return v;
     }
-    if let Some(s) = suffix {
-        let stem = &name[..name.len() - s.len()];
-        if let Some(v) = family(stem).and_then(|t| by_type(t, true)) {
-            return v;
-        }
+    if let Some(v) = stem.and_then(&family).and_then(|t| by_type(t, true)) {
+        return v;
     }
-    suffix.is_some()
+    stem.is_some()
 }
 
 /// The raw state a counter series keeps to turn its samples into rates.

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use hashbrown::HashTable;
 
-pub use kind::{is_cumulative, CounterState, MetricType, RateStep};
+pub use kind::{cumulative_stem, is_cumulative, CounterState, MetricType, RateStep};
 pub(crate) use labels::varint_len;
 pub use labels::{encode_canonical, hash_labels, LabelHash, LabelRef, LabelSet};
 pub use ring::{Push, Ring};
@@ -300,10 +300,7 @@ impl Store {
         }
         // The ring is kept when it holds what the series is stored as now (rates, or values
         // as sent: `counters:` or the metadata may have changed since it was saved).
-        let name = refs.iter().find(|l| l.name == b"__name__");
-        let name = name.map_or(&b""[..], |l| l.value);
-        let wants_rate = self.counters_as_rates[spec as usize]
-            && is_cumulative(name, MetricType::Unknown, |f| self.family_type(f));
+        let wants_rate = self.wants_rate(spec, &refs, MetricType::Unknown);
         let ring = if rate == wants_rate {
             ring
         } else {
@@ -538,11 +535,7 @@ impl Store {
             self.remember_unselected(hash.hash);
             return;
         };
-        let rate = self.counters_as_rates[spec as usize] && {
-            let name = labels.iter().find(|l| l.name == b"__name__");
-            let name = name.map_or(&b""[..], |l| l.value);
-            is_cumulative(name, meta.metric_type, |f| self.family_type(f))
-        };
+        let rate = self.wants_rate(spec, labels, meta.metric_type);
         // Reserve a place under the limit before building the ring.
         if self
             .series
@@ -585,6 +578,14 @@ impl Store {
             .as_mut()
             .expect("indexed slot is live");
         self.push_samples(series, samples, meta, now_s, stats);
+    }
+
+    /// Whether a new series of entry `spec` with these labels is stored as a counter's rates,
+    /// given the type its own metadata says (`own`) and the metadata table.
+    fn wants_rate(&self, spec: u16, labels: &[LabelRef<'_>], own: MetricType) -> bool {
+        let name = labels.iter().find(|l| l.name == b"__name__");
+        let name = name.map_or(&b""[..], |l| l.value);
+        self.counters_as_rates[spec as usize] && is_cumulative(name, own, |f| self.family_type(f))
     }
 
     /// The type remote-write 1.0 metadata gave the metric family `name`.
@@ -648,9 +649,7 @@ impl Store {
                     continue;
                 }
                 let name = series.labels.metric_name().as_bytes();
-                let stem = ["_total", "_count", "_sum", "_bucket"]
-                    .iter()
-                    .find_map(|s| name.strip_suffix(s.as_bytes()));
+                let stem = cumulative_stem(name);
                 if !changed.contains(name) && !stem.is_some_and(|s| changed.contains(s)) {
                     continue;
                 }
