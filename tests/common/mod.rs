@@ -3,6 +3,7 @@
 //! processes, and the real traces (`traces`).
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod browser;
 pub mod tls;
 pub mod traces;
 
