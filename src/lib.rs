@@ -32,10 +32,13 @@
 //! - [`snapshot`]: what a step produces (forecasts, anomaly verdicts, recommendations) as one
 //!   immutable snapshot, published to readers and subscribers.
 //! - [`export`]: everything that reads the snapshot: the scrape endpoint, remote-write out,
-//!   the forecast history and remote read, the JSON API, the KEDA external scaler (gRPC).
+//!   the forecast history and remote read, the JSON API, the web page at `/` (embedded
+//!   assets), the KEDA external scaler (gRPC).
 //!   None of them computes a forecast.
 //! - [`telemetry`]: promcast's own `promcast_*` metrics.
 //! - [`server`]: the HTTP router (`app(state)`), start-up and graceful shutdown.
+//! - [`demo`]: `promcast demo`: the agent on an accelerated clock, fed real traces shipped
+//!   in the binary (history through the backfill path, then live through the ingest path).
 //! - [`tls`]: TLS termination for both listeners (rustls): certificates re-read when they
 //!   change, optional client certificates, handshakes off the accept loop.
 //! - [`offline`] (Cargo feature `offline`, default): the CLI's tools on recorded traces:
@@ -47,6 +50,7 @@
 
 pub mod anomaly;
 pub mod config;
+pub mod demo;
 pub mod export;
 pub mod forecast;
 pub mod ingest;

@@ -45,6 +45,9 @@ enum LogFormat {
 enum Command {
     /// Run the agent: accept remote write, forecast, export.
     Serve(ServeArgs),
+    /// Run the agent on real traces shipped in the binary, replayed at an accelerated clock,
+    /// and print the URL of its web page: forecasts, anomalies and scaling within a minute.
+    Demo(DemoArgs),
     /// Validate a configuration file and report every problem with its key path.
     CheckConfig { file: PathBuf },
     /// Print the embedded default configuration.
@@ -75,6 +78,37 @@ struct ServeArgs {
     /// (forecast every recording-rule output, `level:metric:operations`).
     #[arg(long)]
     config: Option<PathBuf>,
+    #[command(flatten)]
+    listen: ListenArgs,
+}
+
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// YAML configuration file (its `auth:` and `tls:` protect the page as they do for
+    /// `serve`); without it, the embedded defaults plus the demo's scaling target `nasa-web`.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    listen: ListenArgs,
+    /// Minutes of the traces replayed per second of wall-clock time (60: an hour a minute).
+    #[arg(long, default_value_t = 60.0, value_parser = parse_speed)]
+    speed: f64,
+    /// Feed each trace this many times (label `copy`), to look at the page with many series.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    copies: u32,
+}
+
+fn parse_speed(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (1.0..=3600.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "{s:?}: a speed from 1 to 3600 (minutes of trace per second is 60)"
+        )),
+    }
+}
+
+#[derive(clap::Args)]
+struct ListenArgs {
     /// Address to listen on for remote write, /metrics and the API.
     #[arg(long = "web.listen-address", default_value = "0.0.0.0:9201")]
     listen: SocketAddr,
@@ -499,6 +533,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve_command(args, &cli.log_level, cli.log_format),
+        Command::Demo(args) => demo_command(args, &cli.log_level, cli.log_format),
         Command::CheckConfig { file } => check_config(&file),
         Command::DefaultConfig => {
             print!("{}", promcast::config::DEFAULT_CONFIG_YAML);
@@ -530,21 +565,62 @@ fn serve_command(
             Config::embedded_default()
         }
     };
+    let l = args.listen;
+    run_agent(
+        config,
+        ServeOptions::new(l.listen, l.grpc_listen, l.flush_deadline),
+    )
+}
+
+fn run_agent(config: Config, opts: ServeOptions) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("promcast-io")
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(
-        config,
-        ServeOptions {
-            listen: args.listen,
-            grpc_listen: args.grpc_listen,
-            flush_deadline: args.flush_deadline,
-        },
-        shutdown_signal(),
-    ))?;
+    runtime.block_on(serve(config, opts, shutdown_signal()))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `promcast demo`: see `promcast::demo`.
+fn demo_command(
+    args: DemoArgs,
+    log_level: &str,
+    log_format: LogFormat,
+) -> anyhow::Result<ExitCode> {
+    use promcast::demo::{traces, Replay};
+    init_logging(log_level, log_format)?;
+    let config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => promcast::demo::config(),
+    };
+    let l = args.listen;
+    let mut opts = ServeOptions::new(l.listen, l.grpc_listen, l.flush_deadline);
+    opts.clock = promcast::store::Clock::accelerated(args.speed);
+    let speed = args.speed;
+    let retention_ms = (config.step * config.ring_len.get() as u32).as_millis() as i64;
+    opts.on_ready = Some(Box::new(move |state, url| {
+        let traces = traces(args.copies as usize);
+        let sources: Vec<String> = traces.iter().take(3).map(|t| t.source.clone()).collect();
+        let step_ms = state.store().step_ms();
+        let replay = Replay::new(traces, state.store().clock(), step_ms);
+        let loaded = replay.load_history(&state.ingest, retention_ms)?;
+        tracing::info!(samples = loaded, "demo: history loaded");
+        tokio::spawn(replay.run(state.ingest.clone()));
+        // The page opens on the series the scaling target follows.
+        println!(
+            "promcast demo: open {url}#{}",
+            promcast::demo::FIRST_SERIES_FRAGMENT
+        );
+        println!("  replaying real traces at {speed}x their speed, from:");
+        for s in sources {
+            println!("    {s}");
+        }
+        use std::io::Write as _;
+        std::io::stdout().flush().ok();
+        Ok(())
+    }));
+    run_agent(config, opts)
 }
 
 /// Validates the file, then loads its model and checks it against every entry.

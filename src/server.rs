@@ -20,14 +20,14 @@ use http_body_util::BodyExt as _;
 use crate::config::BackendKind;
 use crate::config::{Config, Denied, ListenerAuth};
 use crate::export::history::ForecastHistory;
-use crate::export::{api, keda, remote_read, remote_write, scrape};
+use crate::export::{api, keda, remote_read, remote_write, scrape, web};
 use crate::forecast::load::load_for_agent;
 use crate::forecast::neural::{BackendChoice, LstmModel};
 use crate::forecast::scheduler::Scheduler;
 use crate::ingest::backfill;
 use crate::ingest::{write_handler, Ingest};
 use crate::snapshot::{Snapshot, SnapshotCell};
-use crate::store::{now_ms, persist, Store};
+use crate::store::{now_ms, persist, Clock, Store};
 use crate::telemetry::Telemetry;
 use crate::tls;
 
@@ -47,11 +47,16 @@ pub struct AppState {
 impl AppState {
     /// Builds the shared state for a validated config (no threads, no sockets).
     pub fn new(config: &Config) -> Self {
+        Self::with_clock(config, Clock::wall())
+    }
+
+    /// [`AppState::new`] on `clock` (`promcast demo` runs an accelerated one).
+    pub fn with_clock(config: &Config, clock: Clock) -> Self {
         let telemetry = Arc::new(
             Telemetry::new(config.remote_write.iter().map(|r| r.url.clone()))
                 .with_scaling_targets(config.scaling.iter().map(|t| &*t.name)),
         );
-        let store = Arc::new(Store::new(config, now_ms()));
+        let store = Arc::new(Store::new(config, now_ms()).with_clock(clock));
         Self {
             ingest: Arc::new(Ingest::new(store, telemetry.clone(), config.limits.clone())),
             snapshots: Arc::new(SnapshotCell::new(Snapshot::empty(config))),
@@ -79,16 +84,13 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/forecasts", get(forecasts))
         .route("/api/v1/history", get(history))
-        .route(
-            "/api/v1/scaling",
-            get(|State(state): State<AppState>| async move {
-                Json(api::scaling_json(&state.snapshots.load()))
-            }),
-        )
+        .route("/api/v1/forecast_history", get(forecast_history))
+        .route("/api/v1/scaling", get(scaling))
         .route("/api/v1/scaling/{target}", get(scaling_target))
         .route("/-/healthy", get(|| async { "Healthy.\n" }))
         .route("/-/ready", get(ready))
-        .route("/", get(index))
+        .route("/", get(web::index))
+        .route("/static/{file}", get(web::asset))
         .with_state(state.clone())
         .merge(write)
         .merge(read);
@@ -225,13 +227,34 @@ async fn history(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let limit = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(1_000);
     let store = state.store().clone();
+    json_off_runtime(q, move |selector, limit| {
+        api::history_json(&store, selector, limit)
+    })
+    .await
+}
+
+/// `GET /api/v1/forecast_history`: past forecasts at their targets and anomaly scores.
+async fn forecast_history(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let (history, snapshot) = (state.history.clone(), state.snapshots.load());
+    json_off_runtime(q, move |selector, limit| {
+        api::forecast_history_json(&history, &snapshot, selector, limit)
+    })
+    .await
+}
+
+/// Builds a JSON answer from the `selector` and `limit` (default 1,000) query parameters off
+/// the async runtime; `Err` is the client's mistake (400, in Prometheus' error shape).
+async fn json_off_runtime(
+    q: HashMap<String, String>,
+    build: impl FnOnce(Option<&str>, usize) -> Result<serde_json::Value, String> + Send + 'static,
+) -> Response {
+    let limit = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(1_000);
     let selector = q.get("selector").cloned();
-    let body =
-        tokio::task::spawn_blocking(move || api::history_json(&store, selector.as_deref(), limit))
-            .await;
-    match body {
+    match tokio::task::spawn_blocking(move || build(selector.as_deref(), limit)).await {
         Ok(Ok(v)) => Json(v).into_response(),
         Ok(Err(e)) => (
             StatusCode::BAD_REQUEST,
@@ -242,13 +265,32 @@ async fn history(
     }
 }
 
+/// `GET /api/v1/scaling[?history=1]`.
+async fn scaling(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let history = q.contains_key("history").then(|| state.history.scaling());
+    Json(api::scaling_json(
+        &state.snapshots.load(),
+        &state.config,
+        history,
+    ))
+    .into_response()
+}
+
 /// KEDA's `metrics-api` scaler reads one target's desired replicas here.
 async fn scaling_target(
     State(state): State<AppState>,
     axum::extract::Path(target): axum::extract::Path<String>,
 ) -> Response {
     let snapshot = state.snapshots.load();
-    match api::scaling_target_json(&snapshot, &state.config, &target, now_ms()) {
+    match api::scaling_target_json(
+        &snapshot,
+        &state.config,
+        &target,
+        state.store().clock().now_ms(),
+    ) {
         Ok(v) => Json(v).into_response(),
         Err((code, v)) => (
             StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
@@ -266,16 +308,33 @@ async fn ready(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn index() -> &'static str {
-    "promcast: POST /api/v1/write, POST /api/v1/read, GET /metrics, GET /api/v1/forecasts?selector=..., GET /api/v1/history?selector=..., GET /api/v1/scaling, GET /api/v1/scaling/{target}, /-/healthy, /-/ready\n"
-}
-
 pub struct ServeOptions {
     pub listen: SocketAddr,
     /// The KEDA external scaler's address; bound only when `scaling:` has targets.
     pub grpc_listen: SocketAddr,
     /// How long to keep delivering queued forecasts after a shutdown signal.
     pub flush_deadline: Duration,
+    /// The agent's time: the wall clock, or `promcast demo`'s accelerated one.
+    pub clock: Clock,
+    /// Called once the listener is bound, before requests are served, with the state and
+    /// the page's URL (`promcast demo` loads its history and starts its replay here).
+    pub on_ready: Option<OnReady>,
+}
+
+/// See [`ServeOptions::on_ready`].
+pub type OnReady = Box<dyn FnOnce(&AppState, &str) -> anyhow::Result<()> + Send>;
+
+impl ServeOptions {
+    /// Serving on the wall clock.
+    pub fn new(listen: SocketAddr, grpc_listen: SocketAddr, flush_deadline: Duration) -> Self {
+        Self {
+            listen,
+            grpc_listen,
+            flush_deadline,
+            clock: Clock::wall(),
+            on_ready: None,
+        }
+    }
 }
 
 /// Runs the agent until `shutdown` resolves: binds the listener, starts the forecast thread
@@ -287,7 +346,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let lstm = load_model(&config)?;
-    let state = AppState::new(&config);
+    let state = AppState::with_clock(&config, opts.clock);
     if let Some(m) = &lstm {
         let (backend, provider) = m.backend();
         state.telemetry.set_inference_backend(backend, provider);
@@ -351,6 +410,12 @@ pub async fn serve(
         let (store, telemetry) = (state.store().clone(), state.telemetry.clone());
         tokio::spawn(snapshot_every(store, p, telemetry, stop_rx.clone()))
     });
+    if let Some(on_ready) = opts.on_ready {
+        on_ready(
+            &state,
+            &page_url(listener.local_addr()?, http_tls.is_some()),
+        )?;
+    }
     state.ready.store(true, Ordering::Relaxed);
     let ready = state.ready.clone();
     let (state_store, state_telemetry) = (state.store().clone(), state.telemetry.clone());
@@ -393,6 +458,17 @@ pub async fn serve(
     }
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// Where a browser on this machine finds the web page served at `addr`.
+fn page_url(addr: SocketAddr, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    let host = match addr.ip() {
+        ip if ip.is_unspecified() => "localhost".to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    format!("{scheme}://{host}:{}/", addr.port())
 }
 
 /// The LSTM the config asks for, on the backend `inference.backend` picks.
@@ -467,7 +543,11 @@ async fn start_grpc(
         .with_context(|| format!("binding --grpc.listen-address {}", opts.grpc_listen))?;
     let grpc_tls = tls_acceptor(state, &config.tls.grpc, tls::GRPC_ALPN, tls::Listener::Grpc)?;
     tracing::info!(listen = %listener.local_addr()?, targets = config.scaling.len(), tls = grpc_tls.is_some(), "KEDA external scaler ready");
-    let scaler = keda::Scaler::new(config.clone(), state.snapshots.clone());
+    let scaler = keda::Scaler::new(
+        config.clone(),
+        state.snapshots.clone(),
+        *state.store().clock(),
+    );
     let stopped = async move {
         let _ = stop.changed().await;
     };

@@ -77,8 +77,15 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "forecast", "anomaly", "scale", "export", "ingest", "server", "offline", "tls",
         ],
     ),
-    // The agent never depends on the offline tools.
-    ("server", &["offline"]),
+    // The agent never depends on the offline tools or the demo's feed.
+    ("server", &["offline", "demo"]),
+    // The demo feeds the agent as Prometheus does: through ingest, never past it.
+    (
+        "demo",
+        &[
+            "forecast", "anomaly", "scale", "export", "snapshot", "server", "offline",
+        ],
+    ),
     ("tls", &["offline", "server", "export", "forecast"]),
 ];
 

@@ -617,3 +617,87 @@ scaling:
     let (code, _, _) = send(&state, get("/api/v1/scaling/watched")).await;
     assert_eq!(code, StatusCode::CONFLICT);
 }
+
+/// The web page and its assets are served from the binary, and the JSON it draws from
+/// (`/api/v1/forecast_history`, `/api/v1/scaling?history=1`) carries the step's forecasts at
+/// their target times, the anomaly score at its point and the recommendation's history.
+#[tokio::test]
+async fn web_page_and_the_json_it_draws() {
+    let cfg = Arc::new(config(
+        r#"    anomaly: { enabled: true }
+scaling:
+  - { name: web, series: 'job:nasa_requests:rate1m{job="nasa"}', capacity_per_replica: 10, max_replicas: 100 }
+"#,
+    ));
+    let state = AppState::new(&cfg);
+    let get = |path: &str| Request::get(path).body(Body::empty()).unwrap();
+    let resp = app(state.clone()).oneshot(get("/")).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        resp.headers()[header::CONTENT_TYPE],
+        "text/html; charset=utf-8"
+    );
+    for (file, _, bytes) in promcast::export::web::ASSETS {
+        let resp = app(state.clone())
+            .oneshot(get(&format!("/static/{file}")))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{file}");
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], bytes, "{file}");
+    }
+    let (code, _, _) = send(&state, get("/static/Cargo.toml")).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+
+    state.snapshots.subscribe(state.history.clone());
+    let snap = ingest_and_step(&state, &cfg).await;
+    let s = &snap.series[0];
+    let anomaly = s.anomaly.expect("scored at the first step");
+    let (code, body, _) = send(
+        &state,
+        get("/api/v1/forecast_history?selector=%7Bjob%3D%22nasa%22%7D"),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let series = &v["data"]["series"][0];
+    assert_eq!(series["labels"]["job"], "nasa");
+    // Each horizon's forecast sits at its target time (stored as f32).
+    for (h, (label, ms)) in snap.horizons[0].iter().enumerate() {
+        let f = &series["forecasts"][h];
+        assert_eq!(f["horizon"].as_str(), Some(label.as_str()));
+        let p = &f["points"][0];
+        let target = (s.base * snap.step_ms + ms) as f64 / 1e3;
+        assert_eq!(p[0].as_f64(), Some(target), "{f}");
+        assert_eq!(p[1].as_f64(), Some(s.points[h].yhat as f32 as f64), "{f}");
+    }
+    let a = &series["anomalies"][0];
+    assert_eq!(a[0].as_f64(), Some((s.base * snap.step_ms) as f64 / 1e3));
+    assert_eq!(a[1].as_f64(), Some(anomaly.score as f32 as f64));
+    assert_eq!(a[2].as_i64(), Some(anomaly.direction as i64));
+    // A bad selector is the client's mistake.
+    let (code, _, _) = send(
+        &state,
+        get("/api/v1/forecast_history?selector=rate(x%5B5m%5D)"),
+    )
+    .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+
+    let (_, body, _) = send(&state, get("/api/v1/scaling?history=1")).await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let t = &v["data"]["targets"][0];
+    let r = snap.recommendation("web").unwrap();
+    let observed = r.observed.unwrap();
+    let for_observed = ((observed / 10.0).ceil() as u64).clamp(1, 100);
+    assert_eq!(t["observed_replicas"].as_u64(), Some(for_observed), "{t}");
+    assert_eq!(
+        t["history"],
+        serde_json::json!([[
+            snap.generated_ms as f64 / 1e3,
+            r.desired.unwrap() as f64,
+            for_observed
+        ]])
+    );
+    let (_, body, _) = send(&state, get("/api/v1/scaling")).await;
+    assert!(!body.contains("history"), "{body}");
+}

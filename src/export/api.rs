@@ -65,11 +65,7 @@ pub fn forecasts_json(
             })
             .collect();
         series.push(SeriesJson {
-            labels: s
-                .labels
-                .iter()
-                .map(|(n, v)| (n.to_owned(), Value::String(v.to_owned())))
-                .collect(),
+            labels: labels_json(&s.labels),
             state: &s.state,
             model: s.model.map(|m| m.as_str()),
             origin: s.origin_ms as f64 / 1e3,
@@ -138,23 +134,37 @@ pub fn scaling_target_json(
     }
 }
 
-/// `GET /api/v1/scaling`: every scaling target's latest recommendation, or why it has none.
-pub fn scaling_json(snapshot: &Snapshot) -> Value {
+/// `GET /api/v1/scaling`: every scaling target's latest recommendation, or why it has none,
+/// next to the replicas the observed load alone needs (what an HPA on the series asks for);
+/// with `history`, also each target's kept steps (`storage.forecast_history`) as
+/// `[unix seconds, desired replicas, replicas for the observed load]`.
+pub fn scaling_json(
+    snapshot: &Snapshot,
+    config: &crate::config::Config,
+    history: Option<&crate::export::history::ScalingHistory>,
+) -> Value {
+    let mut past = history.map(|h| scaling_history(h, config));
     let targets: Vec<Value> = snapshot
         .scaling
         .iter()
         .map(|r| {
-            json!({
+            let observed = r.observed.and_then(|v| v.is_finite().then_some(v));
+            let mut v = json!({
                 "target": &*r.target,
                 "mode": r.mode.as_str(),
                 "policy": r.policy.as_str(),
                 "desired_replicas": r.desired,
+                "observed_replicas": observed.and_then(|load| replicas_for(config, &r.target, load)),
                 "decided_by": r.reason.map(|x| x.as_str()),
                 "load": r.load.and_then(|v| v.is_finite().then_some(v)),
-                "observed": r.observed.and_then(|v| v.is_finite().then_some(v)),
+                "observed": observed,
                 "predicted": r.predicted.and_then(|v| v.is_finite().then_some(v)),
                 "status": r.status.reason(),
-            })
+            });
+            if let Some(past) = past.as_mut() {
+                v["history"] = Value::from(past.remove(&*r.target).unwrap_or_default());
+            }
+            v
         })
         .collect();
     json!({
@@ -164,6 +174,49 @@ pub fn scaling_json(snapshot: &Snapshot) -> Value {
             "targets": targets,
         }
     })
+}
+
+/// The replicas `load` needs on its own for target `name`: `ceil(load / sized capacity)`
+/// within its replica limits.
+fn replicas_for(config: &crate::config::Config, name: &str, load: f64) -> Option<u32> {
+    let p = &config.scaling.iter().find(|t| &*t.name == name)?.params;
+    let wanted = (load / p.sized_capacity()).ceil().max(0.0) as u32;
+    Some(wanted.clamp(p.min_replicas, p.max_replicas.max(p.min_replicas)))
+}
+
+/// Per target, `[seconds, desired, replicas for the observed load]` per kept step.
+fn scaling_history(
+    history: &crate::export::history::ScalingHistory,
+    config: &crate::config::Config,
+) -> std::collections::HashMap<String, Vec<Value>> {
+    use crate::export::{DESIRED_REPLICAS, SCALING_LOAD};
+    let mut steps: std::collections::HashMap<String, Vec<(i64, Value, Value)>> = Default::default();
+    history.for_each(|t, labels, v| {
+        let get = |n: &str| labels.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        let (Some(name), Some(target)) = (get("__name__"), get("target")) else {
+            return;
+        };
+        let rows = steps.entry(target.to_owned()).or_default();
+        if rows.last().is_none_or(|r| r.0 != t) {
+            rows.push((t, Value::Null, Value::Null));
+        }
+        let row = rows.last_mut().expect("pushed");
+        if name == DESIRED_REPLICAS {
+            row.1 = json!(v);
+        } else if name == SCALING_LOAD && get("kind") == Some("observed") {
+            row.2 = json!(replicas_for(config, target, v));
+        }
+    });
+    steps
+        .into_iter()
+        .map(|(target, rows)| {
+            let rows = rows
+                .into_iter()
+                .map(|(t, d, o)| json!([t as f64 / 1e3, d, o]))
+                .collect();
+            (target, rows)
+        })
+        .collect()
 }
 
 fn finite(v: f64) -> Value {
@@ -206,13 +259,8 @@ pub fn history_json(
                 .filter(|(_, v)| v.is_finite())
                 .map(|(i, v)| json!([((first + i as i64) * step_ms) as f64 / 1e3, *v as f64]))
                 .collect();
-            let labels: serde_json::Map<String, Value> = s
-                .labels
-                .iter()
-                .map(|(n, v)| (n.to_owned(), Value::String(v.to_owned())))
-                .collect();
             series.push(json!({
-                "labels": labels,
+                "labels": labels_json(&s.labels),
                 "stale": s.stale,
                 // A counter stored as its per-second rate: the points are rates.
                 "rate": s.is_rate(),
@@ -225,6 +273,71 @@ pub fn history_json(
         "status": "success",
         "data": { "series": series, "truncated": truncated },
     }))
+}
+
+/// `GET /api/v1/forecast_history?selector=...`: per series, the forecasts kept for each
+/// horizon at the time they were made *for* (`[unix seconds, yhat, yhat_lower, yhat_upper]`),
+/// and the anomaly scores of its observed points (`[unix seconds, score, direction]`); what
+/// remote read serves as `N:forecast`, for the web page.
+pub fn forecast_history_json(
+    history: &crate::export::history::ForecastHistory,
+    snapshot: &Snapshot,
+    selector: Option<&str>,
+    limit: usize,
+) -> Result<Value, String> {
+    let selector = parse_selector(selector)?;
+    let step_ms = snapshot.step_ms.max(1);
+    let len = history.len();
+    let seconds = |bucket: i64| (bucket * step_ms) as f64 / 1e3;
+    let mut series = Vec::new();
+    let mut truncated = false;
+    history.for_each(|e| {
+        if !selector.matches(|n| e.labels.get(n)) {
+            return;
+        }
+        if series.len() >= limit {
+            truncated = true;
+            return;
+        }
+        let horizons = snapshot.horizons.get(e.spec as usize);
+        let forecasts: Vec<Value> = (0..e.horizons())
+            .map(|h| {
+                let points: Vec<Value> = ((e.head - len as i64 + 1)..=e.head)
+                    .filter_map(|b| {
+                        let [y, lo, hi] = e.get(b, h, len)?;
+                        Some(json!([seconds(b), y, finite(lo as f64), finite(hi as f64)]))
+                    })
+                    .collect();
+                let label = horizons.and_then(|hs| hs.get(h)).map(|(l, _)| l.as_str());
+                json!({ "horizon": label, "points": points })
+            })
+            .collect();
+        let anomalies: Vec<Value> = e
+            .anomalies()
+            .map(|(b, score, direction)| json!([seconds(b), score, direction]))
+            .collect();
+        series.push(json!({
+            "labels": labels_json(&e.labels),
+            "rate": e.rate,
+            "forecasts": if e.head == i64::MIN { Vec::new() } else { forecasts },
+            "anomalies": anomalies,
+        }));
+    });
+    Ok(json!({
+        "status": "success",
+        "data": {
+            "step_seconds": step_ms as f64 / 1e3,
+            "series": series,
+            "truncated": truncated,
+        },
+    }))
+}
+
+fn labels_json(labels: &crate::store::LabelSet) -> serde_json::Map<String, Value> {
+    labels
+        .iter()
+        .map(|(n, v)| (n.to_owned(), Value::String(v.to_owned())))
+        .collect()
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@
 //! earlier" overlays without `offset`.
 //!
 //! Memory: `storage.forecast_history / step` buckets × horizons × 3 × 4 bytes per series
-//! (6h at 1m with three horizons: 13 KB).
+//! (6h at 1m with three horizons: 13 KB), and 5 bytes per bucket for the anomaly scores of
+//! a scored series (1.8 KB), which the web page marks on its chart.
 //!
 //! It also keeps the scaling samples of the same window ([`ScalingHistory`]:
 //! `promcast_desired_replicas` and `promcast_scaling_load` per step, a few per target), so a
@@ -16,7 +17,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use super::samples::SnapshotSamples;
-use crate::snapshot::{SeriesForecast, SeriesState, Snapshot, Subscriber};
+use crate::snapshot::{Anomaly, SeriesForecast, SeriesState, Snapshot, Subscriber};
 use crate::store::{LabelSet, SeriesId};
 
 const SHARDS: usize = 16;
@@ -32,6 +33,47 @@ pub struct Entry {
     /// `[slot][horizon][yhat, lower, upper]`, NaN where nothing was forecast.
     values: Box<[f32]>,
     horizons: usize,
+    /// The anomaly scores of the observed points, by bucket; allocated at the first score.
+    scores: Option<Box<Scores>>,
+}
+
+/// One series' anomaly scores of the last `len` buckets (the page marks anomalous points).
+struct Scores {
+    head: i64,
+    /// `[slot]`: score (NaN: not scored) and direction (1 above, -1 below, 0 normal).
+    score: Box<[f32]>,
+    direction: Box<[i8]>,
+}
+
+impl Scores {
+    fn new(len: usize) -> Self {
+        Self {
+            head: i64::MIN,
+            score: vec![f32::NAN; len].into_boxed_slice(),
+            direction: vec![0; len].into_boxed_slice(),
+        }
+    }
+
+    fn record(&mut self, bucket: i64, a: Anomaly) {
+        let len = self.score.len() as i64;
+        if self.head != i64::MIN && bucket <= self.head - len {
+            return;
+        }
+        if bucket > self.head {
+            let from = if self.head == i64::MIN {
+                bucket
+            } else {
+                (self.head + 1).max(bucket - len + 1)
+            };
+            for b in from..bucket {
+                self.score[b.rem_euclid(len) as usize] = f32::NAN;
+            }
+            self.head = bucket;
+        }
+        let slot = bucket.rem_euclid(len) as usize;
+        self.score[slot] = a.score as f32;
+        self.direction[slot] = a.direction;
+    }
 }
 
 impl Entry {
@@ -44,6 +86,23 @@ impl Entry {
         let i = (slot * self.horizons + h) * 3;
         let v = [self.values[i], self.values[i + 1], self.values[i + 2]];
         (!v[0].is_nan()).then_some(v)
+    }
+
+    /// The kept anomaly scores, oldest first: `(bucket, score, direction)`.
+    pub fn anomalies(&self) -> impl Iterator<Item = (i64, f32, i8)> + '_ {
+        self.scores.iter().flat_map(|s| {
+            let len = s.score.len() as i64;
+            ((s.head - len + 1)..=s.head).filter_map(move |b| {
+                let slot = b.rem_euclid(len) as usize;
+                let v = s.score[slot];
+                (!v.is_nan()).then_some((b, v, s.direction[slot]))
+            })
+        })
+    }
+
+    /// Horizons per kept point.
+    pub fn horizons(&self) -> usize {
+        self.horizons
     }
 }
 
@@ -138,7 +197,7 @@ impl ForecastHistory {
     /// Records a step's forecast of one series: for each horizon `h` (in steps), the point
     /// for target bucket `origin + h`.
     pub fn record(&self, id: SeriesId, f: &SeriesForecast, origin: i64, horizon_steps: &[i64]) {
-        if self.len == 0 || f.points.is_empty() {
+        if self.len == 0 || (f.points.is_empty() && f.anomaly.is_none()) {
             return;
         }
         let len = self.len;
@@ -151,8 +210,15 @@ impl ForecastHistory {
             head: i64::MIN,
             values: vec![f32::NAN; len * nh * 3].into_boxed_slice(),
             horizons: nh,
+            scores: None,
         });
-        if e.horizons != nh {
+        // The newest observed point's score, at its bucket (the forecast's origin).
+        if let Some(a) = f.anomaly {
+            e.scores
+                .get_or_insert_with(|| Box::new(Scores::new(len)))
+                .record(origin, a);
+        }
+        if e.horizons != nh || f.state != SeriesState::Ready {
             return;
         }
         for (h, (p, &k)) in f.points.iter().zip(horizon_steps).enumerate() {
@@ -185,9 +251,9 @@ impl ForecastHistory {
     /// Drops series whose newest target is older than `oldest` bucket.
     pub fn evict_before(&self, oldest: i64) {
         for s in &self.shards {
-            s.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .retain(|_, e| e.head >= oldest);
+            s.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, e| {
+                e.head.max(e.scores.as_ref().map_or(i64::MIN, |s| s.head)) >= oldest
+            });
         }
     }
 
@@ -215,7 +281,7 @@ impl Subscriber for ForecastHistory {
             for f in snapshot
                 .series
                 .iter()
-                .filter(|f| f.state == SeriesState::Ready)
+                .filter(|f| f.state == SeriesState::Ready || f.anomaly.is_some())
             {
                 self.record(f.id, f, f.base, &steps[f.spec as usize]);
             }
@@ -283,5 +349,25 @@ mod tests {
         assert_eq!(seen, 1);
         h.evict_before(113);
         h.for_each(|_| panic!("evicted"));
+    }
+
+    #[test]
+    fn keeps_anomaly_scores_by_bucket_and_forgets_old_ones() {
+        let h = ForecastHistory::new(4);
+        let id = SeriesId(3);
+        for o in 10..17 {
+            let mut f = forecast(1.0);
+            if o != 14 {
+                f.anomaly = Some(Anomaly {
+                    score: o as f64 / 100.0,
+                    direction: if o == 15 { 1 } else { 0 },
+                });
+            }
+            h.record(id, &f, o, &[1, 3]);
+        }
+        let mut kept = Vec::new();
+        h.for_each(|e| kept.extend(e.anomalies()));
+        // four buckets kept (13..=16); 14 was not scored
+        assert_eq!(kept, vec![(13, 0.13, 0), (15, 0.15, 1), (16, 0.16, 0)]);
     }
 }

@@ -26,7 +26,7 @@ use crate::config::{Config, Denied, ScalingMode};
 use crate::proto::externalscaler as pb;
 use crate::proto::externalscaler::external_scaler_server::{ExternalScaler, ExternalScalerServer};
 use crate::snapshot::SnapshotCell;
-use crate::store::now_ms;
+use crate::store::Clock;
 use crate::telemetry::{Listener, Telemetry};
 
 /// The metadata key of a trigger that names the scaling target.
@@ -40,11 +40,17 @@ const STREAM_POLL: Duration = Duration::from_secs(1);
 pub struct Scaler {
     config: Arc<Config>,
     snapshots: Arc<SnapshotCell>,
+    /// The agent's clock (recommendations' freshness is judged on it).
+    clock: Clock,
 }
 
 impl Scaler {
-    pub fn new(config: Arc<Config>, snapshots: Arc<SnapshotCell>) -> Self {
-        Self { config, snapshots }
+    pub fn new(config: Arc<Config>, snapshots: Arc<SnapshotCell>, clock: Clock) -> Self {
+        Self {
+            config,
+            snapshots,
+            clock,
+        }
     }
 
     /// Metric name KEDA registers with the HPA for a target.
@@ -83,7 +89,7 @@ impl Scaler {
     fn desired(&self, target: &str) -> Result<u32, Status> {
         self.snapshots
             .load()
-            .desired(target, now_ms())
+            .desired(target, self.clock.now_ms())
             .map_err(|e| Status::unavailable(format!("{target:?}: {e}")))
     }
 

@@ -6,7 +6,9 @@
 //! - [`remote_write`]: remote-write out, a subscriber with a bounded queue per target;
 //! - [`history`]: past forecasts aligned to their targets, a subscriber, for remote read;
 //! - [`remote_read`]: `POST /api/v1/read`;
-//! - [`api`]: the JSON API (`/api/v1/forecasts`, `/api/v1/history`, `/api/v1/scaling`);
+//! - [`api`]: the JSON API (`/api/v1/forecasts`, `/api/v1/history`,
+//!   `/api/v1/forecast_history`, `/api/v1/scaling`);
+//! - [`web`]: the web page at `/` and its embedded assets (uPlot), drawn from the JSON API;
 //! - [`keda`]: the KEDA external scaler (gRPC).
 
 pub mod api;
@@ -16,6 +18,7 @@ pub mod remote_read;
 pub mod remote_write;
 pub mod samples;
 pub mod scrape;
+pub mod web;
 
 pub use samples::{
     output_labels, Family, SnapshotSamples, DESIRED_REPLICAS, ML_FORECAST, PREDICTED_SUFFIX,

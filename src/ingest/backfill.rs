@@ -178,7 +178,7 @@ fn append(store: &Store, labels: &LabelSet, series: &[pb::TimeSeries]) -> usize 
             })
             .collect();
         n += samples.len();
-        store.backfill(&refs, &samples, now_ms(), &mut stats);
+        store.backfill(&refs, &samples, store.clock().now_ms(), &mut stats);
     }
     n
 }

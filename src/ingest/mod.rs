@@ -37,8 +37,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::Limits;
 use crate::store::{
-    hash_labels, now_ms, AppendStats, BatchItem, LabelHash, LabelRef, MetricType, Sample,
-    SeriesMeta, Store,
+    hash_labels, AppendStats, BatchItem, LabelHash, LabelRef, MetricType, Sample, SeriesMeta, Store,
 };
 use crate::telemetry::{Dropped, Telemetry};
 use decode::{decode_labels, decode_write_request, DecodeError, DecodeSummary, Scratch};
@@ -687,7 +686,7 @@ async fn handle(
             }
         })?
         .to_bytes();
-    ingest.ingest_snappy(&body, protocol, now_ms())
+    ingest.ingest_snappy(&body, protocol, ingest.store.clock().now_ms())
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! [`Store::append`] for those seen for the first time; the forecast loop reads rings
 //! with [`Store::visit_shard`] and copies what it needs out under a short lock.
 
+mod clock;
 mod kind;
 mod labels;
 pub mod persist;
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 use hashbrown::HashTable;
 
+pub use clock::Clock;
 pub use kind::{cumulative_stem, is_cumulative, CounterState, MetricType, RateStep};
 pub(crate) use labels::varint_len;
 pub use labels::{encode_canonical, hash_labels, LabelHash, LabelRef, LabelSet};
@@ -235,6 +237,7 @@ pub struct Store {
     types: Mutex<hashbrown::HashMap<Box<[u8]>, MetricType>>,
     /// Told of every series created (backfill queues it); must not block.
     on_new: std::sync::OnceLock<Box<NewSeriesHook>>,
+    clock: Clock,
 }
 
 /// Called with the labels of each series the store creates.
@@ -257,7 +260,19 @@ impl Store {
                 .collect(),
             types: Mutex::new(hashbrown::HashMap::new()),
             on_new: std::sync::OnceLock::new(),
+            clock: Clock::wall(),
         }
+    }
+
+    /// The store on `clock` (the wall clock unless set): the agent's time, see [`Clock`].
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.epoch_ms = clock.now_ms();
+        self.clock = clock;
+        self
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// Registers the hook told of new series (once; later calls are ignored).

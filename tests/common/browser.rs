@@ -36,6 +36,12 @@ fn base_args(profile: &Path) -> Vec<String> {
 /// Runs Chromium with `args` (after the headless basics) and returns its stdout; panics with
 /// stderr's tail when it fails or runs past `timeout`.
 pub fn run(args: &[String], timeout: Duration) -> String {
+    run_with_stderr(args, timeout).0
+}
+
+/// [`run`], also returning stderr (with `--enable-logging=stderr`, the console's messages
+/// with wall-clock timestamps).
+pub fn run_with_stderr(args: &[String], timeout: Duration) -> (String, String) {
     let profile = tempfile::tempdir().expect("tempdir");
     let mut cmd = Command::new(chromium());
     cmd.args(base_args(profile.path()))
@@ -59,7 +65,10 @@ pub fn run(args: &[String], timeout: Duration) -> String {
         out.status,
         tail(&stderr, 2000)
     );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr.into_owned(),
+    )
 }
 
 /// The DOM after the page's scripts ran for up to `budget` of virtual time.
@@ -97,7 +106,20 @@ pub fn attr(dom: &str, id: &str, name: &str) -> Option<String> {
     let key = format!("{name}=\"");
     let at = tag.find(&key)? + key.len();
     let end = tag[at..].find('"')?;
-    Some(tag[at..at + end].replace("&amp;", "&").replace("&quot;", "\""))
+    Some(
+        tag[at..at + end]
+            .replace("&amp;", "&")
+            .replace("&quot;", "\""),
+    )
+}
+
+/// The value of attribute `name` on `<body>` in a dumped DOM.
+pub fn body_attr(dom: &str, name: &str) -> Option<String> {
+    let start = dom.find("<body")?;
+    let tag = &dom[start..start + dom[start..].find('>')?];
+    let key = format!("{name}=\"");
+    let at = tag.find(&key)? + key.len();
+    Some(tag[at..at + tag[at..].find('"')?].to_string())
 }
 
 fn tail(s: &str, n: usize) -> &str {

@@ -21,7 +21,7 @@ use crate::scale::Targets;
 use crate::snapshot::{
     ModelKind, PerModel, Reason, SeriesForecast, SeriesState, Snapshot, SnapshotCell, StateKind,
 };
-use crate::store::{now_ms, LabelSet, SeriesId, Store};
+use crate::store::{LabelSet, SeriesId, Store};
 use crate::telemetry::Telemetry;
 
 /// What one step did, for self-metrics.
@@ -155,15 +155,16 @@ impl Scheduler {
     /// each step's figures to `report`.
     pub fn run(mut self, shutdown: Receiver<()>, mut report: impl FnMut(&StepStats)) {
         let step_ms = self.store.step_ms();
+        let clock = *self.store.clock();
         loop {
-            let now = now_ms();
+            let now = clock.now_ms();
             let due = (now.div_euclid(step_ms) + 1) * step_ms;
-            match shutdown.recv_timeout(Duration::from_millis((due - now).max(0) as u64)) {
+            match shutdown.recv_timeout(clock.wall_until(due)) {
                 Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
                 Err(RecvTimeoutError::Timeout) => {}
             }
-            let mut stats = self.step(now_ms()).stats;
-            let finished = now_ms();
+            let mut stats = self.step(clock.now_ms().max(due)).stats;
+            let finished = clock.now_ms();
             stats.lag_ms = (finished - due).max(0);
             let missed = (finished - due) / step_ms;
             if missed > 0 {
@@ -188,9 +189,9 @@ impl Scheduler {
         };
         let step = self.config.step;
         let now_bucket = now_ms.div_euclid(self.store.step_ms());
-        let budget = Budget::for_step(t0, step);
+        let budget = Budget::for_step(t0, self.store.clock().to_wall(step));
         // Forest training gets the first quarter of the step, like `auto` re-choices.
-        let train_deadline = t0 + step / 4;
+        let train_deadline = t0 + self.store.clock().to_wall(step) / 4;
         self.forecaster.begin_step(budget);
         self.anomaly.stats = Default::default();
         self.targets.begin_step();
