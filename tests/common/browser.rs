@@ -97,7 +97,11 @@ pub fn attr(dom: &str, id: &str, name: &str) -> Option<String> {
     let key = format!("{name}=\"");
     let at = tag.find(&key)? + key.len();
     let end = tag[at..].find('"')?;
-    Some(tag[at..at + end].replace("&amp;", "&").replace("&quot;", "\""))
+    Some(
+        tag[at..at + end]
+            .replace("&amp;", "&")
+            .replace("&quot;", "\""),
+    )
 }
 
 fn tail(s: &str, n: usize) -> &str {
