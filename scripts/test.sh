@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run every test: unit, integration, the end-to-end tests against a real Prometheus
-# (tests/e2e_*.rs; they need /usr/bin/prometheus, Debian package `prometheus`), and the
+# (tests/e2e_*.rs; they need /usr/bin/prometheus, Debian package `prometheus`), the reports
+# rendered in headless Chromium (tests/report_html.rs; Debian package `chromium`), and the
 # inference-backend conformance suite for tract and onnxruntime (tests/conformance.rs; the
 # onnxruntime library comes from the PyPI wheel, installed below).
 # Plain `cargo test`: lib, binary, integration and doc tests (benches are built by clippy
@@ -25,6 +26,14 @@ if ! command -v make >/dev/null 2>&1; then
     if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
     $sudo apt-get update
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends make
+fi
+# The offline tools' report.html pages are loaded in headless Chromium (tests/common/browser.rs).
+if ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then
+    echo "+ chromium not found: installing the Debian package chromium"
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
 fi
 prom=$(command -v prometheus || echo /usr/bin/prometheus)
 echo "+ $prom: $("$prom" --version 2>&1 | head -1)"

@@ -43,7 +43,7 @@
 //!   change, optional client certificates, handshakes off the accept loop.
 //! - [`offline`] (Cargo feature `offline`, default): the CLI's tools on recorded traces:
 //!   `backtest`, `simulate` (and its frontiers), `tune`, `anomaly-eval` and `train`, through
-//!   the agent's own code.
+//!   the agent's own code, with CSV, PNG and self-contained HTML reports.
 
 // Everything runs on network input; memory safety is the compiler's, not ours.
 #![forbid(unsafe_code)]

@@ -695,7 +695,7 @@ fn backtest(a: BacktestArgs) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
     report::write_backtest(&bt, &a.out)?;
     print!("{}", report::print_table(&bt));
-    println!("wrote {}", a.out.display());
+    print_wrote(&a.out);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -825,15 +825,15 @@ fn simulate(a: SimulateArgs) -> anyhow::Result<ExitCode> {
             ..Grid::default()
         };
         let f = frontier(&values, b0, trace.calendar, &opts, &grid)?;
-        report::write_frontier(&f, &a.out)?;
+        report::write_frontier(&f, &opts, &trace.name, &a.out)?;
         print!("{}", f.headline());
-        println!("wrote {}", a.out.display());
+        print_wrote(&a.out);
         return Ok(ExitCode::SUCCESS);
     }
     let sim = simulate(&values, b0, trace.calendar, &opts)?;
-    report::write_simulation(&sim, &a.out)?;
+    report::write_simulation(&sim, &trace.name, &a.out)?;
     print!("{}", report::print_simulation(&sim));
-    println!("wrote {}", a.out.display());
+    print_wrote(&a.out);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -909,8 +909,15 @@ fn tune(a: TuneArgs) -> anyhow::Result<ExitCode> {
         bar.set_position(done as u64);
     })?;
     bar.finish_and_clear();
-    report::write_tuning(&t, &a.out, &a.name, &series)?;
+    report::write_tuning(&t, &trace.name, &a.out, &a.name, &series)?;
     print!("{}", t.summary());
-    println!("wrote {}", a.out.display());
+    print_wrote(&a.out);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The last lines of an offline tool: where its files and its page are.
+#[cfg(feature = "offline")]
+fn print_wrote(out: &Path) {
+    println!("wrote {}", out.display());
+    println!("wrote {}", out.join("report.html").display());
 }

@@ -122,4 +122,16 @@ fn tune_reads_history_from_prometheus() {
         let bytes = std::fs::read(report.join(png)).unwrap();
         assert_eq!(&bytes[1..4], b"PNG", "{png}");
     }
+    // report.html: the result, the held-out check and both plots inline
+    let page = report.join("report.html");
+    assert!(
+        stdout.contains(&format!("wrote {}", page.display())),
+        "{stdout}"
+    );
+    let html = std::fs::read_to_string(&page).unwrap();
+    for table in ["result", "held-out", "trials"] {
+        assert!(html.contains(&format!("<table id=\"{table}\">")), "{table}");
+    }
+    assert!(html.contains("nasa_requests_per_minute"));
+    assert_eq!(html.matches("<img src=\"data:image/png;base64,").count(), 2);
 }

@@ -10,12 +10,14 @@
 //!   an SLO), by Bayesian optimisation ([`gp`]) on recorded history, checked on held-out data;
 //! - [`nab`]: `promcast anomaly-eval`, the agent's anomaly scoring on NAB's labelled series;
 //! - [`train`]: `promcast train`, the quantile LSTM (candle) and its ONNX export;
-//! - [`report`], [`plot`]: CSV tables and PNG plots of the above.
+//! - [`report`], [`plot`], [`html`]: CSV tables, PNG plots and one self-contained
+//!   `report.html` per run (tables and plots inline) of the above.
 
 pub mod backtest;
 pub mod data;
 pub mod frontier;
 pub mod gp;
+pub mod html;
 pub mod nab;
 pub mod plot;
 pub mod prom;

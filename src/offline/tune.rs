@@ -41,7 +41,7 @@ pub enum Slo {
 
 impl Slo {
     /// Whether the search minimises unserved demand (under a cost cap) rather than cost.
-    fn minimises_unserved(self) -> bool {
+    pub fn minimises_unserved(self) -> bool {
         matches!(self, Slo::HpaCost(_))
     }
 }
@@ -575,12 +575,9 @@ impl Tuning {
         )
     }
 
-    /// What the run found and how the winner did on the held-out part.
-    pub fn summary(&self) -> String {
-        let w = self.winner();
-        let h = &self.held_out;
-        let pct = |new: f64, old: f64| 100.0 * (old - new) / old.max(f64::MIN_POSITIVE);
-        let limit = match self.options.slo {
+    /// The SLO (or cost cap) the winner had to meet, with its limit.
+    pub fn slo_text(&self) -> String {
+        match self.options.slo {
             Slo::ViolationMinutesPerDay(_) => {
                 format!("at most {:.1} violation minutes/day", self.limit)
             }
@@ -595,7 +592,15 @@ impl Tuning {
             Slo::UnservedFraction(_) => {
                 format!("unserved at most {:.4}% of demand", 100.0 * self.limit)
             }
-        };
+        }
+    }
+
+    /// What the run found and how the winner did on the held-out part.
+    pub fn summary(&self) -> String {
+        let w = self.winner();
+        let h = &self.held_out;
+        let pct = |new: f64, old: f64| 100.0 * (old - new) / old.max(f64::MIN_POSITIVE);
+        let limit = self.slo_text();
         let mut out = format!(
             "best of {} trials (tuning window): {}\n  replica-minutes {:.1}, unserved {:.4}% of demand, {:.1} violation minutes/day; {}: {}\n",
             self.trials.len() / 2,

@@ -108,8 +108,8 @@ pub fn attr(dom: &str, id: &str, name: &str) -> Option<String> {
     let end = tag[at..].find('"')?;
     Some(
         tag[at..at + end]
-            .replace("&amp;", "&")
-            .replace("&quot;", "\""),
+            .replace("&quot;", "\"")
+            .replace("&amp;", "&"),
     )
 }
 
