@@ -618,6 +618,13 @@ scaling:
     assert_eq!(code, StatusCode::CONFLICT);
 }
 
+/// Whether a JSON number is `want` as stored in `f32` (serde_json's parser may be an ulp
+/// off the nearest `f64`, so compare to f32 precision).
+fn f32_eq(got: &serde_json::Value, want: f64) -> bool {
+    got.as_f64()
+        .is_some_and(|g| (g - want).abs() <= 1e-6 * want.abs().max(1e-12))
+}
+
 /// The web page and its assets are served from the binary, and the JSON it draws from
 /// (`/api/v1/forecast_history`, `/api/v1/scaling?history=1`) carries the step's forecasts at
 /// their target times, the anomaly score at its point and the recommendation's history.
@@ -669,11 +676,15 @@ scaling:
         let p = &f["points"][0];
         let target = (s.base * snap.step_ms + ms) as f64 / 1e3;
         assert_eq!(p[0].as_f64(), Some(target), "{f}");
-        assert_eq!(p[1].as_f64(), Some(s.points[h].yhat as f32 as f64), "{f}");
+        assert!(
+            f32_eq(&p[1], s.points[h].yhat),
+            "{f} vs {}",
+            s.points[h].yhat
+        );
     }
     let a = &series["anomalies"][0];
     assert_eq!(a[0].as_f64(), Some((s.base * snap.step_ms) as f64 / 1e3));
-    assert_eq!(a[1].as_f64(), Some(anomaly.score as f32 as f64));
+    assert!(f32_eq(&a[1], anomaly.score), "{a} vs {}", anomaly.score);
     assert_eq!(a[2].as_i64(), Some(anomaly.direction as i64));
     // A bad selector is the client's mistake.
     let (code, _, _) = send(
