@@ -25,7 +25,8 @@
 //!   feature, an onnxruntime batch worker), `auto`'s choice, the per-series forecaster, and
 //!   the loop ([`forecast::scheduler`]) that runs them off the async runtime once per step.
 //! - [`anomaly`]: scale-free features of the newest point scored by extended isolation
-//!   forests (per series within a limit, pooled per forecast entry otherwise).
+//!   forests (per series within a limit, pooled per forecast entry otherwise); an anomaly
+//!   likelihood layer over those scores, evaluated offline (docs/ANOMALY.md: not adopted).
 //! - [`scale`]: replica recommendations: one target's decisions over time (the `Scaler`,
 //!   shared by the agent's `scaling:` targets and the simulator) and the HPA controller the
 //!   simulator runs.

@@ -35,6 +35,7 @@
 
 use extended_isolation_forest::{Forest, ForestOptions};
 
+pub mod likelihood;
 pub mod online;
 
 pub use online::AnomalyScorer;

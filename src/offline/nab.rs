@@ -42,9 +42,11 @@ pub const MAD_K: f64 = 3.5;
 /// The real NAB folders, used when no categories are given.
 pub const REAL_CATEGORIES: [&str; 3] = ["realAWSCloudwatch", "realAdExchange", "realTweets"];
 /// Detector names in report order.
-pub const DETECTORS: [&str; 7] = [
+pub const DETECTORS: [&str; 9] = [
     "forest",
     "forest_debounced",
+    "likelihood",
+    "likelihood_debounced",
     "forest_pooled",
     "band",
     "band_debounced",
@@ -444,6 +446,20 @@ fn forest_scores(s: &Series, history: usize, retrain_every: usize) -> Vec<f64> {
     scores
 }
 
+/// Log-likelihood at or above which the likelihood detectors alarm.
+pub const LIKELIHOOD_THRESHOLD: f64 = 0.5;
+
+/// The forest's scores through the likelihood layer ([`crate::anomaly::likelihood`]), from
+/// the first scored point.
+fn likelihood_scores(forest: &[f64], probation: usize) -> Vec<f64> {
+    let mut l = crate::anomaly::likelihood::Likelihood::new();
+    forest
+        .iter()
+        .enumerate()
+        .map(|(t, &s)| if t < probation { 0.0 } else { l.update(s) })
+        .collect()
+}
+
 fn pooled_scores(all: &[Series], idx: usize) -> Vec<f64> {
     let s = &all[idx];
     let mut rows: Vec<FeatureVec> = s.rows[..s.probation].iter().flatten().copied().collect();
@@ -703,9 +719,12 @@ pub fn run_nab_eval(opts: &NabEvalOptions) -> Result<NabReport> {
         let day = s.season.unwrap_or(DEFAULT_REFRACTORY);
         let band = band_scores(s);
         let mad = mad_scores(s);
-        let per_det: [(&str, Vec<f64>, f64, usize); 7] = [
+        let likely = likelihood_scores(&forest, s.probation);
+        let per_det: [(&str, Vec<f64>, f64, usize); 9] = [
             ("forest", forest.clone(), opts.threshold, 0),
             ("forest_debounced", forest, opts.threshold, day),
+            ("likelihood", likely.clone(), LIKELIHOOD_THRESHOLD, 0),
+            ("likelihood_debounced", likely, LIKELIHOOD_THRESHOLD, day),
             (
                 "forest_pooled",
                 pooled_scores(&series, i),
@@ -810,8 +829,14 @@ pub fn run_nab_eval(opts: &NabEvalOptions) -> Result<NabReport> {
 /// Prints, per forest detector, the figures over thresholds 0.50..0.80 and the score
 /// quantiles outside and inside the labelled windows (for choosing a threshold).
 pub fn print_sweep(report: &NabReport) {
-    let ths: Vec<f64> = (50..=80).map(|i| i as f64 / 100.0).collect();
-    for det in ["forest", "forest_debounced", "forest_pooled"] {
+    let ths: Vec<f64> = (30..=90).map(|i| i as f64 / 100.0).collect();
+    for det in [
+        "forest",
+        "forest_debounced",
+        "forest_pooled",
+        "likelihood",
+        "likelihood_debounced",
+    ] {
         println!("sweep {det}: threshold mean_P mean_R mean_F1 micro_F1 NAB");
         for (th, s) in report.sweep(det, &ths) {
             println!(
