@@ -2,7 +2,9 @@
 # Reproduces docs/ACCURACY.md: `promcast backtest` of seasonal_naive, mstl, lstm (the built-in
 # model) and auto on the test split (last 20%) of each trace, with the agent's defaults
 # (retention 24h, horizons 5m/15m/30m, seasons 1h/1d, refit every 15m).
-# Usage: scripts/accuracy.sh [OUT_DIR]   (default target/accuracy; ~25 minutes on 2 cores)
+# Then the peers side by side (bench/peers/run.sh; PEERS=0 skips them).
+# Usage: scripts/accuracy.sh [OUT_DIR]   (default target/accuracy; ~25 minutes on 2 cores,
+# plus ~35 for the peers)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-target/accuracy}"
@@ -23,3 +25,7 @@ run azure_cpu --input $data/azure_vm_v1_sample/microsoft_avg_100.csv.gz --column
 # `sum by (request_type)` would give it: not in the training data in this form.
 run alibaba_qps_total --input $data/alibaba_gentd26/cluster-trace-v2026-GenAI/qps.csv.gz \
     --time-column timestamp_anon --column value --key request_type --sum-over container_ip --step 5m
+# Peers (what users would pick instead) on the same origins: bench/peers/run.sh. PEERS=0 skips.
+if [ "${PEERS:-1}" != 0 ]; then
+    bench/peers/run.sh "$out/peers"
+fi

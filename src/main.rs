@@ -155,6 +155,10 @@ struct BacktestArgs {
     /// Evaluate every N steps of the test split.
     #[arg(long, default_value_t = 1)]
     stride: usize,
+    /// Also write `series.csv` (every evaluated series as bucketed, with its MASE scale and
+    /// test start), from which `bench/peers/` fits other tools on the same origins.
+    #[arg(long = "write-series")]
+    write_series: bool,
     /// Output directory: metrics.csv, forecasts.csv, per_series.csv, buckets.csv, plots/.
     #[arg(long)]
     out: PathBuf,
@@ -558,18 +562,23 @@ fn serve_command(
     log_format: LogFormat,
 ) -> anyhow::Result<ExitCode> {
     init_logging(log_level, log_format)?;
-    let config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => {
-            tracing::info!("no --config given; running on the embedded defaults (promcast default-config prints them)");
-            Config::embedded_default()
-        }
-    };
+    let config = config_or(args.config.as_deref(), || {
+        tracing::info!("no --config given; running on the embedded defaults (promcast default-config prints them)");
+        Config::embedded_default()
+    })?;
     let l = args.listen;
     run_agent(
         config,
         ServeOptions::new(l.listen, l.grpc_listen, l.flush_deadline),
     )
+}
+
+/// The `--config` file's configuration, or `default()` without one.
+fn config_or(path: Option<&Path>, default: impl FnOnce() -> Config) -> anyhow::Result<Config> {
+    Ok(match path {
+        Some(path) => Config::load(path)?,
+        None => default(),
+    })
 }
 
 fn run_agent(config: Config, opts: ServeOptions) -> anyhow::Result<ExitCode> {
@@ -590,10 +599,7 @@ fn demo_command(
 ) -> anyhow::Result<ExitCode> {
     use promcast::demo::{traces, Replay};
     init_logging(log_level, log_format)?;
-    let config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => promcast::demo::config(),
-    };
+    let config = config_or(args.config.as_deref(), promcast::demo::config)?;
     let l = args.listen;
     let mut opts = ServeOptions::new(l.listen, l.grpc_listen, l.flush_deadline);
     opts.clock = promcast::store::Clock::accelerated(args.speed);
@@ -694,6 +700,9 @@ fn backtest(a: BacktestArgs) -> anyhow::Result<ExitCode> {
     })?;
     bar.finish_and_clear();
     report::write_backtest(&bt, &a.out)?;
+    if a.write_series {
+        report::write_backtest_series(&bt, &a.out)?;
+    }
     print!("{}", report::print_table(&bt));
     print_wrote(&a.out);
     Ok(ExitCode::SUCCESS)

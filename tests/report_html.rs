@@ -42,12 +42,7 @@ fn azure_slice(rows: usize, vms: usize) -> String {
 
 /// The header and the first `days` days of the real NASA requests-per-minute trace.
 fn nasa_days(days: usize) -> String {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/data/nasa_http_1995/nasa_requests_per_minute.csv"
-    );
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{path}: {e}; the shared traces must sit beside the checkout"))
+    common::traces::read(common::traces::NASA_CSV)
         .lines()
         .take(1 + days * 1440)
         .map(|l| format!("{l}\n"))

@@ -437,6 +437,26 @@ fn backtest_page(
     Ok(page)
 }
 
+/// Writes `series.csv`: `series,time,value,scale,test_start` per bucket of every evaluated
+/// series (value empty for a gap; `time` and `test_start` labelled as `forecasts.csv`'s
+/// `origin` and `target`; `scale` is the series' MASE denominator), for tools that fit other
+/// models on the same origins (`bench/peers/`).
+pub fn write_backtest_series(bt: &Backtest, out: &Path) -> Result<()> {
+    let mut csv = String::from("series,time,value,scale,test_start\n");
+    for (si, s) in bt.series.iter().enumerate() {
+        let (name, start) = (csv_field(&s.name), bt.time_label(si, s.test_start));
+        for (i, v) in s.values.iter().enumerate() {
+            let time = bt.time_label(si, s.first_bucket + i as i64);
+            let _ = write!(csv, "{name},{time},");
+            if v.is_finite() {
+                let _ = write!(csv, "{v}");
+            }
+            let _ = writeln!(csv, ",{},{start}", s.scale);
+        }
+    }
+    write_file(out, "series.csv", &csv)
+}
+
 /// Writes `summary.csv`, `timeline.png`, `cost_vs_violations.png` and `report.html` (what
 /// ran, the summary table and both plots) of a simulation of the trace `input`.
 pub fn write_simulation(sim: &super::simulate::Simulation, input: &str, out: &Path) -> Result<()> {

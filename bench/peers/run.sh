@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Peers side by side: `promcast backtest` at hourly origins (every 6 hours for the 100 Azure
+# VMs) with --write-series, then bench/peers/peers.py fits last value, seasonal naive,
+# Holt-Winters and Prophet on exactly those origins and prints one table per trace with
+# promcast's models beside them (MASE at 5m/15m/30m, band coverage, seconds per fit).
+# Python packages go into a venv under the target directory (bench/peers/requirements.txt).
+# Usage: bench/peers/run.sh [OUT_DIR] [TRACE...]   (default target/peers; all traces)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+out="${1:-target/peers}"
+shift || true
+data=../shared/data
+target="${CARGO_TARGET_DIR:-target}"
+venv="$target/peers-venv"
+if [ ! -x "$venv/bin/python" ]; then
+    echo "+ creating $venv (prophet, statsmodels from PyPI)"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet -r bench/peers/requirements.txt
+fi
+cargo build --release
+bin="$target/release/promcast"
+models=seasonal_naive,mstl,lstm,auto
+mkdir -p "$out"
+want() { [ $# -eq 0 ] || [[ " $* " == *" $name "* ]]; }
+run() {
+    name=$1 step=$2 stride=$3 calendar=$4; shift 4
+    want "${TRACES[@]}" || return 0
+    echo "== $name"
+    "$bin" backtest --models "$models" --stride "$stride" --write-series --out "$out/$name" "$@" > "$out/$name.backtest.md"
+    flags=(--step "$step")
+    [ "$calendar" = yes ] && flags+=(--calendar)
+    "$venv/bin/python" bench/peers/peers.py "$out/$name" "${flags[@]}" 2> "$out/$name.peers.log" | tee "$out/$name.md"
+}
+TRACES=("$@")
+run nasa 60 60 no --input $data/nasa_http_1995/nasa_requests_per_minute.csv --step 1m --zero-run-gap 60
+run nab_aws 300 12 yes --input $data/nab/data/realAWSCloudwatch --step 5m
+run alibaba_qps 300 12 yes --input $data/alibaba_gentd26/cluster-trace-v2026-GenAI/qps.csv.gz \
+    --time-column timestamp_anon --column value --key container_ip,request_type --step 5m
+run azure_cpu 300 72 no --input $data/azure_vm_v1_sample/microsoft_avg_100.csv.gz --column '*' --step 5m
