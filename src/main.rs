@@ -90,7 +90,8 @@ struct DemoArgs {
     config: Option<PathBuf>,
     #[command(flatten)]
     listen: ListenArgs,
-    /// Minutes of the traces replayed per second of wall-clock time (60: an hour a minute).
+    /// How many times faster than real time the traces are replayed (60: a minute of trace
+    /// per second, an hour a minute).
     #[arg(long, default_value_t = 60.0, value_parser = parse_speed)]
     speed: f64,
     /// Feed each trace this many times (label `copy`), to look at the page with many series.
@@ -102,7 +103,7 @@ fn parse_speed(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && (1.0..=3600.0).contains(&v) => Ok(v),
         _ => Err(format!(
-            "{s:?}: a speed from 1 to 3600 (minutes of trace per second is 60)"
+            "{s:?}: a speed from 1 to 3600 (60 replays a minute of trace per second)"
         )),
     }
 }
