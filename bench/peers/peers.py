@@ -60,7 +60,10 @@ def read_forecasts(path):
 def fit_predict(peer, times, y, ahead, step_s, day, seed):
     """Forecasts `ahead` steps (list of ints) from the window (times, y); (yhat, lo, hi) each."""
     if peer == "last_value":
-        return [(y[-1], math.nan, math.nan) for _ in ahead]
+        # The newest observed value (as a PromQL query returns it within its lookback).
+        seen = y[~np.isnan(y)]
+        last = seen[-1] if len(seen) else math.nan
+        return [(last, math.nan, math.nan) for _ in ahead]
     if peer == "seasonal_naive_1d":
         out = []
         for h in ahead:
@@ -68,7 +71,9 @@ def fit_predict(peer, times, y, ahead, step_s, day, seed):
             out.append((y[k] if 0 <= k < len(y) else math.nan, math.nan, math.nan))
         return out
     ok = ~np.isnan(y)
-    if ok.sum() < 2 * day + 2:
+    # Holt-Winters needs two full seasons; Prophet fits what there is (without a daily
+    # season under two days of data, its default).
+    if ok.sum() < (2 * day + 2 if peer == "holt_winters" else 3):
         return [(math.nan, math.nan, math.nan) for _ in ahead]
     if peer == "holt_winters":
         from statsmodels.tsa.holtwinters import ExponentialSmoothing
@@ -101,6 +106,8 @@ def main():
     ap.add_argument("--window", type=float, default=3.0, help="days of history each peer is fitted on")
     ap.add_argument("--peers", default=",".join(PEERS))
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep the fitted peers' rows of an earlier peers_forecasts.csv; recompute the rest")
     a = ap.parse_args()
     d = a.backtest_dir
     values, scales = read_series(f"{d}/series.csv")
@@ -125,6 +132,19 @@ def main():
     out_rows, seconds = [], defaultdict(float)
     fits = defaultdict(int)
     peers = a.peers.split(",")
+    if a.reuse:
+        kept = {"holt_winters", "prophet"} & set(peers)
+        with open(f"{d}/peers_forecasts.csv") as f:
+            for r in csv.DictReader(f):
+                if r["model"] in kept:
+                    out_rows.append([r["model"], r["horizon"], float(r["origin"]), float(r["target"]),
+                                     fl(r["yhat"]), fl(r["lower"]), fl(r["upper"]), fl(r["actual"]), r["series"]])
+        with open(f"{d}/peers_metrics.csv") as f:
+            for r in csv.DictReader(f):
+                if r["model"] in kept and r["horizon"] == "5m":
+                    fits[r["model"]] = 1
+                    seconds[r["model"]] = float(r["seconds_per_fit"])
+        peers = [p for p in peers if p not in kept]
     for s in sorted(origins):
         ts = np.array(sorted(values[s]))
         ys = np.array([values[s][t] for t in ts])
@@ -154,18 +174,27 @@ def main():
         for r in out_rows:
             w.writerow([r[0], r[1], fmt_time(r[2]), fmt_time(r[3]), r[4], r[5], r[6], r[7], r[8], r[0]])
 
-    # Metrics over the same points for every model: promcast's rows and the peers'.
-    allrows = [(r["model"], r["horizon"], r["series"], float(r["yhat"]), fl(r["lower"]), fl(r["upper"]), fl(r["actual"])) for r in rows]
-    allrows += [(r[0], r[1], r[8], r[4], r[5], r[6], r[7]) for r in out_rows]
+    # Metrics over the same points for every model: promcast's rows and the peers'. Only the
+    # points every model forecast count (a model with no forecast anywhere, e.g. Holt-Winters
+    # on traces shorter than two days, is shown as "–" and does not thin the others).
+    allrows = [(r["model"], r["horizon"], r["series"], float(r["target"]), float(r["yhat"]),
+                fl(r["lower"]), fl(r["upper"]), fl(r["actual"])) for r in rows]
+    allrows += [(r[0], r[1], r[8], r[3], r[4], r[5], r[6], r[7]) for r in out_rows]
+    models = list(dict.fromkeys([r[0] for r in allrows]))
+    finite = defaultdict(set)
+    for m, h, s, t, yhat, lo_, hi_, act in allrows:
+        if not (math.isnan(act) or math.isnan(yhat)):
+            finite[m].add((s, h, t))
+    present = [m for m in models if finite[m]]
+    common = set.intersection(*(finite[m] for m in present)) if present else set()
     err = defaultdict(lambda: defaultdict(list))
     cover = defaultdict(list)
-    for m, h, s, yhat, lo_, hi_, act in allrows:
-        if math.isnan(act) or math.isnan(yhat):
+    for m, h, s, t, yhat, lo_, hi_, act in allrows:
+        if (s, h, t) not in common or math.isnan(yhat):
             continue
         err[(m, h)][s].append(abs(yhat - act))
         if not (math.isnan(lo_) or math.isnan(hi_)):
             cover[(m, h)].append(lo_ <= act <= hi_)
-    models = list(dict.fromkeys([r[0] for r in allrows]))
     with open(f"{d}/peers_metrics.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["model", "horizon", "n", "mase", "coverage", "seconds_per_fit"])
@@ -181,6 +210,9 @@ def main():
                 spf = seconds[m] / fits[m] if fits.get(m) else math.nan
                 table[(m, h)] = (mase, cov, n)
                 w.writerow([m, h, n, f"{mase:.4f}", f"{cov:.3f}", f"{spf:.4f}"])
+    n_points = " / ".join(str(table[(present[0], h)][2]) if (present and (present[0], h) in table) else "0" for h in labels)
+    print(f"Points scored (every model forecast them) per horizon: {n_points}")
+    print()
     print("| model | " + " | ".join(f"MASE {h}" for h in labels) + " | coverage " + " / ".join(labels) + " | s per fit |")
     print("|---|" + "---|" * (len(labels) + 2))
     for m in models:

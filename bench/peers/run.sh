@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Peers side by side: `promcast backtest` at hourly origins (every 6 hours for the 100 Azure
-# VMs) with --write-series, then bench/peers/peers.py fits last value, seasonal naive,
-# Holt-Winters and Prophet on exactly those origins and prints one table per trace with
-# promcast's models beside them (MASE at 5m/15m/30m, band coverage, seconds per fit).
+# Peers side by side: `promcast backtest` at hourly origins (every origin for the 22-hour
+# Alibaba traces, every 6 hours for the 100 Azure VMs) with --write-series, then
+# bench/peers/peers.py fits last value, seasonal naive, Holt-Winters and Prophet on exactly
+# those origins and prints one table per trace with promcast's models beside them (MASE at
+# 5m/15m/30m, band coverage, seconds per fit).
 # Python packages go into a venv under the target directory (bench/peers/requirements.txt).
 # Usage: bench/peers/run.sh [OUT_DIR] [TRACE...]   (default target/peers; all traces)
 set -euo pipefail
@@ -34,6 +35,6 @@ run() {
 TRACES=("$@")
 run nasa 60 60 no --input $data/nasa_http_1995/nasa_requests_per_minute.csv --step 1m --zero-run-gap 60
 run nab_aws 300 12 yes --input $data/nab/data/realAWSCloudwatch --step 5m
-run alibaba_qps 300 12 yes --input $data/alibaba_gentd26/cluster-trace-v2026-GenAI/qps.csv.gz \
+run alibaba_qps 300 1 yes --input $data/alibaba_gentd26/cluster-trace-v2026-GenAI/qps.csv.gz \
     --time-column timestamp_anon --column value --key container_ip,request_type --step 5m
 run azure_cpu 300 72 no --input $data/azure_vm_v1_sample/microsoft_avg_100.csv.gz --column '*' --step 5m
