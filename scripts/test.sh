@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run every test: unit, integration, the end-to-end tests against a real Prometheus
-# (tests/e2e_*.rs; they need /usr/bin/prometheus, Debian package `prometheus`), the reports
-# rendered in headless Chromium (tests/report_html.rs; Debian package `chromium`), and the
+# (tests/e2e_*.rs; they need /usr/bin/prometheus, Debian package `prometheus`), the web page
+# and the reports in headless Chromium (tests/e2e_demo.rs, tests/report_html.rs; Debian
+# package `chromium`), and the
 # inference-backend conformance suite for tract and onnxruntime (tests/conformance.rs; the
 # onnxruntime library comes from the PyPI wheel, installed below).
 # Plain `cargo test`: lib, binary, integration and doc tests (benches are built by clippy
@@ -9,32 +10,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v prometheus >/dev/null 2>&1 && [ ! -x /usr/bin/prometheus ]; then
-    echo "+ prometheus not found: installing the Debian package prometheus"
+# Installs Debian package $1 when program $2 is neither on PATH nor in /usr/bin.
+need() {
+    if command -v "$2" >/dev/null 2>&1 || [ -x "/usr/bin/$2" ]; then return 0; fi
+    echo "+ $2 not found: installing the Debian package $1"
     sudo=""
     if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
     $sudo apt-get update
-    # The package's postinst may try to start a service; there is none to start in a
-    # container, and the tests start Prometheus themselves.
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus
-fi
+    # A package's postinst may try to start a service (prometheus); there is none to start in
+    # a container, and the tests start what they need themselves.
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$1"
+}
+need prometheus prometheus
 # jemalloc (the binary's allocator) is built from C with make; a Rust toolchain brings a C
 # compiler and linker, not always make.
-if ! command -v make >/dev/null 2>&1; then
-    echo "+ make not found: installing the Debian package make"
-    sudo=""
-    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-    $sudo apt-get update
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends make
-fi
-# The offline tools' report.html pages are loaded in headless Chromium (tests/common/browser.rs).
-if ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then
-    echo "+ chromium not found: installing the Debian package chromium"
-    sudo=""
-    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-    $sudo apt-get update
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
-fi
+need make make
+# The web page (tests/e2e_demo.rs) and the offline tools' report.html pages
+# (tests/report_html.rs) are loaded in headless Chromium (tests/common/browser.rs).
+need chromium chromium
 prom=$(command -v prometheus || echo /usr/bin/prometheus)
 echo "+ $prom: $("$prom" --version 2>&1 | head -1)"
 
