@@ -91,8 +91,9 @@
       selected = selectorOf(s.labels);
     }
     renderList();
-    const when = listGenerated ? new Date(listGenerated * 1000).toLocaleString() : "never";
-    $("status").textContent = "forecasts of " + when + " · refresh " + refreshMs / 1000 + " s";
+    const when = listGenerated ? "forecasts of " + new Date(listGenerated * 1000).toLocaleString() : "no forecast step yet";
+    $("status").textContent = when + " · refresh " + refreshMs / 1000 + " s";
+    if (!list.length) $("list-note").textContent = "no series yet: promcast forecasts what Prometheus remote-writes to it (see the README)";
   }
 
   function chartData(actualSeries, past, current) {
