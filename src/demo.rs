@@ -150,14 +150,21 @@ impl Trace {
 /// The shipped traces, each `copies` times (label `copy` from 1 when more than one: to
 /// look at the page with many series).
 pub fn traces(copies: usize) -> Vec<Trace> {
-    let mut out = Vec::new();
-    for copy in 1..=copies.max(1) {
-        for (name, labels, scale, text) in TRACES {
+    let shipped: Vec<Trace> = TRACES
+        .iter()
+        .map(|&(name, labels, scale, text)| {
             let mut t = Trace::parse(name, scale, text).expect("shipped demo traces parse");
             t.labels = labels
                 .iter()
                 .map(|(n, v)| (n.to_string(), v.to_string()))
                 .collect();
+            t
+        })
+        .collect();
+    let mut out = Vec::with_capacity(shipped.len() * copies.max(1));
+    for copy in 1..=copies.max(1) {
+        for t in &shipped {
+            let mut t = t.clone();
             if copies > 1 {
                 t.labels.push(("copy".into(), copy.to_string()));
             }

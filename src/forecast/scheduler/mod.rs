@@ -189,9 +189,10 @@ impl Scheduler {
         };
         let step = self.config.step;
         let now_bucket = now_ms.div_euclid(self.store.step_ms());
-        let budget = Budget::for_step(t0, self.store.clock().to_wall(step));
+        let wall_step = self.store.clock().to_wall(step);
+        let budget = Budget::for_step(t0, wall_step);
         // Forest training gets the first quarter of the step, like `auto` re-choices.
-        let train_deadline = t0 + self.store.clock().to_wall(step) / 4;
+        let train_deadline = t0 + wall_step / 4;
         self.forecaster.begin_step(budget);
         self.anomaly.stats = Default::default();
         self.targets.begin_step();
