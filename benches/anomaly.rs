@@ -112,6 +112,8 @@ fn main() {
     let spec = AnomalySpec {
         threshold: 0.65,
         retrain_every: 60,
+        signal: promcast::anomaly::AlarmSignal::Score,
+        suppress: 0,
     };
     let ring = 1440;
     let n_series = 200;

@@ -53,6 +53,7 @@ fn main() {
                     .collect(),
                 anomaly: Some(Anomaly {
                     score: 0.42,
+                    likelihood: 0.1,
                     direction: 0,
                 }),
                 rate: false,

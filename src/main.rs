@@ -408,6 +408,9 @@ struct AnomalyEvalArgs {
     /// Points between retrainings (the agent's anomaly.retrain_every / step).
     #[arg(long = "retrain-every", default_value_t = 60)]
     retrain_every: usize,
+    /// Seed of the forests (the agent's is 0); the same seed gives the same figures.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
     /// Also print each forest detector's figures over thresholds 0.50..0.80.
     #[arg(long)]
     sweep: bool,
@@ -666,6 +669,7 @@ fn anomaly_eval(a: AnomalyEvalArgs) -> anyhow::Result<ExitCode> {
     opts.categories = a.categories;
     opts.history = a.history;
     opts.retrain_every = a.retrain_every.max(1);
+    opts.seed = a.seed;
     let report = nab::run_nab_eval(&opts)?;
     nab::print_report(&report);
     if a.sweep {

@@ -172,7 +172,9 @@ impl SeriesState {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Anomaly {
     pub score: f64,
-    /// 1 above, -1 below, 0 normal.
+    /// The score's anomaly likelihood (`anomaly::likelihood`), 0..1, log-scaled.
+    pub likelihood: f64,
+    /// The exported decision (`anomaly::Alarm`): 1 above, -1 below, 0 normal or suppressed.
     pub direction: i8,
 }
 

@@ -1,5 +1,5 @@
 //! Anomaly scores: scale-free features of the newest point of a series, scored by an
-//! extended isolation forest (crate `extended-isolation-forest`). The offline NAB evaluation
+//! extended isolation forest (our seeded implementation, [`eif`]). The offline NAB evaluation
 //! (`promcast anomaly-eval`, in `offline::nab`) replays labelled series through the same code.
 //!
 //! # Features ([`FEATURES`] = 7)
@@ -33,8 +33,7 @@
     clippy::neg_cmp_op_on_partial_ord
 )]
 
-use extended_isolation_forest::{Forest, ForestOptions};
-
+pub mod eif;
 pub mod likelihood;
 pub mod online;
 
@@ -272,39 +271,36 @@ pub enum AnomalyError {
     /// Fewer than [`MIN_TRAIN_ROWS`] finite rows.
     #[error("too few training rows: {got} finite rows, need at least {need}")]
     TooFewRows { got: usize, need: usize },
-    /// The forest crate refused the data.
-    #[error("isolation forest: {0}")]
-    Forest(String),
 }
 
 /// A trained extended isolation forest over [`FeatureVec`]s ([`N_TREES`] trees, at most
-/// [`SAMPLE_SIZE`] rows each, full extension level). `Send + Sync`; not `Clone` (the crate's
-/// forest is not).
+/// [`SAMPLE_SIZE`] rows each, full extension level): our own seeded implementation
+/// ([`eif`]), so the same rows always give the same forest.
+#[derive(Debug, Clone)]
 pub struct AnomalyForest {
-    forest: Forest<f64, FEATURES>,
-    sample: usize,
+    forest: eif::Eif<FEATURES>,
     rows: usize,
 }
 
-impl std::fmt::Debug for AnomalyForest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AnomalyForest")
-            .field("trees", &N_TREES)
-            .field("sample", &self.sample)
-            .field("rows", &self.rows)
-            .finish()
-    }
+/// Features as the forest sees them: clamped to ±16 and on the 1/256 grid, so exact in `f32`.
+fn forest_row(r: &FeatureVec) -> [f32; FEATURES] {
+    quantise(r.map(|v| v.clamp(-16.0, 16.0))).map(|v| v as f32)
 }
 
 impl AnomalyForest {
-    /// Trains on the finite rows of `rows`; more than [`MAX_TRAIN_ROWS`] are subsampled
-    /// evenly (deterministic). Needs at least [`MIN_TRAIN_ROWS`] finite rows. The trees
-    /// themselves are random (the crate cannot be seeded).
+    /// Trains on the finite rows of `rows` with seed 0 (see [`AnomalyForest::train_seeded`]).
     pub fn train(rows: &[FeatureVec]) -> Result<Self, AnomalyError> {
-        let finite: Vec<FeatureVec> = rows
+        Self::train_seeded(rows, 0)
+    }
+
+    /// Trains on the finite rows of `rows`; more than [`MAX_TRAIN_ROWS`] are subsampled
+    /// evenly. Needs at least [`MIN_TRAIN_ROWS`] finite rows. Deterministic: the trees are
+    /// drawn from `seed` mixed with a hash of the rows.
+    pub fn train_seeded(rows: &[FeatureVec], seed: u64) -> Result<Self, AnomalyError> {
+        let finite: Vec<[f32; FEATURES]> = rows
             .iter()
             .filter(|r| r.iter().all(|v| v.is_finite()))
-            .map(|r| quantise(r.map(|v| v.clamp(-16.0, 16.0))))
+            .map(forest_row)
             .collect();
         if finite.len() < MIN_TRAIN_ROWS {
             return Err(AnomalyError::TooFewRows {
@@ -312,25 +308,15 @@ impl AnomalyForest {
                 need: MIN_TRAIN_ROWS,
             });
         }
-        let data: Vec<FeatureVec> = if finite.len() > MAX_TRAIN_ROWS {
+        let data: Vec<[f32; FEATURES]> = if finite.len() > MAX_TRAIN_ROWS {
             (0..MAX_TRAIN_ROWS)
                 .map(|i| finite[i * finite.len() / MAX_TRAIN_ROWS])
                 .collect()
         } else {
             finite
         };
-        let sample = data.len().min(SAMPLE_SIZE);
-        let options = ForestOptions {
-            n_trees: N_TREES,
-            sample_size: sample,
-            max_tree_depth: None,
-            extension_level: FEATURES - 1,
-        };
-        let forest = Forest::from_slice(&data, &options)
-            .map_err(|e| AnomalyError::Forest(format!("{e:?}")))?;
         Ok(Self {
-            forest,
-            sample,
+            forest: eif::Eif::train(&data, N_TREES, SAMPLE_SIZE, seed),
             rows: data.len(),
         })
     }
@@ -341,7 +327,7 @@ impl AnomalyForest {
         if !x.iter().all(|v| v.is_finite()) {
             return 0.0;
         }
-        let s = self.forest.score(x);
+        let s = self.forest.score(&forest_row(x));
         if s.is_finite() {
             s.clamp(0.0, 1.0)
         } else {
@@ -354,18 +340,11 @@ impl AnomalyForest {
         self.rows
     }
 
-    /// Approximate heap bytes of the trees: `N_TREES · (2·sample/3 nodes · node size + 64)`.
-    /// Depth is capped at ⌈log2 sample⌉, so many leaves hold several rows and a tree has about
-    /// `2·sample/3` boxed nodes (two child pointers and two `[f64; FEATURES]`, 128 bytes at 7
-    /// features). Calibrated against allocator-measured bytes in `benches/anomaly.rs` (about
-    /// 0.22 MiB for 25 trees over 128-row samples); the exact count depends on the data.
+    /// Heap bytes of the trees (one flat node array, 36 bytes a node).
     pub fn heap_bytes(&self) -> usize {
-        N_TREES * (self.sample * 2 / 3 * NODE_BYTES + 64)
+        self.forest.heap_bytes()
     }
 }
-
-/// Size of one tree node of the crate: two `Box` pointers and two `[f64; FEATURES]`.
-const NODE_BYTES: usize = 2 * std::mem::size_of::<usize>() + 2 * FEATURES * 8;
 
 /// Whether a scored point is anomalous: `0` when `score < threshold`; otherwise `+1` when
 /// `value` is above the band's upper bound, `-1` below its lower bound, `0` inside the band.
@@ -394,6 +373,50 @@ pub fn anomalous(score: f64, threshold: f64, value: f64, band: Option<(f64, f64,
             }
         }
         _ => 1,
+    }
+}
+
+/// What drives `N:anomalous`: the forest's raw score or its [`likelihood`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlarmSignal {
+    /// The isolation-forest score (`N:anomaly_score`).
+    #[default]
+    Score,
+    /// The anomaly likelihood of the score (`N:anomaly_likelihood`).
+    Likelihood,
+}
+
+/// The exported decision `N:anomalous` of one series: [`anomalous`] on the chosen signal,
+/// then causal suppression: no point fires within `hold` steps of the last firing (an alert fires once per incident rather than once per point of it; NAB likewise
+/// charges every alarm point). The agent and `anomaly-eval` both decide through this.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Alarm {
+    last_fired: Option<u64>,
+}
+
+impl Alarm {
+    /// The decision for the point of step `step` (non-decreasing between calls): `±1` or `0`.
+    pub fn decide(
+        &mut self,
+        step: u64,
+        signal: f64,
+        threshold: f64,
+        value: f64,
+        band: Option<(f64, f64, f64)>,
+        hold: u64,
+    ) -> i8 {
+        let direction = anomalous(signal, threshold, value, band);
+        if direction == 0 {
+            return 0;
+        }
+        if let Some(last) = self.last_fired {
+            if step.saturating_sub(last) < hold {
+                return 0;
+            }
+        }
+        self.last_fired = Some(step);
+        direction
     }
 }
 
@@ -490,10 +513,9 @@ mod tests {
         let mut w = v.clone();
         w[3100] = w[3099] * 3.0 + 20.0;
         let spike = features(&w[..=3100], naive_band(&w[..3100]), Some(288)).unwrap();
-        // The trees are random (the crate cannot be seeded): average five forests so the
-        // property holds with margin rather than by luck.
+        // Five seeds, averaged, so the property holds for the method and not one draw.
         let forests: Vec<AnomalyForest> = (0..5)
-            .map(|_| AnomalyForest::train(&rows).unwrap())
+            .map(|seed| AnomalyForest::train_seeded(&rows, seed).unwrap())
             .collect();
         let mean_score =
             |x: &FeatureVec| forests.iter().map(|f| f.score(x)).sum::<f64>() / forests.len() as f64;
@@ -523,6 +545,25 @@ mod tests {
         ));
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<AnomalyForest>();
+    }
+
+    #[test]
+    fn alarm_suppresses_for_hold_steps_after_firing() {
+        let band = Some((0.0, 1.0, 2.0));
+        let mut a = Alarm::default();
+        assert_eq!(a.decide(10, 0.9, 0.65, 5.0, band, 3), 1);
+        // within 3 steps of the firing: held
+        assert_eq!(a.decide(11, 0.9, 0.65, 5.0, band, 3), 0);
+        assert_eq!(a.decide(12, 0.9, 0.65, -5.0, band, 3), 0);
+        // a point below the threshold never fires and does not extend the hold
+        assert_eq!(a.decide(13, 0.1, 0.65, 5.0, band, 3), 0);
+        assert_eq!(a.decide(13, 0.9, 0.65, -5.0, band, 3), -1);
+        // hold 0 (or 1): every point may fire
+        let mut b = Alarm::default();
+        assert_eq!(b.decide(1, 0.9, 0.65, 5.0, band, 0), 1);
+        assert_eq!(b.decide(2, 0.9, 0.65, 5.0, band, 0), 1);
+        // a score over the threshold inside the band is not a firing
+        assert_eq!(b.decide(3, 0.9, 0.65, 1.5, band, 0), 0);
     }
 
     #[test]

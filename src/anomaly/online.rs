@@ -20,7 +20,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
-use super::{anomalous, features, naive_band, AnomalyForest, FeatureVec, MIN_HISTORY};
+use super::likelihood::Likelihood;
+use super::{features, naive_band, Alarm, AlarmSignal, AnomalyForest, FeatureVec, MIN_HISTORY};
 use super::{MAX_TRAIN_ROWS, MIN_TRAIN_ROWS};
 use crate::config::AnomalySpec;
 use crate::snapshot::Anomaly;
@@ -83,6 +84,8 @@ pub struct SeriesDetector {
     history: usize,
     /// False until the rows were filled from the ring (on the first training).
     primed: bool,
+    /// Mixed into every training's seed (the forest is a function of its rows and this).
+    seed: u64,
 }
 
 impl SeriesDetector {
@@ -94,6 +97,15 @@ impl SeriesDetector {
             rows: VecDeque::new(),
             history: history.max(1),
             primed: false,
+            seed: 0,
+        }
+    }
+
+    /// The same, with forests drawn from `seed` (the agent uses 0).
+    pub fn with_seed(history: usize, seed: u64) -> Self {
+        Self {
+            seed,
+            ..Self::new(history)
         }
     }
 
@@ -139,7 +151,7 @@ impl SeriesDetector {
         } else {
             scratch.extend(self.rows.iter().map(|r| r.map(|v| v as f64)));
         }
-        match AnomalyForest::train(scratch) {
+        match AnomalyForest::train_seeded(scratch, self.seed) {
             Ok(f) => {
                 self.forest = Some(f);
                 Some(true)
@@ -158,6 +170,10 @@ impl SeriesDetector {
 struct SeriesState {
     /// Only series within `limits.max_anomaly_forests` get a detector.
     own: Option<Box<SeriesDetector>>,
+    likelihood: Likelihood,
+    alarm: Alarm,
+    /// The newest point's verdict, repeated until a new point arrives.
+    last: Option<Anomaly>,
     /// Newest bucket seen, so a point is recorded once even if no new sample arrived.
     last_head: i64,
     seen: u64,
@@ -257,6 +273,9 @@ impl AnomalyScorer {
     ) -> Option<Anomaly> {
         let state = self.series.entry(id).or_insert(SeriesState {
             own: None,
+            likelihood: Likelihood::new(),
+            alarm: Alarm::default(),
+            last: None,
             last_head: i64::MIN,
             seen: step,
         });
@@ -294,15 +313,31 @@ impl AnomalyScorer {
             }
         }
 
+        if !fresh && state.last.is_some() {
+            // No new point: the newest point's verdict stands (its score, likelihood and
+            // the alarm's hold were already counted once).
+            return state.last;
+        }
         let own = state.own.as_ref().and_then(|d| d.forest());
         let forest = own.or(self.pools[entry].forest.as_ref())?;
         let score = forest.score(&row);
         self.stats.scored += 1;
+        let likelihood = state.likelihood.update(score);
         let x = values.last().map_or(f64::NAN, |&v| v as f64);
-        Some(Anomaly {
+        let signal = match spec.signal {
+            AlarmSignal::Score => score,
+            AlarmSignal::Likelihood => likelihood,
+        };
+        let direction =
+            state
+                .alarm
+                .decide(step, signal, spec.threshold, x, band, spec.suppress as u64);
+        state.last = Some(Anomaly {
             score,
-            direction: anomalous(score, spec.threshold, x, band),
-        })
+            likelihood,
+            direction,
+        });
+        state.last
     }
 
     /// End of a step: forget series not seen in it, (re)train the pooled forests that are
@@ -411,6 +446,8 @@ mod tests {
         let spec = AnomalySpec {
             threshold: 0.65,
             retrain_every: 50,
+            signal: crate::anomaly::AlarmSignal::Score,
+            suppress: 0,
         };
         let series: Vec<Vec<f32>> = [
             "ec2_cpu_utilization_5f5533",
@@ -491,6 +528,8 @@ mod tests {
         let spec = AnomalySpec {
             threshold: 0.65,
             retrain_every: 10,
+            signal: crate::anomaly::AlarmSignal::Score,
+            suppress: 0,
         };
         let v = nab("ec2_cpu_utilization_5f5533");
         let mut s = AnomalyScorer::new(1, 10, 1440);

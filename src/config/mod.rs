@@ -216,6 +216,11 @@ pub struct AnomalySection {
     pub threshold: f64,
     /// How often the entry's isolation forest is retrained from the rings.
     pub retrain_every: PromDuration,
+    /// What `threshold` applies to: the forest's `score` or its `likelihood`.
+    pub signal: crate::anomaly::AlarmSignal,
+    /// After `N:anomalous` fires for a series, it does not fire again for this long
+    /// (`0s`: every anomalous point fires).
+    pub suppress: PromDuration,
 }
 
 impl Default for AnomalySection {
@@ -224,6 +229,8 @@ impl Default for AnomalySection {
             enabled: true,
             threshold: 0.65,
             retrain_every: PromDuration(Duration::from_secs(3600)),
+            signal: crate::anomaly::AlarmSignal::Score,
+            suppress: PromDuration(Duration::from_secs(86_400)),
         }
     }
 }
@@ -451,6 +458,9 @@ pub struct AnomalySpec {
     pub threshold: f64,
     /// Retrain interval in steps (at least 1).
     pub retrain_every: usize,
+    pub signal: crate::anomaly::AlarmSignal,
+    /// Suppression after a firing, in steps (0: none).
+    pub suppress: usize,
 }
 
 /// One forecast horizon: the label text users see and the number of steps ahead.
@@ -766,6 +776,10 @@ impl FileConfig {
             anomaly: f.anomaly.enabled.then(|| AnomalySpec {
                 threshold: f.anomaly.threshold,
                 retrain_every: in_steps(&f.anomaly.retrain_every),
+                signal: f.anomaly.signal,
+                suppress: (f.anomaly.suppress.0.as_millis() as u64)
+                    .checked_div(step_ms)
+                    .unwrap_or(0) as usize,
             }),
             counters: f.counters.unwrap_or(self.storage.counters),
         })

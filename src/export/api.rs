@@ -18,9 +18,12 @@ struct SeriesJson<'a> {
     /// Seconds between the model's last fit and the snapshot.
     age_seconds: f64,
     forecasts: Vec<Value>,
-    /// The newest point's anomaly score (0..1) and direction (1, -1, 0), when scored.
+    /// The newest point's anomaly score (0..1), its likelihood (0..1) and the exported
+    /// decision (1, -1, 0), when scored.
     #[serde(skip_serializing_if = "Option::is_none")]
     anomaly_score: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    anomaly_likelihood: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     anomalous: Option<i8>,
 }
@@ -72,6 +75,7 @@ pub fn forecasts_json(
             age_seconds: ((snapshot.generated_ms - s.fitted_ms).max(0)) as f64 / 1e3,
             forecasts,
             anomaly_score: s.anomaly.map(|a| a.score),
+            anomaly_likelihood: s.anomaly.map(|a| a.likelihood),
             anomalous: s.anomaly.map(|a| a.direction),
         });
     }

@@ -360,6 +360,7 @@ mod tests {
             if o != 14 {
                 f.anomaly = Some(Anomaly {
                     score: o as f64 / 100.0,
+                    likelihood: 0.5,
                     direction: if o == 15 { 1 } else { 0 },
                 });
             }

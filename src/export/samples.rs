@@ -27,17 +27,25 @@ pub enum Family {
     Predicted,
     /// `N:anomaly_score{L}`: 0..1, how unusual the newest point is.
     AnomalyScore,
+    /// `N:anomaly_likelihood{L}`: 0..1, how unusual the recent scores are for this series.
+    AnomalyLikelihood,
     /// `N:anomalous{L}`: 1 above the band and scored anomalous, -1 below, 0 otherwise.
     Anomalous,
 }
 
 impl Family {
-    pub const ALL: [Family; 3] = [Family::Predicted, Family::AnomalyScore, Family::Anomalous];
+    pub const ALL: [Family; 4] = [
+        Family::Predicted,
+        Family::AnomalyScore,
+        Family::AnomalyLikelihood,
+        Family::Anomalous,
+    ];
 
     pub fn suffix(self) -> &'static str {
         match self {
             Family::Predicted => PREDICTED_SUFFIX,
             Family::AnomalyScore => ":anomaly_score",
+            Family::AnomalyLikelihood => ":anomaly_likelihood",
             Family::Anomalous => ":anomalous",
         }
     }
@@ -49,6 +57,7 @@ impl Family {
             (_, false) => self.suffix(),
             (Family::Predicted, true) => RATE_PREDICTED_SUFFIX,
             (Family::AnomalyScore, true) => ":rate:anomaly_score",
+            (Family::AnomalyLikelihood, true) => ":rate:anomaly_likelihood",
             (Family::Anomalous, true) => ":rate:anomalous",
         }
     }
@@ -163,13 +172,13 @@ impl SnapshotSamples for Snapshot {
                     }
                 }
             }
-            Family::AnomalyScore | Family::Anomalous => {
+            Family::AnomalyScore | Family::AnomalyLikelihood | Family::Anomalous => {
                 if let Some(a) = s.anomaly {
                     output_labels(&s.labels, family.suffix_for(s.rate), &[], buf);
-                    let value = if family == Family::AnomalyScore {
-                        a.score
-                    } else {
-                        a.direction as f64
+                    let value = match family {
+                        Family::AnomalyScore => a.score,
+                        Family::AnomalyLikelihood => a.likelihood,
+                        _ => a.direction as f64,
                     };
                     f(buf, value);
                 }
@@ -192,7 +201,7 @@ impl SnapshotSamples for Snapshot {
 
     fn sample_count(&self) -> usize {
         self.exported()
-            .map(|s| s.points.len() * ML_FORECAST.len() + if s.anomaly.is_some() { 2 } else { 0 })
+            .map(|s| s.points.len() * ML_FORECAST.len() + if s.anomaly.is_some() { 3 } else { 0 })
             .sum::<usize>()
             + self.scaling_sample_count()
     }

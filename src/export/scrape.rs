@@ -131,6 +131,7 @@ mod tests {
         flagged.labels = Arc::new(LabelSet::from_pairs([("__name__", "a:x"), ("job", "api")]));
         flagged.anomaly = Some(crate::snapshot::Anomaly {
             score: 0.8,
+            likelihood: 0.75,
             direction: -1,
         });
         let snap = Snapshot {
@@ -161,6 +162,10 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("a:x:anomalous{job=\"api\"} -1\n"), "{out}");
+        assert!(
+            out.contains("a:x:anomaly_likelihood{job=\"api\"} 0.75\n"),
+            "{out}"
+        );
         assert_eq!(
             out.matches("# TYPE a:x:predicted gauge").count(),
             1,
@@ -168,7 +173,7 @@ mod tests {
         );
         assert_eq!(
             out.lines().filter(|l| !l.starts_with('#')).count(),
-            3 * 3 + 2
+            3 * 3 + 3
         );
     }
 }

@@ -74,8 +74,13 @@ pub const EXEMPLARS_WRITTEN: &str = "x-prometheus-remote-write-exemplars-written
 
 /// Suffixes of the series promcast itself writes. A Prometheus that forwards everything it
 /// receives would send them back; they are dropped so no forecast-of-a-forecast loop forms.
-pub const OWN_OUTPUT_SUFFIXES: [&str; 4] =
-    [":predicted", ":forecast", ":anomaly_score", ":anomalous"];
+pub const OWN_OUTPUT_SUFFIXES: [&str; 5] = [
+    ":predicted",
+    ":forecast",
+    ":anomaly_score",
+    ":anomaly_likelihood",
+    ":anomalous",
+];
 /// The label every forecast series carries.
 pub const FORECAST_LABEL: &str = "ml_forecast";
 

@@ -71,6 +71,8 @@ pub struct NabEvalOptions {
     pub history: usize,
     /// Points between retrainings: the agent's `anomaly.retrain_every / step`.
     pub retrain_every: usize,
+    /// Seed of the forests (the agent's is 0); runs with the same seed are identical.
+    pub seed: u64,
 }
 
 impl NabEvalOptions {
@@ -85,6 +87,7 @@ impl NabEvalOptions {
             categories: None,
             history: 1440,
             retrain_every: 60,
+            seed: 0,
         }
     }
 }
@@ -428,10 +431,10 @@ fn load(opts: &NabEvalOptions) -> Result<Vec<Series>> {
 /// The agent's own-forest path ([`online::SeriesDetector`]): from the end of probation, rows
 /// of the last `history` points (as the ring holds them), retrained every `retrain_every`
 /// points, scoring each newest point.
-fn forest_scores(s: &Series, history: usize, retrain_every: usize) -> Vec<f64> {
+fn forest_scores(s: &Series, history: usize, retrain_every: usize, seed: u64) -> Vec<f64> {
     let n = s.values.len();
     let mut scores = vec![0.0; n];
-    let mut detector = online::SeriesDetector::new(history);
+    let mut detector = online::SeriesDetector::with_seed(history, seed);
     let mut scratch = Vec::new();
     for t in s.probation..n {
         if let Some(row) = &s.rows[t] {
@@ -460,7 +463,7 @@ fn likelihood_scores(forest: &[f64], probation: usize) -> Vec<f64> {
         .collect()
 }
 
-fn pooled_scores(all: &[Series], idx: usize) -> Vec<f64> {
+fn pooled_scores(all: &[Series], idx: usize, seed: u64) -> Vec<f64> {
     let s = &all[idx];
     let mut rows: Vec<FeatureVec> = s.rows[..s.probation].iter().flatten().copied().collect();
     // other series of the category, evenly subsampled so each contributes alike
@@ -483,7 +486,7 @@ fn pooled_scores(all: &[Series], idx: usize) -> Vec<f64> {
     }
     let n = s.values.len();
     let mut scores = vec![0.0; n];
-    if let Ok(f) = AnomalyForest::train(&rows) {
+    if let Ok(f) = AnomalyForest::train_seeded(&rows, seed) {
         for t in s.probation..n {
             if let Some(row) = &s.rows[t] {
                 scores[t] = f.score(row);
@@ -715,7 +718,7 @@ pub fn run_nab_eval(opts: &NabEvalOptions) -> Result<NabReport> {
     let mut files = Vec::new();
     let mut scored = Vec::new();
     for (i, s) in series.iter().enumerate() {
-        let forest = forest_scores(s, opts.history, opts.retrain_every);
+        let forest = forest_scores(s, opts.history, opts.retrain_every, opts.seed);
         let day = s.season.unwrap_or(DEFAULT_REFRACTORY);
         let band = band_scores(s);
         let mad = mad_scores(s);
@@ -727,7 +730,7 @@ pub fn run_nab_eval(opts: &NabEvalOptions) -> Result<NabReport> {
             ("likelihood_debounced", likely, LIKELIHOOD_THRESHOLD, day),
             (
                 "forest_pooled",
-                pooled_scores(&series, i),
+                pooled_scores(&series, i, opts.seed),
                 opts.threshold,
                 0,
             ),
