@@ -392,14 +392,14 @@ struct AnomalyEvalArgs {
     /// NAB's combined_windows.json.
     #[arg(long)]
     labels: PathBuf,
-    /// Output directory: anomaly.csv, summary.csv, plots/, scores/ (NAB's results layout).
+    /// Output directory: anomaly.csv, summary.csv, plots/, results/ (NAB's results layout:
+    /// results/<detectorname>/<category>/<detectorname>_<name>.csv).
     #[arg(long)]
     out: PathBuf,
     /// Score at or above which the forest alarms.
     #[arg(long, default_value_t = 0.65)]
     threshold: f64,
-    /// Sub-folders to run (comma-separated); default: the real ones
-    /// (realAWSCloudwatch, realAdExchange, realTweets).
+    /// Sub-folders to run (comma-separated); default: every sub-folder of --nab.
     #[arg(long, value_delimiter = ',')]
     categories: Option<Vec<String>>,
     /// Points of history each forest trains on (the agent's retention / step).
@@ -411,9 +411,14 @@ struct AnomalyEvalArgs {
     /// Seed of the forests (the agent's is 0); the same seed gives the same figures.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Also print each forest detector's figures over thresholds 0.50..0.80.
+    /// Also print each forest detector's figures over thresholds 0.30..0.90.
     #[arg(long)]
     sweep: bool,
+    /// Also optimise each detector's threshold per NAB profile (standard, reward_low_FP_rate,
+    /// reward_low_FN_rate) as NAB's optimiser does, over all files of the run; printed and
+    /// written to summary.csv.
+    #[arg(long)]
+    optimize: bool,
 }
 
 /// Where a trace comes from and how to read it (shared by the offline subcommands).
@@ -670,6 +675,7 @@ fn anomaly_eval(a: AnomalyEvalArgs) -> anyhow::Result<ExitCode> {
     opts.history = a.history;
     opts.retrain_every = a.retrain_every.max(1);
     opts.seed = a.seed;
+    opts.optimize = a.optimize;
     let report = nab::run_nab_eval(&opts)?;
     nab::print_report(&report);
     if a.sweep {

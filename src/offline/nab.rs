@@ -39,7 +39,7 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_REFRACTORY: usize = 288;
 /// Threshold of the rolling-MAD baseline.
 pub const MAD_K: f64 = 3.5;
-/// The real NAB folders, used when no categories are given.
+/// NAB's real-data folders.
 pub const REAL_CATEGORIES: [&str; 3] = ["realAWSCloudwatch", "realAdExchange", "realTweets"];
 /// Detector names in report order.
 pub const DETECTORS: [&str; 9] = [
@@ -65,7 +65,7 @@ pub struct NabEvalOptions {
     pub out: PathBuf,
     /// Forest alarm threshold on the score.
     pub threshold: f64,
-    /// Categories (sub-folders) to run; `None` = the three real folders.
+    /// Categories (sub-folders) to run; `None` = every sub-folder of `nab_dir`.
     pub categories: Option<Vec<String>>,
     /// Points of history a forest trains on: the agent's ring length (`retention / step`).
     pub history: usize,
@@ -73,6 +73,8 @@ pub struct NabEvalOptions {
     pub retrain_every: usize,
     /// Seed of the forests (the agent's is 0); runs with the same seed are identical.
     pub seed: u64,
+    /// Also sweep each detector's threshold per NAB profile ([`optimize`]).
+    pub optimize: bool,
 }
 
 impl NabEvalOptions {
@@ -88,6 +90,7 @@ impl NabEvalOptions {
             history: 1440,
             retrain_every: 60,
             seed: 0,
+            optimize: false,
         }
     }
 }
@@ -107,10 +110,8 @@ pub struct FileResult {
     pub precision: f64,
     pub recall: f64,
     pub f1: f64,
-    /// NAB standard-profile raw score and the null/perfect detectors' raw scores.
-    pub nab_raw: f64,
-    pub nab_null: f64,
-    pub nab_perfect: f64,
+    /// NAB score parts (raw, null and perfect scores of each profile follow from them).
+    pub nab: NabParts,
 }
 
 /// A detector's figures over a set of files.
@@ -127,8 +128,20 @@ pub struct Summary {
     pub micro_precision: f64,
     pub micro_recall: f64,
     pub micro_f1: f64,
-    /// NAB standard profile, normalised: 0 = null detector, 100 = perfect.
-    pub nab_score: f64,
+    /// NAB scores per profile ([`NAB_PROFILES`] order: standard, low FP, low FN),
+    /// normalised: 0 = null detector, 100 = perfect.
+    pub nab: [f64; 3],
+    /// With [`NabEvalOptions::optimize`]: per profile, the threshold that maximises the
+    /// detector's summed raw score over all files of the run, and this scope's normalised
+    /// score at that threshold.
+    pub opt: Option<[OptScore; 3]>,
+}
+
+/// A profile's optimised threshold and the normalised score there.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OptScore {
+    pub threshold: f64,
+    pub score: f64,
 }
 
 /// Scores kept for threshold sweeps.
@@ -152,6 +165,8 @@ pub struct NabReport {
     /// Per detector: `ALL` first, then one per category.
     pub summary: Vec<Summary>,
     pub scored: Vec<ScoredFile>,
+    /// Seconds [`optimize`] took over all detectors (`None` without `optimize`).
+    pub optimize_secs: Option<f64>,
 }
 
 // ---------------------------------------------------------------- metrics
@@ -222,7 +237,7 @@ pub fn prf(c: WindowCounts) -> (f64, f64, f64) {
     (precision, recall, f1)
 }
 
-/// NAB's scaled sigmoid: `2·sigmoid(−5·y) − 1`, and −1 from 3 on.
+/// NAB's scaled sigmoid (`sweeper.py`): `2·sigmoid(−5·y) − 1`, and −1 from 3 on.
 pub fn scaled_sigmoid(y: f64) -> f64 {
     if y >= 3.0 {
         -1.0
@@ -236,67 +251,228 @@ pub fn nab_probation(n: usize) -> usize {
     ((0.15 * n as f64).floor() as usize).min(750)
 }
 
-/// NAB standard profile weights.
-pub const NAB_TP: f64 = 1.0;
-pub const NAB_FP: f64 = 0.11;
-pub const NAB_FN: f64 = 1.0;
+/// One of NAB's application profiles (`config/profiles.json`, `CostMatrix`; `tnWeight` is
+/// unused by the scorer).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NabProfile {
+    /// NAB's name.
+    pub name: &'static str,
+    /// Our column suffix: `nab_<column>`, `opt_<column>`.
+    pub column: &'static str,
+    pub tp: f64,
+    pub fp: f64,
+    pub fn_weight: f64,
+}
 
-/// NAB raw score of one file, following NAB's sweeper (`calcSweepScore` +
-/// `calcScoreByThreshold`, standard profile): points before `probation` are ignored; each
-/// window that reaches past the probation scores the best (earliest) detection in it,
-/// `scaledSigmoid(−(r − i + 1)/width) / scaledSigmoid(−1)`, or −1 if none; each detection
-/// outside windows scores `0.11·scaledSigmoid(|i − r_prev| / (width_prev − 1))` after a
-/// window, `−0.11` before the first. Returns `(raw, null, perfect)` where null = −1 and
-/// perfect = +1 per scored window.
-pub fn nab_score(alarms: &[bool], windows: &[(usize, usize)], probation: usize) -> (f64, f64, f64) {
-    let n = alarms.len();
-    let max_tp = scaled_sigmoid(-1.0);
+/// `standard`: TP 1, FP 0.11, FN 1.
+pub const NAB_STANDARD: NabProfile = NabProfile {
+    name: "standard",
+    column: "standard",
+    tp: 1.0,
+    fp: 0.11,
+    fn_weight: 1.0,
+};
+/// `reward_low_FP_rate`: TP 1, FP 0.22, FN 1.
+pub const NAB_LOW_FP: NabProfile = NabProfile {
+    name: "reward_low_FP_rate",
+    column: "low_fp",
+    tp: 1.0,
+    fp: 0.22,
+    fn_weight: 1.0,
+};
+/// `reward_low_FN_rate`: TP 1, FP 0.11, FN 2.
+pub const NAB_LOW_FN: NabProfile = NabProfile {
+    name: "reward_low_FN_rate",
+    column: "low_fn",
+    tp: 1.0,
+    fp: 0.11,
+    fn_weight: 2.0,
+};
+/// NAB's three profiles, in our column order.
+pub const NAB_PROFILES: [NabProfile; 3] = [NAB_STANDARD, NAB_LOW_FP, NAB_LOW_FN];
+
+/// NAB standard profile weights.
+pub const NAB_TP: f64 = NAB_STANDARD.tp;
+pub const NAB_FP: f64 = NAB_STANDARD.fp;
+pub const NAB_FN: f64 = NAB_STANDARD.fn_weight;
+
+/// What one point contributes when it is a detection: NAB's `sweepScore` before the
+/// profile's weight (`calcSweepScore`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SweepPoint {
+    /// Before the probation's end: never scored.
+    Probation,
+    /// In window `id`: `scaledSigmoid(−(r − i + 1)/width) / scaledSigmoid(−1)`, times TP.
+    Window { id: usize, tp: f64 },
+    /// Outside windows: `scaledSigmoid(|i − r_prev| / (width_prev − 1))` after a window,
+    /// `scaledSigmoid(3) = −1` before the first, times FP.
+    Outside { fp: f64 },
+}
+
+/// The weight-free parts of a NAB score: `raw = TP·tp + FP·fp − FN·(windows − detected)`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct NabParts {
+    /// Windows with a point past the probation (the ones NAB scores).
+    pub windows: usize,
+    /// Of those, windows with a detection.
+    pub detected: usize,
+    /// Sum over detected windows of the best (earliest) detection's unweighted TP score.
+    pub tp: f64,
+    /// Sum over detections outside windows of their unweighted (≤ 0) FP score.
+    pub fp: f64,
+}
+
+impl NabParts {
+    /// Raw score under `p`.
+    pub fn raw(&self, p: &NabProfile) -> f64 {
+        p.tp * self.tp + p.fp * self.fp - p.fn_weight * (self.windows - self.detected) as f64
+    }
+    /// The null detector's (no detection) raw score under `p`: −FN per window.
+    pub fn null(&self, p: &NabProfile) -> f64 {
+        -p.fn_weight * self.windows as f64
+    }
+    /// The perfect detector's (each window at its first point) raw score: +TP per window.
+    pub fn perfect(&self, p: &NabProfile) -> f64 {
+        p.tp * self.windows as f64
+    }
+    fn add(&mut self, o: &NabParts) {
+        self.windows += o.windows;
+        self.detected += o.detected;
+        self.tp += o.tp;
+        self.fp += o.fp;
+    }
+}
+
+/// Windows clipped to `n` points, sorted, overlapping ones merged (NAB's labels have none).
+fn clean_windows(windows: &[(usize, usize)], n: usize) -> Vec<(usize, usize)> {
     let mut ws: Vec<(usize, usize)> = windows
         .iter()
         .map(|&(l, r)| (l, r.min(n.saturating_sub(1))))
-        .filter(|&(l, r)| l <= r)
+        .filter(|&(l, r)| l <= r && l < n)
         .collect();
     ws.sort();
-    let mut raw = 0.0;
-    let mut scored = 0usize;
-    let mut wi = 0;
-    let mut prev: Option<(usize, usize)> = None; // (right index, width)
-    let mut i = 0;
-    while i < n {
-        if wi < ws.len() && i == ws[wi].0 {
-            let (l, r) = ws[wi];
-            let width = (r - l + 1) as f64;
-            let mut best: Option<f64> = None;
-            let mut counted = false;
-            for j in l..=r {
-                if j < probation {
-                    continue;
-                }
-                counted = true;
-                if alarms[j] {
-                    let s = scaled_sigmoid(-((r - j + 1) as f64) / width) * NAB_TP / max_tp;
-                    best = Some(best.map_or(s, |b: f64| b.max(s)));
-                }
-            }
-            if counted {
-                scored += 1;
-                raw += best.map_or(-NAB_FN, |b| b.max(-NAB_FN));
-            }
-            prev = Some((r, r - l + 1));
-            wi += 1;
-            i = r + 1;
-            continue;
+    let mut out: Vec<(usize, usize)> = Vec::with_capacity(ws.len());
+    for (l, r) in ws {
+        match out.last_mut() {
+            Some(last) if l <= last.1 => last.1 = last.1.max(r),
+            _ => out.push((l, r)),
         }
-        if i >= probation && alarms[i] {
-            let pos = match prev {
-                None => 3.0,
-                Some((r, w)) => (i - r) as f64 / (w.saturating_sub(1).max(1)) as f64,
-            };
-            raw += scaled_sigmoid(pos) * NAB_FP;
-        }
-        i += 1;
     }
-    (raw, -NAB_FN * scored as f64, NAB_TP * scored as f64)
+    out
+}
+
+/// NAB's `Sweeper.calcSweepScore` for `n` points: each point's unweighted contribution
+/// as a detection, and the number of windows scored (those reaching past `probation`).
+/// A window of one point is followed by FP positions `|i − r|/1` (NAB divides by zero).
+pub fn sweep_points(
+    n: usize,
+    windows: &[(usize, usize)],
+    probation: usize,
+) -> (Vec<SweepPoint>, usize) {
+    let ws = clean_windows(windows, n);
+    let max_tp = scaled_sigmoid(-1.0);
+    let mut out = Vec::with_capacity(n);
+    let (mut next, mut cur, mut prev) = (0usize, None::<usize>, None::<(usize, usize)>);
+    let mut scored = 0;
+    for i in 0..n {
+        if cur.is_none() && next < ws.len() && i == ws[next].0 {
+            cur = Some(next);
+            next += 1;
+            if ws[next - 1].1 >= probation {
+                scored += 1;
+            }
+        }
+        let p = match cur {
+            Some(id) => {
+                let (l, r) = ws[id];
+                let pos = -((r - i + 1) as f64) / (r - l + 1) as f64;
+                SweepPoint::Window {
+                    id,
+                    tp: scaled_sigmoid(pos) / max_tp,
+                }
+            }
+            None => {
+                let pos = match prev {
+                    None => 3.0,
+                    Some((r, w)) => (i - r) as f64 / (w.saturating_sub(1).max(1)) as f64,
+                };
+                SweepPoint::Outside {
+                    fp: scaled_sigmoid(pos),
+                }
+            }
+        };
+        out.push(if i < probation {
+            SweepPoint::Probation
+        } else {
+            p
+        });
+        if let Some(id) = cur {
+            let (l, r) = ws[id];
+            if i == r {
+                prev = Some((r, r - l + 1));
+                cur = None;
+            }
+        }
+    }
+    (out, scored)
+}
+
+/// Scores the detections at `alarm_at` (ascending or not) against `points`
+/// ([`sweep_points`]): the best detection per window, every detection outside windows.
+fn parts_of(
+    points: &[SweepPoint],
+    windows: usize,
+    alarm_at: impl Iterator<Item = usize>,
+) -> NabParts {
+    let mut best: Vec<f64> = Vec::new();
+    let mut p = NabParts {
+        windows,
+        ..NabParts::default()
+    };
+    for i in alarm_at {
+        match points[i] {
+            SweepPoint::Probation => {}
+            SweepPoint::Window { id, tp } => {
+                if best.len() <= id {
+                    best.resize(id + 1, f64::NEG_INFINITY);
+                }
+                best[id] = best[id].max(tp);
+            }
+            SweepPoint::Outside { fp } => p.fp += fp,
+        }
+    }
+    for b in best.into_iter().filter(|b| b.is_finite()) {
+        p.detected += 1;
+        p.tp += b;
+    }
+    p
+}
+
+/// NAB score parts of one file's detections, following NAB's `sweeper.py`
+/// (`calcSweepScore` + `calcScoreByThreshold`): points before `probation` are ignored;
+/// each window that reaches past the probation scores its best (earliest) detection, or
+/// −FN if none; each detection outside windows scores FP·`scaledSigmoid` of its distance
+/// after the previous window (−FP before the first).
+pub fn nab_parts(alarms: &[bool], windows: &[(usize, usize)], probation: usize) -> NabParts {
+    let (points, scored) = sweep_points(alarms.len(), windows, probation);
+    parts_of(&points, scored, (0..alarms.len()).filter(|&i| alarms[i]))
+}
+
+/// `(raw, null, perfect)` NAB scores of one file under profile `p`; null = −FN and
+/// perfect = +TP per scored window.
+pub fn nab_score_profile(
+    alarms: &[bool],
+    windows: &[(usize, usize)],
+    probation: usize,
+    p: &NabProfile,
+) -> (f64, f64, f64) {
+    let parts = nab_parts(alarms, windows, probation);
+    (parts.raw(p), parts.null(p), parts.perfect(p))
+}
+
+/// [`nab_score_profile`] under the standard profile.
+pub fn nab_score(alarms: &[bool], windows: &[(usize, usize)], probation: usize) -> (f64, f64, f64) {
+    nab_score_profile(alarms, windows, probation, &NAB_STANDARD)
 }
 
 /// Normalised NAB score of summed raw/null/perfect scores.
@@ -305,6 +481,11 @@ pub fn nab_normalise(raw: f64, null: f64, perfect: f64) -> f64 {
         return 0.0;
     }
     100.0 * (raw - null) / (perfect - null)
+}
+
+/// Normalised score of summed parts under `p`.
+pub fn nab_normalise_parts(parts: &NabParts, p: &NabProfile) -> f64 {
+    nab_normalise(parts.raw(p), parts.null(p), parts.perfect(p))
 }
 
 // ---------------------------------------------------------------- data
@@ -319,6 +500,8 @@ struct Series {
     name: String,
     key: String,
     stamps: Vec<String>,
+    /// The value column as written in the file.
+    value_text: Vec<String>,
     values: Vec<f32>,
     windows: Vec<(usize, usize)>,
     probation: usize,
@@ -327,7 +510,10 @@ struct Series {
     bands: Vec<Option<(f64, f64, f64)>>,
 }
 
-fn read_series(path: &Path) -> Result<(Vec<String>, Vec<i64>, Vec<f32>)> {
+/// `timestamp,value` file: stamps and values as written, seconds, values.
+type RawSeries = (Vec<String>, Vec<String>, Vec<i64>, Vec<f32>);
+
+fn read_series(path: &Path) -> Result<RawSeries> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut lines = text.lines();
@@ -335,7 +521,8 @@ fn read_series(path: &Path) -> Result<(Vec<String>, Vec<i64>, Vec<f32>)> {
     if !header.starts_with("timestamp") {
         bail!("{}: expected a timestamp,value header", path.display());
     }
-    let (mut stamps, mut ts, mut vals) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut stamps, mut texts, mut ts, mut vals) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (i, line) in lines.enumerate() {
         if line.trim().is_empty() {
             continue;
@@ -347,10 +534,32 @@ fn read_series(path: &Path) -> Result<(Vec<String>, Vec<i64>, Vec<f32>)> {
             parse_ts(a).with_context(|| format!("{}:{}: bad timestamp", path.display(), i + 2))?;
         let v: f64 = b.trim().parse().unwrap_or(f64::NAN);
         stamps.push(a.trim().to_string());
+        texts.push(b.trim().to_string());
         ts.push(t);
         vals.push(v as f32);
     }
-    Ok((stamps, ts, vals))
+    Ok((stamps, texts, ts, vals))
+}
+
+/// The `anomaly_score` column of a NAB results file (`timestamp,value,anomaly_score,...`).
+pub fn read_results(path: &Path) -> Result<Vec<f64>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let Some(col) = header.iter().position(|h| h.trim() == "anomaly_score") else {
+        bail!("{}: no anomaly_score column", path.display());
+    };
+    let mut out = Vec::new();
+    for (i, line) in lines.enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let v = line
+            .split(',')
+            .nth(col)
+            .and_then(|s| s.trim().parse().ok())
+            .with_context(|| format!("{}:{}: bad anomaly_score", path.display(), i + 2))?;
+        out.push(v);
+    }
+    Ok(out)
 }
 
 fn season_of(ts: &[i64]) -> Option<usize> {
@@ -363,16 +572,61 @@ fn season_of(ts: &[i64]) -> Option<usize> {
     (step > 0 && 86400 % step == 0 && 86400 / step >= 3).then(|| (86400 / step) as usize)
 }
 
+/// NAB's `combined_windows.json`: `{"<category>/<name>.csv": [[start, end], ...]}`.
+pub type NabLabels = HashMap<String, Vec<Vec<String>>>;
+
+/// Reads a labels file; errors name the path.
+pub fn read_labels(path: &Path) -> Result<NabLabels> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{}: expected NAB's labels JSON, {{\"<category>/<name>.csv\": [[start, end], ...]}}",
+            path.display()
+        )
+    })
+}
+
+/// Point indices `(first, last)` of `key`'s labelled windows (points with `start ≤ t ≤ end`,
+/// as NAB's labeler marks them); windows without points are dropped.
+pub fn window_indices(labels: &NabLabels, key: &str, ts: &[i64]) -> Result<Vec<(usize, usize)>> {
+    let mut windows = Vec::new();
+    for w in labels.get(key).map(|v| v.as_slice()).unwrap_or(&[]) {
+        let (Some(a), Some(b)) = (
+            w.first().and_then(|s| parse_ts(s)),
+            w.get(1).and_then(|s| parse_ts(s)),
+        ) else {
+            bail!("labels of {key}: bad window {w:?}");
+        };
+        let l = ts.partition_point(|&t| t < a);
+        let r = ts.partition_point(|&t| t <= b);
+        if r > l {
+            windows.push((l, r - 1));
+        }
+    }
+    Ok(windows)
+}
+
+/// The categories to run: the given ones, else every sub-folder of `nab_dir` (sorted).
+fn categories(opts: &NabEvalOptions) -> Result<Vec<String>> {
+    if let Some(c) = &opts.categories {
+        return Ok(c.clone());
+    }
+    let dir = &opts.nab_dir;
+    let mut cats: Vec<String> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    cats.sort();
+    Ok(cats)
+}
+
 fn load(opts: &NabEvalOptions) -> Result<Vec<Series>> {
-    let labels: HashMap<String, Vec<Vec<String>>> = serde_json::from_str(
-        &std::fs::read_to_string(&opts.labels)
-            .with_context(|| format!("reading {}", opts.labels.display()))?,
-    )
-    .context("parsing the labels JSON")?;
-    let cats: Vec<String> = match &opts.categories {
-        Some(c) => c.clone(),
-        None => REAL_CATEGORIES.iter().map(|s| s.to_string()).collect(),
-    };
+    let labels = read_labels(&opts.labels)?;
+    let cats = categories(opts)?;
     let mut out = Vec::new();
     for cat in &cats {
         let dir = opts.nab_dir.join(cat);
@@ -385,21 +639,9 @@ fn load(opts: &NabEvalOptions) -> Result<Vec<Series>> {
         names.sort();
         for name in names {
             let key = format!("{cat}/{name}");
-            let (stamps, ts, values) = read_series(&dir.join(&name))?;
-            let mut windows = Vec::new();
-            for w in labels.get(&key).map(|v| v.as_slice()).unwrap_or(&[]) {
-                let (Some(a), Some(b)) = (
-                    w.first().and_then(|s| parse_ts(s)),
-                    w.get(1).and_then(|s| parse_ts(s)),
-                ) else {
-                    bail!("{key}: bad window {w:?}");
-                };
-                let l = ts.partition_point(|&t| t < a);
-                let r = ts.partition_point(|&t| t <= b);
-                if r > l {
-                    windows.push((l, r - 1));
-                }
-            }
+            let (stamps, value_text, ts, values) = read_series(&dir.join(&name))?;
+            let windows = window_indices(&labels, &key, &ts)
+                .with_context(|| format!("in {}", opts.labels.display()))?;
             let season = season_of(&ts);
             let n = values.len();
             let mut rows = Vec::with_capacity(n);
@@ -414,6 +656,7 @@ fn load(opts: &NabEvalOptions) -> Result<Vec<Series>> {
                 name: name.trim_end_matches(".csv").to_string(),
                 key,
                 stamps,
+                value_text,
                 values,
                 windows,
                 probation: nab_probation(n),
@@ -575,7 +818,7 @@ fn evaluate(
     let alarms = debounce(scores, threshold, refractory);
     let c = window_counts(&alarms, windows, probation);
     let (precision, recall, f1) = prf(c);
-    let (nab_raw, nab_null, nab_perfect) = nab_score(&alarms, windows, probation);
+    let nab = nab_parts(&alarms, windows, probation);
     FileResult {
         detector: detector.to_string(),
         file: file.to_string(),
@@ -590,9 +833,7 @@ fn evaluate(
         precision,
         recall,
         f1,
-        nab_raw,
-        nab_null,
-        nab_perfect,
+        nab,
     }
 }
 
@@ -603,6 +844,8 @@ pub fn summarise(detector: &str, scope: &str, files: &[&FileResult]) -> Summary 
     let caught: usize = files.iter().map(|r| r.caught).sum();
     let windows: usize = files.iter().map(|r| r.windows).sum();
     let fp: usize = files.iter().map(|r| r.fp_events).sum();
+    let mut nab = NabParts::default();
+    files.iter().for_each(|r| nab.add(&r.nab));
     let (mp, mr, mf) = prf(WindowCounts {
         windows,
         caught,
@@ -618,11 +861,8 @@ pub fn summarise(detector: &str, scope: &str, files: &[&FileResult]) -> Summary 
         micro_precision: mp,
         micro_recall: mr,
         micro_f1: mf,
-        nab_score: nab_normalise(
-            files.iter().map(|r| r.nab_raw).sum(),
-            files.iter().map(|r| r.nab_null).sum(),
-            files.iter().map(|r| r.nab_perfect).sum(),
-        ),
+        nab: NAB_PROFILES.map(|p| nab_normalise_parts(&nab, &p)),
+        opt: None,
     }
 }
 
@@ -708,7 +948,8 @@ impl NabReport {
 }
 
 /// Runs the evaluation and writes `OUT/anomaly.csv`, `OUT/summary.csv`,
-/// `OUT/plots/<category>_<name>.svg` and `OUT/scores/<detector>/<category>/<detector>_<name>.csv`.
+/// `OUT/plots/<category>_<name>.svg` and, in NAB's results layout,
+/// `OUT/results/<detectorname>/<category>/<detectorname>_<name>.csv` (see [`write_results`]).
 pub fn run_nab_eval(opts: &NabEvalOptions) -> Result<NabReport> {
     let series = load(opts)?;
     if series.is_empty() {
@@ -750,22 +991,7 @@ pub fn run_nab_eval(opts: &NabEvalOptions) -> Result<NabReport> {
                 *th,
                 *refractory,
             ));
-            // NAB layout; debounced: suppressed points written as 0 so NAB's scorer sees the
-            // same detections at this threshold.
-            let fired = debounce(scores, *th, *refractory);
-            let dir = opts.out.join("scores").join(det).join(&s.category);
-            std::fs::create_dir_all(&dir)?;
-            let mut csv = String::with_capacity(scores.len() * 40);
-            csv.push_str("timestamp,value,anomaly_score\n");
-            for t in 0..scores.len() {
-                let sc = if *refractory > 0 && !fired[t] {
-                    0.0
-                } else {
-                    scores[t]
-                };
-                let _ = writeln!(csv, "{},{},{}", s.stamps[t], s.values[t], sc);
-            }
-            std::fs::write(dir.join(format!("{det}_{}.csv", s.name)), csv)?;
+            write_results(&opts.out, s, det, scores, *th, *refractory)?;
             scored.push(ScoredFile {
                 detector: det.to_string(),
                 file: s.key.clone(),
@@ -785,29 +1011,100 @@ pub fn run_nab_eval(opts: &NabEvalOptions) -> Result<NabReport> {
         )?;
     }
     let summary = summaries(&files);
+    let mut report = NabReport {
+        threshold: opts.threshold,
+        files,
+        summary,
+        scored,
+        optimize_secs: None,
+    };
+    if opts.optimize {
+        let t0 = std::time::Instant::now();
+        report.apply_optimize();
+        report.optimize_secs = Some(t0.elapsed().as_secs_f64());
+    }
+    write_csvs(&opts.out, &report)?;
+    Ok(report)
+}
+
+/// NAB's name for a detector: no `_` (NAB splits result file names on `_`).
+pub fn nab_detector_name(det: &str) -> String {
+    det.replace('_', "")
+}
+
+/// Writes `OUT/results/<detectorname>/<category>/<detectorname>_<name>.csv` with NAB's
+/// results header `timestamp,value,anomaly_score,label`: timestamps and values as in the
+/// input file, the detector's raw score, label 1 inside a labelled window. Debounced
+/// detectors: points the debounce suppresses at threshold `th` are written as 0, so NAB's
+/// scorer at `th` sees exactly the detections scored here.
+fn write_results(
+    out: &Path,
+    s: &Series,
+    det: &str,
+    scores: &[f64],
+    th: f64,
+    refractory: usize,
+) -> Result<()> {
+    let name = nab_detector_name(det);
+    let dir = out.join("results").join(&name).join(&s.category);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let fired = debounce(scores, th, refractory);
+    let mut label = vec![0u8; scores.len()];
+    for &(l, r) in &s.windows {
+        label[l..=r.min(scores.len() - 1)].fill(1);
+    }
+    let mut csv = String::with_capacity(scores.len() * 48);
+    csv.push_str("timestamp,value,anomaly_score,label\n");
+    for t in 0..scores.len() {
+        let suppressed = refractory > 0 && scores[t] >= th && !fired[t];
+        let sc = if suppressed { 0.0 } else { scores[t] };
+        let _ = writeln!(
+            csv,
+            "{},{},{},{}",
+            s.stamps[t], s.value_text[t], sc, label[t]
+        );
+    }
+    let path = dir.join(format!("{name}_{}.csv", s.name));
+    std::fs::write(&path, csv).with_context(|| format!("writing {}", path.display()))
+}
+
+/// `summary.csv` header: the original columns, NAB's other two profiles, then (with
+/// `--optimize`) threshold and score per profile.
+fn summary_header(optimize: bool) -> String {
+    let mut h = String::from(
+        "detector,scope,files,mean_precision,mean_recall,mean_f1,micro_precision,micro_recall,micro_f1,nab_standard,nab_low_fp,nab_low_fn",
+    );
+    if optimize {
+        for p in NAB_PROFILES {
+            let _ = write!(h, ",opt_threshold_{c},opt_{c}", c = p.column);
+        }
+    }
+    h
+}
+
+fn write_csvs(out: &Path, report: &NabReport) -> Result<()> {
     let mut csv = String::from("detector,file,precision,recall,f1\n");
-    for r in &files {
+    for r in &report.files {
         let _ = writeln!(
             csv,
             "{},{},{:.4},{:.4},{:.4}",
             r.detector, r.file, r.precision, r.recall, r.f1
         );
     }
-    for s in summary.iter().filter(|s| s.scope == "ALL") {
+    for s in report.summary.iter().filter(|s| s.scope == "ALL") {
         let _ = writeln!(
             csv,
             "{},ALL,{:.4},{:.4},{:.4}",
             s.detector, s.micro_precision, s.micro_recall, s.micro_f1
         );
     }
-    std::fs::write(opts.out.join("anomaly.csv"), csv)?;
-    let mut sc = String::from(
-        "detector,scope,files,mean_precision,mean_recall,mean_f1,micro_precision,micro_recall,micro_f1,nab_standard\n",
-    );
-    for s in &summary {
-        let _ = writeln!(
+    std::fs::write(out.join("anomaly.csv"), csv)?;
+    let mut sc = summary_header(report.optimize_secs.is_some());
+    sc.push('\n');
+    for s in &report.summary {
+        let _ = write!(
             sc,
-            "{},{},{},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.2}",
+            "{},{},{},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.2},{:.2},{:.2}",
             s.detector,
             s.scope,
             s.files,
@@ -817,16 +1114,237 @@ pub fn run_nab_eval(opts: &NabEvalOptions) -> Result<NabReport> {
             s.micro_precision,
             s.micro_recall,
             s.micro_f1,
-            s.nab_score
+            s.nab[0],
+            s.nab[1],
+            s.nab[2]
         );
+        if report.optimize_secs.is_some() {
+            for o in s.opt.iter().flatten() {
+                let _ = write!(sc, ",{},{:.2}", o.threshold, o.score);
+            }
+        }
+        sc.push('\n');
     }
-    std::fs::write(opts.out.join("summary.csv"), sc)?;
-    Ok(NabReport {
-        threshold: opts.threshold,
-        files,
-        summary,
-        scored,
-    })
+    std::fs::write(out.join("summary.csv"), sc)?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- threshold optimisation
+
+/// The threshold NAB's optimiser reports when no detection scores best (its sweep starts
+/// there); above every score here.
+pub const NO_DETECTION_THRESHOLD: f64 = 1.1;
+
+/// Raw-score differences below this are ties in [`optimize`].
+pub const OPT_TIE: f64 = 1e-9;
+
+/// Max segment tree over scores (NaN as −∞): the first index from `j` with a score ≥ `v`.
+struct MaxTree {
+    size: usize,
+    n: usize,
+    t: Vec<f64>,
+}
+
+impl MaxTree {
+    fn new(v: &[f64]) -> Self {
+        let size = v.len().next_power_of_two().max(1);
+        let mut t = vec![f64::NEG_INFINITY; 2 * size];
+        for (i, &x) in v.iter().enumerate() {
+            t[size + i] = if x.is_nan() { f64::NEG_INFINITY } else { x };
+        }
+        for i in (1..size).rev() {
+            t[i] = t[2 * i].max(t[2 * i + 1]);
+        }
+        Self {
+            size,
+            n: v.len(),
+            t,
+        }
+    }
+
+    fn first_at_least(&self, j: usize, v: f64) -> Option<usize> {
+        if j >= self.n {
+            return None;
+        }
+        let mut i = j + self.size;
+        loop {
+            if self.t[i] >= v {
+                while i < self.size {
+                    i = if self.t[2 * i] >= v { 2 * i } else { 2 * i + 1 };
+                }
+                return (i - self.size < self.n).then_some(i - self.size);
+            }
+            while i & 1 == 1 {
+                i >>= 1;
+            }
+            if i == 0 {
+                return None;
+            }
+            i += 1;
+        }
+    }
+}
+
+/// One file's score parts at each of its distinct finite scores `v`, descending: the
+/// detections at threshold `v` (score ≥ `v`, debounced as [`debounce`] does with the file's
+/// refractory). Also returns the parts with no detection.
+fn file_steps(f: &ScoredFile) -> (NabParts, Vec<(f64, NabParts)>) {
+    let (points, scored) = sweep_points(f.scores.len(), &f.windows, f.probation);
+    let none = NabParts {
+        windows: scored,
+        ..NabParts::default()
+    };
+    if f.refractory == 0 {
+        return (none, steps_plain(&f.scores, &points, none));
+    }
+    let mut vals: Vec<f64> = f.scores.iter().copied().filter(|v| v.is_finite()).collect();
+    vals.sort_by(|a, b| b.total_cmp(a));
+    vals.dedup_by(|a, b| a == b);
+    let tree = MaxTree::new(&f.scores);
+    let gap = f.refractory.max(1);
+    let steps = vals
+        .into_iter()
+        .map(|v| {
+            let mut j = 0;
+            let fired = std::iter::from_fn(|| {
+                let i = tree.first_at_least(j, v)?;
+                j = i + gap;
+                Some(i)
+            });
+            (v, parts_of(&points, scored, fired))
+        })
+        .collect();
+    (none, steps)
+}
+
+/// Without debounce the detections only grow as the threshold falls: NAB's
+/// `calcScoreByThreshold`, points taken in descending score order.
+fn steps_plain(scores: &[f64], points: &[SweepPoint], none: NabParts) -> Vec<(f64, NabParts)> {
+    let mut order: Vec<usize> = (0..scores.len())
+        .filter(|&i| scores[i].is_finite() && points[i] != SweepPoint::Probation)
+        .collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let mut best: Vec<f64> = Vec::new();
+    let mut p = none;
+    let mut out = Vec::new();
+    for (k, &i) in order.iter().enumerate() {
+        match points[i] {
+            SweepPoint::Window { id, tp } => {
+                if best.len() <= id {
+                    best.resize(id + 1, f64::NEG_INFINITY);
+                }
+                if best[id] == f64::NEG_INFINITY {
+                    p.detected += 1;
+                    p.tp += tp;
+                    best[id] = tp;
+                } else if tp > best[id] {
+                    p.tp += tp - best[id];
+                    best[id] = tp;
+                }
+            }
+            SweepPoint::Outside { fp } => p.fp += fp,
+            SweepPoint::Probation => {}
+        }
+        if order.get(k + 1).is_none_or(|&j| scores[j] != scores[i]) {
+            out.push((scores[i], p));
+        }
+    }
+    out
+}
+
+/// NAB's optimiser over `files` (one detector's): for each profile of [`NAB_PROFILES`],
+/// the threshold whose summed raw score over the files is highest, and that score. The
+/// candidates are every distinct score of the files (the score only changes there) and
+/// [`NO_DETECTION_THRESHOLD`]; ties (within [`OPT_TIE`], float noise of the running sums)
+/// go to the higher threshold, as in NAB (a stable sort of thresholds swept downwards).
+/// Debounced files are re-debounced at each candidate.
+pub fn optimize(files: &[&ScoredFile]) -> [(f64, f64); 3] {
+    let mut cur = Vec::with_capacity(files.len());
+    let mut events: Vec<(f64, usize, NabParts)> = Vec::new();
+    let mut top = f64::NEG_INFINITY;
+    for (fi, f) in files.iter().enumerate() {
+        let (none, steps) = file_steps(f);
+        cur.push(none);
+        top = steps.first().map_or(top, |s| top.max(s.0));
+        events.extend(steps.into_iter().map(|(v, p)| (v, fi, p)));
+    }
+    events.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut total = NabParts::default();
+    cur.iter().for_each(|p| total.add(p));
+    let none_th = if top < NO_DETECTION_THRESHOLD {
+        NO_DETECTION_THRESHOLD
+    } else {
+        top + top.abs().max(1.0)
+    };
+    let mut best = NAB_PROFILES.map(|p| (none_th, total.raw(&p)));
+    for (k, &(v, fi, p)) in events.iter().enumerate() {
+        let old = cur[fi];
+        total.detected = total.detected + p.detected - old.detected;
+        total.tp += p.tp - old.tp;
+        total.fp += p.fp - old.fp;
+        cur[fi] = p;
+        if events.get(k + 1).is_none_or(|e| e.0 != v) {
+            for (b, prof) in best.iter_mut().zip(NAB_PROFILES.iter()) {
+                let raw = total.raw(prof);
+                if raw > b.1 + OPT_TIE {
+                    *b = (v, raw);
+                }
+            }
+        }
+    }
+    best
+}
+
+impl NabReport {
+    /// Sets each summary's [`Summary::opt`]: per detector and profile, [`optimize`] over all
+    /// files of the run, then every scope re-scored at that threshold.
+    pub fn apply_optimize(&mut self) {
+        for det in DETECTORS {
+            let mine: Vec<&ScoredFile> = self.scored.iter().filter(|s| s.detector == det).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let best = optimize(&mine);
+            let mut opt: Vec<[OptScore; 3]> = Vec::new();
+            for (pi, &(th, _)) in best.iter().enumerate() {
+                let rs: Vec<FileResult> = mine
+                    .iter()
+                    .map(|s| {
+                        evaluate(
+                            det,
+                            &s.file,
+                            &s.category,
+                            &s.scores,
+                            &s.windows,
+                            s.probation,
+                            th,
+                            s.refractory,
+                        )
+                    })
+                    .collect();
+                let scopes = summaries(&rs);
+                if opt.is_empty() {
+                    opt = vec![
+                        [OptScore {
+                            threshold: 0.0,
+                            score: 0.0
+                        }; 3];
+                        scopes.len()
+                    ];
+                }
+                for (o, s) in opt.iter_mut().zip(&scopes) {
+                    o[pi] = OptScore {
+                        threshold: th,
+                        score: s.nab[pi],
+                    };
+                }
+            }
+            let mine_summaries = self.summary.iter_mut().filter(|s| s.detector == det);
+            for (s, o) in mine_summaries.zip(opt) {
+                s.opt = Some(o);
+            }
+        }
+    }
 }
 
 /// Prints, per forest detector, the figures over thresholds 0.50..0.80 and the score
@@ -844,7 +1362,7 @@ pub fn print_sweep(report: &NabReport) {
         for (th, s) in report.sweep(det, &ths) {
             println!(
                 "  {th:.2} {:.3} {:.3} {:.3} {:.3} {:.1}",
-                s.mean_precision, s.mean_recall, s.mean_f1, s.micro_f1, s.nab_score
+                s.mean_precision, s.mean_recall, s.mean_f1, s.micro_f1, s.nab[0]
             );
         }
         let qs = [0.5, 0.9, 0.99, 0.999, 1.0];
@@ -853,14 +1371,14 @@ pub fn print_sweep(report: &NabReport) {
     }
 }
 
-/// Prints the summary table (Markdown) to stdout.
+/// Prints the summary table (Markdown) to stdout, and with `optimize` the optimised one.
 pub fn print_report(r: &NabReport) {
     println!("forest threshold {}", r.threshold);
-    println!("| detector | scope | files | mean P | mean R | mean F1 | micro F1 | NAB standard |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| detector | scope | files | mean P | mean R | mean F1 | micro F1 | NAB standard | NAB low FP | NAB low FN |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for s in &r.summary {
         println!(
-            "| {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.1} |",
+            "| {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.1} | {:.1} | {:.1} |",
             s.detector,
             s.scope,
             s.files,
@@ -868,7 +1386,34 @@ pub fn print_report(r: &NabReport) {
             s.mean_recall,
             s.mean_f1,
             s.micro_f1,
-            s.nab_score
+            s.nab[0],
+            s.nab[1],
+            s.nab[2]
+        );
+    }
+    let Some(secs) = r.optimize_secs else {
+        return;
+    };
+    println!(
+        "\noptimised thresholds (per detector and profile, over all {} files; {secs:.2} s)",
+        r.summary
+            .iter()
+            .find(|s| s.scope == "ALL")
+            .map_or(0, |s| s.files)
+    );
+    println!("| detector | threshold standard | NAB standard | threshold low FP | NAB low FP | threshold low FN | NAB low FN |");
+    println!("|---|---|---|---|---|---|---|");
+    for s in r.summary.iter().filter(|s| s.scope == "ALL") {
+        let Some(o) = &s.opt else { continue };
+        println!(
+            "| {} | {:.4} | {:.1} | {:.4} | {:.1} | {:.4} | {:.1} |",
+            s.detector,
+            o[0].threshold,
+            o[0].score,
+            o[1].threshold,
+            o[1].score,
+            o[2].threshold,
+            o[2].score
         );
     }
 }
@@ -1141,14 +1686,50 @@ mod tests {
         assert!(csv.starts_with("detector,file,precision,recall,f1\n"));
         assert!(csv.contains("forest,realAdExchange/exchange-2_cpc_results.csv,"));
         assert!(csv.contains("\nforest,ALL,"));
+        let input = std::fs::read_to_string(format!(
+            "{root}/data/realAdExchange/exchange-2_cpc_results.csv"
+        ))
+        .unwrap();
         for det in DETECTORS {
+            let name = nab_detector_name(det);
+            assert!(!name.contains('_'));
             let p = out.join(format!(
-                "scores/{det}/realAdExchange/{det}_exchange-2_cpc_results.csv"
+                "results/{name}/realAdExchange/{name}_exchange-2_cpc_results.csv"
             ));
             let s = std::fs::read_to_string(&p).unwrap();
-            assert!(s.starts_with("timestamp,value,anomaly_score\n2011-07-01 00:00:01,"));
+            assert!(s.starts_with("timestamp,value,anomaly_score,label\n2011-07-01 00:00:01,"));
             assert_eq!(s.lines().count(), 1 + 1624);
+            // timestamps and values exactly as in the input; labels = the window's points
+            for (a, b) in s.lines().zip(input.lines()).skip(1) {
+                assert!(a.starts_with(&format!("{b},")), "{a} vs {b}");
+            }
+            let labelled = s.lines().skip(1).filter(|l| l.ends_with(",1")).count();
+            let (l, r) = report.scored[0].windows[0];
+            assert_eq!(labelled, r - l + 1);
+            // raw scores, except the debounce's suppressed points
+            let sc = report.scored.iter().find(|x| x.detector == det).unwrap();
+            let written = read_results(&p).unwrap();
+            let th = if det.starts_with("likelihood") {
+                LIKELIHOOD_THRESHOLD
+            } else if det.starts_with("forest") {
+                0.65
+            } else {
+                0.5
+            };
+            let fired = debounce(&sc.scores, th, sc.refractory);
+            for t in 0..written.len() {
+                let expect = if sc.refractory > 0 && sc.scores[t] >= th && !fired[t] {
+                    0.0
+                } else {
+                    sc.scores[t]
+                };
+                assert_eq!(written[t], expect, "{det} {t}");
+            }
         }
+        let summary = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+        assert!(summary.starts_with(
+            "detector,scope,files,mean_precision,mean_recall,mean_f1,micro_precision,micro_recall,micro_f1,nab_standard,nab_low_fp,nab_low_fn\n"
+        ));
         let svg =
             std::fs::read_to_string(out.join("plots/realAdExchange_exchange-2_cpc_results.svg"))
                 .unwrap();
@@ -1157,5 +1738,201 @@ mod tests {
         assert_eq!(r.windows, 1);
         assert!((0.0..=1.0).contains(&r.f1));
         print_report(&report);
+    }
+
+    /// The hand-computed fixture: `tests/fixtures/nab/` (48 points at 5 min, labels with two
+    /// windows, scores in NAB's results layout), alarms at score ≥ 0.5.
+    ///
+    /// Probation: ⌊0.15·48⌋ = ⌊7.2⌋ = 7 points (indices 0–6). Windows: W1 = 01:00–01:45 =
+    /// indices 12–21 (width 10), W2 = 02:10–02:30 = indices 26–30 (width 5).
+    /// Alarms (score ≥ 0.5) and their unweighted sweep scores, scaledSigmoid(y) = 2/(1+e^{5y})−1:
+    /// - i = 3 (0.9): in probation, ignored.
+    /// - i = 8 (0.8): before the first window: scaledSigmoid(3) = −1, an FP: −FP.
+    /// - i = 13 (0.95): W1, position −(21−13+1)/10 = −0.9: scaledSigmoid(−0.9) /
+    ///   scaledSigmoid(−1) = 0.9780261147388136 / 0.9866142981514305 = 0.9912952980422967.
+    /// - i = 18 (0.7): W1 again, −0.4: 0.7719269398210883 < 0.9913, does not count.
+    /// - i = 22 (0.6): right after W1, |22−21|/(10−1) = 1/9: scaledSigmoid(1/9) =
+    ///   −0.2708471185167214, times FP.
+    /// - W2: no alarm: −FN.
+    /// - i = 45 (0.75): after W2, |45−30|/(5−1) = 3.75 ≥ 3: −1, times FP.
+    ///
+    /// raw = TP·0.9912952980422967 − FN − FP + FP·(−0.2708471185167214) − FP; null = −2·FN,
+    /// perfect = 2·TP; normalised = 100·(raw − null)/(perfect − null):
+    /// - standard (1, 0.11, 1): raw = 0.9912952980422967 − 1 − 0.11 − 0.029793183036839 − 0.11
+    ///   = −0.2584978849945427; 100·1.7415021150054573/4 = 43.537552875136434.
+    /// - low FP (1, 0.22, 1): raw = 0.9912952980422967 − 1 − 0.22 − 0.059586366073678 − 0.22
+    ///   = −0.508291068031382; 100·1.491708931968618/4 = 37.292723299215446.
+    /// - low FN (1, 0.11, 2): raw = 0.9912952980422967 − 2 − 0.11 − 0.029793183036839 − 0.11
+    ///   = −1.258497884994543; 100·2.741502115005457/6 = 45.691701916757616.
+    #[test]
+    fn nab_fixture_hand_computed() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/nab");
+        let (_, _, ts, values) =
+            read_series(Path::new(&format!("{dir}/data/fixture/tiny.csv"))).unwrap();
+        assert_eq!(values.len(), 48);
+        let labels = read_labels(Path::new(&format!("{dir}/labels.json"))).unwrap();
+        let windows = window_indices(&labels, "fixture/tiny.csv", &ts).unwrap();
+        assert_eq!(windows, vec![(12, 21), (26, 30)]);
+        let probation = nab_probation(ts.len());
+        assert_eq!(probation, 7);
+        let scores = read_results(Path::new(&format!(
+            "{dir}/results/handmade/fixture/handmade_tiny.csv"
+        )))
+        .unwrap();
+        let alarms = debounce(&scores, 0.5, 0);
+        let on: Vec<usize> = (0..48).filter(|&i| alarms[i]).collect();
+        assert_eq!(on, vec![3, 8, 13, 18, 22, 45]);
+        // the sigmoid values used above
+        assert!((scaled_sigmoid(-1.0) - 0.9866142981514305).abs() < 1e-15);
+        assert!((scaled_sigmoid(-0.9) - 0.9780261147388136).abs() < 1e-15);
+        assert!((scaled_sigmoid(1.0 / 9.0) + 0.2708471185167214).abs() < 1e-15);
+        assert_eq!(scaled_sigmoid(3.75), -1.0);
+        let expect = [
+            (-0.2584978849945427, -2.0, 2.0, 43.537552875136434),
+            (-0.508291068031382, -2.0, 2.0, 37.292723299215446),
+            (-1.258497884994543, -4.0, 2.0, 45.691701916757616),
+        ];
+        for (p, (raw, null, perfect, norm)) in NAB_PROFILES.iter().zip(expect) {
+            let (r, n, pf) = nab_score_profile(&alarms, &windows, probation, p);
+            assert!((r - raw).abs() < 1e-9, "{} raw {r} vs {raw}", p.name);
+            assert_eq!((n, pf), (null, perfect), "{}", p.name);
+            assert!((nab_normalise(r, n, pf) - norm).abs() < 1e-9, "{}", p.name);
+        }
+        assert_eq!(
+            nab_score(&alarms, &windows, probation).0,
+            nab_score_profile(&alarms, &windows, probation, &NAB_STANDARD).0
+        );
+        // through the summary as well
+        let fr = evaluate(
+            "handmade",
+            "fixture/tiny.csv",
+            "fixture",
+            &scores,
+            &windows,
+            probation,
+            0.5,
+            0,
+        );
+        let s = summarise("handmade", "ALL", &[&fr]);
+        for (got, want) in s.nab.iter().zip(expect) {
+            assert!((got - want.3).abs() < 1e-9);
+        }
+    }
+
+    /// Brute force: every candidate threshold scored from scratch.
+    fn brute_optimum(files: &[&ScoredFile]) -> [(f64, f64); 3] {
+        let mut cands: Vec<f64> = files
+            .iter()
+            .flat_map(|f| f.scores.iter().copied())
+            .collect();
+        cands.push(NO_DETECTION_THRESHOLD);
+        cands.sort_by(|a, b| b.total_cmp(a));
+        cands.dedup();
+        let mut best = [(f64::NAN, f64::NEG_INFINITY); 3];
+        for &th in &cands {
+            let mut parts = NabParts::default();
+            for f in files {
+                let a = debounce(&f.scores, th, f.refractory);
+                parts.add(&nab_parts(&a, &f.windows, f.probation));
+            }
+            for (b, p) in best.iter_mut().zip(NAB_PROFILES.iter()) {
+                if parts.raw(p) > b.1 + 1e-9 {
+                    *b = (th, parts.raw(p));
+                }
+            }
+        }
+        best
+    }
+
+    #[test]
+    fn optimize_matches_brute_force() {
+        // scores: each real series' |value − median| scaled to [0, 1], rounded to 1e-3 so
+        // that ties occur; real windows and probation
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/nab");
+        let labels =
+            read_labels(Path::new(&format!("{root}/labels/combined_windows.json"))).unwrap();
+        let mut files = Vec::new();
+        for key in [
+            "realAdExchange/exchange-2_cpc_results.csv",
+            "realAdExchange/exchange-3_cpc_results.csv",
+        ] {
+            let (_, _, ts, values) = read_series(Path::new(&format!("{root}/data/{key}"))).unwrap();
+            let mut sorted: Vec<f64> = values.iter().map(|&v| v as f64).collect();
+            let med = median(&mut sorted);
+            let dev: Vec<f64> = values.iter().map(|&v| (v as f64 - med).abs()).collect();
+            let top = dev.iter().cloned().fold(0.0, f64::max);
+            let probation = nab_probation(ts.len());
+            let scores: Vec<f64> = dev
+                .iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    if i < probation {
+                        0.0
+                    } else {
+                        (d / top * 1000.0).round() / 1000.0
+                    }
+                })
+                .collect();
+            files.push(ScoredFile {
+                detector: "dev".into(),
+                file: key.into(),
+                category: "realAdExchange".into(),
+                probation,
+                windows: window_indices(&labels, key, &ts).unwrap(),
+                scores,
+                refractory: 0,
+            });
+        }
+        for refractory in [0, 1, 24, 288] {
+            let fs: Vec<ScoredFile> = files
+                .iter()
+                .cloned()
+                .map(|mut f| {
+                    f.refractory = refractory;
+                    f
+                })
+                .collect();
+            let refs: Vec<&ScoredFile> = fs.iter().collect();
+            let fast = optimize(&refs);
+            let slow = brute_optimum(&refs);
+            for ((ft, fr), (st, sr)) in fast.iter().zip(slow) {
+                assert!(
+                    (fr - sr).abs() < 1e-9,
+                    "refractory {refractory}: {fr} vs {sr}"
+                );
+                assert_eq!(*ft, st, "refractory {refractory}");
+            }
+        }
+    }
+
+    #[test]
+    fn categories_default_and_errors() {
+        let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/nab");
+        let tmp = tempfile::tempdir().unwrap();
+        let mut opts = NabEvalOptions::new(
+            format!("{fixture}/data").into(),
+            format!("{fixture}/labels.json").into(),
+            tmp.path().join("out"),
+        );
+        assert_eq!(categories(&opts).unwrap(), vec!["fixture".to_string()]);
+        opts.categories = Some(vec!["a".into(), "b".into()]);
+        assert_eq!(
+            categories(&opts).unwrap(),
+            vec!["a".to_string(), "b".to_string()]
+        );
+        // a missing labels file, bad JSON, a missing folder: errors name the path
+        let missing = tmp.path().join("nope.json");
+        let e = format!("{:#}", read_labels(&missing).unwrap_err());
+        assert!(e.contains("nope.json"), "{e}");
+        let bad = tmp.path().join("bad.json");
+        std::fs::write(&bad, "{\"x\": 3}").unwrap();
+        let e = format!("{:#}", read_labels(&bad).unwrap_err());
+        assert!(e.contains("bad.json"), "{e}");
+        opts.categories = None;
+        opts.nab_dir = tmp.path().join("nodata");
+        let e = format!("{:#}", run_nab_eval(&opts).unwrap_err());
+        assert!(e.contains("nodata"), "{e}");
+        let e = format!("{:#}", read_results(&tmp.path().join("r.csv")).unwrap_err());
+        assert!(e.contains("r.csv"), "{e}");
     }
 }
