@@ -411,6 +411,10 @@ struct AnomalyEvalArgs {
     /// Seed of the forests (the agent's is 0); the same seed gives the same figures.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// What the `agent` detector's threshold applies to (the agent's anomaly.signal):
+    /// `score` or `likelihood`.
+    #[arg(long, default_value = "score", value_parser = parse_signal)]
+    signal: promcast::anomaly::AlarmSignal,
     /// Also print each forest detector's figures over thresholds 0.30..0.90.
     #[arg(long)]
     sweep: bool,
@@ -667,6 +671,14 @@ fn check_config(file: &Path) -> anyhow::Result<ExitCode> {
 }
 
 #[cfg(feature = "offline")]
+fn parse_signal(s: &str) -> Result<promcast::anomaly::AlarmSignal, String> {
+    match s {
+        "score" => Ok(promcast::anomaly::AlarmSignal::Score),
+        "likelihood" => Ok(promcast::anomaly::AlarmSignal::Likelihood),
+        _ => Err(format!("expected `score` or `likelihood`, got `{s}`")),
+    }
+}
+
 fn anomaly_eval(a: AnomalyEvalArgs) -> anyhow::Result<ExitCode> {
     use promcast::offline::nab;
     let mut opts = nab::NabEvalOptions::new(a.nab, a.labels, a.out);
@@ -675,6 +687,7 @@ fn anomaly_eval(a: AnomalyEvalArgs) -> anyhow::Result<ExitCode> {
     opts.history = a.history;
     opts.retrain_every = a.retrain_every.max(1);
     opts.seed = a.seed;
+    opts.signal = a.signal;
     opts.optimize = a.optimize;
     let report = nab::run_nab_eval(&opts)?;
     nab::print_report(&report);

@@ -42,7 +42,8 @@ pub const MAD_K: f64 = 3.5;
 /// NAB's real-data folders.
 pub const REAL_CATEGORIES: [&str; 3] = ["realAWSCloudwatch", "realAdExchange", "realTweets"];
 /// Detector names in report order.
-pub const DETECTORS: [&str; 9] = [
+pub const DETECTORS: [&str; 10] = [
+    "agent",
     "forest",
     "forest_debounced",
     "likelihood",
@@ -73,6 +74,8 @@ pub struct NabEvalOptions {
     pub retrain_every: usize,
     /// Seed of the forests (the agent's is 0); runs with the same seed are identical.
     pub seed: u64,
+    /// What the `agent` detector's threshold applies to (the agent's `anomaly.signal`).
+    pub signal: AlarmSignal,
     /// Also sweep each detector's threshold per NAB profile ([`optimize`]).
     pub optimize: bool,
 }
@@ -90,6 +93,7 @@ impl NabEvalOptions {
             history: 1440,
             retrain_every: 60,
             seed: 0,
+            signal: AlarmSignal::Score,
             optimize: false,
         }
     }
@@ -692,6 +696,62 @@ fn forest_scores(s: &Series, history: usize, retrain_every: usize, seed: u64) ->
     scores
 }
 
+/// The agent's own scorer ([`online::AnomalyScorer`], exactly as the forecast loop drives
+/// it) over one series fed one point per step: the verdict exported at each point
+/// (`N:anomaly_score`, `N:anomaly_likelihood`, `N:anomalous`). The ring is the last
+/// `history` points (from the first one), the season the longest of `seasons` it covers.
+/// This is the `agent` detector of `anomaly-eval`, and what the agent exports.
+pub fn agent_verdicts(
+    values: &[f32],
+    seasons: &[usize],
+    history: usize,
+    spec: &crate::config::AnomalySpec,
+) -> Vec<Option<crate::snapshot::Anomaly>> {
+    let mut scorer = online::AnomalyScorer::new(1, 1, history);
+    let far = std::time::Instant::now() + std::time::Duration::from_secs(365 * 86_400);
+    let specs = [Some(spec.clone())];
+    let id = crate::store::SeriesId(0);
+    (0..values.len())
+        .map(|t| {
+            let ring = &values[(t + 1).saturating_sub(history.max(1))..=t];
+            let season = online::season_for(seasons, ring.len());
+            let v = scorer.score(id, 0, spec, ring, t as i64, season, t as u64, far);
+            scorer.finish_step(t as u64, &specs, far);
+            v
+        })
+        .collect()
+}
+
+/// The `agent` detector's scores as `anomaly-eval` scores them: the signal the threshold
+/// applies to, 0 where it is at or above the threshold but the agent did not fire (held by
+/// the suppression, or inside the band), so that at the threshold the alarms are exactly
+/// the agent's `N:anomalous != 0`.
+fn agent_scores(s: &Series, opts: &NabEvalOptions, suppress: usize) -> Vec<f64> {
+    let spec = crate::config::AnomalySpec {
+        threshold: opts.threshold,
+        retrain_every: opts.retrain_every,
+        signal: opts.signal,
+        suppress,
+    };
+    let seasons: Vec<usize> = s.season.into_iter().collect();
+    agent_verdicts(&s.values, &seasons, opts.history, &spec)
+        .into_iter()
+        .map(|v| {
+            v.map_or(0.0, |a| {
+                let signal = match opts.signal {
+                    AlarmSignal::Score => a.score,
+                    AlarmSignal::Likelihood => a.likelihood,
+                };
+                if signal >= opts.threshold && a.direction == 0 {
+                    0.0
+                } else {
+                    signal
+                }
+            })
+        })
+        .collect()
+}
+
 /// Log-likelihood at or above which the likelihood detectors alarm.
 pub const LIKELIHOOD_THRESHOLD: f64 = 0.5;
 
@@ -964,7 +1024,8 @@ pub fn run_nab_eval(opts: &NabEvalOptions) -> Result<NabReport> {
         let band = band_scores(s);
         let mad = mad_scores(s);
         let likely = likelihood_scores(&forest, s.probation);
-        let per_det: [(&str, Vec<f64>, f64, usize); 9] = [
+        let per_det: [(&str, Vec<f64>, f64, usize); 10] = [
+            ("agent", agent_scores(s, opts, day), opts.threshold, day),
             ("forest", forest.clone(), opts.threshold, 0),
             ("forest_debounced", forest, opts.threshold, day),
             ("likelihood", likely.clone(), LIKELIHOOD_THRESHOLD, 0),
@@ -1002,7 +1063,7 @@ pub fn run_nab_eval(opts: &NabEvalOptions) -> Result<NabReport> {
                 refractory: *refractory,
             });
         }
-        let svg = plot_svg(s, &per_det[0].1, opts.threshold);
+        let svg = plot_svg(s, &per_det[1].1, opts.threshold);
         std::fs::write(
             opts.out
                 .join("plots")
