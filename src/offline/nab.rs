@@ -1996,4 +1996,102 @@ mod tests {
         let e = format!("{:#}", read_results(&tmp.path().join("r.csv")).unwrap_err());
         assert!(e.contains("r.csv"), "{e}");
     }
+
+    /// The agent's exported decision is the evaluation's `agent` detector, point for point:
+    /// one real NAB file (5-minute CPU utilisation, regular timestamps) fed through the
+    /// agent's ingest (remote-write 1.0 requests, snappy, decode, validate, append), one
+    /// point per forecast step of the real loop over a real store, and the exported
+    /// `N:anomalous` / `N:anomaly_score` / `N:anomaly_likelihood` read back from the
+    /// rendered scrape text, against [`agent_verdicts`] on the file's values.
+    #[test]
+    fn agent_exports_what_the_evaluation_scores() {
+        use crate::config::Config;
+        use crate::forecast::scheduler::Scheduler;
+        use crate::ingest::{Ingest, Protocol};
+        use crate::proto::prometheus as pb;
+        use crate::snapshot::{Snapshot, SnapshotCell};
+        use crate::store::Store;
+        use prost::Message as _;
+        use std::sync::Arc;
+
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/nab/data");
+        let path = format!("{root}/realAWSCloudwatch/ec2_cpu_utilization_5f5533.csv");
+        let (_, _, secs, values) = read_series(Path::new(&path)).unwrap();
+        let ts: Vec<i64> = secs.iter().map(|s| s * 1000).collect();
+        assert!(
+            ts.windows(2).all(|w| w[1] - w[0] == 300_000),
+            "regular steps"
+        );
+        // The eval's defaults in agent terms (a lower threshold, for firings to compare): ring
+        // 1440 points, retrain every 60 points,
+        // season one day (288 points), suppression one day.
+        let yaml = "storage: { step: 5m, retention: 5d, idle_timeout: 3650d }\n\
+                    forecast:\n  - selector: '{__name__=\"cpu\"}'\n    model: naive\n    \
+                    seasons: [1d]\n    anomaly: { threshold: 0.55, retrain_every: 5h, suppress: 1d }\n\
+                    limits: { max_series: 10, max_future: 3650d }\n";
+        let config = Arc::new(Config::from_yaml(yaml, "test", None).unwrap());
+        let spec = config.forecast[0].anomaly.clone().unwrap();
+        assert_eq!((spec.retrain_every, spec.suppress), (60, 288));
+        let expected = agent_verdicts(&values, &[288], config.ring_len.get(), &spec);
+
+        let store = Arc::new(Store::new(&config, ts[0]));
+        let telemetry = Arc::new(crate::telemetry::Telemetry::new(Vec::new()));
+        let ingest = Ingest::new(store.clone(), telemetry, config.limits.clone());
+        let cell = Arc::new(SnapshotCell::new(Snapshot::empty(&config)));
+        let mut sched = Scheduler::new(config.clone(), store, cell, None).unwrap();
+        let (mut fired, mut compared) = (0, 0);
+        for (t, (&at, &v)) in ts.iter().zip(&values).enumerate() {
+            let req = pb::WriteRequest {
+                timeseries: vec![pb::TimeSeries {
+                    labels: vec![pb::Label {
+                        name: "__name__".into(),
+                        value: "cpu".into(),
+                    }],
+                    samples: vec![pb::Sample {
+                        value: v as f64,
+                        timestamp: at,
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+            let body = snap::raw::Encoder::new()
+                .compress_vec(&req.encode_to_vec())
+                .unwrap();
+            ingest.ingest_snappy(&body, Protocol::V1, at).unwrap();
+            let step = sched.step(at);
+            let mut text = String::new();
+            crate::export::scrape::render_forecasts(&step.snapshot, &mut text);
+            let read = |name: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(&format!("cpu:{name}{{}} ")))
+                    .map(|v| v.parse::<f64>().unwrap())
+            };
+            let exported = (
+                read("anomaly_score"),
+                read("anomaly_likelihood"),
+                read("anomalous"),
+            );
+            let want = expected[t].map(|a| (a.score, a.likelihood, a.direction as f64));
+            match (want, exported) {
+                (None, (None, None, None)) => {}
+                (Some((s, l, d)), (Some(es), Some(el), Some(ed))) => {
+                    // The text carries the shortest repr that parses back to the same f64.
+                    assert_eq!(
+                        (es.to_bits(), el.to_bits(), ed),
+                        (s.to_bits(), l.to_bits(), d),
+                        "point {t}"
+                    );
+                    compared += 1;
+                    fired += (d != 0.0) as usize;
+                }
+                (w, e) => panic!("point {t}: evaluation {w:?}, agent {e:?}"),
+            }
+        }
+        assert!(compared > values.len() - 100, "{compared} points compared");
+        assert!(
+            fired >= 3,
+            "only {fired} firings: the comparison would be weak"
+        );
+    }
 }
