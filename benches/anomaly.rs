@@ -174,4 +174,51 @@ fn main() {
         (after - before) as f64 / own.max(1) as f64 / 1048576.0,
         scorer.heap_bytes() as f64 / own.max(1) as f64 / 1048576.0
     );
+
+    // At scale: 100,000 series, as the agent runs them with the default limits (256 own
+    // forests, the rest scored by the entry's pooled forest), each step scoring every
+    // series' newest point. One warm-up step (rings -> rows -> first trainings), then
+    // `STEPS_AT_SCALE` measured steps.
+    const AT_SCALE: usize = 100_000;
+    const STEPS_AT_SCALE: u64 = 5;
+    let before = LIVE.load(Ordering::Relaxed);
+    let mut scorer = AnomalyScorer::new(1, 256, ring);
+    let offset = |k: usize| (k * 7) % (v.len() - ring - STEPS_AT_SCALE as usize - 1);
+    let mut t5 = Instant::now();
+    let mut scored = 0u64;
+    for step in 0..=STEPS_AT_SCALE {
+        for k in 0..AT_SCALE {
+            let end = offset(k) + ring + step as usize;
+            if let Some(a) = scorer.score(
+                SeriesId(k as u64),
+                0,
+                &spec,
+                &v[end - ring..end],
+                step as i64,
+                season,
+                step,
+                far,
+            ) {
+                acc += a.likelihood;
+                scored += (step > 0) as u64;
+            }
+        }
+        scorer.finish_step(step, &[Some(spec.clone())], far);
+        if step == 0 {
+            println!(
+                "at {AT_SCALE} series: warm-up step {:.2} s",
+                t5.elapsed().as_secs_f64()
+            );
+            t5 = Instant::now();
+        }
+    }
+    let total = t5.elapsed().as_secs_f64();
+    let after = LIVE.load(Ordering::Relaxed);
+    let (own, pooled) = scorer.forest_counts();
+    println!(
+        "at {AT_SCALE} series ({own} own + {pooled} pooled forests, {scored} points scored): {:.2} us per series per step (score, likelihood, decision); scorer state {:.0} bytes per series beyond the own forests' {:.3} MiB each [{acc:.1}]",
+        total * 1e6 / (AT_SCALE as f64 * STEPS_AT_SCALE as f64),
+        ((after - before) as f64 - scorer.heap_bytes() as f64) / AT_SCALE as f64,
+        scorer.heap_bytes() as f64 / own.max(1) as f64 / 1048576.0,
+    );
 }

@@ -2051,7 +2051,6 @@ mod tests {
                         value: v as f64,
                         timestamp: at,
                     }],
-                    ..Default::default()
                 }],
                 ..Default::default()
             };
