@@ -411,10 +411,13 @@ struct AnomalyEvalArgs {
     /// Seed of the forests (the agent's is 0); the same seed gives the same figures.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// What the `agent` detector's threshold applies to (the agent's anomaly.signal):
-    /// `score` or `likelihood`.
-    #[arg(long, default_value = "score", value_parser = parse_signal)]
+    /// What drives the `agent` detector (the agent's anomaly.signal): `score` (against
+    /// --threshold) or `likelihood` (against --likelihood-threshold).
+    #[arg(long, default_value = "likelihood", value_parser = parse_signal)]
     signal: promcast::anomaly::AlarmSignal,
+    /// Threshold of the likelihood detectors (the agent's anomaly.likelihood_threshold).
+    #[arg(long = "likelihood-threshold", default_value_t = 0.15)]
+    likelihood_threshold: f64,
     /// Also print each forest detector's figures over thresholds 0.30..0.90.
     #[arg(long)]
     sweep: bool,
@@ -688,6 +691,7 @@ fn anomaly_eval(a: AnomalyEvalArgs) -> anyhow::Result<ExitCode> {
     opts.retrain_every = a.retrain_every.max(1);
     opts.seed = a.seed;
     opts.signal = a.signal;
+    opts.likelihood_threshold = a.likelihood_threshold;
     opts.optimize = a.optimize;
     let report = nab::run_nab_eval(&opts)?;
     nab::print_report(&report);

@@ -381,9 +381,10 @@ pub fn anomalous(score: f64, threshold: f64, value: f64, band: Option<(f64, f64,
 #[serde(rename_all = "snake_case")]
 pub enum AlarmSignal {
     /// The isolation-forest score (`N:anomaly_score`).
-    #[default]
     Score,
-    /// The anomaly likelihood of the score (`N:anomaly_likelihood`).
+    /// The anomaly likelihood of the score (`N:anomaly_likelihood`): the default, measured
+    /// better on NAB (docs/ANOMALY.md).
+    #[default]
     Likelihood,
 }
 

@@ -216,8 +216,12 @@ pub struct AnomalySection {
     pub threshold: f64,
     /// How often the entry's isolation forest is retrained from the rings.
     pub retrain_every: PromDuration,
-    /// What `threshold` applies to: the forest's `score` or its `likelihood`.
+    /// What drives `N:anomalous`: the forest's `score` (against `threshold`) or its
+    /// `likelihood` (against `likelihood_threshold`).
     pub signal: crate::anomaly::AlarmSignal,
+    /// Likelihood (0..1, log-scaled) at or above which a point outside the band is flagged
+    /// anomalous when `signal: likelihood`.
+    pub likelihood_threshold: f64,
     /// After `N:anomalous` fires for a series, it does not fire again for this long
     /// (`0s`: every anomalous point fires).
     pub suppress: PromDuration,
@@ -229,7 +233,8 @@ impl Default for AnomalySection {
             enabled: true,
             threshold: 0.65,
             retrain_every: PromDuration(Duration::from_secs(3600)),
-            signal: crate::anomaly::AlarmSignal::Score,
+            signal: crate::anomaly::AlarmSignal::Likelihood,
+            likelihood_threshold: 0.15,
             suppress: PromDuration(Duration::from_secs(86_400)),
         }
     }
@@ -455,6 +460,7 @@ pub struct ForecastSpec {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnomalySpec {
+    /// Score threshold; with `signal: likelihood`, the likelihood threshold.
     pub threshold: f64,
     /// Retrain interval in steps (at least 1).
     pub retrain_every: usize,
@@ -774,7 +780,10 @@ impl FileConfig {
             refit_every: in_steps(&f.refit_every),
             auto_every: in_steps(&f.auto_every),
             anomaly: f.anomaly.enabled.then(|| AnomalySpec {
-                threshold: f.anomaly.threshold,
+                threshold: match f.anomaly.signal {
+                    crate::anomaly::AlarmSignal::Score => f.anomaly.threshold,
+                    crate::anomaly::AlarmSignal::Likelihood => f.anomaly.likelihood_threshold,
+                },
                 retrain_every: in_steps(&f.anomaly.retrain_every),
                 signal: f.anomaly.signal,
                 suppress: (f.anomaly.suppress.0.as_millis() as u64)

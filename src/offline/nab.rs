@@ -74,8 +74,11 @@ pub struct NabEvalOptions {
     pub retrain_every: usize,
     /// Seed of the forests (the agent's is 0); runs with the same seed are identical.
     pub seed: u64,
-    /// What the `agent` detector's threshold applies to (the agent's `anomaly.signal`).
+    /// What drives the `agent` detector (the agent's `anomaly.signal`).
     pub signal: AlarmSignal,
+    /// Threshold of the likelihood detectors, and of `agent` with the likelihood signal
+    /// (the agent's `anomaly.likelihood_threshold`).
+    pub likelihood_threshold: f64,
     /// Also sweep each detector's threshold per NAB profile ([`optimize`]).
     pub optimize: bool,
 }
@@ -93,7 +96,8 @@ impl NabEvalOptions {
             history: 1440,
             retrain_every: 60,
             seed: 0,
-            signal: AlarmSignal::Score,
+            signal: AlarmSignal::Likelihood,
+            likelihood_threshold: LIKELIHOOD_THRESHOLD,
             optimize: false,
         }
     }
@@ -727,8 +731,9 @@ pub fn agent_verdicts(
 /// the suppression, or inside the band), so that at the threshold the alarms are exactly
 /// the agent's `N:anomalous != 0`.
 fn agent_scores(s: &Series, opts: &NabEvalOptions, suppress: usize) -> Vec<f64> {
+    let threshold = agent_threshold(opts);
     let spec = crate::config::AnomalySpec {
-        threshold: opts.threshold,
+        threshold,
         retrain_every: opts.retrain_every,
         signal: opts.signal,
         suppress,
@@ -742,7 +747,7 @@ fn agent_scores(s: &Series, opts: &NabEvalOptions, suppress: usize) -> Vec<f64> 
                     AlarmSignal::Score => a.score,
                     AlarmSignal::Likelihood => a.likelihood,
                 };
-                if signal >= opts.threshold && a.direction == 0 {
+                if signal >= threshold && a.direction == 0 {
                     0.0
                 } else {
                     signal
@@ -752,8 +757,17 @@ fn agent_scores(s: &Series, opts: &NabEvalOptions, suppress: usize) -> Vec<f64> 
         .collect()
 }
 
-/// Log-likelihood at or above which the likelihood detectors alarm.
-pub const LIKELIHOOD_THRESHOLD: f64 = 0.5;
+/// The `agent` detector's threshold: the one its signal is compared with.
+fn agent_threshold(opts: &NabEvalOptions) -> f64 {
+    match opts.signal {
+        AlarmSignal::Score => opts.threshold,
+        AlarmSignal::Likelihood => opts.likelihood_threshold,
+    }
+}
+
+/// Log-likelihood at or above which the likelihood detectors alarm by default (the agent's
+/// default `anomaly.likelihood_threshold`).
+pub const LIKELIHOOD_THRESHOLD: f64 = 0.15;
 
 /// The forest's scores through the likelihood layer ([`crate::anomaly::likelihood`]), from
 /// the first scored point.
@@ -1025,11 +1039,21 @@ pub fn run_nab_eval(opts: &NabEvalOptions) -> Result<NabReport> {
         let mad = mad_scores(s);
         let likely = likelihood_scores(&forest, s.probation);
         let per_det: [(&str, Vec<f64>, f64, usize); 10] = [
-            ("agent", agent_scores(s, opts, day), opts.threshold, day),
+            (
+                "agent",
+                agent_scores(s, opts, day),
+                agent_threshold(opts),
+                day,
+            ),
             ("forest", forest.clone(), opts.threshold, 0),
             ("forest_debounced", forest, opts.threshold, day),
-            ("likelihood", likely.clone(), LIKELIHOOD_THRESHOLD, 0),
-            ("likelihood_debounced", likely, LIKELIHOOD_THRESHOLD, day),
+            ("likelihood", likely.clone(), opts.likelihood_threshold, 0),
+            (
+                "likelihood_debounced",
+                likely,
+                opts.likelihood_threshold,
+                day,
+            ),
             (
                 "forest_pooled",
                 pooled_scores(&series, i, opts.seed),
@@ -2005,6 +2029,26 @@ mod tests {
     /// rendered scrape text, against [`agent_verdicts`] on the file's values.
     #[test]
     fn agent_exports_what_the_evaluation_scores() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/nab/data");
+        let path = format!("{root}/realAWSCloudwatch/ec2_cpu_utilization_5f5533.csv");
+        let (_, _, secs, values) = read_series(Path::new(&path)).unwrap();
+        let ts: Vec<i64> = secs.iter().map(|s| s * 1000).collect();
+        assert!(
+            ts.windows(2).all(|w| w[1] - w[0] == 300_000),
+            "regular steps"
+        );
+        // The eval's defaults in agent terms: ring 1440 points, retrain every 60 points, season
+        // one day (288 points), suppression one day; both signals (the default likelihood, and
+        // the score with a threshold low enough for firings to compare).
+        for anomaly in [
+            "{ retrain_every: 5h }",
+            "{ signal: score, threshold: 0.55, retrain_every: 5h }",
+        ] {
+            agent_matches_evaluation(anomaly, &ts, &values);
+        }
+    }
+
+    fn agent_matches_evaluation(anomaly: &str, ts: &[i64], values: &[f32]) {
         use crate::config::Config;
         use crate::forecast::scheduler::Scheduler;
         use crate::ingest::{Ingest, Protocol};
@@ -2014,25 +2058,16 @@ mod tests {
         use prost::Message as _;
         use std::sync::Arc;
 
-        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/nab/data");
-        let path = format!("{root}/realAWSCloudwatch/ec2_cpu_utilization_5f5533.csv");
-        let (_, _, secs, values) = read_series(Path::new(&path)).unwrap();
-        let ts: Vec<i64> = secs.iter().map(|s| s * 1000).collect();
-        assert!(
-            ts.windows(2).all(|w| w[1] - w[0] == 300_000),
-            "regular steps"
+        let yaml = format!(
+            "storage: {{ step: 5m, retention: 5d, idle_timeout: 3650d }}\n\
+             forecast:\n  - selector: '{{__name__=\"cpu\"}}'\n    model: naive\n    \
+             seasons: [1d]\n    anomaly: {anomaly}\n\
+             limits: {{ max_series: 10, max_future: 3650d }}\n"
         );
-        // The eval's defaults in agent terms (a lower threshold, for firings to compare): ring
-        // 1440 points, retrain every 60 points,
-        // season one day (288 points), suppression one day.
-        let yaml = "storage: { step: 5m, retention: 5d, idle_timeout: 3650d }\n\
-                    forecast:\n  - selector: '{__name__=\"cpu\"}'\n    model: naive\n    \
-                    seasons: [1d]\n    anomaly: { threshold: 0.55, retrain_every: 5h, suppress: 1d }\n\
-                    limits: { max_series: 10, max_future: 3650d }\n";
-        let config = Arc::new(Config::from_yaml(yaml, "test", None).unwrap());
+        let config = Arc::new(Config::from_yaml(&yaml, "test", None).unwrap());
         let spec = config.forecast[0].anomaly.clone().unwrap();
         assert_eq!((spec.retrain_every, spec.suppress), (60, 288));
-        let expected = agent_verdicts(&values, &[288], config.ring_len.get(), &spec);
+        let expected = agent_verdicts(values, &[288], config.ring_len.get(), &spec);
 
         let store = Arc::new(Store::new(&config, ts[0]));
         let telemetry = Arc::new(crate::telemetry::Telemetry::new(Vec::new()));
@@ -2040,7 +2075,7 @@ mod tests {
         let cell = Arc::new(SnapshotCell::new(Snapshot::empty(&config)));
         let mut sched = Scheduler::new(config.clone(), store, cell, None).unwrap();
         let (mut fired, mut compared) = (0, 0);
-        for (t, (&at, &v)) in ts.iter().zip(&values).enumerate() {
+        for (t, (&at, &v)) in ts.iter().zip(values).enumerate() {
             let req = pb::WriteRequest {
                 timeseries: vec![pb::TimeSeries {
                     labels: vec![pb::Label {
@@ -2079,18 +2114,21 @@ mod tests {
                     assert_eq!(
                         (es.to_bits(), el.to_bits(), ed),
                         (s.to_bits(), l.to_bits(), d),
-                        "point {t}"
+                        "{anomaly}: point {t}"
                     );
                     compared += 1;
                     fired += (d != 0.0) as usize;
                 }
-                (w, e) => panic!("point {t}: evaluation {w:?}, agent {e:?}"),
+                (w, e) => panic!("{anomaly}: point {t}: evaluation {w:?}, agent {e:?}"),
             }
         }
-        assert!(compared > values.len() - 100, "{compared} points compared");
+        assert!(
+            compared > values.len() - 100,
+            "{anomaly}: {compared} points compared"
+        );
         assert!(
             fired >= 3,
-            "only {fired} firings: the comparison would be weak"
+            "{anomaly}: only {fired} firings: the comparison would be weak"
         );
     }
 }
