@@ -25,8 +25,10 @@
 //!   feature, an onnxruntime batch worker), `auto`'s choice, the per-series forecaster, and
 //!   the loop ([`forecast::scheduler`]) that runs them off the async runtime once per step.
 //! - [`anomaly`]: scale-free features of the newest point scored by extended isolation
-//!   forests (per series within a limit, pooled per forecast entry otherwise); an anomaly
-//!   likelihood layer over those scores, evaluated offline (docs/ANOMALY.md: not adopted).
+//!   forests (per series within a limit, pooled per forecast entry otherwise), our own
+//!   seeded implementation with flat `f32` nodes ([`anomaly::eif`]); the anomaly likelihood
+//!   of each series' scores ([`anomaly::likelihood`]), which by default drives the exported
+//!   decision `N:anomalous`, with a suppression after each firing.
 //! - [`scale`]: replica recommendations: one target's decisions over time (the `Scaler`,
 //!   shared by the agent's `scaling:` targets and the simulator) and the HPA controller the
 //!   simulator runs.

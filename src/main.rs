@@ -682,6 +682,7 @@ fn parse_signal(s: &str) -> Result<promcast::anomaly::AlarmSignal, String> {
     }
 }
 
+#[cfg(feature = "offline")]
 fn anomaly_eval(a: AnomalyEvalArgs) -> anyhow::Result<ExitCode> {
     use promcast::offline::nab;
     let mut opts = nab::NabEvalOptions::new(a.nab, a.labels, a.out);

@@ -6,7 +6,7 @@
 //!   `anomaly.retrain_every` on the feature rows of the points its ring holds
 //!   ([`SeriesDetector`]: the rows are computed once from the ring by [`training_rows`], then
 //!   kept as each step computes them, so a retraining costs only the forest build); at most
-//!   `limits.max_anomaly_forests` series hold one (about 0.34 MiB each with their kept rows, measured in
+//!   `limits.max_anomaly_forests` series hold one (about 0.23 MiB each with their kept rows, measured in
 //!   `benches/anomaly.rs`);
 //! - otherwise the **pooled forest** of its forecast entry: trained on a reservoir of the
 //!   newest-point rows of all the entry's series (bounded, [`POOL_ROWS`]), so a young series,
@@ -237,21 +237,30 @@ pub struct AnomalyScorer {
     /// Rows kept per detector: the ring length.
     history: usize,
     rows: Vec<FeatureVec>,
+    /// Seed of every forest trained here (the agent's is 0).
+    seed: u64,
     pub stats: StepStats,
 }
 
 impl AnomalyScorer {
-    /// `history`: the ring length in points.
+    /// `history`: the ring length in points. Forests are drawn from seed 0.
     pub fn new(entries: usize, max_forests: usize, history: usize) -> Self {
+        Self::with_seed(entries, max_forests, history, 0)
+    }
+
+    /// The same, with every forest (own and pooled) and the pools' reservoirs drawn from
+    /// `seed` (`anomaly-eval --seed`; the agent uses 0).
+    pub fn with_seed(entries: usize, max_forests: usize, history: usize, seed: u64) -> Self {
         Self {
             history,
             series: HashMap::new(),
             pools: (0..entries)
-                .map(|i| Pool::new(0x9e37_79b9_7f4a_7c15 ^ i as u64))
+                .map(|i| Pool::new(0x9e37_79b9_7f4a_7c15 ^ i as u64 ^ seed))
                 .collect(),
             max_forests,
             forests: 0,
             rows: Vec::new(),
+            seed,
             stats: StepStats::default(),
         }
     }
@@ -292,7 +301,7 @@ impl AnomalyScorer {
             && self.forests < self.max_forests
             && values.iter().filter(|v| v.is_finite()).count() >= MIN_HISTORY + MIN_TRAIN_ROWS
         {
-            state.own = Some(Box::new(SeriesDetector::new(self.history)));
+            state.own = Some(Box::new(SeriesDetector::with_seed(self.history, self.seed)));
             self.forests += 1;
         }
         if let Some(own) = &mut state.own {
@@ -363,7 +372,7 @@ impl AnomalyScorer {
                 self.stats.deferred += 1;
                 continue;
             }
-            match AnomalyForest::train(&pool.rows) {
+            match AnomalyForest::train_seeded(&pool.rows, self.seed) {
                 Ok(f) => {
                     pool.forest = Some(f);
                     self.stats.trained += 1;
@@ -388,14 +397,18 @@ impl AnomalyScorer {
         )
     }
 
-    /// Approximate heap bytes of all forests and pooled rows.
-    pub fn heap_bytes(&self) -> usize {
-        let own: usize = self
-            .series
+    /// Approximate heap bytes of the series' own detectors (forests and kept rows).
+    pub fn own_heap_bytes(&self) -> usize {
+        self.series
             .values()
             .filter_map(|s| s.own.as_deref())
             .map(SeriesDetector::heap_bytes)
-            .sum();
+            .sum()
+    }
+
+    /// Approximate heap bytes of all forests, pooled rows and per-series state.
+    pub fn heap_bytes(&self) -> usize {
+        let own = self.own_heap_bytes();
         let pooled: usize = self
             .pools
             .iter()

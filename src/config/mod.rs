@@ -200,7 +200,8 @@ pub struct ForecastSection {
     /// series' own history.
     #[serde(default = "default_auto_every")]
     pub auto_every: PromDuration,
-    /// Anomaly scoring of each series' newest point (`N:anomaly_score`, `N:anomalous`).
+    /// Anomaly scoring of each series' newest point (`N:anomaly_score`,
+    /// `N:anomaly_likelihood`, `N:anomalous`).
     #[serde(default)]
     pub anomaly: AnomalySection,
     /// Overrides `storage.counters` for the counters this entry selects.
@@ -330,7 +331,7 @@ pub struct LimitsSection {
     /// How long a remote-write request may take to deliver its body; a slower one is
     /// answered 503 (retry) and its slot freed, so slow clients cannot hold every slot.
     pub body_timeout: PromDuration,
-    /// Series that may hold their own anomaly forest (about 0.34 MiB each); the others are
+    /// Series that may hold their own anomaly forest (about 0.23 MiB each); the others are
     /// scored by their forecast entry's pooled forest.
     pub max_anomaly_forests: usize,
     /// Samples one remote-read request may return; beyond it the read fails with 400.
@@ -770,6 +771,15 @@ impl FileConfig {
                 format!("must be within 0..1, got {}", f.anomaly.threshold),
             );
         }
+        if !(0.0..=1.0).contains(&f.anomaly.likelihood_threshold) {
+            problem(
+                at("anomaly.likelihood_threshold"),
+                format!(
+                    "must be within 0..1, got {}",
+                    f.anomaly.likelihood_threshold
+                ),
+            );
+        }
         Some(ForecastSpec {
             selector: selector?,
             horizons,
@@ -1070,6 +1080,7 @@ forecast:
     quantiles: [0.9, 0.1]
   - selector: up
     model: lstm
+    anomaly: { threshold: 1.5, likelihood_threshold: -0.1 }
 remote_write:
   - url: 'ftp://x'
 limits: { max_series: 0 }
@@ -1083,6 +1094,8 @@ inference: { model: none }
             "forecast[0].horizons[0]",
             "forecast[0].quantiles",
             "forecast[1].model",
+            "forecast[1].anomaly.threshold",
+            "forecast[1].anomaly.likelihood_threshold",
             "remote_write[0].url",
             "limits.max_series",
         ] {
