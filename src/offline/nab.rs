@@ -170,6 +170,22 @@ pub struct ScoredFile {
     pub refractory: usize,
 }
 
+impl ScoredFile {
+    /// The file's figures with its detector alarming at `threshold`.
+    pub fn evaluate_at(&self, threshold: f64) -> FileResult {
+        evaluate(
+            &self.detector,
+            &self.file,
+            &self.category,
+            &self.scores,
+            &self.windows,
+            self.probation,
+            threshold,
+            self.refractory,
+        )
+    }
+}
+
 /// Everything [`run_nab_eval`] measured.
 #[derive(Debug, Clone)]
 pub struct NabReport {
@@ -977,18 +993,7 @@ impl NabReport {
                     .scored
                     .iter()
                     .filter(|s| s.detector == detector)
-                    .map(|s| {
-                        evaluate(
-                            detector,
-                            &s.file,
-                            &s.category,
-                            &s.scores,
-                            &s.windows,
-                            s.probation,
-                            th,
-                            s.refractory,
-                        )
-                    })
+                    .map(|s| s.evaluate_at(th))
                     .collect();
                 let refs: Vec<&FileResult> = rs.iter().collect();
                 (th, summarise(detector, "ALL", &refs))
@@ -1422,21 +1427,7 @@ impl NabReport {
             self.oracle.push((det, per_file_oracle(&mine)));
             let mut opt: Vec<[OptScore; 3]> = Vec::new();
             for (pi, &(th, _)) in best.iter().enumerate() {
-                let rs: Vec<FileResult> = mine
-                    .iter()
-                    .map(|s| {
-                        evaluate(
-                            det,
-                            &s.file,
-                            &s.category,
-                            &s.scores,
-                            &s.windows,
-                            s.probation,
-                            th,
-                            s.refractory,
-                        )
-                    })
-                    .collect();
+                let rs: Vec<FileResult> = mine.iter().map(|s| s.evaluate_at(th)).collect();
                 let scopes = summaries(&rs);
                 if opt.is_empty() {
                     opt = vec![
