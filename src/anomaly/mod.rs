@@ -377,17 +377,8 @@ pub fn anomalous(score: f64, threshold: f64, value: f64, band: Option<(f64, f64,
     }
 }
 
-/// What drives `N:anomalous`: the forest's raw score or its [`likelihood`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AlarmSignal {
-    /// The isolation-forest score (`N:anomaly_score`).
-    Score,
-    /// The anomaly likelihood of the score (`N:anomaly_likelihood`): the default, measured
-    /// better on NAB (docs/ANOMALY.md).
-    #[default]
-    Likelihood,
-}
+/// What drives `N:anomalous` (defined with the configuration, which names it).
+pub use crate::config::AlarmSignal;
 
 /// The exported decision `N:anomalous` of one series: [`anomalous`] on the chosen signal,
 /// then causal suppression: no point fires within `hold` steps of the last firing (an alert fires once per incident rather than once per point of it; NAB likewise

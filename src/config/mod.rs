@@ -219,7 +219,7 @@ pub struct AnomalySection {
     pub retrain_every: PromDuration,
     /// What drives `N:anomalous`: the forest's `score` (against `threshold`) or its
     /// `likelihood` (against `likelihood_threshold`).
-    pub signal: crate::anomaly::AlarmSignal,
+    pub signal: AlarmSignal,
     /// Likelihood (0..1, log-scaled) at or above which a point outside the band is flagged
     /// anomalous when `signal: likelihood`.
     pub likelihood_threshold: f64,
@@ -234,7 +234,7 @@ impl Default for AnomalySection {
             enabled: true,
             threshold: 0.65,
             retrain_every: PromDuration(Duration::from_secs(3600)),
-            signal: crate::anomaly::AlarmSignal::Likelihood,
+            signal: AlarmSignal::Likelihood,
             likelihood_threshold: 0.15,
             suppress: PromDuration(Duration::from_secs(86_400)),
         }
@@ -459,13 +459,26 @@ pub struct ForecastSpec {
     pub counters: CounterMode,
 }
 
+/// What drives `N:anomalous`: the forest's raw score or its likelihood
+/// (`crate::anomaly::likelihood`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlarmSignal {
+    /// The isolation-forest score (`N:anomaly_score`).
+    Score,
+    /// The anomaly likelihood of the score (`N:anomaly_likelihood`): the default, measured
+    /// better on NAB (docs/ANOMALY.md).
+    #[default]
+    Likelihood,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnomalySpec {
     /// Score threshold; with `signal: likelihood`, the likelihood threshold.
     pub threshold: f64,
     /// Retrain interval in steps (at least 1).
     pub retrain_every: usize,
-    pub signal: crate::anomaly::AlarmSignal,
+    pub signal: AlarmSignal,
     /// Suppression after a firing, in steps (0: none).
     pub suppress: usize,
 }
@@ -791,8 +804,8 @@ impl FileConfig {
             auto_every: in_steps(&f.auto_every),
             anomaly: f.anomaly.enabled.then(|| AnomalySpec {
                 threshold: match f.anomaly.signal {
-                    crate::anomaly::AlarmSignal::Score => f.anomaly.threshold,
-                    crate::anomaly::AlarmSignal::Likelihood => f.anomaly.likelihood_threshold,
+                    AlarmSignal::Score => f.anomaly.threshold,
+                    AlarmSignal::Likelihood => f.anomaly.likelihood_threshold,
                 },
                 retrain_every: in_steps(&f.anomaly.retrain_every),
                 signal: f.anomaly.signal,
