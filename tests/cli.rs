@@ -170,18 +170,25 @@ fn anomaly_eval_writes_its_report_in_nabs_layout() {
         csv.starts_with("detector,file,precision,recall,f1\n"),
         "{csv}"
     );
-    for det in ["forest", "band", "mad"] {
+    for det in ["agent", "forest", "forest_debounced", "band", "mad"] {
         assert!(
             csv.contains(&format!(
                 "\n{det},realAWSCloudwatch/ec2_cpu_utilization_825cc2.csv,"
             )),
             "{det} missing from {csv}"
         );
+        // NAB's results layout: the detector's name without `_` (NAB splits on it)
+        let name = det.replace('_', "");
         let scores = out_dir.join(format!(
-            "scores/{det}/realAWSCloudwatch/{det}_ec2_cpu_utilization_825cc2.csv"
+            "results/{name}/realAWSCloudwatch/{name}_ec2_cpu_utilization_825cc2.csv"
         ));
-        let text = std::fs::read_to_string(&scores).unwrap();
-        assert!(text.starts_with("timestamp,value,anomaly_score\n"));
+        let text = std::fs::read_to_string(&scores)
+            .unwrap_or_else(|e| panic!("{}: {e}", scores.display()));
+        assert!(
+            text.starts_with("timestamp,value,anomaly_score,label\n"),
+            "{}",
+            &text[..text.len().min(200)]
+        );
     }
     assert!(out_dir
         .join("plots/realAWSCloudwatch_ec2_cpu_utilization_825cc2.svg")

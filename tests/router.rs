@@ -536,11 +536,12 @@ async fn remote_write_round_trip_into_our_own_ingest() {
         .unwrap();
 
     let sent = sender.telemetry.remote_write[0].1.samples_sent.get();
-    // 120 points are enough for the series' own anomaly forest: score and direction too.
+    // 120 points are enough for the series' own anomaly forest: score, likelihood and
+    // direction too.
     assert_eq!(
         sent,
-        2 * 3 + 2,
-        "two horizons x three values and two anomaly series, in batches of four"
+        2 * 3 + 3,
+        "two horizons x three values and three anomaly series, in batches of four"
     );
     assert_eq!(receiver.telemetry.dropped_count(Dropped::OwnOutput), sent);
     assert_eq!(receiver.store().series_count(), 0);
