@@ -118,8 +118,13 @@ fn demo_shows_a_forecast_cone_and_anomaly_scores_within_a_minute() {
         serde_json::from_str(&browser::attr(&dom, "chart", "data-cone").unwrap()).unwrap();
     assert_eq!(cone.len(), 3);
     let origin = cone[0][0] - 300.0;
+    // The demo replays at 60x, so one forecast step (60 s of trace) is one second of wall
+    // time; on a loaded 2-core machine running an unoptimised build a step can overrun and
+    // the scheduler skips what it missed (logged as "forecast step overran"), so the newest
+    // cone may be a few steps behind the newest point. It must never be ahead of it, and
+    // never stale by more than five steps.
     assert!(
-        (origin - last).abs() <= 60.0,
+        origin <= last + 60.0 && last - origin <= 5.0 * 60.0,
         "cone origin {origin}, last {last}"
     );
     for ([t, y, lo, hi], ahead) in cone.iter().zip([300.0, 900.0, 1800.0]) {
