@@ -22,7 +22,7 @@ use promcast::config::Config;
 use promcast::export::history::ForecastHistory;
 use promcast::forecast::neural::{BackendChoice, LstmModel, BUILTIN_MODEL};
 use promcast::forecast::scheduler::Scheduler;
-use promcast::snapshot::{Snapshot, SnapshotCell};
+use promcast::snapshot::{ModelKind, Snapshot, SnapshotCell};
 use promcast::store::{hash_labels, AppendStats, LabelRef, Sample, Store};
 use promcast::telemetry::Telemetry;
 
@@ -167,11 +167,14 @@ fn main() {
                 .or_default() += 1;
         }
         let rss = rss_bytes();
+        let fs = &step.stats.forecast;
+        let choices: u64 = ModelKind::ALL.iter().map(|m| fs.auto_choices[*m]).sum();
         println!(
-            "step {}: {:.1} s ({:.0} series/s); ready {} by model {models:?}; RSS {:.0} MiB: {:.0} bytes ({:.2} KiB) per series",
+            "step {}: {:.1} s ({:.0} series/s); auto choices {choices}, deferred {}; ready {} by model {models:?}; RSS {:.0} MiB: {:.0} bytes ({:.2} KiB) per series",
             k + 1,
             took.as_secs_f64(),
             n as f64 / took.as_secs_f64(),
+            fs.auto_deferred,
             snap.ready().count(),
             (rss - rss0) as f64 / 1048576.0,
             (rss - rss0) as f64 / n as f64,

@@ -9,11 +9,22 @@ use super::mstl::Mstl;
 use super::naive::{needed_for_lag, Naive, SeasonalNaive};
 use super::registry::Model;
 use crate::snapshot::{ModelKind, Point};
+use std::time::Duration;
 
-/// Recent origins `auto` compares the models on (every longest horizon apart).
-pub const AUTO_ORIGINS: usize = 16;
-/// Fewer when MSTL is among the candidates: each origin is a fit.
-pub const AUTO_ORIGINS_MSTL: usize = 6;
+/// How far back `auto` scores the candidates: the origins of the last 4 hours whose
+/// forecasts have all their horizons observed. Measured on dense backtests (docs/ACCURACY.md):
+/// 4h scores as well as 8h or 24h, and costs half as much.
+pub const AUTO_LOOKBACK: Duration = Duration::from_secs(4 * 3600);
+/// Origins per longest horizon: the candidates are scored every `longest / AUTO_DENSITY`
+/// steps (at least every step). Sparser grids chose worse (one origin per longest horizon,
+/// as `auto` once did, put it 3-8% above its best candidate on NAB).
+pub const AUTO_DENSITY: usize = 6;
+/// At most this many origins, whatever the step and horizons.
+pub const AUTO_MAX_ORIGINS: usize = 64;
+/// MSTL, whose fits are expensive (tens of milliseconds each), is fitted at every sixth
+/// scored origin (every longest horizon) and read forward in between, as the agent serves it
+/// between refits: 8 fits per choice over 4 hours.
+pub const AUTO_MSTL_EVERY: usize = 6;
 /// `auto` leaves its incumbent (the current choice, or the first available model of
 /// [`PREFERENCE`]) only for a model whose error is this much lower: per-series errors over a
 /// few origins are noisy, and the preference order reflects which model is better across
@@ -31,19 +42,21 @@ pub const PREFERENCE: [ModelKind; 4] = [
 #[derive(Debug, Clone, PartialEq)]
 pub struct Choice {
     pub model: ModelKind,
-    /// Summed absolute error of each candidate's median over the backtest.
+    /// Summed pinball loss of each candidate's band and median over the backtest.
     pub scores: Vec<(ModelKind, f64)>,
     /// The model kept unless another was [`AUTO_MARGIN`] better.
     pub incumbent: Option<(ModelKind, f64)>,
 }
 
 /// Chooses a model for the series whose history is `window` (its padding is ignored): every
-/// candidate that has the history for it forecasts the last [`AUTO_ORIGINS`] origins
-/// ([`AUTO_ORIGINS_MSTL`] when MSTL competes, which only happens `with_mstl`, i.e. within the
-/// step's refit budget), scored by the summed absolute error of the median at the entry's
-/// horizons; the incumbent (`current`, else the first of [`PREFERENCE`] scored) is kept
-/// unless another model is [`AUTO_MARGIN`] better. `None` while the history is too short to
-/// compare.
+/// candidate that has the history for it forecasts the origins of the last [`AUTO_LOOKBACK`]
+/// (one every `longest / AUTO_DENSITY` steps, at most [`AUTO_MAX_ORIGINS`]); MSTL competes
+/// only `with_mstl` (within the step's refit budget) and is fitted every
+/// [`AUTO_MSTL_EVERY`] origins. Each is scored by its summed pinball loss at the band's
+/// quantiles and the median, at the entry's horizons: a proper score, so a model wins by a
+/// better median *and* a better band. The incumbent (`current`, else the first of
+/// [`PREFERENCE`] scored) is kept unless another model is [`AUTO_MARGIN`] better. `None`
+/// while the history is too short to compare.
 pub fn choose(
     window: &Window<'_>,
     ask: &Ask,
@@ -53,23 +66,17 @@ pub fn choose(
 ) -> Option<Choice> {
     let n = window.observed().len();
     let max_h = ask.longest();
-    let gap = max_h.max(1);
-    let oldest = |k: usize| n as i64 - 1 - max_h as i64 - ((k - 1) * gap) as i64;
-    let mstl = Mstl::once(ask.clone());
-    let mut origins = AUTO_ORIGINS;
-    if with_mstl
-        && oldest(AUTO_ORIGINS_MSTL) >= 0
-        && !mstl
-            .usable(oldest(AUTO_ORIGINS_MSTL) as usize + 1)
-            .is_empty()
-    {
-        origins = AUTO_ORIGINS_MSTL;
-    }
-    if oldest(origins) < MIN_POINTS as i64 {
+    let gap = (max_h / AUTO_DENSITY).max(1);
+    let step = ask.step.as_secs_f64().max(1e-3);
+    let lookback = (AUTO_LOOKBACK.as_secs_f64() / step) as usize;
+    let count = (lookback / gap).clamp(1, AUTO_MAX_ORIGINS);
+    let oldest = n as i64 - 1 - max_h as i64 - ((count - 1) * gap) as i64;
+    if oldest < MIN_POINTS as i64 {
         return None;
     }
-    let os: Vec<usize> = (0..origins).map(|j| n - 1 - max_h - j * gap).collect();
-    let oldest_o = *os.last().expect("origins");
+    // Oldest first: MSTL's fits are read forward.
+    let os: Vec<usize> = (0..count).rev().map(|j| n - 1 - max_h - j * gap).collect();
+    let oldest_o = os[0];
     let windows: Vec<Window<'_>> = os.iter().map(|&o| window.prefix(o + 1)).collect();
 
     // Candidates with the history for the oldest origin, in the order their ties resolve.
@@ -90,44 +97,59 @@ pub fn choose(
     if let Some(lstm) = lstm.filter(|l| oldest_o + 1 >= l.window()) {
         candidates.push(Model::Lstm(lstm.clone()));
     }
-    if origins == AUTO_ORIGINS_MSTL {
+    let mstl = Mstl::new(ask.clone(), AUTO_MSTL_EVERY * gap);
+    if with_mstl && !mstl.usable(oldest_o + 1).is_empty() {
         candidates.push(Model::Mstl(mstl));
     }
     let observed = window.observed();
     let scores: Vec<(ModelKind, f64)> = candidates
         .iter()
-        .filter_map(|m| Some((m.kind(), backtest(m, &windows, observed, &ask.horizons)?)))
+        .filter_map(|m| Some((m.kind(), backtest(m, &windows, observed, ask)?)))
         .collect();
     decide(scores, current)
 }
 
-/// Summed absolute error of `model`'s median over `windows` (each a prefix of `observed`),
-/// at every horizon whose actual value is observed; `None` when a fit fails or a needed
-/// median is not finite.
-fn backtest(
-    model: &Model,
-    windows: &[Window<'_>],
-    observed: &[f32],
-    horizons: &[usize],
-) -> Option<f64> {
-    let mut fits = Vec::with_capacity(windows.len());
-    model.fit_batch(windows, &mut fits);
+/// Pinball loss of forecast `yhat` for quantile `q` against `y`.
+fn pinball(q: f64, yhat: f64, y: f64) -> f64 {
+    let d = y - yhat;
+    if d >= 0.0 {
+        q * d
+    } else {
+        (q - 1.0) * d
+    }
+}
+
+/// Summed pinball loss of `model`'s band (at the ask's quantiles) and median (at 0.5) over
+/// `windows` (prefixes of `observed`, oldest first), at every horizon whose actual value is
+/// observed. A model that keeps its fits is fitted every [`AUTO_MSTL_EVERY`] windows and read
+/// forward in between. `None` when a fit fails or a needed point is not finite.
+fn backtest(model: &Model, windows: &[Window<'_>], observed: &[f32], ask: &Ask) -> Option<f64> {
+    let every = if model.keeps_fit() {
+        AUTO_MSTL_EVERY
+    } else {
+        1
+    };
+    let fitted: Vec<Window<'_>> = windows.iter().step_by(every).copied().collect();
+    let mut fits = Vec::with_capacity(fitted.len());
+    model.fit_batch(&fitted, &mut fits);
+    let (q_lo, q_hi) = ask.quantiles;
     let mut points: Vec<Point> = Vec::new();
     let mut sum = 0.0;
-    for (w, fit) in windows.iter().zip(fits) {
-        let fit = fit.ok()?;
+    for (i, w) in windows.iter().enumerate() {
+        let fit = fits[i / every].as_ref().ok()?;
         let o = w.values.len() - 1;
         let reached = fit.predict(w.origin, &mut points);
-        for (hi, h) in horizons.iter().enumerate() {
+        for (hi, h) in ask.horizons.iter().enumerate() {
             let y = observed[o + h];
             if !y.is_finite() {
                 continue;
             }
-            let yhat = points.get(hi).filter(|_| reached)?.yhat;
-            if !yhat.is_finite() {
+            let p = points.get(hi).filter(|_| reached)?;
+            if !(p.yhat.is_finite() && p.lower.is_finite() && p.upper.is_finite()) {
                 return None;
             }
-            sum += (yhat - y as f64).abs();
+            let y = y as f64;
+            sum += pinball(0.5, p.yhat, y) + pinball(q_lo, p.lower, y) + pinball(q_hi, p.upper, y);
         }
     }
     Some(sum)
@@ -158,7 +180,6 @@ fn decide(scores: Vec<(ModelKind, f64)>, current: Option<ModelKind>) -> Option<C
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn ask(horizons: &[usize], seasons: &[usize]) -> Ask {
         Ask {
@@ -207,6 +228,29 @@ mod tests {
             choose(&window(&y), &ask(&[5, 15], &[60]), None, None, true),
             None
         );
+    }
+
+    /// The scored origins reach back [`AUTO_LOOKBACK`], one every `longest / AUTO_DENSITY`
+    /// steps: at 1m with a 15m longest horizon, 64 origins (capped) 2 steps apart, the
+    /// newest 15 steps before the end; the oldest needs [`MIN_POINTS`] of history.
+    #[test]
+    fn the_history_must_cover_every_scored_origin() {
+        let a = ask(&[5, 15], &[60]);
+        let need = MIN_POINTS + (AUTO_MAX_ORIGINS - 1) * 2 + 15 + 1;
+        let y: Vec<f32> = (0..need).map(|t| (t % 7) as f32).collect();
+        assert_eq!(choose(&window(&y[..need - 1]), &a, None, None, false), None);
+        let c = choose(&window(&y), &a, None, None, false).expect("a choice");
+        assert!(c.scores.iter().any(|s| s.0 == ModelKind::Naive), "{c:?}");
+    }
+
+    /// The score is the pinball loss of the band and the median: for a forecast `f` of
+    /// quantile `q`, `q·(y − f)` above and `(1 − q)·(f − y)` below.
+    #[test]
+    fn pinball_loss_charges_each_side_by_its_quantile() {
+        assert_eq!(pinball(0.9, 10.0, 12.0), 0.9 * 2.0);
+        assert!((pinball(0.9, 10.0, 8.0) - 0.1 * 2.0).abs() < 1e-12);
+        assert!((pinball(0.1, 10.0, 8.0) - 0.9 * 2.0).abs() < 1e-12);
+        assert_eq!(pinball(0.5, 3.0, 3.0), 0.0);
     }
 
     #[test]
