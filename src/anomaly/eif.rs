@@ -17,6 +17,8 @@
 //! `⌈log2 sample⌉` or at one row; the path length of a point is its leaf depth plus
 //! `c(rows in the leaf)`, and the score is `2^(−mean path / c(sample))`.
 
+use crate::rng::{mix, SplitMix64};
+
 /// One node: an internal node splits on `x·normal ≤ split`; a leaf (`left == 0`: no node is
 /// ever the child of index 0, which is the first tree's root) holds its path length in
 /// `split`.
@@ -47,46 +49,6 @@ pub fn c(n: usize) -> f64 {
             2.0 * ((n - 1.0).ln() + 0.577_215_664_901_532_9) - 2.0 * (n - 1.0) / n
         }
     }
-}
-
-/// SplitMix64: small, fast, and good enough for sampling and random hyperplanes.
-#[derive(Debug, Clone)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        mix(self.0)
-    }
-
-    /// Uniform in `[0, 1)`.
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-
-    /// Uniform in `0..n` (`n > 0`; the bias of the modulo is below 2^-50 for our `n`).
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-
-    /// Standard normal (Box–Muller, one of the pair).
-    pub fn normal(&mut self) -> f64 {
-        let u1 = 1.0 - self.unit(); // (0, 1]
-        let u2 = self.unit();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-    }
-}
-
-/// SplitMix64's finaliser: a bijective 64-bit mix.
-#[inline]
-pub fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 /// A hash of the rows' bits, so that the same rows give the same forest.

@@ -6,29 +6,7 @@ use super::onnx::{
     AttributeProto, NodeProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
 };
 
-/// SplitMix64: a tiny deterministic generator (fixture weights, training initialisation and
-/// sampling).
-pub struct SplitMix64(pub u64);
-
-impl SplitMix64 {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [-scale, scale).
-    pub fn uniform(&mut self, scale: f64) -> f32 {
-        let unit = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        ((2.0 * unit - 1.0) * scale) as f32
-    }
-
-    pub fn uniform_vec(&mut self, n: usize, scale: f64) -> Vec<f32> {
-        (0..n).map(|_| self.uniform(scale)).collect()
-    }
-}
+pub use crate::rng::SplitMix64;
 
 pub fn tensor_f32(name: &str, dims: &[i64], data: Vec<f32>) -> TensorProto {
     TensorProto {
