@@ -3,7 +3,7 @@
 # model) and auto on the test split (last 20%) of each trace, with the agent's defaults
 # (retention 24h, horizons 5m/15m/30m, seasons 1h/1d, refit every 15m).
 # Then the peers side by side (bench/peers/run.sh; PEERS=0 skips them).
-# Usage: scripts/accuracy.sh [OUT_DIR]   (default target/accuracy; ~25 minutes on 2 cores,
+# Usage: scripts/accuracy.sh [OUT_DIR]   (default target/accuracy; ~40 minutes on 2 cores,
 # plus ~35 for the peers)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +11,7 @@ out="${1:-target/accuracy}"
 data=../shared/data
 cargo build --release
 bin="${CARGO_TARGET_DIR:-target}/release/promcast"
-models=seasonal_naive,mstl,lstm,auto
+models=naive,seasonal_naive,mstl,lstm,auto
 run() { name=$1; shift; echo "== $name"; "$bin" backtest --models "$models" --out "$out/$name" "$@" | tee "$out/$name.md"; }
 mkdir -p "$out"
 run nasa --input $data/nasa_http_1995/nasa_requests_per_minute.csv --step 1m --zero-run-gap 60

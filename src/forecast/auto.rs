@@ -16,8 +16,8 @@ use std::time::Duration;
 /// 4h scores as well as 8h or 24h, and costs half as much.
 pub const AUTO_LOOKBACK: Duration = Duration::from_secs(4 * 3600);
 /// Origins per longest horizon: the candidates are scored every `longest / AUTO_DENSITY`
-/// steps (at least every step). Sparser grids chose worse (one origin per longest horizon,
-/// as `auto` once did, put it 3-8% above its best candidate on NAB).
+/// steps (at least every step). Sparser grids, or MSTL scored on fewer origins than the
+/// others (as `auto` once did), chose worse: 1-8% above the best single candidate on NAB.
 pub const AUTO_DENSITY: usize = 6;
 /// At most this many origins, whatever the step and horizons.
 pub const AUTO_MAX_ORIGINS: usize = 64;
