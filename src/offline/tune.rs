@@ -22,7 +22,7 @@ use anyhow::{bail, Result};
 use super::gp::{expected_improvement, probability_below, Gp};
 use super::simulate::{outlooks, steps_needed, Outcome, Outlooks, Run, SimOptions};
 use crate::config::format_duration;
-use crate::forecast::neural::onnx_build::SplitMix64;
+use crate::rng::SplitMix64;
 use crate::scale::{Policy, PolicyParams, ScaleIn, Sizing};
 
 /// What the tuned configuration must meet, measured on the tuning window.
@@ -244,10 +244,6 @@ fn totals(run: &Run<'_>) -> (f64, f64) {
     (demand, eval.len() as f64 * minutes / 1440.0)
 }
 
-fn uniform(rng: &mut SplitMix64) -> f64 {
-    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-}
-
 /// Tunes on `values` (bucketed at `opts.sim.step`); `progress(done, total)` after each trial.
 pub fn tune(
     values: &[f32],
@@ -285,7 +281,7 @@ pub fn tune(
     let mut rng = SplitMix64(opts.seed);
     for i in 0..opts.budget {
         let x = if i < opts.initial.min(opts.budget) {
-            (0..DIMS).map(|_| uniform(&mut rng)).collect()
+            (0..DIMS).map(|_| rng.unit()).collect()
         } else {
             propose(&trials, &mut rng)
         };
@@ -294,7 +290,7 @@ pub fn tune(
     }
     let mut rng = SplitMix64(opts.seed ^ 0x5EED_0F5E);
     for _ in 0..opts.budget {
-        let x = (0..DIMS).map(|_| uniform(&mut rng)).collect();
+        let x = (0..DIMS).map(|_| rng.unit()).collect();
         trials.push(search.evaluate("random", x));
         progress(trials.len(), total);
     }
@@ -470,7 +466,7 @@ fn propose(trials: &[Trial], rng: &mut SplitMix64) -> Vec<f64> {
     let xs: Vec<Vec<f64>> = bo.iter().map(|t| t.x.clone()).collect();
     let cost: Vec<f64> = bo.iter().map(|t| t.objective).collect();
     let slack: Vec<f64> = bo.iter().map(|t| t.slack).collect();
-    let random = |rng: &mut SplitMix64| -> Vec<f64> { (0..DIMS).map(|_| uniform(rng)).collect() };
+    let random = |rng: &mut SplitMix64| -> Vec<f64> { (0..DIMS).map(|_| rng.unit()).collect() };
     let (Some(gc), Some(gs)) = (Gp::fit(&xs, &cost), Gp::fit(&xs, &slack)) else {
         return random(rng);
     };
@@ -484,7 +480,7 @@ fn propose(trials: &[Trial], rng: &mut SplitMix64) -> Vec<f64> {
             candidates.push(
                 inc.x
                     .iter()
-                    .map(|v| (v + 0.1 * (2.0 * uniform(rng) - 1.0)).clamp(0.0, 1.0))
+                    .map(|v| (v + 0.1 * (2.0 * rng.unit() - 1.0)).clamp(0.0, 1.0))
                     .collect(),
             );
         }
@@ -674,7 +670,7 @@ mod tests {
         };
         for i in 0..30 {
             let x = if i < 6 {
-                (0..DIMS).map(|_| uniform(&mut rng)).collect()
+                (0..DIMS).map(|_| rng.unit()).collect()
             } else {
                 propose(&trials, &mut rng)
             };

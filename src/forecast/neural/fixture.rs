@@ -25,10 +25,11 @@ use prost::Message;
 use super::onnx::{
     GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto,
 };
-use super::onnx_build::{lstm_front, node, tensor_f32, tensor_i64, value_info, Dim, SplitMix64};
+use super::onnx_build::{lstm_front, node, tensor_f32, tensor_i64, value_info, Dim};
 use super::Feature;
 use crate::config::format_duration;
 use crate::forecast::normal_quantile;
+use crate::rng::SplitMix64;
 
 /// ONNX opset the fixture is written against (LSTM-14, Squeeze/Slice-13 with tensor inputs).
 pub(super) const FIXTURE_OPSET: i64 = 14;

@@ -6,8 +6,6 @@ use super::onnx::{
     AttributeProto, NodeProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
 };
 
-pub use crate::rng::SplitMix64;
-
 pub fn tensor_f32(name: &str, dims: &[i64], data: Vec<f32>) -> TensorProto {
     TensorProto {
         dims: dims.to_vec(),

@@ -27,9 +27,9 @@ use candle_nn::Optimizer as _;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{format_duration, PromDuration};
-use crate::forecast::neural::onnx_build::SplitMix64;
 use crate::forecast::neural::{input_row, Feature, History, ModelMeta, Normalisation};
 use crate::offline::data::{read_traces, CsvOptions, Trace};
+use crate::rng::SplitMix64;
 use net::{Net, Shape};
 
 /// One data source of a [`DataSpec`].
@@ -341,11 +341,10 @@ impl<'a> Sampler<'a> {
         let mut row = vec![0f32; w * f];
         let mut scratch = (Vec::new(), Vec::new());
         let mut attempts = 0;
-        let unit = |rng: &mut SplitMix64| (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
         while b.rows < count && attempts < count * 20 {
             attempts += 1;
             // variant by weight, series by its number of origins, origin uniform
-            let mut x = unit(rng) * total_w;
+            let mut x = rng.unit() * total_w;
             let var = self
                 .variants
                 .iter()
@@ -355,7 +354,7 @@ impl<'a> Sampler<'a> {
                 })
                 .unwrap_or(&self.variants[self.variants.len() - 1]);
             let total: usize = var.1.iter().map(|s| s.1).sum();
-            let mut y = (unit(rng) * total as f64) as usize;
+            let mut y = (rng.unit() * total as f64) as usize;
             let &(si, _) = var
                 .1
                 .iter()
@@ -370,7 +369,7 @@ impl<'a> Sampler<'a> {
                 .unwrap_or(&var.1[var.1.len() - 1]);
             let p = &self.data[si];
             let r = origins(p.values.len(), split, w, lead);
-            let t = r.start + (unit(rng) * r.len() as f64) as usize;
+            let t = r.start + (rng.unit() * r.len() as f64) as usize;
             let t = t.min(r.end - 1);
             let step_ms = p.step.as_millis() as i64;
             let ring = (self.ring.as_millis() as i64 / step_ms).max(1) as usize;

@@ -15,7 +15,7 @@
 
 use candle_core::{DType, Device, Result, Tensor, Var, D};
 
-use crate::forecast::neural::onnx_build::SplitMix64;
+use crate::rng::SplitMix64;
 
 /// Shapes of the network.
 #[derive(Debug, Clone, PartialEq)]
