@@ -709,6 +709,85 @@ mod tests {
         assert!(!valid_metric_name(b"a-b"));
     }
 
+    /// The relabel rules we ship (examples, deploy manifests, the Prometheus configs inside
+    /// Kubernetes ConfigMaps) that drop promcast's forecasts on their way back must drop
+    /// every family it exports, not only `:predicted`: each drop rule on `__name__` that
+    /// matches `x:predicted` matches `x<suffix>` and `x:rate<suffix>` for every suffix of
+    /// [`OWN_OUTPUT_SUFFIXES`].
+    #[test]
+    fn shipped_relabel_rules_drop_every_output_family() {
+        fn rules(v: &serde_yaml_ng::Value, out: &mut Vec<String>) {
+            use serde_yaml_ng::Value;
+            match v {
+                Value::Mapping(m) => {
+                    let get = |k: &str| m.get(Value::from(k));
+                    let on_name = ["source_labels", "sourceLabels"].iter().any(|k| {
+                        get(k)
+                            .and_then(|l| l.as_sequence())
+                            .is_some_and(|l| l.len() == 1 && l[0].as_str() == Some("__name__"))
+                    });
+                    if on_name && get("action").and_then(|a| a.as_str()) == Some("drop") {
+                        if let Some(r) = get("regex").and_then(|r| r.as_str()) {
+                            out.push(r.to_string());
+                        }
+                    }
+                    m.values().for_each(|x| rules(x, out));
+                }
+                Value::Sequence(s) => s.iter().for_each(|x| rules(x, out)),
+                // A Prometheus config inside a ConfigMap is a string holding YAML.
+                Value::String(text) if text.contains("action:") => {
+                    if let Ok(inner) = serde_yaml_ng::from_str::<Value>(text) {
+                        rules(&inner, out);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = vec![
+            root.join("examples/prometheus.yml"),
+            root.join("examples/prometheus3.yml"),
+        ];
+        for e in std::fs::read_dir(root.join("deploy")).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+                files.push(p);
+            }
+        }
+        files.sort();
+        let mut checked = 0;
+        for path in &files {
+            let text = std::fs::read_to_string(path).unwrap();
+            for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+                use serde::Deserialize;
+                let Ok(v) = serde_yaml_ng::Value::deserialize(doc) else {
+                    continue;
+                };
+                let mut found = Vec::new();
+                rules(&v, &mut found);
+                for r in found {
+                    let re = regex::Regex::new(&format!("^(?:{r})$")).unwrap();
+                    if !re.is_match("job:x:predicted") {
+                        continue;
+                    }
+                    checked += 1;
+                    for suffix in OWN_OUTPUT_SUFFIXES {
+                        for name in [format!("job:x{suffix}"), format!("job:x:rate{suffix}")] {
+                            assert!(
+                                re.is_match(&name),
+                                "{}: the drop rule {r:?} lets {name} back in",
+                                path.display()
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        // examples/prometheus.yml (2), prometheus3.yml, the sidecar (2), the sharded
+        // deployment (2), prometheus-remote-write.yaml
+        assert!(checked >= 8, "only {checked} drop rules found in {files:?}");
+    }
+
     #[test]
     fn own_output_is_recognised() {
         assert!(is_own_output(&[LabelRef::new("__name__", "a:b:predicted")]));
