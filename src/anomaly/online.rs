@@ -24,6 +24,7 @@ use super::likelihood::Likelihood;
 use super::{features, naive_band, Alarm, AlarmSignal, AnomalyForest, FeatureVec, MIN_HISTORY};
 use super::{MAX_TRAIN_ROWS, MIN_TRAIN_ROWS};
 use crate::config::AnomalySpec;
+use crate::rng::SplitMix64;
 use crate::snapshot::Anomaly;
 use crate::store::SeriesId;
 
@@ -185,7 +186,7 @@ struct Pool {
     rows: Vec<FeatureVec>,
     /// Rows offered since the reservoir was last thinned (Algorithm R's counter).
     offered: u64,
-    rng: u64,
+    rng: SplitMix64,
 }
 
 impl Pool {
@@ -195,7 +196,7 @@ impl Pool {
             trained_step: None,
             rows: Vec::new(),
             offered: 0,
-            rng: seed | 1,
+            rng: SplitMix64::new(seed),
         }
     }
 
@@ -206,11 +207,7 @@ impl Pool {
             self.rows.push(row);
             return;
         }
-        // xorshift64*: deterministic, no dependency.
-        self.rng ^= self.rng >> 12;
-        self.rng ^= self.rng << 25;
-        self.rng ^= self.rng >> 27;
-        let r = self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d) % self.offered;
+        let r = self.rng.next_u64() % self.offered;
         if (r as usize) < POOL_ROWS {
             self.rows[r as usize] = row;
         }
