@@ -60,9 +60,11 @@ def losses(d, kind):
             for m in CANDS}
 
 
-def select(d, step, kind, lookback, gap, margin=0.15, mstl=None, prefer="lstm"):
+def select(d, step, kind, lookback, gap, margin=0.15, mstl=None, prefer="lstm", drop=(), gate=None):
     """The model served at each origin. `gap`: score every gap-th origin; `mstl`: MSTL's own
-    (lookback, gap) when it is scored on fewer origins (then scores are means per point)."""
+    (lookback, gap) when it is scored on fewer origins (then scores are means per point);
+    `drop`: candidates left out; `gate` (a [decisions, passed] counter): MSTL competes only
+    where seasonal naive scored better than naive, as `auto` does since 2026-12-02."""
     o, T, n = d["origins"], d["T"], len(d["origins"])
     ls = losses(d, kind)
     every = max(1, HOUR // step)
@@ -70,6 +72,8 @@ def select(d, step, kind, lookback, gap, margin=0.15, mstl=None, prefer="lstm"):
     for i in range(0, n, every):
         t, sc = o[i], {}
         for m in CANDS:
+            if m in drop:
+                continue
             lb, g = mstl if (m == "mstl" and mstl) else (lookback, gap)
             tot, k, ok = 0.0, 0, True
             for h in range(3):
@@ -83,6 +87,12 @@ def select(d, step, kind, lookback, gap, margin=0.15, mstl=None, prefer="lstm"):
                 tot, k = tot + v.sum(), k + sel.sum()
             if ok and k:
                 sc[m] = tot / k if mstl else tot
+        if gate is not None and "mstl" in sc:
+            gate[0] += 1
+            if sc.get("seasonal_naive", math.inf) < sc.get("naive", math.inf):
+                gate[1] += 1
+            else:
+                del sc["mstl"]
         if sc:
             if cur not in sc:
                 cur = prefer if prefer in sc else min(sc, key=sc.get)
@@ -147,6 +157,15 @@ def main():
         ch = {s: select(x, step, kind, lb, gap, mstl=mstl) for s, x in S.items()}
         v = mase(S, lambda s, x: served(x, ch[s], "Y"))
         print(f"{label:56s} {fmt(v)}   {pct(v)}   coverage {fmt(coverage(S, ch))}", flush=True)
+    # The 4h rule without MSTL, and with MSTL gated on seasonal naive beating naive (today's).
+    for label, kw in [("every longest/6, 4h, pinball, no MSTL", dict(drop=("mstl",))),
+                      ("same, MSTL only where seasonal naive beat naive", dict(gate=[0, 0]))]:
+        ch = {s: select(x, step, "pinball", 4 * HOUR, max(1, g // 6), **kw) for s, x in S.items()}
+        v = mase(S, lambda s, x: served(x, ch[s], "Y"))
+        extra = ""
+        if "gate" in kw:
+            extra = f"   MSTL competed in {kw['gate'][1]} of {kw['gate'][0]} decisions"
+        print(f"{label:56s} {fmt(v)}   {pct(v)}   coverage {fmt(coverage(S, ch))}{extra}", flush=True)
 
 
 if __name__ == "__main__":

@@ -51,8 +51,9 @@ pub struct Choice {
 /// Chooses a model for the series whose history is `window` (its padding is ignored): every
 /// candidate that has the history for it forecasts the origins of the last [`AUTO_LOOKBACK`]
 /// (one every `longest / AUTO_DENSITY` steps, at most [`AUTO_MAX_ORIGINS`]); MSTL competes
-/// only `with_mstl` (within the step's refit budget) and is fitted every
-/// [`AUTO_MSTL_EVERY`] origins. Each is scored by its summed pinball loss at the band's
+/// only `with_mstl` (within the step's refit budget) and where seasonal naive scored better
+/// than naive (the season pays on this series; elsewhere MSTL, the most expensive to score,
+/// is not tried), and is fitted every [`AUTO_MSTL_EVERY`] origins. Each is scored by its summed pinball loss at the band's
 /// quantiles and the median, at the entry's horizons: a proper score, so a model wins by a
 /// better median *and* a better band. The incumbent (`current`, else the first of
 /// [`PREFERENCE`] scored) is kept unless another model is [`AUTO_MARGIN`] better. `None`
@@ -97,15 +98,25 @@ pub fn choose(
     if let Some(lstm) = lstm.filter(|l| oldest_o + 1 >= l.window()) {
         candidates.push(Model::Lstm(lstm.clone()));
     }
-    let mstl = Mstl::new(ask.clone(), AUTO_MSTL_EVERY * gap);
-    if with_mstl && !mstl.usable(oldest_o + 1).is_empty() {
-        candidates.push(Model::Mstl(mstl));
-    }
     let observed = window.observed();
-    let scores: Vec<(ModelKind, f64)> = candidates
+    let mut scores: Vec<(ModelKind, f64)> = candidates
         .iter()
         .filter_map(|m| Some((m.kind(), backtest(m, &windows, observed, ask)?)))
         .collect();
+    // MSTL, a seasonal model and by far the most expensive to score, competes only where
+    // the season pays on this series' recent history: seasonal naive beat naive.
+    let score_of = |k: ModelKind| scores.iter().find(|s| s.0 == k).map(|s| s.1);
+    let seasonal_pays = matches!(
+        (score_of(ModelKind::SeasonalNaive), score_of(ModelKind::Naive)),
+        (Some(s), Some(n)) if s < n
+    );
+    let mstl = Mstl::new(ask.clone(), AUTO_MSTL_EVERY * gap);
+    if with_mstl && seasonal_pays && !mstl.usable(oldest_o + 1).is_empty() {
+        let m = Model::Mstl(mstl);
+        if let Some(sc) = backtest(&m, &windows, observed, ask) {
+            scores.push((ModelKind::Mstl, sc));
+        }
+    }
     decide(scores, current)
 }
 
@@ -219,6 +230,27 @@ mod tests {
         // Without the refit budget MSTL does not compete.
         let c = choose(&window(&wave), &a, None, None, false).unwrap();
         assert!(c.scores.iter().all(|s| s.0 != ModelKind::Mstl));
+    }
+
+    /// Where the season does not pay (seasonal naive scores worse than naive), MSTL is not
+    /// scored, budget or not: a random walk, whose changes over a whole season are much
+    /// larger than over the horizons (seeded, so the walk is the same every run).
+    #[test]
+    fn mstl_competes_only_where_the_season_pays() {
+        let mut rng = crate::rng::SplitMix64::new(7);
+        let walk: Vec<f32> = (0..400)
+            .scan(100.0, |y, _| {
+                *y += rng.normal();
+                Some(*y as f32)
+            })
+            .collect();
+        let c = choose(&window(&walk), &ask(&[5, 15], &[60]), None, None, true).unwrap();
+        let score = |k| c.scores.iter().find(|s| s.0 == k).map(|s| s.1);
+        assert!(
+            score(ModelKind::Naive).unwrap() < score(ModelKind::SeasonalNaive).unwrap(),
+            "{c:?}"
+        );
+        assert_eq!(score(ModelKind::Mstl), None, "{c:?}");
     }
 
     #[test]
