@@ -53,11 +53,11 @@ pub struct Choice {
 /// (one every `longest / AUTO_DENSITY` steps, at most [`AUTO_MAX_ORIGINS`]); MSTL competes
 /// only `with_mstl` (within the step's refit budget) and where seasonal naive scored better
 /// than naive (the season pays on this series; elsewhere MSTL, the most expensive to score,
-/// is not tried), and is fitted every [`AUTO_MSTL_EVERY`] origins. Each is scored by its summed pinball loss at the band's
-/// quantiles and the median, at the entry's horizons: a proper score, so a model wins by a
-/// better median *and* a better band. The incumbent (`current`, else the first of
-/// [`PREFERENCE`] scored) is kept unless another model is [`AUTO_MARGIN`] better. `None`
-/// while the history is too short to compare.
+/// is not tried), and is fitted every [`AUTO_MSTL_EVERY`] origins. Each is scored by its
+/// summed pinball loss at the band's quantiles and the median, at the entry's horizons: a
+/// proper score, so a model wins by a better median *and* a better band. The incumbent
+/// (`current`, else the first of [`PREFERENCE`] scored) is kept unless another model is
+/// [`AUTO_MARGIN`] better. `None` while the history is too short to compare.
 pub fn choose(
     window: &Window<'_>,
     ask: &Ask,
