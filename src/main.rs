@@ -418,6 +418,10 @@ struct AnomalyEvalArgs {
     /// Threshold of the likelihood detectors (the agent's anomaly.likelihood_threshold).
     #[arg(long = "likelihood-threshold", default_value_t = 0.15)]
     likelihood_threshold: f64,
+    /// How long the `agent` detector holds after it fires (the agent's anomaly.suppress; 0s:
+    /// every anomalous point fires), counted in each file's steps [default: 1d]
+    #[arg(long, value_parser = parse_duration)]
+    suppress: Option<std::time::Duration>,
     /// Also print each forest detector's figures over thresholds 0.30..0.90.
     #[arg(long)]
     sweep: bool,
@@ -693,6 +697,7 @@ fn anomaly_eval(a: AnomalyEvalArgs) -> anyhow::Result<ExitCode> {
     opts.seed = a.seed;
     opts.signal = a.signal;
     opts.likelihood_threshold = a.likelihood_threshold;
+    opts.suppress = a.suppress;
     opts.optimize = a.optimize;
     let report = nab::run_nab_eval(&opts)?;
     nab::print_report(&report);

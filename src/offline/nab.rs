@@ -84,6 +84,9 @@ pub struct NabEvalOptions {
     /// Threshold of the likelihood detectors, and of `agent` with the likelihood signal
     /// (the agent's `anomaly.likelihood_threshold`).
     pub likelihood_threshold: f64,
+    /// How long the `agent` detector holds after firing (the agent's `anomaly.suppress`),
+    /// counted in the file's steps (rounded down); `None`: one day, the agent's default.
+    pub suppress: Option<std::time::Duration>,
     /// Also sweep each detector's threshold per NAB profile ([`optimize`]).
     pub optimize: bool,
 }
@@ -103,6 +106,7 @@ impl NabEvalOptions {
             seed: 0,
             signal: AlarmSignal::Likelihood,
             likelihood_threshold: LIKELIHOOD_THRESHOLD,
+            suppress: None,
             optimize: false,
         }
     }
@@ -886,6 +890,12 @@ fn mad_scores(s: &Series) -> Vec<f64> {
 
 // ---------------------------------------------------------------- run
 
+/// The `agent` detector's hold in points for a file whose day is `day` points: `suppress`
+/// counted in the file's steps (rounded down, as the agent counts it), one day by default.
+fn hold_points(suppress: Option<std::time::Duration>, day: usize) -> usize {
+    suppress.map_or(day, |d| (d.as_secs_f64() / 86_400.0 * day as f64) as usize)
+}
+
 /// Alarm points: `score >= threshold`, and with `refractory > 0` only when no alarm fired in
 /// the `refractory` points before (the first point of each burst alarms, the rest of the
 /// burst is suppressed).
@@ -1049,15 +1059,16 @@ pub fn run_nab_eval(opts: &NabEvalOptions) -> Result<NabReport> {
     for (i, s) in series.iter().enumerate() {
         let forest = forest_scores(s, opts.history, opts.retrain_every, opts.seed);
         let day = s.season.unwrap_or(DEFAULT_REFRACTORY);
+        let hold = hold_points(opts.suppress, day);
         let band = band_scores(s);
         let mad = mad_scores(s);
         let likely = likelihood_scores(&forest, s.probation);
         let per_det: [(&str, Vec<f64>, f64, usize); 10] = [
             (
                 "agent",
-                agent_scores(s, opts, day),
+                agent_scores(s, opts, hold),
                 agent_threshold(opts),
-                day,
+                hold,
             ),
             ("forest", forest.clone(), opts.threshold, 0),
             ("forest_debounced", forest, opts.threshold, day),
@@ -2091,6 +2102,18 @@ mod tests {
         ] {
             agent_matches_evaluation(anomaly, &ts, &values);
         }
+    }
+
+    /// `--suppress` in each file's steps: 5-minute files have 288 points a day, hourly ones 24.
+    #[test]
+    fn the_hold_is_counted_in_each_files_steps() {
+        let h = |s: u64| Some(std::time::Duration::from_secs(s));
+        assert_eq!(hold_points(None, 288), 288);
+        assert_eq!(hold_points(None, 24), 24);
+        assert_eq!(hold_points(h(12 * 3600), 288), 144);
+        assert_eq!(hold_points(h(12 * 3600), 24), 12);
+        assert_eq!(hold_points(h(2 * 86_400), 24), 48);
+        assert_eq!(hold_points(h(0), 288), 0);
     }
 
     fn agent_matches_evaluation(anomaly: &str, ts: &[i64], values: &[f32]) {
