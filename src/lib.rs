@@ -39,8 +39,8 @@
 //!   assets), the KEDA external scaler (gRPC).
 //!   None of them computes a forecast.
 //! - [`telemetry`]: promcast's own `promcast_*` metrics.
-//! - [`rng`]: the one seeded generator (SplitMix64) behind the forests, the fixture model,
-//!   `train` and `tune`, so that every seeded figure reproduces.
+//! - [`rng`]: the one seeded generator (SplitMix64) behind the forests and the pooled anomaly
+//!   reservoir, the fixture model, `train` and `tune`, so that every seeded figure reproduces.
 //! - [`server`]: the HTTP router (`app(state)`), start-up and graceful shutdown.
 //! - [`demo`]: `promcast demo`: the agent on an accelerated clock, fed real traces shipped
 //!   in the binary (history through the backfill path, then live through the ingest path).

@@ -1,12 +1,13 @@
 //! The one deterministic generator every seeded part of promcast draws from: the isolation
-//! forests' subsamples and hyperplanes ([`crate::anomaly::eif`]), the fixture model's weights,
-//! `promcast train`'s initialisation and sampling, and `tune`'s proposals. SplitMix64
+//! forests' subsamples and hyperplanes ([`crate::anomaly::eif`]), the pooled anomaly
+//! reservoir's sampling, the fixture model's weights, `promcast train`'s initialisation and
+//! sampling, and `tune`'s proposals. SplitMix64
 //! (Steele, Lea and Flood 2014): one `u64` of state, a Weyl step and a bijective mix; the same
 //! seed gives the same stream on every machine.
 
 /// SplitMix64: small, fast, and good enough for sampling and random hyperplanes.
 #[derive(Debug, Clone)]
-pub struct SplitMix64(pub u64);
+pub struct SplitMix64(u64);
 
 impl SplitMix64 {
     pub fn new(seed: u64) -> Self {

@@ -278,7 +278,7 @@ pub fn tune(
     let search = Search::new(opts, tuning);
     let total = 2 * opts.budget;
     let mut trials = Vec::with_capacity(total);
-    let mut rng = SplitMix64(opts.seed);
+    let mut rng = SplitMix64::new(opts.seed);
     for i in 0..opts.budget {
         let x = if i < opts.initial.min(opts.budget) {
             (0..DIMS).map(|_| rng.unit()).collect()
@@ -288,7 +288,7 @@ pub fn tune(
         trials.push(search.evaluate("bo", x));
         progress(trials.len(), total);
     }
-    let mut rng = SplitMix64(opts.seed ^ 0x5EED_0F5E);
+    let mut rng = SplitMix64::new(opts.seed ^ 0x5EED_0F5E);
     for _ in 0..opts.budget {
         let x = (0..DIMS).map(|_| rng.unit()).collect();
         trials.push(search.evaluate("random", x));
@@ -646,7 +646,7 @@ mod tests {
     /// SLO measure rises with it, and they cross at x = 0.6. The search must find the edge.
     #[test]
     fn the_optimiser_finds_a_known_constrained_optimum() {
-        let mut rng = SplitMix64(7);
+        let mut rng = SplitMix64::new(7);
         let mut trials: Vec<Trial> = Vec::new();
         let base = SimOptions::new(Duration::from_secs(60)).params(Policy::Quantile, 1);
         let eval = |x: Vec<f64>| {

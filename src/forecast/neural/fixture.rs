@@ -167,7 +167,7 @@ fn initializers(params: &FixtureParams, nf: usize) -> Vec<TensorProto> {
     let h = params.hidden;
     let hz = params.horizons.len();
     let nq = params.quantiles.len();
-    let mut rng = SplitMix64(params.seed);
+    let mut rng = SplitMix64::new(params.seed);
     let scale = 0.05;
     let lstm_w = rng.uniform_vec(4 * h * nf, scale); // [1, 4H, F], gate blocks i, o, f, c
     let lstm_r = rng.uniform_vec(4 * h * h, scale); // [1, 4H, H]
@@ -295,7 +295,7 @@ mod tests {
 
     #[test]
     fn rng_is_uniform_in_range() {
-        let mut rng = SplitMix64(1);
+        let mut rng = SplitMix64::new(1);
         let v = rng.uniform_vec(10_000, 0.05);
         assert!(v.iter().all(|x| (-0.05..0.05).contains(x)));
         let mean = v.iter().map(|x| *x as f64).sum::<f64>() / v.len() as f64;

@@ -577,7 +577,7 @@ pub fn train(
             (opts.window + lead) * 10
         );
     }
-    let mut rng = SplitMix64(opts.seed ^ 0x5151);
+    let mut rng = SplitMix64::new(opts.seed ^ 0x5151);
     let val = val_s.sample(opts.validation_windows, Split::Validation, &mut rng);
     let opt = candle_nn::AdamW::new(
         net.vars(),
@@ -718,7 +718,8 @@ impl Trainer<'_> {
         let t0 = Instant::now();
         let lr = self.learning_rate(epoch);
         self.opt.set_learning_rate(lr);
-        let mut erng = SplitMix64(opts.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64));
+        let mut erng =
+            SplitMix64::new(opts.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64));
         let windows = self
             .train_s
             .sample(opts.windows_per_epoch, Split::Train, &mut erng);
@@ -853,7 +854,7 @@ mod tests {
         .unwrap();
         let model = LstmModel::from_bytes(&bytes, "exported").unwrap();
         assert_eq!(model.meta(), &meta);
-        let mut rng = SplitMix64(3);
+        let mut rng = SplitMix64::new(3);
         for n in [1usize, 7, 64, 300] {
             let x = rng.uniform_vec(n * 40 * FEATURES.len(), 2.0);
             let want = net
@@ -913,7 +914,7 @@ mod tests {
         .sample(
             opts.validation_windows,
             Split::Validation,
-            &mut SplitMix64(opts.seed ^ 0x5151),
+            &mut SplitMix64::new(opts.seed ^ 0x5151),
         );
         let before = evaluate(&untrained, &val, &meta, &Device::Cpu).unwrap();
         let r = train(&data, &sources, &opts, dir.path(), "test", &|_, _, _, _| {}).unwrap();

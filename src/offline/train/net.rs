@@ -102,7 +102,7 @@ pub const PARAM_NAMES: [&str; 6] = [
 impl Net {
     /// Glorot-uniform weights from `seed`; forget-gate bias 1.
     pub fn new(shape: Shape, seed: u64, dev: &Device) -> Result<Self> {
-        let mut rng = SplitMix64(seed);
+        let mut rng = SplitMix64::new(seed);
         let (f, h, z, hd, kq) = (
             shape.features,
             shape.hidden,
@@ -255,7 +255,7 @@ mod tests {
     fn forward_shapes_and_ordered_quantiles() {
         let dev = Device::Cpu;
         let net = Net::new(shape(), 3, &dev).unwrap();
-        let mut rng = SplitMix64(9);
+        let mut rng = SplitMix64::new(9);
         let x = Tensor::from_vec(rng.uniform_vec(5 * 12 * 4, 2.0), (5, 12, 4), &dev).unwrap();
         let y = net.forward(&x).unwrap();
         assert_eq!(y.dims(), &[5, 3, 3]);
@@ -285,7 +285,7 @@ mod tests {
         let dev = Device::Cpu;
         let s = shape();
         let net = Net::new(s.clone(), 1, &dev).unwrap();
-        let mut rng = SplitMix64(5);
+        let mut rng = SplitMix64::new(5);
         let x = Tensor::from_vec(rng.uniform_vec(32 * 12 * 4, 1.0), (32, 12, 4), &dev).unwrap();
         // target: the last value + 0.5 at every horizon
         let last = x
