@@ -26,9 +26,11 @@ import argparse
 import csv
 import logging
 import math
+import multiprocessing
 import sys
 import time
 from collections import defaultdict
+from contextlib import nullcontext
 
 import numpy as np
 import pandas as pd
@@ -98,6 +100,30 @@ def fit_predict(peer, times, y, ahead, step_s, day, seed):
     raise ValueError(peer)
 
 
+class Fits:
+    """Fits every peer at one (series, origin): picklable, so `--jobs` can spread the origins
+    over processes. Each fit is seeded by itself, so the forecasts do not depend on --jobs."""
+
+    def __init__(self, peers, ahead, step_s, day, seed, per_time):
+        self.peers, self.ahead, self.step_s, self.day, self.seed = peers, ahead, step_s, day, seed
+        self.per_time = per_time
+
+    def __call__(self, task):
+        s, o, times, y = task
+        times = times * self.per_time
+        out, secs = [], {}
+        for peer in self.peers:
+            t0 = time.perf_counter()
+            try:
+                preds = fit_predict(peer, times, y, self.ahead, self.step_s, self.day, self.seed)
+            except Exception as e:  # a fit that fails is a missing forecast, counted
+                print(f"{peer} {s} {o}: {e}", file=sys.stderr)
+                preds = [(math.nan, math.nan, math.nan)] * len(self.ahead)
+            secs[peer] = time.perf_counter() - t0
+            out.append(preds)
+        return out, secs
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("backtest_dir")
@@ -106,6 +132,8 @@ def main():
     ap.add_argument("--window", type=float, default=3.0, help="days of history each peer is fitted on")
     ap.add_argument("--peers", default=",".join(PEERS))
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="processes fitting in parallel (the forecasts are the same for any value)")
     ap.add_argument("--reuse", action="store_true",
                     help="keep the fitted peers' rows of an earlier peers_forecasts.csv; recompute the rest")
     a = ap.parse_args()
@@ -145,6 +173,7 @@ def main():
                     fits[r["model"]] = 1
                     seconds[r["model"]] = float(r["seconds_per_fit"])
         peers = [p for p in peers if p not in kept]
+    tasks = []  # (series, origin, window times, window values): one fit per peer each
     for s in sorted(origins):
         ts = np.array(sorted(values[s]))
         ys = np.array([values[s][t] for t in ts])
@@ -152,21 +181,18 @@ def main():
         for o in sorted(origins[s]):
             i = index[o]
             lo = max(0, i + 1 - window)
-            times = ts[lo : i + 1] * per_time
-            y = ys[lo : i + 1]
-            for peer in peers:
-                t0 = time.perf_counter()
-                try:
-                    preds = fit_predict(peer, times, y, ahead, a.step, day, a.seed)
-                except Exception as e:  # a fit that fails is a missing forecast, counted
-                    print(f"{peer} {s} {o}: {e}", file=sys.stderr)
-                    preds = [(math.nan, math.nan, math.nan)] * len(ahead)
-                seconds[peer] += time.perf_counter() - t0
+            tasks.append((s, o, ts[lo : i + 1], ys[lo : i + 1]))  # views
+    job = Fits(peers, ahead, a.step, day, a.seed, per_time)
+    with multiprocessing.Pool(a.jobs) if a.jobs > 1 else nullcontext() as pool:
+        done = pool.imap(job, tasks, chunksize=8) if pool else map(job, tasks)
+        for (s, o, _, _), (preds_by_peer, secs) in zip(tasks, done):
+            for peer, preds in zip(peers, preds_by_peer):
+                seconds[peer] += secs[peer]
                 fits[peer] += 1
                 for h, (yhat, lo_, hi_) in zip(labels, preds):
                     t = o + horizons[h] * unit
                     out_rows.append([peer, h, o, t, yhat, lo_, hi_, actual.get((s, t), math.nan), s])
-        print(f"{s}: {len(origins[s])} origins", file=sys.stderr)
+    print(f"{len(origins)} series, {len(tasks)} origins", file=sys.stderr)
 
     with open(f"{d}/peers_forecasts.csv", "w", newline="") as f:
         w = csv.writer(f)

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Peers side by side: `promcast backtest` at origins about an hour apart (every 61 minutes at
-# 1m, every 65 at 5m; every origin for the 22-hour Alibaba traces, every 6h05 for the 100
-# Azure VMs) with --write-series, then
-# bench/peers/peers.py fits last value, seasonal naive, Holt-Winters and Prophet on exactly
-# those origins and prints one table per trace with promcast's models beside them (MASE at
-# 5m/15m/30m, band coverage, seconds per fit).
-# The strides are one step longer than an hour (6 hours) on purpose: hourly origins all sit at
+# Peers side by side, in two runs per trace:
+# 1. `promcast backtest` at strided origins (every 13 minutes at 1m, every 65 at 5m; every
+#    origin for the 22-hour Alibaba traces, every 3h05 for the 100 Azure VMs) with
+#    --write-series, then bench/peers/peers.py fits last value, seasonal naive, Holt-Winters
+#    and Prophet on exactly those origins (JOBS processes, default: the CPUs) and prints one
+#    table per trace with promcast's models beside them (MASE at 5m/15m/30m, band coverage,
+#    seconds per fit);
+# 2. every origin of the test split (`OUT/NAME.every`), `auto` and the peers that cost no fit
+#    (last value, the day-before value): the every-origin backtest's points.
+# Then bench/peers/bar.py (issue 17's bar: `auto` against each peer on the peer's own
+# points, and how far a strided sample can move it) and bench/peers/oracle.py.
+# The strides divide neither an hour nor a day, on purpose: hourly origins all sit at
 # the same minute of the hour, so every 30-minute target falls at one phase of series with an
 # hourly pattern (on NAB's realAWSCloudwatch that moved last value's MASE at 30m from 0.662
 # to 0.658 and promcast's from 0.513 to 0.629; docs/ACCURACY.md). These walk through the hour.
@@ -25,6 +30,7 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 cargo build --release
 bin="$target/release/promcast"
+jobs="${JOBS:-$(nproc)}"
 models=seasonal_naive,mstl,lstm,auto
 mkdir -p "$out"
 want() { [ $# -eq 0 ] || [[ " $* " == *" $name "* ]]; }
@@ -35,16 +41,27 @@ run() {
     "$bin" backtest --models "$models" --stride "$stride" --write-series --out "$out/$name" "$@" > "$out/$name.backtest.md"
     flags=(--step "$step")
     [ "$calendar" = yes ] && flags+=(--calendar)
-    "$venv/bin/python" bench/peers/peers.py "$out/$name" "${flags[@]}" 2> "$out/$name.peers.log" | tee "$out/$name.md"
+    "$venv/bin/python" bench/peers/peers.py "$out/$name" "${flags[@]}" --jobs "$jobs" \
+        2> "$out/$name.peers.log" | tee "$out/$name.md"
+    [ "$stride" -gt 1 ] || return 0
+    echo "== $name, every origin"
+    "$bin" backtest --models auto --write-series --out "$out/$name.every" "$@" > "$out/$name.every.backtest.md"
+    "$venv/bin/python" bench/peers/peers.py "$out/$name.every" "${flags[@]}" --peers last_value,seasonal_naive_1d \
+        2> "$out/$name.every.peers.log" | tee "$out/$name.every.md"
+}
+bar() {
+    echo "== issue 17's bar (bench/peers/bar.py)"
+    "$venv/bin/python" bench/peers/bar.py "$out" | tee "$out/bar.md"
 }
 oracle() {
     echo "== how far below the best peer a forecaster can get (bench/peers/oracle.py)"
     "$venv/bin/python" bench/peers/oracle.py "$out" | tee "$out/oracle.md"
 }
 TRACES=("$@")
-run nasa 60 61 no --input $data/nasa_http_1995/nasa_requests_per_minute.csv --step 1m --zero-run-gap 60
+run nasa 60 13 no --input $data/nasa_http_1995/nasa_requests_per_minute.csv --step 1m --zero-run-gap 60
 run nab_aws 300 13 yes --input $data/nab/data/realAWSCloudwatch --step 5m
 run alibaba_qps 300 1 yes --input $data/alibaba_gentd26/cluster-trace-v2026-GenAI/qps.csv.gz \
     --time-column timestamp_anon --column value --key container_ip,request_type --step 5m
-run azure_cpu 300 73 no --input $data/azure_vm_v1_sample/microsoft_avg_100.csv.gz --column '*' --step 5m
+run azure_cpu 300 37 no --input $data/azure_vm_v1_sample/microsoft_avg_100.csv.gz --column '*' --step 5m
+bar
 oracle
