@@ -127,42 +127,17 @@ fn main() {
     );
     let before = LIVE.load(Ordering::Relaxed);
     let mut scorer = AnomalyScorer::new(1, n_series, ring);
-    let far = Instant::now() + std::time::Duration::from_secs(3600);
     let steps = 361u64;
-    let offset = |k: usize| (k * 13) % (v.len() - ring - steps as usize);
-    let mut scored = 0u64;
-    let mut t4 = Instant::now();
-    let mut first_step = 0.0;
-    for step in 0..steps {
-        for k in 0..n_series {
-            let end = offset(k) + ring + step as usize;
-            if let Some(a) = scorer.score(
-                SeriesId(k as u64),
-                0,
-                &spec,
-                &v[end - ring..end],
-                step as i64,
-                season,
-                step,
-                far,
-            ) {
-                acc += a.score;
-                scored += 1;
-            }
-        }
-        scorer.finish_step(step, &[Some(spec.clone())], far);
-        if step == 0 {
-            // The first step builds every detector from its ring: a one-off, reported apart.
-            first_step = t4.elapsed().as_secs_f64();
-            t4 = Instant::now();
-        }
-    }
+    let run = drive(&mut scorer, &spec, &v, ring, season, n_series, steps, |k| {
+        (k * 13) % (v.len() - ring - steps as usize)
+    });
+    let (first_step, total, scored) = (run.first_step, run.rest, run.scored);
+    acc += run.checksum;
     println!(
         "agent scorer, first step (rows from each ring + first training): {:.2} ms per series",
         first_step * 1e3 / n_series as f64
     );
     let steps = steps - 1;
-    let total = t4.elapsed().as_secs_f64();
     let after = LIVE.load(Ordering::Relaxed);
     let (own, pooled) = scorer.forest_counts();
     println!(
@@ -183,36 +158,19 @@ fn main() {
     const STEPS_AT_SCALE: u64 = 5;
     let before = LIVE.load(Ordering::Relaxed);
     let mut scorer = AnomalyScorer::new(1, 256, ring);
-    let offset = |k: usize| (k * 7) % (v.len() - ring - STEPS_AT_SCALE as usize - 1);
-    let mut t5 = Instant::now();
-    let mut scored = 0u64;
-    for step in 0..=STEPS_AT_SCALE {
-        for k in 0..AT_SCALE {
-            let end = offset(k) + ring + step as usize;
-            if let Some(a) = scorer.score(
-                SeriesId(k as u64),
-                0,
-                &spec,
-                &v[end - ring..end],
-                step as i64,
-                season,
-                step,
-                far,
-            ) {
-                acc += a.likelihood;
-                scored += (step > 0) as u64;
-            }
-        }
-        scorer.finish_step(step, &[Some(spec.clone())], far);
-        if step == 0 {
-            println!(
-                "at {AT_SCALE} series: warm-up step {:.2} s",
-                t5.elapsed().as_secs_f64()
-            );
-            t5 = Instant::now();
-        }
-    }
-    let total = t5.elapsed().as_secs_f64();
+    let run = drive(
+        &mut scorer,
+        &spec,
+        &v,
+        ring,
+        season,
+        AT_SCALE,
+        STEPS_AT_SCALE + 1,
+        |k| (k * 7) % (v.len() - ring - STEPS_AT_SCALE as usize - 1),
+    );
+    println!("at {AT_SCALE} series: warm-up step {:.2} s", run.first_step);
+    let (total, scored) = (run.rest, run.scored);
+    acc += run.checksum;
     let after = LIVE.load(Ordering::Relaxed);
     let (own, pooled) = scorer.forest_counts();
     let own_bytes = scorer.own_heap_bytes() as f64;
@@ -226,4 +184,65 @@ fn main() {
         own_bytes / own.max(1) as f64 / 1048576.0,
         ((after - before) as f64 - own_bytes) / AT_SCALE as f64,
     );
+}
+
+/// What [`drive`] measured.
+struct Driven {
+    /// Seconds of step 0, which builds every detector from its ring (a one-off).
+    first_step: f64,
+    /// Seconds of the steps after it.
+    rest: f64,
+    /// Points scored after step 0.
+    scored: u64,
+    /// Sum of the scores and likelihoods, so that nothing is optimised away.
+    checksum: f64,
+}
+
+/// Drives `scorer` as the forecast thread does: at each of `steps` steps, scores the newest
+/// point of `n_series` series (series `k` is the `ring` points of `v` ending at
+/// `offset(k) + ring + step`), then finishes the step.
+#[allow(clippy::too_many_arguments)]
+fn drive(
+    scorer: &mut AnomalyScorer,
+    spec: &AnomalySpec,
+    v: &[f32],
+    ring: usize,
+    season: Option<usize>,
+    n_series: usize,
+    steps: u64,
+    offset: impl Fn(usize) -> usize,
+) -> Driven {
+    let far = Instant::now() + std::time::Duration::from_secs(3600);
+    let mut out = Driven {
+        first_step: 0.0,
+        rest: 0.0,
+        scored: 0,
+        checksum: 0.0,
+    };
+    let mut t = Instant::now();
+    for step in 0..steps {
+        for k in 0..n_series {
+            let end = offset(k) + ring + step as usize;
+            if let Some(a) = scorer.score(
+                SeriesId(k as u64),
+                0,
+                spec,
+                &v[end - ring..end],
+                step as i64,
+                season,
+                step,
+                far,
+            ) {
+                out.checksum += a.score + a.likelihood;
+                out.scored += (step > 0) as u64;
+            }
+        }
+        scorer.finish_step(step, &[Some(spec.clone())], far);
+        if step == 0 {
+            out.first_step = t.elapsed().as_secs_f64();
+            t = Instant::now();
+        }
+    }
+    out.rest = t.elapsed().as_secs_f64();
+    out
 }

@@ -1,7 +1,8 @@
 //! The one deterministic generator every seeded part of promcast draws from: the isolation
 //! forests' subsamples and hyperplanes ([`crate::anomaly::eif`]), the pooled anomaly
 //! reservoir's sampling, the fixture model's weights, `promcast train`'s initialisation and
-//! sampling, and `tune`'s proposals. SplitMix64
+//! sampling, `tune`'s proposals, and the made-up inputs of unit tests that need no real
+//! trace. SplitMix64
 //! (Steele, Lea and Flood 2014): one `u64` of state, a Weyl step and a bijective mix; the same
 //! seed gives the same stream on every machine.
 

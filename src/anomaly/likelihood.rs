@@ -130,13 +130,8 @@ mod tests {
     fn routine_scores_stay_low_and_a_sustained_jump_rises() {
         let mut l = Likelihood::new();
         // A noisy series' routine scores: 0.45..0.55.
-        let mut x = 1u64;
-        let mut routine = || {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            0.45 + 0.1 * ((x >> 33) as f64 / (1u64 << 31) as f64)
-        };
+        let mut rng = crate::rng::SplitMix64::new(1);
+        let mut routine = || 0.45 + 0.1 * rng.unit();
         let mut worst = 0.0f64;
         for i in 0..3000 {
             let v = l.update(routine());

@@ -7,6 +7,7 @@ use super::fixture::{
 };
 use super::window::{quantile_sorted, RowNorm};
 use super::*;
+use crate::rng::SplitMix64;
 
 const MIN: Duration = Duration::from_secs(60);
 
@@ -18,28 +19,16 @@ fn load_fixture(params: &FixtureParams) -> LstmModel {
     LstmModel::from_bytes(&fixture_model(params), "fixture").expect("fixture loads")
 }
 
-/// Deterministic uniform [0, 1) numbers for test data.
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 /// A real-looking series: a level, a daily-ish wave and noise, with magnitudes from 1 to 1e4.
 fn series(seed: u64, len: usize) -> Vec<f32> {
-    let mut rng = Lcg(seed);
-    let level = 10f64.powf(rng.next() * 4.0);
-    let amp = level * 0.2 * rng.next();
-    let phase = rng.next() * std::f64::consts::TAU;
+    let mut rng = SplitMix64::new(seed);
+    let level = 10f64.powf(rng.unit() * 4.0);
+    let amp = level * 0.2 * rng.unit();
+    let phase = rng.unit() * std::f64::consts::TAU;
     (0..len)
         .map(|t| {
             let wave = (t as f64 / 9.0 + phase).sin();
-            (level + amp * wave + 0.1 * level * (rng.next() - 0.5)) as f32
+            (level + amp * wave + 0.1 * level * (rng.unit() - 0.5)) as f32
         })
         .collect()
 }
@@ -378,10 +367,10 @@ fn tract_matches_reference_forward_pass() {
         let bytes = fixture_model(&params);
         let model = LstmModel::from_bytes(&bytes, "fixture").unwrap();
         let reference = Reference::from_bytes(&bytes);
-        let mut rng = Lcg(params.seed);
+        let mut rng = SplitMix64::new(params.seed);
         for n in [1usize, 4, 33] {
             let x: Vec<f32> = (0..n * params.window)
-                .map(|_| (rng.next() * 6.0 - 3.0) as f32)
+                .map(|_| (rng.unit() * 6.0 - 3.0) as f32)
                 .collect();
             let mut got = Vec::new();
             model.inner.plan.run(n, &x, &mut got).unwrap();
