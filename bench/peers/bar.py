@@ -24,10 +24,10 @@ Usage: bar.py OUT_DIR [TRACE...]   (pandas, numpy: run.sh's venv)
 """
 import math
 import os
-import sys
 
 import numpy as np
 import pandas as pd
+from oracle import traces
 
 HORIZONS = ["15m", "30m"]
 PEERS = ["last_value", "seasonal_naive_1d", "holt_winters", "prophet"]
@@ -76,11 +76,7 @@ def spread(every, stride):
 
 
 def main():
-    if len(sys.argv) < 2:
-        sys.exit(__doc__)
-    out = sys.argv[1]
-    names = sys.argv[2:] or sorted(n for n in os.listdir(out)
-                                   if not n.endswith(".every") and os.path.exists(f"{out}/{n}/peers_metrics.csv"))
+    out, names = traces(__doc__, every=False)
     print("| trace | horizon | peer: its MASE / `auto`'s on its points (points) | binds on | `auto` vs it | bar (−15%) |")
     print("|---|---|---|---|---|---|")
     spreads = []

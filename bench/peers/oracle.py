@@ -70,12 +70,21 @@ def trace(d):
     return rows
 
 
-def main():
+def traces(doc, every=True):
+    """OUT_DIR from the command line and the trace directories to read under it: those named
+    after it, else every one with a peers_metrics.csv (without the every-origin runs,
+    `NAME.every`, unless `every`). Shared with bar.py."""
     if len(sys.argv) < 2:
-        sys.exit(__doc__)
+        sys.exit(doc)
     out = sys.argv[1]
     names = sys.argv[2:] or sorted(n for n in os.listdir(out)
-                                   if os.path.exists(f"{out}/{n}/peers_metrics.csv"))
+                                   if os.path.exists(f"{out}/{n}/peers_metrics.csv")
+                                   and (every or not n.endswith(".every")))
+    return out, names
+
+
+def main():
+    out, names = traces(__doc__)
     print("| trace | horizon | `auto` | best peer | bar (0.85 x best peer) | "
           + " | ".join(f"oracle k={k}" for k in KS) + " | best oracle vs bar |")
     print("|---|---|---|---|---|" + "---|" * len(KS) + "---|")
