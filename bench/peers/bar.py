@@ -60,12 +60,12 @@ def origin_gap(d):
     return float(diffs.min()) if len(diffs) else math.nan
 
 
-def spread(every, stride):
-    """auto vs last value on each of the `stride` strided samples of the every-origin run."""
+def spread(every, stride, step):
+    """auto vs last value on each of the `stride` strided samples of the every-origin run
+    (`step`: one step in series.csv's time units, seconds where the times are calendar time)."""
     a = errors(every, "forecasts.csv", "auto")
     lv = errors(every, "peers_forecasts.csv", "last_value")
     m = a.merge(lv, on=["horizon", "origin", "series"], suffixes=("", "_lv"))
-    step = origin_gap(every)  # one step, in series.csv's time units (seconds with calendar time)
     m["k"] = ((m.origin - m.groupby("series").origin.transform("min")) / step).round().astype(int) % stride
     out = {}
     for h in HORIZONS:
@@ -103,7 +103,7 @@ def main():
             gap, step = origin_gap(f"{out}/{n}"), origin_gap(every)
             s = int(round(gap / step)) if gap == gap and step == step else 1
             if s > 1:
-                spreads.append((n, s, spread(every, s)))
+                spreads.append((n, s, spread(every, s, step)))
     if spreads:
         print()
         print("Sampling spread of the strided run: `auto` vs last value on every origin, and on each "
