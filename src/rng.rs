@@ -2,9 +2,8 @@
 //! forests' subsamples and hyperplanes ([`crate::anomaly::eif`]), the pooled anomaly
 //! reservoir's sampling, the fixture model's weights, `promcast train`'s initialisation and
 //! sampling, `tune`'s proposals, and the made-up inputs of unit tests that need no real
-//! trace. SplitMix64
-//! (Steele, Lea and Flood 2014): one `u64` of state, a Weyl step and a bijective mix; the same
-//! seed gives the same stream on every machine.
+//! trace. SplitMix64 (Steele, Lea and Flood 2014): one `u64` of state, a Weyl step and a
+//! bijective mix; the same seed gives the same stream on every machine.
 
 /// SplitMix64: small, fast, and good enough for sampling and random hyperplanes.
 #[derive(Debug, Clone)]
