@@ -33,6 +33,7 @@ Usage: cadose.py --nab-repo NAB --data DATA_DIR --labels LABELS_JSON --out OUT [
 """
 import argparse
 import csv
+import functools
 import json
 import math
 import os
@@ -41,7 +42,7 @@ import types
 from multiprocessing import Pool
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from decompose import PROFILES, raw_score, windows_of  # noqa: E402
+from decompose import PROFILES, nab_score, windows_of  # noqa: E402
 
 # NAB's published thresholds for contextOSE (results/contextOSE/*_scores.csv, NAB v1.1).
 PUBLISHED = {"standard": 0.76552734375, "low_fp": 0.765637207031, "low_fn": 0.70478515625}
@@ -56,8 +57,10 @@ SUBSTITUTIONS = {
 }
 
 
+@functools.lru_cache(maxsize=None)
 def load_cadose(repo):
-    """NAB's ContextualAnomalyDetectorOSE class, its sources patched for Python 3."""
+    """NAB's ContextualAnomalyDetectorOSE class, its sources patched for Python 3 (loaded once
+    per process)."""
     base = os.path.join(repo, "nab", "detectors", "context_ose")
     for pkg in ("nab", "nab.detectors", "nab.detectors.context_ose"):
         sys.modules.setdefault(pkg, types.ModuleType(pkg))
@@ -96,16 +99,10 @@ def run_file(job):
     return [r["timestamp"] for r in rows], [r["value"] for r in rows], scores
 
 
-def nab_score(files, threshold, profile):
+def score_at(files, threshold, profile):
     """Normalised NAB score of `files` [(windows, probation, scores)] at `threshold`."""
-    tp, _, fn = PROFILES[profile]
-    raw = null = perfect = 0.0
-    for windows, probation, scores in files:
-        det = [i for i, s in enumerate(scores) if s >= threshold]
-        raw += raw_score(det, windows, probation, PROFILES[profile])
-        null -= fn * len(windows)
-        perfect += tp * len(windows)
-    return 100 * (raw - null) / (perfect - null)
+    return nab_score([([i for i, s in enumerate(scores) if s >= threshold], windows, probation)
+                      for windows, probation, scores in files], profile)
 
 
 def main():
@@ -144,11 +141,11 @@ def main():
                 w.writerow(["timestamp", "value", "anomaly_score", "label"])
                 for i, (t, v, s) in enumerate(zip(ts, vals, scores)):
                     w.writerow([t, v, f"{s:.3f}", int(i in inside)])
-        at_published = [nab_score(files, PUBLISHED[p], p) for p in PROFILES]
+        at_published = [score_at(files, PUBLISHED[p], p) for p in PROFILES]
         grid = [k / 200 for k in range(60, 201)]
         best = []
         for p in PROFILES:
-            s, t = max((nab_score(files, t, p), t) for t in grid)
+            s, t = max((score_at(files, t, p), t) for t in grid)
             best.append(f"{s:.1f} ({t:.3f})")
         print(f"| {rng} | " + " / ".join(f"{s:.1f}" for s in at_published) + " | "
               + " / ".join(best) + " |", flush=True)

@@ -70,12 +70,26 @@ def raw_score(detections, windows, probation, profile):
     return raw - fn * (len(windows) - len(caught))
 
 
+def normalised(raw, windows, profile):
+    """NAB's normalised score of a raw score summed over files with `windows` scored windows
+    (runner.py's normalize(): null = -FN and perfect = +TP per window); NaN without windows."""
+    tp, _, fn = PROFILES[profile]
+    return 100 * (raw + fn * windows) / ((tp + fn) * windows) if windows else float("nan")
+
+
+def nab_score(files, profile):
+    """Normalised NAB score of `files`, each (detections, windows, probation)."""
+    raw = sum(raw_score(d, w, p, PROFILES[profile]) for d, w, p in files)
+    return normalised(raw, sum(len(w) for _, w, _ in files), profile)
+
+
 def main():
     if len(sys.argv) != 4:
         sys.exit(__doc__)
     res, threshold, labels = sys.argv[1], float(sys.argv[2]), json.load(open(sys.argv[3]))
     variants = ["as is", "no false alarms", "misses caught", "no lateness"]
-    sums = defaultdict(float)  # (profile, scope, variant or "null" or "perfect") -> raw score
+    sums = defaultdict(float)  # (profile, scope, variant) -> raw score
+    windows_in = defaultdict(int)  # scope -> scored windows
     scopes = ["ALL"]
     for cat in sorted(os.listdir(res)):
         scopes.append(cat)
@@ -92,20 +106,18 @@ def main():
                 "misses caught": det + [a for k, (a, _) in enumerate(windows) if k not in caught],
                 "no lateness": [i for i in det if i not in inside] + [windows[k][0] for k in caught],
             }
-            for p, profile in PROFILES.items():
-                for scope in ("ALL", cat):
+            for scope in ("ALL", cat):
+                windows_in[scope] += len(windows)
+                for p, profile in PROFILES.items():
                     for v, d in runs.items():
                         sums[(p, scope, v)] += raw_score(d, windows, probation, profile)
-                    sums[(p, scope, "perfect")] += profile[0] * len(windows)
-                    sums[(p, scope, "null")] -= profile[2] * len(windows)
     print("| profile | scope | " + " | ".join(variants) + " |")
     print("|---|---|" + "---|" * len(variants))
     for p in PROFILES:
         for scope in scopes:
-            null, span = sums[(p, scope, "null")], sums[(p, scope, "perfect")] - sums[(p, scope, "null")]
-            if span == 0:
+            if windows_in[scope] == 0:
                 continue  # no windows (artificialNoAnomaly): its false alarms count in ALL
-            cells = [100 * (sums[(p, scope, v)] - null) / span for v in variants]
+            cells = [normalised(sums[(p, scope, v)], windows_in[scope], p) for v in variants]
             print(f"| {p} | {scope} | " + " | ".join(f"{c:.1f}" for c in cells) + " |")
 
 

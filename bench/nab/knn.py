@@ -31,7 +31,7 @@ from multiprocessing import Pool
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from decompose import PROFILES, raw_score, windows_of  # noqa: E402
+from decompose import PROFILES, nab_score, windows_of  # noqa: E402
 
 D, K = int(os.environ.get("D", 19)), int(os.environ.get("K", 27))
 T, C = int(os.environ.get("T", 300)), int(os.environ.get("C", 3000))
@@ -99,16 +99,9 @@ def main():
         files.append((n, windows, probation, sc, day, agent))
 
     def score(threshold, profile, scope=""):
-        tp, _, fn = PROFILES[profile]
-        raw = null = perfect = 0.0
-        for n, windows, probation, sc, day, agent in files:
-            if not n.startswith(scope):
-                continue
-            det = held(agent | (sc >= threshold), day)
-            raw += raw_score(det, windows, probation, PROFILES[profile])
-            null -= fn * len(windows)
-            perfect += tp * len(windows)
-        return 100 * (raw - null) / (perfect - null) if perfect > null else float("nan")
+        return nab_score([(held(agent | (sc >= threshold), day), windows, probation)
+                          for n, windows, probation, sc, day, agent in files
+                          if n.startswith(scope)], profile)
 
     grid = [0.9 + k * 0.005 for k in range(18)] + [0.99 + k * 0.0005 for k in range(21)]
     folders = sorted({n.split("/")[0] for n, w, *_ in files if w})  # those with windows

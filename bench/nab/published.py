@@ -15,7 +15,7 @@ own scorer.
 Usage: published.py NAB_RESULTS_DIR LABELS_JSON [SUMMARY_CSV]
   SUMMARY_CSV: an `anomaly-eval --optimize` summary.csv, whose detectors are printed in the
   same tables (their fixed-threshold and optimised scores).
-The Python standard library only.
+The Python standard library only (and decompose.py beside it).
 """
 import csv
 import json
@@ -23,13 +23,13 @@ import os
 import sys
 from collections import defaultdict
 
-# profile file name -> (column in summary.csv at the fixed threshold, optimised column,
-#                       tp weight, fn weight)
-PROFILES = {
-    "standard": ("nab_standard", "opt_standard", 1.0, 1.0),
-    "reward_low_FP_rate": ("nab_low_fp", "opt_low_fp", 1.0, 1.0),
-    "reward_low_FN_rate": ("nab_low_fn", "opt_low_fn", 1.0, 2.0),
-}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from decompose import normalised  # noqa: E402
+
+# NAB's profile names (in its file names) -> decompose.py's, which summary.csv's columns
+# carry (nab_<profile> at the fixed threshold, opt_<profile> optimised).
+PROFILES = {"standard": "standard", "reward_low_FP_rate": "low_fp",
+            "reward_low_FN_rate": "low_fn"}
 
 
 def published(results, labels):
@@ -40,7 +40,7 @@ def published(results, labels):
     out = {}
     for det in sorted(os.listdir(results)):
         scores = {}
-        for profile, (_, _, tp, fn) in PROFILES.items():
+        for profile, key in PROFILES.items():
             path = os.path.join(results, det, f"{det}_{profile}_scores.csv")
             if not os.path.exists(path):
                 break
@@ -56,7 +56,7 @@ def published(results, labels):
                 if w == 0:
                     continue  # no windows (artificialNoAnomaly): its false alarms count in ALL
                 s = sum(rows[n] for n in names)
-                scores.setdefault(scope, {})[profile] = 100 * (s + fn * w) / (tp * w + fn * w)
+                scores.setdefault(scope, {})[profile] = normalised(s, w, key)
         else:
             out[det] = scores
     return out, folders
@@ -66,8 +66,8 @@ def ours(summary):
     """{detector: {scope: (fixed {profile: score}, optimised {profile: score})}}."""
     out = defaultdict(dict)
     for r in csv.DictReader(open(summary)):
-        fixed = {p: float(r[c]) for p, (c, _, _, _) in PROFILES.items()}
-        opt = {p: float(r[o]) for p, (_, o, _, _) in PROFILES.items() if r.get(o)}
+        fixed = {p: float(r[f"nab_{key}"]) for p, key in PROFILES.items()}
+        opt = {p: float(r[f"opt_{key}"]) for p, key in PROFILES.items() if r.get(f"opt_{key}")}
         out[r["detector"]][r["scope"]] = (fixed, opt)
     return out
 
