@@ -28,6 +28,9 @@ need make make
 # The web page (tests/e2e_demo.rs) and the offline tools' report.html pages
 # (tests/report_html.rs) are loaded in headless Chromium (tests/common/browser.rs).
 need chromium chromium
+# The container image (tests/image.rs): built with Debian's podman from the release binary,
+# offline (scripts/image.sh).
+need podman podman
 prom=$(command -v prometheus || echo /usr/bin/prometheus)
 echo "+ $prom: $("$prom" --version 2>&1 | head -1)"
 
@@ -51,6 +54,22 @@ if [ -z "$ort_lib" ]; then
 fi
 export ORT_DYLIB_PATH="$(cd "$(dirname "$ort_lib")" && pwd)/$(basename "$ort_lib")"
 echo "+ ORT_DYLIB_PATH=$ORT_DYLIB_PATH"
+
+# The Kubernetes manifests (tests/deploy.rs): rendered with kubectl's built-in kustomize and
+# validated offline by kubernetes-validate (PyPI, bundled schemas) and jsonschema against the
+# CRDs in ../shared/data/k8s-crds; installed into the target directory like onnxruntime.
+KV_VERSION=1.37.0
+kv_dir="${CARGO_TARGET_DIR:-target}/kubernetes-validate-$KV_VERSION"
+if [ ! -x "$kv_dir/bin/kubernetes-validate" ]; then
+    echo "+ installing kubernetes-validate $KV_VERSION (PyPI) into $kv_dir"
+    python3 -m pip install --quiet --target "$kv_dir" "kubernetes-validate==$KV_VERSION" jsonschema pyyaml \
+        || python3 -m pip install --quiet --break-system-packages --target "$kv_dir" "kubernetes-validate==$KV_VERSION" jsonschema pyyaml
+fi
+export PROMCAST_PYTHONPATH="$(cd "$kv_dir" && pwd)"
+echo "+ PROMCAST_PYTHONPATH=$PROMCAST_PYTHONPATH (kubernetes-validate)"
+if ! command -v kubectl >/dev/null 2>&1; then
+    echo "+ kubectl not found: tests/deploy.rs renders the manifests with kubectl's kustomize (kubectl >= 1.27)" >&2
+fi
 
 echo "+ cargo test --features gpu $*"
 exec cargo test --features gpu "$@"

@@ -15,8 +15,8 @@
 //! - [`proto`]: Prometheus remote-write (1.0 and 2.0)/remote-read messages and KEDA's external scaler
 //!   service, generated from `proto/` by prost and tonic.
 //! - [`ingest`]: the `POST /api/v1/write` handler (content negotiation between remote write
-//!   1.0 and 2.0, size limits, status mapping), zero-copy decoders for both versions, and
-//!   backfill from Prometheus.
+//!   1.0 and 2.0, size limits, status mapping), zero-copy decoders for both versions, the
+//!   deduplication of Prometheus HA pairs ([`ingest::ha`]), and backfill from Prometheus.
 //! - [`store`]: label-set interning, fixed-capacity per-series rings bucketed to the step,
 //!   metric types and counters stored as per-second rates, a sharded series map, idle
 //!   eviction, ring snapshots on disk.
@@ -38,7 +38,8 @@
 //!   the forecast history and remote read, the JSON API, the web page at `/` (embedded
 //!   assets), the KEDA external scaler (gRPC).
 //!   None of them computes a forecast.
-//! - [`telemetry`]: promcast's own `promcast_*` metrics.
+//! - [`telemetry`]: promcast's own `promcast_*` metrics, and what the binary was built from
+//!   (`promcast --version`, `promcast_build_info`).
 //! - [`rng`]: the one seeded generator (SplitMix64) behind the forests and the pooled anomaly
 //!   reservoir, the fixture model, `train` and `tune`, so that every seeded figure reproduces.
 //! - [`server`]: the HTTP router (`app(state)`), start-up and graceful shutdown.

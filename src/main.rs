@@ -21,7 +21,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[derive(Parser)]
 #[command(
     name = "promcast",
-    version,
+    version = promcast::telemetry::build::LONG_VERSION,
     about = "Predictive autoscaling sidecar for Prometheus: remote-write in, forecasts out"
 )]
 struct Cli {

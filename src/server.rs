@@ -58,7 +58,10 @@ impl AppState {
         );
         let store = Arc::new(Store::new(config, now_ms()).with_clock(clock));
         Self {
-            ingest: Arc::new(Ingest::new(store, telemetry.clone(), config.limits.clone())),
+            ingest: Arc::new(
+                Ingest::new(store, telemetry.clone(), config.limits.clone())
+                    .with_ha(config.ha.as_ref()),
+            ),
             snapshots: Arc::new(SnapshotCell::new(Snapshot::empty(config))),
             telemetry,
             history: Arc::new(ForecastHistory::new(config.forecast_history)),

@@ -17,6 +17,29 @@ use prometheus_client::registry::Registry;
 
 use crate::snapshot::{ModelKind, PerModel, Reason, StateKind};
 
+/// What this binary is, for `promcast --version` and `promcast_build_info` (set by
+/// `build.rs`: the git revision, the compiler, the enabled Cargo features).
+pub mod build {
+    pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+    /// `git rev-parse --short=12 HEAD` when built, `$PROMCAST_REVISION` without a `.git`, or
+    /// "unknown".
+    pub const REVISION: &str = env!("PROMCAST_REVISION");
+    /// `rustc --version` of the compiler that built it.
+    pub const RUSTC: &str = env!("PROMCAST_RUSTC");
+    /// Enabled Cargo features, comma-separated (`gpu`, `offline`; empty for a slim agent).
+    pub const FEATURES: &str = env!("PROMCAST_FEATURES");
+    /// `promcast --version`.
+    pub const LONG_VERSION: &str = concat!(
+        env!("CARGO_PKG_VERSION"),
+        "\n  revision: ",
+        env!("PROMCAST_REVISION"),
+        "\n  features: ",
+        env!("PROMCAST_FEATURES"),
+        "\n  rustc:    ",
+        env!("PROMCAST_RUSTC"),
+    );
+}
+
 /// Why samples were not stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dropped {
@@ -36,10 +59,14 @@ pub enum Dropped {
     Histogram,
     /// A remote-write 2.0 series with broken symbol references or samples out of order (400).
     Malformed,
+    /// From a Prometheus HA replica that is not the elected one of its cluster (`ha:`; 2xx).
+    HaDuplicate,
+    /// From a new HA cluster beyond `ha.max_clusters` (400).
+    HaClusterLimit,
 }
 
 impl Dropped {
-    const ALL: [Dropped; 8] = [
+    const ALL: [Dropped; 10] = [
         Dropped::Unselected,
         Dropped::OwnOutput,
         Dropped::TooOld,
@@ -48,6 +75,8 @@ impl Dropped {
         Dropped::SeriesLimit,
         Dropped::Histogram,
         Dropped::Malformed,
+        Dropped::HaDuplicate,
+        Dropped::HaClusterLimit,
     ];
     fn as_str(self) -> &'static str {
         match self {
@@ -59,6 +88,8 @@ impl Dropped {
             Dropped::SeriesLimit => "series_limit",
             Dropped::Histogram => "histogram",
             Dropped::Malformed => "malformed",
+            Dropped::HaDuplicate => "ha_duplicate",
+            Dropped::HaClusterLimit => "ha_cluster_limit",
         }
     }
 }
@@ -293,6 +324,53 @@ pub struct RemoteWriteMetrics {
     pub last_success: FloatGauge,
 }
 
+/// Prometheus HA pairs (`ingest::ha`): the elected replica of each cluster (labels from the
+/// requests, bounded by `ha.max_clusters`), failovers, clusters tracked.
+#[derive(Clone)]
+pub struct HaMetrics {
+    elected: Family<Vec<(&'static str, String)>, Gauge>,
+    pub failovers: Counter,
+    pub clusters: Gauge,
+}
+
+impl HaMetrics {
+    fn new(r: &mut Builder<'_>) -> Self {
+        let elected = Family::<Vec<(&'static str, String)>, Gauge>::default();
+        r.0.register(
+            "promcast_ha_elected_replica",
+            "1 for the replica of each Prometheus HA cluster whose samples are kept (ha:)",
+            elected.clone(),
+        );
+        let failovers = r.counter(
+            "promcast_ha_failovers",
+            "Elections of another replica after the elected one sent nothing for ha.failover_timeout",
+        );
+        let clusters = r.gauge("promcast_ha_clusters", "Prometheus HA clusters tracked");
+        Self {
+            elected,
+            failovers,
+            clusters,
+        }
+    }
+
+    fn labels(cluster: &[u8], replica: &[u8]) -> Vec<(&'static str, String)> {
+        vec![
+            ("cluster", String::from_utf8_lossy(cluster).into_owned()),
+            ("replica", String::from_utf8_lossy(replica).into_owned()),
+        ]
+    }
+
+    pub fn elect(&self, cluster: &[u8], replica: &[u8]) {
+        self.elected
+            .get_or_create(&Self::labels(cluster, replica))
+            .set(1);
+    }
+
+    pub fn unelect(&self, cluster: &[u8], replica: &[u8]) {
+        self.elected.remove(&Self::labels(cluster, replica));
+    }
+}
+
 pub struct Telemetry {
     registry: Registry,
     pub samples_received: Counter,
@@ -322,6 +400,7 @@ pub struct Telemetry {
     pub remote_write: Vec<(String, RemoteWriteMetrics)>,
     /// Per scaling target (config order): decisions by the rule that set them.
     pub scaling_decisions: Vec<[Counter; Reason::ALL.len()]>,
+    ha: HaMetrics,
 }
 
 impl Default for Telemetry {
@@ -439,6 +518,21 @@ impl Telemetry {
             "promcast_snapshot_last_success_timestamp_seconds",
             "When a snapshot was last written",
         );
+        let build_info = Family::<Labels, Gauge>::default();
+        r.0.register(
+            "promcast_build_info",
+            "A metric with a constant '1' value labeled by the version, git revision, compiler and Cargo features promcast was built with",
+            build_info.clone(),
+        );
+        build_info
+            .get_or_create(&vec![
+                ("version", build::VERSION),
+                ("revision", build::REVISION),
+                ("rustc", build::RUSTC),
+                ("features", build::FEATURES),
+            ])
+            .set(1);
+        let ha = HaMetrics::new(&mut r);
         let remote_write = remote_write_metrics(&mut registry, remote_write_urls);
         Self {
             registry,
@@ -465,7 +559,13 @@ impl Telemetry {
             snapshot_last_success,
             remote_write,
             scaling_decisions: Vec::new(),
+            ha,
         }
+    }
+
+    /// The HA tracker's metrics (handles onto families registered here).
+    pub fn ha_metrics(&self) -> HaMetrics {
+        self.ha.clone()
     }
 
     /// Registers `promcast_scaling_decisions_total{target, reason}` for these targets (the
@@ -648,6 +748,29 @@ mod tests {
         assert!(out.contains("promcast_forecast_step_duration_seconds_bucket{le=\"0.05\"} 1"));
         assert!(out.contains("promcast_forecast_step_duration_seconds_bucket{le=\"0.01\"} 0"));
         assert!(out.contains("promcast_remote_write_queue_depth{url=\"http://x/api/v1/write\"} 0"));
+        let info = out
+            .lines()
+            .find(|l| l.starts_with("promcast_build_info{"))
+            .expect("promcast_build_info");
+        assert!(info.ends_with("} 1"), "{info}");
+        assert!(info.contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION"))));
+        assert!(
+            info.contains("revision=\"") && info.contains("rustc=\"rustc "),
+            "{info}"
+        );
+        let features = if cfg!(feature = "gpu") { "gpu," } else { "" };
+        let features = format!(
+            "{features}{}",
+            if cfg!(feature = "offline") {
+                "offline"
+            } else {
+                ""
+            }
+        );
+        assert!(
+            info.contains(&format!("features=\"{}\"", features.trim_end_matches(','))),
+            "{info}"
+        );
     }
 
     #[test]

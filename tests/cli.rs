@@ -19,6 +19,46 @@ fn promcast() -> Command {
     Command::new(env!("CARGO_BIN_EXE_promcast"))
 }
 
+/// `promcast --version` says the version, the git revision it was built from and the enabled
+/// features, as Prometheus' own components do.
+#[test]
+fn version_names_the_revision_and_features() {
+    let out = promcast().arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with(&format!("promcast {}\n", env!("CARGO_PKG_VERSION"))),
+        "{text}"
+    );
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("{name}:")))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_else(|| panic!("no {name}: in {text}"))
+    };
+    // Built from this checkout: the revision is its HEAD (where git and .git are there).
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    match head {
+        Some(head) => assert_eq!(field("revision"), head, "{text}"),
+        None => assert!(!field("revision").is_empty(), "{text}"),
+    }
+    let features = field("features");
+    let features: Vec<&str> = features.split(',').filter(|f| !f.is_empty()).collect();
+    assert_eq!(features.contains(&"gpu"), cfg!(feature = "gpu"), "{text}");
+    assert_eq!(
+        features.contains(&"offline"),
+        cfg!(feature = "offline"),
+        "{text}"
+    );
+    assert!(field("rustc").starts_with("rustc "), "{text}");
+}
+
 #[test]
 fn check_config_names_every_problem_with_its_path() {
     let dir = tempfile::tempdir().unwrap();
@@ -47,6 +87,53 @@ remote_write:
     ] {
         assert!(text.contains(path), "{path} missing from:\n{text}");
     }
+}
+
+/// A malformed `ha:` section is refused with each key's path.
+#[test]
+fn check_config_names_bad_ha_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ha.yml");
+    std::fs::write(
+        &file,
+        "forecast: [{ selector: '{__name__=~\".+:.+\"}', horizons: [5m] }]\n\
+         ha: { cluster_label: prometheus, replica_label: 'prometheus-replica', failover_timeout: 0s, max_clusters: 0 }\n",
+    )
+    .unwrap();
+    let out = promcast().arg("check-config").arg(&file).output().unwrap();
+    assert!(!out.status.success());
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    for key in ["ha.replica_label", "ha.failover_timeout", "ha.max_clusters"] {
+        assert!(text.contains(key), "{key} not named in: {text}");
+    }
+    assert!(!text.contains("ha.cluster_label"), "{text}");
+    // An unknown key and a label equal to the cluster label.
+    std::fs::write(
+        &file,
+        "forecast: [{ selector: '{__name__=~\".+:.+\"}', horizons: [5m] }]\n\
+         ha: { cluster_label: prometheus, replica_label: prometheus }\n",
+    )
+    .unwrap();
+    let out = promcast().arg("check-config").arg(&file).output().unwrap();
+    assert!(!out.status.success());
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("ha.replica_label: must differ"), "{text}");
+    std::fs::write(
+        &file,
+        "forecast: [{ selector: '{__name__=~\".+:.+\"}', horizons: [5m] }]\n\
+         ha: { replica: x }\n",
+    )
+    .unwrap();
+    let out = promcast().arg("check-config").arg(&file).output().unwrap();
+    assert!(!out.status.success());
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("ha") && text.contains("unknown field `replica`"),
+        "{text}"
+    );
 }
 
 #[test]

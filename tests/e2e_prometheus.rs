@@ -539,11 +539,12 @@ remote_write:
     // kube-state-metrics' `kube_deployment_status_replicas` can only parse here.)
     let dashboard: Value = serde_json::from_str(
         &std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/grafana-dashboard.json"),
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("deploy/components/grafana-dashboard/grafana-dashboard.json"),
         )
-        .expect("read deploy/grafana-dashboard.json"),
+        .expect("read deploy/components/grafana-dashboard/grafana-dashboard.json"),
     )
-    .expect("deploy/grafana-dashboard.json is JSON");
+    .expect("deploy/components/grafana-dashboard/grafana-dashboard.json is JSON");
     let exprs: Vec<String> = dashboard["panels"]
         .as_array()
         .expect("dashboard panels")
@@ -580,7 +581,8 @@ remote_write:
     // The KEDA `prometheus` trigger's query returns exactly one element, a replica count.
     let keda: Value = serde_yaml_ng::from_str(
         &std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/keda-scaledobject-prometheus.yaml"),
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("deploy/components/keda/prometheus/scaledobject.yaml"),
         )
         .unwrap(),
     )
@@ -635,27 +637,32 @@ fn example_and_deploy_configs_are_valid() {
     check(&root.join("examples/promcast.yml"));
     check(&root.join("examples/promcast-counters.yml"));
 
-    // The promcast.yml inside deploy/kubernetes.yaml's ConfigMap.
-    let manifests = std::fs::read_to_string(root.join("deploy/kubernetes.yaml"))
-        .expect("read deploy/kubernetes.yaml");
-    let mut embedded = None;
-    for doc in serde_yaml_ng::Deserializer::from_str(&manifests) {
-        let v = serde_yaml_ng::Value::deserialize(doc).expect("deploy/kubernetes.yaml is YAML");
-        if v["kind"].as_str() == Some("ConfigMap") {
-            embedded = v["data"]["promcast.yml"].as_str().map(str::to_owned);
+    // The promcast.yml that deploy/base generates its ConfigMap from (tests/deploy.rs checks
+    // every rendered one).
+    let embedded = std::fs::read_to_string(root.join("deploy/base/promcast.yml"))
+        .expect("read deploy/base/promcast.yml");
+
+    // Every Kubernetes manifest under deploy/ (base, overlays, components) parses, and every
+    // object names its apiVersion, kind and name. (tests/deploy.rs renders and validates
+    // them with kustomize.)
+    fn yaml_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).expect("a deploy/ directory") {
+            let p = e.expect("a directory entry").path();
+            if p.is_dir() {
+                yaml_files(&p, out);
+            } else if p.extension().is_some_and(|x| x == "yaml") {
+                out.push(p);
+            }
         }
     }
-    let embedded = embedded.expect("deploy/kubernetes.yaml has a ConfigMap with data.promcast.yml");
-
-    // Every Kubernetes manifest parses, and every object names its apiVersion, kind and name.
     let mut objects: Vec<(String, serde_yaml_ng::Value)> = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(root.join("deploy"))
-        .expect("deploy/")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-        // Prometheus config fragments, not Kubernetes objects (checked by promtool below).
-        .filter(|p| !p.ends_with("prometheus-remote-write.yaml"))
-        .collect();
+    let mut files = Vec::new();
+    yaml_files(&root.join("deploy"), &mut files);
+    files.retain(|p| {
+        // kustomize's own files, and Prometheus config fragments rather than Kubernetes
+        // objects (checked by promtool below).
+        !p.ends_with("kustomization.yaml") && !p.ends_with("prometheus-remote-write.yaml")
+    });
     files.sort();
     assert!(files.len() >= 6, "deploy manifests: {files:?}");
     for file in &files {
@@ -736,15 +743,11 @@ fn example_and_deploy_configs_are_valid() {
         hpa[0].1["spec"]["metrics"][0]["external"]["metric"]["name"].as_str(),
         Some("promcast_desired_replicas")
     );
-    // The sidecar's promcast.yml is valid and defines the target the external trigger names.
-    let sidecar = of_kind("ConfigMap")
-        .find_map(|(_, v)| {
-            v["data"]["promcast.yml"]
-                .as_str()
-                .filter(|t| t.contains("scaling:"))
-        })
-        .expect("the sidecar ConfigMap's promcast.yml")
-        .to_owned();
+    // The sidecar's promcast.yml (its ConfigMap is generated from it) is valid and defines
+    // the target the external trigger names.
+    let sidecar = std::fs::read_to_string(root.join("deploy/overlays/sidecar/promcast.yml"))
+        .expect("read deploy/overlays/sidecar/promcast.yml");
+    assert!(sidecar.contains("scaling:"), "{sidecar}");
     let external_target = scaled
         .iter()
         .find_map(|(_, so)| so["spec"]["triggers"][0]["metadata"]["target"].as_str())
@@ -777,7 +780,17 @@ fn example_and_deploy_configs_are_valid() {
             vec!["check", "rules", "examples/recording_rules.yml"],
             vec!["check", "rules", "deploy/alerting-rules.yml"],
             vec!["test", "rules", "deploy/alerting-rules.test.yml"],
-            vec!["check", "config", "deploy/prometheus-remote-write.yaml"],
+            vec![
+                "check",
+                "config",
+                "deploy/overlays/remote-write/prometheus-remote-write.yaml",
+            ],
+            vec![
+                "check",
+                "config",
+                "deploy/overlays/sharded/prometheus-remote-write.yml",
+            ],
+            vec!["check", "rules", "deploy/overlays/sidecar/rules.yml"],
         ] {
             let out = Command::new(&promtool)
                 .args(&args)

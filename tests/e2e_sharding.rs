@@ -1,5 +1,5 @@
-//! Scale-out by sharding, as `deploy/kubernetes-sharded.yaml` sets it up: one Prometheus
-//! 2.42, two promcast processes, the manifest's own `remote_write` fragment (hashmod
+//! Scale-out by sharding, as `deploy/overlays/sharded` sets it up: one Prometheus
+//! 2.42, two promcast processes, the overlay's own `remote_write` fragment (hashmod
 //! relabelling) with the replicas' addresses put in. Prometheus' recording rules produce the
 //! selected series; both promcasts write their forecasts back into the same Prometheus.
 //! Every selected series is forecast by exactly one promcast, and Prometheus holds exactly
@@ -12,26 +12,11 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{addr, free_port, http_get, poll, urlencode, Proc, Procs};
-use serde::Deserialize;
+use common::{addr, free_port, http_get, labels_of, poll, prom_series, Labels, Proc, Procs};
 use serde_json::Value;
 
 const PROMCAST: &str = env!("CARGO_BIN_EXE_promcast");
 
-/// A series' identity: its labels, sorted.
-type Labels = BTreeSet<(String, String)>;
-
-fn labels_of(v: &Value) -> Labels {
-    v.as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The series a promcast forecasts (ready or not).
 fn forecast_by(at: SocketAddr) -> Result<BTreeSet<Labels>, String> {
     let body = http_get(at, "/api/v1/forecasts?limit=100000")?.body;
     let v: Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
@@ -44,37 +29,13 @@ fn forecast_by(at: SocketAddr) -> Result<BTreeSet<Labels>, String> {
         .collect())
 }
 
-/// Series in Prometheus matching `selector`.
-fn prom_series(prom: SocketAddr, selector: &str) -> Result<BTreeSet<Labels>, String> {
-    let body = http_get(
-        prom,
-        &format!("/api/v1/series?match[]={}", urlencode(selector)),
-    )?
-    .body;
-    let v: Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
-    Ok(v["data"]
-        .as_array()
-        .ok_or(body.clone())?
-        .iter()
-        .map(labels_of)
-        .collect())
-}
-
 #[test]
 fn every_series_is_forecast_by_exactly_one_shard() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let manifest = std::fs::read_to_string(root.join("deploy/kubernetes-sharded.yaml")).unwrap();
-    let (mut promcast_yml, mut fragment) = (None, None);
-    for doc in serde_yaml_ng::Deserializer::from_str(&manifest) {
-        let v = serde_yaml_ng::Value::deserialize(doc).expect("the manifest is YAML");
-        if v["kind"].as_str() == Some("ConfigMap") {
-            promcast_yml = v["data"]["promcast.yml"].as_str().map(str::to_owned);
-            fragment = v["data"]["prometheus-remote-write.yml"]
-                .as_str()
-                .map(str::to_owned);
-        }
-    }
-    let (promcast_yml, fragment) = (promcast_yml.unwrap(), fragment.unwrap());
+    // The two files the overlay generates its ConfigMap from (tests/deploy.rs renders it).
+    let overlay = root.join("deploy/overlays/sharded");
+    let promcast_yml = std::fs::read_to_string(overlay.join("promcast.yml")).unwrap();
+    let fragment = std::fs::read_to_string(overlay.join("prometheus-remote-write.yml")).unwrap();
     assert_eq!(fragment.matches("modulus: 2").count(), 2);
 
     let dir = tempfile::tempdir().unwrap();
@@ -102,14 +63,26 @@ fn every_series_is_forecast_by_exactly_one_shard() {
             &format!("http://{prom}"),
         );
     assert!(yml.contains(&prom.to_string()), "{yml}");
-    let cfg = dir.path().join("promcast.yml");
-    std::fs::write(&cfg, &yml).unwrap();
-    let check = Command::new(PROMCAST)
-        .arg("check-config")
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(check.status.success(), "{check:?}");
+    // Each shard snapshots into its own directory (its volume in the StatefulSet).
+    assert!(yml.contains("path: /var/lib/promcast"), "{yml}");
+    let cfgs: Vec<_> = (0..2)
+        .map(|i| {
+            let data = dir.path().join(format!("promcast-{i}-data"));
+            let cfg = dir.path().join(format!("promcast-{i}.yml"));
+            std::fs::write(
+                &cfg,
+                yml.replace("/var/lib/promcast", &data.display().to_string()),
+            )
+            .unwrap();
+            let check = Command::new(PROMCAST)
+                .arg("check-config")
+                .arg(&cfg)
+                .output()
+                .unwrap();
+            assert!(check.status.success(), "{check:?}");
+            cfg
+        })
+        .collect();
 
     let mut procs = Procs::default();
     for (i, at) in shards.iter().enumerate() {
@@ -117,7 +90,7 @@ fn every_series_is_forecast_by_exactly_one_shard() {
         let mut cmd = Command::new(PROMCAST);
         cmd.arg("serve")
             .arg("--config")
-            .arg(&cfg)
+            .arg(&cfgs[i])
             .args(["--web.listen-address", &at.to_string()]);
         procs.procs.push(Proc::spawn(
             name,

@@ -557,7 +557,7 @@ fn gjson<'a>(v: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Val
         })
 }
 
-/// KEDA's `metrics-api` scaler, as deploy/keda-scaledobject-metrics-api.yaml sets it up,
+/// KEDA's `metrics-api` scaler, as deploy/components/keda/metrics-api/scaledobject.yaml sets it up,
 /// finds the desired replicas at its `valueLocation`; a target without a recommendation is
 /// an HTTP error, never a 0.
 #[tokio::test]
@@ -572,7 +572,7 @@ scaling:
     ));
     let manifest = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("deploy/keda-scaledobject-metrics-api.yaml"),
+            .join("deploy/components/keda/metrics-api/scaledobject.yaml"),
     )
     .unwrap();
     let so: serde_yaml_ng::Value = serde_yaml_ng::from_str(&manifest).unwrap();

@@ -217,6 +217,139 @@ async fn the_same_traffic_as_1_0_and_2_0_fills_identical_rings() {
     assert_eq!(one.telemetry.samples_received.get(), sent);
 }
 
+/// A Prometheus HA pair (`ha:`): both replicas send the same traffic, one over 1.0 and one
+/// over 2.0, each with its own replica label. The first one heard from is elected: its
+/// series are stored once, without the replica label, exactly as one Prometheus would fill
+/// them; the other's are dropped with a 2xx (nothing to retry) and counted; a second cluster
+/// elects its own replica; a series without the replica label passes untouched.
+#[tokio::test]
+async fn an_ha_pair_fills_one_series_per_input_series() {
+    let ha = Config::from_yaml(
+        r#"
+storage: { step: 1m, retention: 6h, idle_timeout: 1h }
+forecast:
+  - selector: '{__name__=~".+:.+|.+_total|served"}'
+    horizons: [5m, 15m]
+    model: naive
+ha: { cluster_label: cluster, replica_label: __replica__, failover_timeout: 30s }
+"#,
+        "test",
+        None,
+    )
+    .unwrap();
+    let (state, single) = (AppState::new(&ha), AppState::new(&config()));
+    let end = now_ms() / 60_000 * 60_000;
+    let (gauge, counter) = traffic(0, end);
+    let rw1 = |cluster: &str, replica: &str| pb::WriteRequest {
+        metadata: vec![],
+        timeseries: vec![
+            series(
+                &[
+                    ("__name__", "job:requests:rate1m"),
+                    ("__replica__", replica),
+                    ("cluster", cluster),
+                    ("job", "web"),
+                ],
+                &gauge,
+            ),
+            series(
+                &[
+                    ("__name__", "http_requests_total"),
+                    ("__replica__", replica),
+                    ("cluster", cluster),
+                    ("job", "web"),
+                ],
+                &counter,
+            ),
+        ],
+    };
+    let rw2 = v2_request(&[Series2 {
+        labels: vec![
+            ("__name__", "job:requests:rate1m"),
+            ("__replica__", "r2"),
+            ("cluster", "a"),
+            ("job", "web"),
+        ],
+        samples: gauge.clone(),
+        metric_type: v2::metadata::MetricType::Gauge,
+        created_ms: 0,
+    }]);
+    let first = send(
+        &state,
+        post("application/x-protobuf", rw1("a", "r1").encode_to_vec()),
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::NO_CONTENT, "{}", first.body);
+    let second = send(&state, post(RW2, rw2.encode_to_vec())).await;
+    assert_eq!(second.status, StatusCode::NO_CONTENT, "{}", second.body);
+    assert_eq!(
+        second.samples_written,
+        Some(gauge.len() as u64),
+        "deliberately dropped samples count as written: nothing for the sender to retry"
+    );
+    assert_eq!(
+        state.telemetry.dropped_count(Dropped::HaDuplicate),
+        gauge.len() as u64
+    );
+    assert_eq!(state.store().series_count(), 2, "one per input series");
+    // The same rings as one Prometheus without a replica label fills.
+    let plain = pb::WriteRequest {
+        metadata: vec![],
+        timeseries: rw1("a", "r1")
+            .timeseries
+            .into_iter()
+            .map(|mut s| {
+                s.labels.retain(|l| l.name != "__replica__");
+                s
+            })
+            .collect(),
+    };
+    let a = send(
+        &single,
+        post("application/x-protobuf", plain.encode_to_vec()),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.body);
+    for name in ["job:requests:rate1m", "http_requests_total"] {
+        let labels = [("__name__", name), ("cluster", "a"), ("job", "web")];
+        let got = ring(&state, &labels).expect("stored without the replica label");
+        assert_eq!(Some(got), ring(&single, &labels), "{name}");
+        let with_replica = [
+            ("__name__", name),
+            ("__replica__", "r1"),
+            ("cluster", "a"),
+            ("job", "web"),
+        ];
+        assert!(ring(&state, &with_replica).is_none());
+    }
+    // Cluster b elects r2; its series are its own.
+    let b = send(
+        &state,
+        post("application/x-protobuf", rw1("b", "r2").encode_to_vec()),
+    )
+    .await;
+    assert_eq!(b.status, StatusCode::NO_CONTENT, "{}", b.body);
+    assert_eq!(state.store().series_count(), 4);
+    // No replica label: untouched.
+    let lone = pb::WriteRequest {
+        metadata: vec![],
+        timeseries: vec![series(&[("__name__", "served"), ("cluster", "a")], &gauge)],
+    };
+    let c = send(&state, post("application/x-protobuf", lone.encode_to_vec())).await;
+    assert_eq!(c.status, StatusCode::NO_CONTENT, "{}", c.body);
+    assert!(ring(&state, &[("__name__", "served"), ("cluster", "a")]).is_some());
+    let mut metrics = String::new();
+    state.telemetry.render(&mut metrics);
+    for line in [
+        "promcast_ha_elected_replica{cluster=\"a\",replica=\"r1\"} 1",
+        "promcast_ha_elected_replica{cluster=\"b\",replica=\"r2\"} 1",
+        "promcast_ha_clusters 2",
+        "promcast_samples_dropped_total{reason=\"ha_duplicate\"} 180",
+    ] {
+        assert!(metrics.contains(line), "{line} not in\n{metrics}");
+    }
+}
+
 /// Each malformed 2.0 series gets a 400 naming it, and the valid series of the same request
 /// are stored; an unknown proto gets 415.
 #[tokio::test]

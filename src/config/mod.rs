@@ -4,6 +4,7 @@
 mod auth;
 mod client;
 mod duration;
+mod ha;
 mod paths;
 mod scaling;
 mod selector;
@@ -20,10 +21,11 @@ use paths::resolve_path;
 pub use auth::{AuthSection, AuthSpec, BasicAuthSection, Denied, ListenerAuth};
 pub use client::{AuthorizationSection, ClientSpec, ClientTlsSection};
 pub use duration::{format_duration, parse_duration, DurationError, PromDuration};
+pub use ha::{HaSection, HaSpec};
 pub use scaling::{
     Policy, PolicyParams, ScaleIn, ScalingMode, ScalingSection, ScalingSpec, Sizing,
 };
-pub use selector::{Selector, SelectorError};
+pub use selector::{valid_label_name, valid_metric_name, Selector, SelectorError};
 pub use tls::{server_config, ListenerTls, ListenerTlsSection, TlsError, TlsSection, TlsSpec};
 
 /// The configuration `promcast serve` runs on when no `--config` is given.
@@ -62,6 +64,10 @@ pub struct FileConfig {
     /// TLS on the HTTP and gRPC listeners, optionally requiring client certificates.
     #[serde(default)]
     pub tls: TlsSection,
+    /// Prometheus HA pairs: keep one replica's samples per cluster (absent: every sample
+    /// is kept as sent).
+    #[serde(default)]
+    pub ha: Option<HaSection>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -422,6 +428,8 @@ pub struct Config {
     pub scaling: Vec<ScalingSpec>,
     pub auth: AuthSpec,
     pub tls: TlsSpec,
+    /// Deduplication of Prometheus HA pairs (`ha:`).
+    pub ha: Option<HaSpec>,
 }
 
 #[derive(Debug, Clone)]
@@ -634,6 +642,7 @@ impl FileConfig {
         let scaling = scaling::validate(&self.scaling, &mut problem);
         let auth = auth::validate(&self.auth, base_dir, &mut problem);
         let tls = tls::validate(&self.tls, base_dir, &mut problem);
+        let ha = self.ha.as_ref().and_then(|h| ha::validate(h, &mut problem));
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -671,6 +680,7 @@ impl FileConfig {
             scaling,
             auth,
             tls,
+            ha,
         })
     }
 

@@ -104,6 +104,21 @@ impl fmt::Display for Selector {
     }
 }
 
+/// `[a-zA-Z_][a-zA-Z0-9_]*`: a Prometheus label name.
+pub fn valid_label_name(n: &[u8]) -> bool {
+    !n.is_empty()
+        && !n[0].is_ascii_digit()
+        && n.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+}
+
+/// `[a-zA-Z_:][a-zA-Z0-9_:]*`: a Prometheus metric name.
+pub fn valid_metric_name(n: &[u8]) -> bool {
+    !n.is_empty()
+        && !n[0].is_ascii_digit()
+        && n.iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b':')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,6 +24,7 @@
 pub mod backfill;
 pub mod decode;
 pub mod decode_v2;
+pub mod ha;
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -35,13 +36,15 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use tokio::sync::Semaphore;
 
-use crate::config::Limits;
+pub use crate::config::{valid_label_name, valid_metric_name};
+use crate::config::{HaSpec, Limits};
 use crate::store::{
     hash_labels, AppendStats, BatchItem, LabelHash, LabelRef, MetricType, Sample, SeriesMeta, Store,
 };
 use crate::telemetry::{Dropped, Telemetry};
 use decode::{decode_labels, decode_write_request, DecodeError, DecodeSummary, Scratch};
 use decode_v2::{decode_labels_v2, decode_write_request_v2, Refused, ScratchV2};
+use ha::{HaTracker, Verdict};
 
 /// The remote-write protocol of a request, from its Content-Type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,6 +170,8 @@ pub struct Ingest {
     pub telemetry: Arc<Telemetry>,
     limits: Limits,
     in_flight: Semaphore,
+    /// Deduplication of Prometheus HA pairs (`ha:`).
+    ha: Option<HaTracker>,
 }
 
 thread_local! {
@@ -184,7 +189,14 @@ impl Ingest {
             telemetry,
             in_flight: Semaphore::new(limits.max_concurrent_writes),
             limits,
+            ha: None,
         }
+    }
+
+    /// Keeps one replica's samples per Prometheus HA cluster (`ha:`; [`ha`]).
+    pub fn with_ha(mut self, spec: Option<&HaSpec>) -> Self {
+        self.ha = spec.map(|s| HaTracker::new(s, self.telemetry.ha_metrics()));
+        self
     }
 
     /// Decompresses, decodes, validates and appends one snappy-compressed body of the given
@@ -224,7 +236,7 @@ impl Ingest {
     /// Decodes, validates and appends one uncompressed 1.0 `WriteRequest`.
     pub fn ingest_decoded(&self, buf: &[u8], now_ms: i64) -> Result<Written, IngestError> {
         let mut scratch = Scratch::default();
-        let mut batch = Batch::new(Protocol::V1, now_ms, &self.limits);
+        let mut batch = Batch::new(Protocol::V1, now_ms, &self.limits, self.ha.as_ref());
         let decoded = decode_write_request(buf, &mut scratch, |series| {
             let meta = SeriesMeta::default();
             let canonical = series.canonical_labels;
@@ -243,7 +255,7 @@ impl Ingest {
         let mut symbols = Vec::new();
         decode_v2::symbols(buf, &mut symbols).map_err(|e| IngestError::Decode(Protocol::V2, e))?;
         let mut scratch = ScratchV2::default();
-        let mut batch = Batch::new(Protocol::V2, now_ms, &self.limits);
+        let mut batch = Batch::new(Protocol::V2, now_ms, &self.limits, self.ha.as_ref());
         let mut index = 0usize;
         let decoded = decode_write_request_v2(buf, &symbols, &mut scratch, |series| {
             index += 1;
@@ -298,7 +310,7 @@ impl Ingest {
             if labels_of(b.raw[i], &mut labels).is_err() {
                 continue;
             }
-            let labels = normalize(&labels, is_normal(&labels), &mut b.sorted);
+            let labels = normalize(&labels, is_normal(&labels, b.strip), &mut b.sorted, b.strip);
             let (start, len) = it.samples;
             let samples = &b.samples[start as usize..(start + len) as usize];
             if let Err(reason) = self.validate(labels) {
@@ -319,7 +331,7 @@ impl Ingest {
         if let Ok(summary) = &decoded {
             t.samples_received.inc_by(summary.samples);
             t.dropped(Dropped::Histogram, summary.histograms);
-            let refused = b.invalid + b.future + b.malformed + stats.series_limit;
+            let refused = b.invalid + b.future + b.malformed + b.ha_limited + stats.series_limit;
             written.samples = summary.samples.saturating_sub(refused);
         }
         self.count(&stats);
@@ -327,11 +339,13 @@ impl Ingest {
         t.dropped(Dropped::InvalidLabels, b.invalid);
         t.dropped(Dropped::TooFarInFuture, b.future);
         t.dropped(Dropped::Malformed, b.malformed);
+        t.dropped(Dropped::HaDuplicate, b.ha_duplicate);
+        t.dropped(Dropped::HaClusterLimit, b.ha_limited);
         decoded.map_err(|e| IngestError::Decode(b.protocol, e))?;
         if let Some(message) = b.first_error {
             return Err(IngestError::Invalid {
                 message,
-                count: b.invalid + b.future + b.malformed,
+                count: b.invalid + b.future + b.malformed + b.ha_limited,
                 accepted: stats.appended + stats.merged,
                 written,
             });
@@ -444,10 +458,20 @@ struct Batch<'a> {
     max_ts: i64,
     now_ms: i64,
     protocol: Protocol,
+    ha: Option<&'a HaTracker>,
+    /// The label dropped from every series (`ha.replica_label`).
+    strip: Option<&'a [u8]>,
+    /// The request's last HA cluster and replica and their verdict: a request comes from
+    /// one Prometheus, so the tracker is asked about once per request.
+    ha_last: Option<(&'a [u8], &'a [u8], Verdict)>,
+    /// Samples of replicas that are not elected (dropped, 2xx).
+    ha_duplicate: u64,
+    /// Samples of clusters beyond `ha.max_clusters` (400).
+    ha_limited: u64,
 }
 
 impl<'a> Batch<'a> {
-    fn new(protocol: Protocol, now_ms: i64, limits: &Limits) -> Self {
+    fn new(protocol: Protocol, now_ms: i64, limits: &Limits, ha: Option<&'a HaTracker>) -> Self {
         Self {
             items: Vec::new(),
             raw: Vec::new(),
@@ -462,7 +486,44 @@ impl<'a> Batch<'a> {
             max_ts: now_ms.saturating_add(limits.max_future.as_millis() as i64),
             now_ms,
             protocol,
+            ha,
+            strip: ha.map(HaTracker::replica_label),
+            ha_last: None,
+            ha_duplicate: 0,
+            ha_limited: 0,
         }
+    }
+
+    /// Whether a series' samples are kept, by the HA tracker's verdict on its replica
+    /// (always, without `ha:` or a replica label); counts those it drops.
+    fn ha_keeps(&mut self, labels: &[LabelRef<'a>], samples: u64) -> bool {
+        let Some((ha, (cluster, replica))) = self.ha.and_then(|h| Some((h, h.identify(labels)?)))
+        else {
+            return true;
+        };
+        let verdict = match self.ha_last {
+            Some((c, r, v)) if c == cluster && r == replica => v,
+            _ => {
+                let v = ha.check(cluster, replica, self.now_ms);
+                self.ha_last = Some((cluster, replica, v));
+                v
+            }
+        };
+        match verdict {
+            Verdict::Accept => return true,
+            Verdict::Duplicate => self.ha_duplicate += samples,
+            Verdict::TooManyClusters => {
+                self.ha_limited += samples;
+                self.first_error.get_or_insert_with(|| {
+                    format!(
+                        "HA cluster {:?} refused: ha.max_clusters ({}) clusters are tracked and none has been idle for ha.failover_timeout",
+                        String::from_utf8_lossy(cluster),
+                        ha.max_clusters()
+                    )
+                });
+            }
+        }
+        false
     }
 
     /// One decoded series. Prometheus sends labels sorted, without empty values, in the
@@ -476,13 +537,13 @@ impl<'a> Batch<'a> {
         meta: SeriesMeta,
         raw: &'a [u8],
     ) {
-        if samples.is_empty() {
+        if samples.is_empty() || !self.ha_keeps(labels, samples.len() as u64) {
             return;
         }
-        let normal = is_normal(labels);
+        let (normal, strip) = (is_normal(labels, self.strip), self.strip);
         let hash = match canonical {
             Some(bytes) if normal => LabelHash::of_canonical(bytes),
-            _ => hash_labels(normalize(labels, normal, &mut self.sorted)),
+            _ => hash_labels(normalize(labels, normal, &mut self.sorted, strip)),
         };
         let mut series_samples = samples;
         if series_samples.iter().any(|s| s.timestamp > self.max_ts) {
@@ -495,7 +556,7 @@ impl<'a> Batch<'a> {
             self.first_error.get_or_insert_with(|| {
                 format!(
                     "sample timestamp more than limits.max_future ahead of now for series {}",
-                    display_labels(normalize(labels, normal, sorted))
+                    display_labels(normalize(labels, normal, sorted, strip))
                 )
             });
             series_samples = &self.kept;
@@ -520,24 +581,32 @@ impl<'a> Batch<'a> {
     }
 }
 
-/// Whether labels are sorted by name and have no empty value, as Prometheus sends them.
-fn is_normal(labels: &[LabelRef<'_>]) -> bool {
+/// Whether labels are sorted by name and have no empty value, as Prometheus sends them, and
+/// none is named `strip` (the HA replica label).
+fn is_normal(labels: &[LabelRef<'_>], strip: Option<&[u8]>) -> bool {
     labels.is_sorted_by(|a, b| name_less(a.name, b.name))
-        && labels.iter().all(|l| !l.value.is_empty())
+        && labels
+            .iter()
+            .all(|l| !l.value.is_empty() && Some(l.name) != strip)
 }
 
-/// The labels sorted by name without empty values: `labels` itself when [`is_normal`], else a
-/// copy in `buf`.
+/// The labels sorted by name without empty values and without `strip`: `labels` itself when
+/// [`is_normal`], else a copy in `buf`.
 fn normalize<'s, 'a>(
     labels: &'s [LabelRef<'a>],
     normal: bool,
     buf: &'s mut Vec<LabelRef<'a>>,
+    strip: Option<&[u8]>,
 ) -> &'s [LabelRef<'a>] {
     if normal {
         return labels;
     }
     buf.clear();
-    buf.extend(labels.iter().filter(|l| !l.value.is_empty()));
+    buf.extend(
+        labels
+            .iter()
+            .filter(|l| !l.value.is_empty() && Some(l.name) != strip),
+    );
     buf.sort_by(|a, b| a.name.cmp(b.name));
     buf
 }
@@ -550,21 +619,6 @@ fn name_less(a: &[u8], b: &[u8]) -> bool {
         (Some(x), Some(y)) if x != y => x < y,
         _ => a < b,
     }
-}
-
-/// `[a-zA-Z_][a-zA-Z0-9_]*`
-pub fn valid_label_name(n: &[u8]) -> bool {
-    !n.is_empty()
-        && !n[0].is_ascii_digit()
-        && n.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
-}
-
-/// `[a-zA-Z_:][a-zA-Z0-9_:]*`
-pub fn valid_metric_name(n: &[u8]) -> bool {
-    !n.is_empty()
-        && !n[0].is_ascii_digit()
-        && n.iter()
-            .all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b':')
 }
 
 fn display_labels(labels: &[LabelRef<'_>]) -> String {
@@ -748,10 +802,16 @@ mod tests {
             root.join("examples/prometheus.yml"),
             root.join("examples/prometheus3.yml"),
         ];
-        for e in std::fs::read_dir(root.join("deploy")).unwrap() {
-            let p = e.unwrap().path();
-            if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
-                files.push(p);
+        // Every manifest under deploy/ (the kustomize base, overlays and components).
+        let mut dirs = vec![root.join("deploy")];
+        while let Some(dir) = dirs.pop() {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+                    files.push(p);
+                }
             }
         }
         files.sort();

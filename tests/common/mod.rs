@@ -287,6 +287,17 @@ impl Procs {
     /// `dir/prometheus.yml`, TSDB `dir/tsdb`, log `dir/prometheus.log`, listening at `at`,
     /// with `flags` besides.
     pub fn start_prometheus(&mut self, dir: &Path, at: SocketAddr, flags: &[&str]) {
+        self.start_prometheus_named("prometheus", dir, at, flags);
+    }
+
+    /// [`Procs::start_prometheus`] as process `name`, for tests that run several.
+    pub fn start_prometheus_named(
+        &mut self,
+        name: &'static str,
+        dir: &Path,
+        at: SocketAddr,
+        flags: &[&str],
+    ) {
         let mut cmd = Command::new(prometheus_binary());
         cmd.arg(format!(
             "--config.file={}",
@@ -299,7 +310,7 @@ impl Procs {
         .arg(format!("--web.listen-address={at}"))
         .args(flags);
         self.procs
-            .push(Proc::spawn("prometheus", cmd, dir.join("prometheus.log")));
+            .push(Proc::spawn(name, cmd, dir.join("prometheus.log")));
     }
 
     /// Starts the real binary as process `promcast`: `promcast serve` with
@@ -431,4 +442,36 @@ pub fn remote_write(
     } else {
         Err(format!("remote write: HTTP {}: {}", r.status, r.body))
     }
+}
+
+/// A series' identity as the JSON APIs give it (`{"name": "value", ...}`): its labels, sorted.
+pub type Labels = std::collections::BTreeSet<(String, String)>;
+
+pub fn labels_of(v: &serde_json::Value) -> Labels {
+    v.as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The series a Prometheus at `prom` holds that match `selector` (`/api/v1/series`).
+pub fn prom_series(
+    prom: SocketAddr,
+    selector: &str,
+) -> Result<std::collections::BTreeSet<Labels>, String> {
+    let body = http_get(
+        prom,
+        &format!("/api/v1/series?match[]={}", urlencode(selector)),
+    )?
+    .body;
+    let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+    Ok(v["data"]
+        .as_array()
+        .ok_or(body.clone())?
+        .iter()
+        .map(labels_of)
+        .collect())
 }
