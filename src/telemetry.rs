@@ -518,20 +518,7 @@ impl Telemetry {
             "promcast_snapshot_last_success_timestamp_seconds",
             "When a snapshot was last written",
         );
-        let build_info = Family::<Labels, Gauge>::default();
-        r.0.register(
-            "promcast_build_info",
-            "A metric with a constant '1' value labeled by the version, git revision, compiler and Cargo features promcast was built with",
-            build_info.clone(),
-        );
-        build_info
-            .get_or_create(&vec![
-                ("version", build::VERSION),
-                ("revision", build::REVISION),
-                ("rustc", build::RUSTC),
-                ("features", build::FEATURES),
-            ])
-            .set(1);
+        register_build_info(&mut r);
         let ha = HaMetrics::new(&mut r);
         let remote_write = remote_write_metrics(&mut registry, remote_write_urls);
         Self {
@@ -654,6 +641,24 @@ impl Telemetry {
             out.truncate(out.len() - "# EOF\n".len());
         }
     }
+}
+
+/// `promcast_build_info{version,revision,rustc,features} 1`.
+fn register_build_info(r: &mut Builder<'_>) {
+    let build_info = Family::<Labels, Gauge>::default();
+    r.0.register(
+        "promcast_build_info",
+        "A metric with a constant '1' value labeled by the version, git revision, compiler and Cargo features promcast was built with",
+        build_info.clone(),
+    );
+    build_info
+        .get_or_create(&vec![
+            ("version", build::VERSION),
+            ("revision", build::REVISION),
+            ("rustc", build::RUSTC),
+            ("features", build::FEATURES),
+        ])
+        .set(1);
 }
 
 fn remote_write_metrics(
