@@ -54,6 +54,10 @@
 // Everything runs on network input; memory safety is the compiler's, not ours.
 #![forbid(unsafe_code)]
 
+// The list of models: a macro every layer reads (first, so that it is in scope below).
+#[macro_use]
+pub mod models;
+
 pub mod anomaly;
 pub mod config;
 pub mod demo;
@@ -67,6 +71,7 @@ pub mod rng;
 pub mod scale;
 pub mod server;
 pub mod snapshot;
+pub mod stats;
 pub mod store;
 pub mod telemetry;
 #[cfg(test)]

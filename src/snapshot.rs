@@ -8,7 +8,6 @@
 //! forecast history) are handed each one as it is published. Everything in `export` reads
 //! these types; nothing here knows how a forecast was made or how it is encoded.
 
-use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -46,40 +45,7 @@ impl Point {
     }
 }
 
-/// A model that actually produced a forecast (`auto` resolves to one of these). The names are
-/// what the JSON API, the self-metrics and `backtest` print.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ModelKind {
-    Naive,
-    SeasonalNaive,
-    Mstl,
-    Lstm,
-}
-
-impl ModelKind {
-    pub const ALL: [ModelKind; 4] = [
-        ModelKind::Naive,
-        ModelKind::SeasonalNaive,
-        ModelKind::Mstl,
-        ModelKind::Lstm,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ModelKind::Naive => "naive",
-            ModelKind::SeasonalNaive => "seasonal_naive",
-            ModelKind::Mstl => "mstl",
-            ModelKind::Lstm => "lstm",
-        }
-    }
-}
-
-impl fmt::Display for ModelKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::models::ModelKind;
 
 /// A count per model, indexed by [`ModelKind`] (a new model is a new index, never a string).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -168,19 +168,7 @@ impl Default for StorageSection {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ModelChoice {
-    /// The best model the series' history allows: `lstm` when a model is loaded and its
-    /// window is filled, else `mstl` with two full seasons, else `seasonal_naive` with one,
-    /// else `naive`.
-    Auto,
-    Lstm,
-    Mstl,
-    SeasonalNaive,
-    /// The last value, with a band from the series' own past changes.
-    Naive,
-}
+pub use crate::models::{ModelChoice, ModelKind};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -771,18 +759,16 @@ impl FileConfig {
                 .unwrap_or(1)
                 .max(1) as usize
         };
-        if f.model == ModelChoice::Lstm && self.inference.model.as_deref() == Some("none") {
-            problem(
-                at("model"),
-                "`lstm` needs a model, but inference.model is `none`".into(),
-            );
+        let named = f.model.model();
+        if let Some(model) = named.filter(|k| k.needs_network()) {
+            if self.inference.model.as_deref() == Some("none") {
+                problem(
+                    at("model"),
+                    format!("`{model}` needs a model, but inference.model is `none`"),
+                );
+            }
         }
-        let seasonal = match f.model {
-            ModelChoice::SeasonalNaive => Some("seasonal_naive"),
-            ModelChoice::Mstl => Some("mstl"),
-            _ => None,
-        };
-        if let Some(model) = seasonal.filter(|_| seasons.is_empty()) {
+        if let Some(model) = named.filter(|k| k.needs_season() && seasons.is_empty()) {
             problem(
                 at("seasons"),
                 format!("`{model}` needs at least one season"),

@@ -3,12 +3,9 @@
 //! incumbent; the agent calls it every `auto_every` per series (within a step budget), and
 //! `backtest`/`simulate` reach it through the same [`super::Forecaster`].
 
-use super::lstm::Lstm;
-use super::model::{Ask, Fit, Predict, Window, MIN_POINTS};
-use super::mstl::Mstl;
-use super::naive::{needed_for_lag, Naive, SeasonalNaive};
-use super::registry::Model;
-use crate::snapshot::{ModelKind, Point};
+use super::model::{Ask, Fit, Gate, Predict, Window, MIN_POINTS};
+use super::registry::{Model, Models};
+use crate::snapshot::ModelKind;
 use std::time::Duration;
 
 /// How far back `auto` scores the candidates: the origins of the last 4 hours whose
@@ -21,23 +18,15 @@ pub const AUTO_LOOKBACK: Duration = Duration::from_secs(4 * 3600);
 pub const AUTO_DENSITY: usize = 6;
 /// At most this many origins, whatever the step and horizons.
 pub const AUTO_MAX_ORIGINS: usize = 64;
-/// MSTL, whose fits are expensive (tens of milliseconds each), is fitted at every sixth
-/// scored origin (every longest horizon) and read forward in between, as the agent serves it
-/// between refits: 8 fits per choice over 4 hours.
+/// Models that keep their fits (MSTL: tens of milliseconds each) are fitted at every sixth
+/// scored origin (every longest horizon) and read forward in between, as the agent serves
+/// them between refits: 8 fits per choice over 4 hours.
 pub const AUTO_MSTL_EVERY: usize = 6;
-/// `auto` leaves its incumbent (the current choice, or the first available model of
-/// [`PREFERENCE`]) only for a model whose error is this much lower: per-series errors over a
+/// `auto` leaves its incumbent (the current choice, or the most preferred model scored,
+/// [`Model::preference`]) only for a model whose error is this much lower: per-series errors over a
 /// few origins are noisy, and the preference order reflects which model is better across
 /// many series (docs/ACCURACY.md).
 pub const AUTO_MARGIN: f64 = 0.15;
-/// The order `auto` prefers models in when the history cannot tell them apart.
-pub const PREFERENCE: [ModelKind; 4] = [
-    ModelKind::Lstm,
-    ModelKind::Mstl,
-    ModelKind::SeasonalNaive,
-    ModelKind::Naive,
-];
-
 /// `auto`'s choice for one series, and what it was based on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Choice {
@@ -48,22 +37,24 @@ pub struct Choice {
     pub incumbent: Option<(ModelKind, f64)>,
 }
 
-/// Chooses a model for the series whose history is `window` (its padding is ignored): every
-/// candidate that has the history for it forecasts the origins of the last [`AUTO_LOOKBACK`]
-/// (one every `longest / AUTO_DENSITY` steps, at most [`AUTO_MAX_ORIGINS`]); MSTL competes
-/// only `with_mstl` (within the step's refit budget) and where seasonal naive scored better
-/// than naive (the season pays on this series; elsewhere MSTL, the most expensive to score,
-/// is not tried), and is fitted every [`AUTO_MSTL_EVERY`] origins. Each is scored by its
-/// summed pinball loss at the band's quantiles and the median, at the entry's horizons: a
-/// proper score, so a model wins by a better median *and* a better band. The incumbent
-/// (`current`, else the first of [`PREFERENCE`] scored) is kept unless another model is
-/// [`AUTO_MARGIN`] better. `None` while the history is too short to compare.
+/// Chooses a model for the series whose history is `window` (its padding is ignored) among
+/// the entry's `models`: every model that can compete with the history of the oldest origin
+/// ([`Model::candidate`]) forecasts the origins of the last [`AUTO_LOOKBACK`] (one every
+/// `longest / AUTO_DENSITY` steps, at most [`AUTO_MAX_ORIGINS`]). Expensive models compete
+/// only `within_budget` (the step's refit budget), and seasonal ones gated on it
+/// ([`Gate::WhereSeasonPays`]: MSTL, the most expensive to score) only where a seasonal
+/// baseline scored better than a non-seasonal one. Models that keep fits are fitted every
+/// [`AUTO_MSTL_EVERY`] origins. Each is scored by its summed pinball loss at the band's
+/// quantiles and the median, at the entry's horizons: a proper score, so a model wins by a
+/// better median *and* a better band. The incumbent (`current`, else the most preferred
+/// model scored) is kept unless another model is [`AUTO_MARGIN`] better. `None` while the
+/// history is too short to compare.
 pub fn choose(
     window: &Window<'_>,
     ask: &Ask,
-    lstm: Option<&Lstm>,
+    models: &Models,
     current: Option<ModelKind>,
-    with_mstl: bool,
+    within_budget: bool,
 ) -> Option<Choice> {
     let n = window.observed().len();
     let max_h = ask.longest();
@@ -75,49 +66,43 @@ pub fn choose(
     if oldest < MIN_POINTS as i64 {
         return None;
     }
-    // Oldest first: MSTL's fits are read forward.
+    // Oldest first: kept fits are read forward.
     let os: Vec<usize> = (0..count).rev().map(|j| n - 1 - max_h - j * gap).collect();
-    let oldest_o = os[0];
     let windows: Vec<Window<'_>> = os.iter().map(|&o| window.prefix(o + 1)).collect();
-
-    // Candidates with the history for the oldest origin, in the order their ties resolve.
-    let mut candidates = Vec::new();
-    if let Some(p) = ask
-        .seasons
+    let candidates: Vec<Model> = models
         .iter()
-        .rev()
-        .copied()
-        .find(|&p| oldest_o + 1 >= needed_for_lag(ask, p))
-    {
-        candidates.push(Model::SeasonalNaive(SeasonalNaive::with_season(
-            ask.clone(),
-            p,
-        )));
-    }
-    candidates.push(Model::Naive(Naive::new(ask.clone())));
-    if let Some(lstm) = lstm.filter(|l| oldest_o + 1 >= l.window()) {
-        candidates.push(Model::Lstm(lstm.clone()));
-    }
+        .filter_map(|m| m.candidate(os[0] + 1, AUTO_MSTL_EVERY * gap))
+        .collect();
     let observed = window.observed();
+    let score = |m: &Model| Some((m.kind(), backtest(m, &windows, observed, ask)?));
     let mut scores: Vec<(ModelKind, f64)> = candidates
         .iter()
-        .filter_map(|m| Some((m.kind(), backtest(m, &windows, observed, ask)?)))
+        .filter(|m| m.gate() == Gate::Always)
+        .filter_map(score)
         .collect();
-    // MSTL, a seasonal model and by far the most expensive to score, competes only where
-    // the season pays on this series' recent history: seasonal naive beat naive.
-    let score_of = |k: ModelKind| scores.iter().find(|s| s.0 == k).map(|s| s.1);
-    let seasonal_pays = matches!(
-        (score_of(ModelKind::SeasonalNaive), score_of(ModelKind::Naive)),
-        (Some(s), Some(n)) if s < n
-    );
-    let mstl = Mstl::new(ask.clone(), AUTO_MSTL_EVERY * gap);
-    if with_mstl && seasonal_pays && !mstl.usable(oldest_o + 1).is_empty() {
-        let m = Model::Mstl(mstl);
-        if let Some(sc) = backtest(&m, &windows, observed, ask) {
-            scores.push((ModelKind::Mstl, sc));
-        }
+    let pays = season_pays(&scores);
+    for m in &candidates {
+        let scored = match m.gate() {
+            Gate::Always => false,
+            Gate::WithinBudget => within_budget,
+            Gate::WhereSeasonPays => within_budget && pays,
+        };
+        scores.extend(score(m).filter(|_| scored));
     }
     decide(scores, current)
+}
+
+/// Whether the season pays on this series' recent history: the best seasonal baseline
+/// scored better than the best non-seasonal one.
+fn season_pays(scores: &[(ModelKind, f64)]) -> bool {
+    let best = |seasonal: bool| {
+        scores
+            .iter()
+            .filter(|s| Model::fallback(s.0) && s.0.needs_season() == seasonal)
+            .map(|s| s.1)
+            .min_by(f64::total_cmp)
+    };
+    matches!((best(true), best(false)), (Some(s), Some(n)) if s < n)
 }
 
 /// Pinball loss of forecast `yhat` for quantile `q` against `y`.
@@ -144,21 +129,17 @@ fn backtest(model: &Model, windows: &[Window<'_>], observed: &[f32], ask: &Ask) 
     let mut fits = Vec::with_capacity(fitted.len());
     model.fit_batch(&fitted, &mut fits);
     let (q_lo, q_hi) = ask.quantiles;
-    let mut points: Vec<Point> = Vec::new();
     let mut sum = 0.0;
     for (i, w) in windows.iter().enumerate() {
         let fit = fits[i / every].as_ref().ok()?;
         let o = w.values.len() - 1;
-        let reached = fit.predict(w.origin, &mut points);
+        let forecast = fit.predict(w.origin);
         for (hi, h) in ask.horizons.iter().enumerate() {
             let y = observed[o + h];
             if !y.is_finite() {
                 continue;
             }
-            let p = points.get(hi).filter(|_| reached)?;
-            if !(p.yhat.is_finite() && p.lower.is_finite() && p.upper.is_finite()) {
-                return None;
-            }
+            let p = forecast.as_ref().ok()?.points.get(hi)?;
             let y = y as f64;
             sum += pinball(0.5, p.yhat, y) + pinball(q_lo, p.lower, y) + pinball(q_hi, p.upper, y);
         }
@@ -166,13 +147,20 @@ fn backtest(model: &Model, windows: &[Window<'_>], observed: &[f32], ask: &Ask) 
     Some(sum)
 }
 
-/// The best-scored model unless the incumbent is within [`AUTO_MARGIN`] of it.
+/// The best-scored model (ties to the preferred) unless the incumbent is within
+/// [`AUTO_MARGIN`] of it.
 fn decide(scores: Vec<(ModelKind, f64)>, current: Option<ModelKind>) -> Option<Choice> {
-    let best = scores.iter().min_by(|a, b| a.1.total_cmp(&b.1)).copied()?;
+    let best = scores
+        .iter()
+        .min_by(|a, b| {
+            a.1.total_cmp(&b.1)
+                .then(Model::rank(a.0).cmp(&Model::rank(b.0)))
+        })
+        .copied()?;
     let incumbent = current
         .and_then(|c| scores.iter().find(|s| s.0 == c))
         .or_else(|| {
-            PREFERENCE
+            Model::preference()
                 .iter()
                 .find_map(|k| scores.iter().find(|s| s.0 == *k))
         })
@@ -201,6 +189,15 @@ mod tests {
         }
     }
 
+    /// The classic models (no network loaded).
+    fn classic(a: &Ask) -> Models {
+        Models::for_entry(&crate::forecast::Entry {
+            ask: a,
+            refit_every: 15,
+            network: None,
+        })
+    }
+
     fn window(values: &[f32]) -> Window<'_> {
         Window {
             values,
@@ -220,7 +217,7 @@ mod tests {
             .collect();
         let a = ask(&[5, 15], &[60]);
         for current in [None, Some(ModelKind::Naive)] {
-            let c = choose(&window(&wave), &a, None, current, true).unwrap();
+            let c = choose(&window(&wave), &a, &classic(&a), current, true).unwrap();
             assert_eq!(c.model, ModelKind::SeasonalNaive, "{c:?}");
             let score = |k| c.scores.iter().find(|s| s.0 == k).unwrap().1;
             assert_eq!(score(ModelKind::SeasonalNaive), 0.0);
@@ -228,7 +225,7 @@ mod tests {
             assert!(c.scores.iter().any(|s| s.0 == ModelKind::Mstl), "{c:?}");
         }
         // Without the refit budget MSTL does not compete.
-        let c = choose(&window(&wave), &a, None, None, false).unwrap();
+        let c = choose(&window(&wave), &a, &classic(&a), None, false).unwrap();
         assert!(c.scores.iter().all(|s| s.0 != ModelKind::Mstl));
     }
 
@@ -244,7 +241,8 @@ mod tests {
                 Some(*y as f32)
             })
             .collect();
-        let c = choose(&window(&walk), &ask(&[5, 15], &[60]), None, None, true).unwrap();
+        let a = ask(&[5, 15], &[60]);
+        let c = choose(&window(&walk), &a, &classic(&a), None, true).unwrap();
         let score = |k| c.scores.iter().find(|s| s.0 == k).map(|s| s.1);
         assert!(
             score(ModelKind::Naive).unwrap() < score(ModelKind::SeasonalNaive).unwrap(),
@@ -256,10 +254,8 @@ mod tests {
     #[test]
     fn too_short_a_history_is_no_choice() {
         let y: Vec<f32> = (0..30).map(|t| t as f32).collect();
-        assert_eq!(
-            choose(&window(&y), &ask(&[5, 15], &[60]), None, None, true),
-            None
-        );
+        let a = ask(&[5, 15], &[60]);
+        assert_eq!(choose(&window(&y), &a, &classic(&a), None, true), None);
     }
 
     /// The scored origins reach back [`AUTO_LOOKBACK`], one every `longest / AUTO_DENSITY`
@@ -270,8 +266,11 @@ mod tests {
         let a = ask(&[5, 15], &[60]);
         let need = MIN_POINTS + (AUTO_MAX_ORIGINS - 1) * 2 + 15 + 1;
         let y: Vec<f32> = (0..need).map(|t| (t % 7) as f32).collect();
-        assert_eq!(choose(&window(&y[..need - 1]), &a, None, None, false), None);
-        let c = choose(&window(&y), &a, None, None, false).expect("a choice");
+        assert_eq!(
+            choose(&window(&y[..need - 1]), &a, &classic(&a), None, false),
+            None
+        );
+        let c = choose(&window(&y), &a, &classic(&a), None, false).expect("a choice");
         assert!(c.scores.iter().any(|s| s.0 == ModelKind::Naive), "{c:?}");
     }
 

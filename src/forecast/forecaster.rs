@@ -2,33 +2,35 @@
 //! serves a series (the configured one, or `auto`'s choice, with the fallbacks below), the
 //! per-series state kept between steps (`auto`'s choice, expensive fits), the step's time
 //! budget, and the batch that batched models are fed. The agent's loop
-//! ([`super::scheduler`]) and the offline replays (`backtest`, `simulate`) both forecast
+//! ([`crate::step`]) and the offline replays (`backtest`, `simulate`) both forecast
 //! through a [`Forecaster`]: what is measured offline is what the agent runs.
 //!
-//! Per series and step, with the entry's `model`:
-//! - `lstm`: queued for the batch once its window is filled, warming up before;
-//! - `mstl`: refitted when due and within the refit budget, else its kept fit read forward;
-//!   with no usable fit (deferred) a baseline serves the step; a failed fit fails the series;
-//! - `seasonal_naive`, `naive`: fitted every step;
-//! - `auto`: the model [`auto::choose`] picked for the series (re-chosen every `auto_every`
-//!   steps within the choice budget), falling through lstm → mstl → baseline when the chosen
-//!   model cannot serve this step; a model that fails hands the step to the baseline.
+//! Nothing here names a model: what a model is to the loop comes from its capabilities.
+//! Per series and step, the models are tried in order until one serves:
+//! - an entry that names a model tries it, then the fallbacks ([`Listed::FALLBACK`], in
+//!   `auto`'s preference order: `seasonal_naive` with the longest season the history
+//!   covers, then `naive`) when its kept fit is deferred; while it warms up, or when it
+//!   fails, the series says so;
+//! - `auto` tries the model [`auto::choose`] picked for the series (re-chosen every
+//!   `auto_every` steps within the choice budget), then the fallbacks; before the history
+//!   can compare models, every model in preference order;
+//! - a batched model ([`Fit::batches`]) queues the series for one batch per entry; a
+//!   model that keeps fits ([`Fit::keeps_fit`]) is refitted when due and within the refit
+//!   budget, its kept fit read forward meanwhile (with none, the next model serves); cheap
+//!   models are fitted every step.
 //!
-//! The baseline is seasonal naive with the longest season the history covers, else naive.
+//! [`Listed::FALLBACK`]: super::model::Listed::FALLBACK
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::auto;
-use super::lstm::Lstm;
-use super::model::{Ask, AtOrigin, Fit, ModelError, Predict, Window};
-use super::mstl::Mstl;
-use super::naive::{Naive, SeasonalNaive, MIN_ERRORS};
+use super::model::{self, Ask, Fit, ModelError, Predict, Window};
 use super::neural::LstmModel;
-use super::registry::{FittedModel, Model};
+use super::registry::{FittedModel, Model, Models};
 use crate::config::{Config, ModelChoice};
-use crate::snapshot::{ModelKind, PerModel, Point, SeriesForecast, SeriesState};
+use crate::snapshot::{ModelKind, PerModel, SeriesForecast, SeriesState};
 use crate::store::SeriesId;
 
 /// Rows per batched-model call once a shard is done.
@@ -37,7 +39,7 @@ pub const BATCH_ROWS: usize = 512;
 /// How long a step may spend on expensive work before deferring the rest.
 #[derive(Debug, Clone, Copy)]
 pub struct Budget {
-    /// Refits of kept models, and MSTL among `auto`'s candidates, until then.
+    /// Refits of kept models, and expensive models among `auto`'s candidates, until then.
     refits_until: Option<Instant>,
     /// `auto` re-choices until then.
     choices_until: Option<Instant>,
@@ -83,11 +85,12 @@ pub struct ForecastStats {
     pub auto_deferred: u64,
 }
 
-/// Why the configured LSTM cannot serve an entry that asks for it.
+/// Why the model an entry names cannot serve it.
 #[derive(Debug, thiserror::Error)]
-#[error("forecast[{index}]: model lstm cannot serve this entry: {reason}")]
-pub struct LstmMismatch {
+#[error("forecast[{index}]: model {model} cannot serve this entry: {reason}")]
+pub struct ModelMismatch {
     pub index: usize,
+    pub model: ModelKind,
     pub reason: String,
 }
 
@@ -96,17 +99,16 @@ struct Entry {
     choice: ModelChoice,
     auto_every: u64,
     ask: Ask,
-    naive: Model,
-    seasonal: Model,
-    mstl: Model,
-    /// `None` when no model is loaded or it does not fit the entry.
-    lstm: Option<Lstm>,
+    models: Models,
+    /// Every model in `auto`'s preference order, and the fallbacks among them.
+    preference: Vec<ModelKind>,
+    fallbacks: Vec<ModelKind>,
 }
 
 /// Per-series state kept between steps (only for series that need some).
 #[derive(Debug)]
 struct SeriesModels {
-    /// The fit of a model that keeps fits (mstl), read forward between refits.
+    /// The fit of a model that keeps fits, read forward between refits.
     kept: Option<FittedModel>,
     /// `auto`'s current choice and the step it was made.
     auto: Option<(ModelKind, u64)>,
@@ -119,6 +121,7 @@ struct Pending {
     /// Index into the step's output.
     at: usize,
     entry: usize,
+    model: ModelKind,
     start: usize,
     len: usize,
     origin: i64,
@@ -138,39 +141,56 @@ pub struct Forecaster {
     stats: ForecastStats,
     pending: Vec<Pending>,
     pending_values: Vec<f32>,
-    points: Vec<Point>,
+}
+
+/// What one step needs to serve a series, borrowed from the [`Forecaster`].
+struct Serve<'a> {
+    series: &'a mut HashMap<SeriesId, SeriesModels>,
+    steps: u64,
+    budget: &'a Budget,
+    stats: &'a mut ForecastStats,
+    step_ms: i64,
 }
 
 impl Forecaster {
-    /// The models of every entry of `config`; `lstm` is the loaded neural model, if any. An
-    /// entry that asks for `lstm` when the model cannot serve it is an error; `auto` entries
-    /// then use the classic models.
-    pub fn new(config: &Config, lstm: Option<Arc<LstmModel>>) -> Result<Self, LstmMismatch> {
+    /// The models of every entry of `config`; `network` is the loaded neural model, if any.
+    /// An entry that names a model that cannot serve it is an error; `auto` entries then use
+    /// the others.
+    pub fn new(config: &Config, network: Option<Arc<LstmModel>>) -> Result<Self, ModelMismatch> {
         let mut entries = Vec::with_capacity(config.forecast.len());
         for (index, spec) in config.forecast.iter().enumerate() {
             let ask = Ask::new(spec, config.step);
-            let fitted = match &lstm {
-                None => Err("no model loaded (inference.model)".to_string()),
-                Some(m) => Lstm::new(m.clone(), ask.clone()),
-            };
-            if let Err(reason) = &fitted {
-                if spec.model == ModelChoice::Lstm {
-                    return Err(LstmMismatch {
+            let models = Models::for_entry(&model::Entry {
+                ask: &ask,
+                refit_every: spec.refit_every,
+                network: network.as_ref(),
+            });
+            for kind in ModelKind::ALL {
+                let Some(reason) = models.unusable(kind) else {
+                    continue;
+                };
+                if spec.model == ModelChoice::Model(kind) {
+                    return Err(ModelMismatch {
                         index,
-                        reason: reason.clone(),
+                        model: kind,
+                        reason: reason.to_string(),
                     });
                 }
-                if lstm.is_some() {
-                    tracing::info!(forecast = index, %reason, "lstm model does not fit this entry; auto uses the classic models");
+                if network.is_some() || !kind.needs_network() {
+                    tracing::info!(forecast = index, model = %kind, %reason, "model does not fit this entry; auto uses the others");
                 }
             }
+            let preference = Model::preference().to_vec();
             entries.push(Entry {
                 choice: spec.model,
                 auto_every: spec.auto_every as u64,
-                naive: Model::Naive(Naive::new(ask.clone())),
-                seasonal: Model::SeasonalNaive(SeasonalNaive::new(ask.clone())),
-                mstl: Model::Mstl(Mstl::new(ask.clone(), spec.refit_every)),
-                lstm: fitted.ok(),
+                fallbacks: preference
+                    .iter()
+                    .copied()
+                    .filter(|k| Model::fallback(*k))
+                    .collect(),
+                preference,
+                models,
                 ask,
             });
         }
@@ -184,7 +204,6 @@ impl Forecaster {
             stats: ForecastStats::default(),
             pending: Vec::new(),
             pending_values: Vec::new(),
-            points: Vec::new(),
         })
     }
 
@@ -232,12 +251,21 @@ impl Forecaster {
             step_ms: self.step_ms,
             calendar: self.calendar,
         };
-        if self.forecast_one(f.id, entry, &w, &mut f) {
+        let e = &self.entries[entry];
+        let mut serve = Serve {
+            series: &mut self.series,
+            steps: self.steps,
+            budget: &self.budget,
+            stats: &mut self.stats,
+            step_ms: self.step_ms,
+        };
+        if let Some(model) = serve.series_forecast(e, f.id, &w, &mut f) {
             let start = self.pending_values.len();
             self.pending_values.extend_from_slice(values);
             self.pending.push(Pending {
                 at: out.len(),
                 entry,
+                model,
                 start,
                 len: values.len(),
                 origin,
@@ -254,156 +282,252 @@ impl Forecaster {
         }
     }
 
-    /// Runs the batched models on every waiting series (one call per entry) and completes
-    /// their forecasts in `out`.
+    /// Runs the batched models on every waiting series (one call per entry and model) and
+    /// completes their forecasts in `out`.
     pub fn flush(&mut self, out: &mut [SeriesForecast]) {
         if self.pending.is_empty() {
             return;
         }
-        let Self {
-            entries,
-            pending,
-            pending_values,
-            stats,
-            points,
-            step_ms,
-            calendar,
-            ..
-        } = self;
-        let mut fits = Vec::with_capacity(pending.len());
-        for (index, e) in entries.iter().enumerate() {
-            let rows: Vec<&Pending> = pending.iter().filter(|p| p.entry == index).collect();
-            let Some(lstm) = e.lstm.as_ref().filter(|_| !rows.is_empty()) else {
-                continue;
-            };
-            let windows: Vec<Window<'_>> = rows
-                .iter()
-                .map(|p| Window {
-                    values: &pending_values[p.start..p.start + p.len],
-                    origin: p.origin,
-                    pad: p.pad,
-                    step_ms: *step_ms,
-                    calendar: *calendar,
-                })
-                .collect();
-            fits.clear();
-            lstm.fit_batch(&windows, &mut fits);
-            for ((p, w), fit) in rows.iter().zip(&windows).zip(fits.drain(..)) {
-                complete_batched(e, w, fit, &mut out[p.at], points, stats);
-            }
-        }
-        pending.clear();
-        pending_values.clear();
-    }
-
-    /// Fills `f` for one series; true when it waits for the batch.
-    fn forecast_one(
-        &mut self,
-        id: SeriesId,
-        entry: usize,
-        w: &Window<'_>,
-        f: &mut SeriesForecast,
-    ) -> bool {
-        let Self {
-            entries,
-            series,
-            steps,
-            budget,
-            stats,
-            points,
-            step_ms,
-            ..
-        } = self;
-        let e = &entries[entry];
-        let auto = e.choice == ModelChoice::Auto;
-        let want = if auto {
-            auto_choice(e, w, state_of(series, id, *steps), *steps, budget, stats)
-        } else {
-            None
+        let mut serve = Serve {
+            series: &mut self.series,
+            steps: self.steps,
+            budget: &self.budget,
+            stats: &mut self.stats,
+            step_ms: self.step_ms,
         };
-        let wants = |k: ModelKind| want.is_none_or(|w| w == k);
-
-        if let Some(lstm) = &e.lstm {
-            if e.choice == ModelChoice::Lstm || (auto && wants(ModelKind::Lstm)) {
-                let points_needed = lstm.points_needed(w);
-                if points_needed == 0 {
-                    f.model = Some(ModelKind::Lstm);
-                    return true;
+        let mut fits = Vec::with_capacity(self.pending.len());
+        for (index, e) in self.entries.iter().enumerate() {
+            for model in e.models.iter().filter(|m| m.batches()) {
+                let rows: Vec<&Pending> = self
+                    .pending
+                    .iter()
+                    .filter(|p| p.entry == index && p.model == model.kind())
+                    .collect();
+                if rows.is_empty() {
+                    continue;
                 }
-                if !auto {
-                    f.state = warming(ModelKind::Lstm, points_needed);
-                    return false;
-                }
-            }
-        }
-
-        let mstl_ready = e.mstl.points_needed(w) == 0;
-        let mstl_wanted = want.map_or(mstl_ready, |k| k == ModelKind::Mstl);
-        if e.choice == ModelChoice::Mstl || (auto && mstl_wanted) {
-            if !mstl_ready {
-                if !auto {
-                    f.state = warming(ModelKind::Mstl, e.mstl.points_needed(w));
-                    return false;
-                }
-            } else {
-                match kept_forecast(
-                    &e.mstl,
-                    w,
-                    state_of(series, id, *steps),
-                    budget,
-                    stats,
-                    points,
-                ) {
-                    Kept::Points(fitted_at) => {
-                        f.model = Some(e.mstl.kind());
-                        f.points = points.clone();
-                        f.fitted_ms = fitted_at * *step_ms;
-                        return false;
-                    }
-                    Kept::Failed(reason) if !auto => {
-                        f.state = SeriesState::Failed { reason };
-                        return false;
-                    }
-                    // Deferred, or failed under auto: a baseline serves this step.
-                    Kept::Failed(_) | Kept::Unavailable => {}
+                let windows: Vec<Window<'_>> = rows
+                    .iter()
+                    .map(|p| Window {
+                        values: &self.pending_values[p.start..p.start + p.len],
+                        origin: p.origin,
+                        pad: p.pad,
+                        step_ms: self.step_ms,
+                        calendar: self.calendar,
+                    })
+                    .collect();
+                fits.clear();
+                model.fit_batch(&windows, &mut fits);
+                for ((p, w), fit) in rows.iter().zip(&windows).zip(fits.drain(..)) {
+                    serve.complete_batched(e, model.kind(), w, fit, &mut out[p.at]);
                 }
             }
         }
-
-        let prefer_naive = e.choice == ModelChoice::Naive || want == Some(ModelKind::Naive);
-        baseline(e, w, prefer_naive, points, f);
-        false
+        self.pending.clear();
+        self.pending_values.clear();
     }
 }
 
-/// Completes a batched series from its fit; a failure hands `auto`'s series to the baseline
-/// and fails the others.
-fn complete_batched(
-    e: &Entry,
-    w: &Window<'_>,
-    fit: Result<AtOrigin, ModelError>,
-    f: &mut SeriesForecast,
-    points: &mut Vec<Point>,
-    stats: &mut ForecastStats,
-) {
-    let reason = match fit {
-        Ok(fit) => {
-            if fit.predict(w.origin, points) && points.iter().all(Point::is_finite) {
-                f.points = points.clone();
+/// What a model offers a series this step.
+enum Served {
+    /// The series' forecast is filled in (points, or a state).
+    Done,
+    /// The series waits for this batched model.
+    Queued(ModelKind),
+    /// The model cannot serve this step (not ready, deferred, failed under `auto`): the next
+    /// one in line tries.
+    Next,
+}
+
+impl Serve<'_> {
+    /// Fills `f` for one series; `Some(model)` when it waits for that batched model.
+    fn series_forecast(
+        &mut self,
+        e: &Entry,
+        id: SeriesId,
+        w: &Window<'_>,
+        f: &mut SeriesForecast,
+    ) -> Option<ModelKind> {
+        let first = match e.choice {
+            ModelChoice::Model(kind) => Some(kind),
+            ModelChoice::Auto => self.auto_choice(e, id, w),
+        };
+        let rest = if first.is_some() {
+            &e.fallbacks
+        } else {
+            &e.preference
+        };
+        let line = first.into_iter().chain(rest.iter().copied());
+        let last = usize::from(first.is_some()) + rest.len() - 1;
+        for (i, kind) in line.enumerate() {
+            // The model the entry names answers for itself; the others give way.
+            let named = i == 0 && e.choice != ModelChoice::Auto;
+            let Some(model) = e.models.get(kind) else {
+                continue;
+            };
+            match self.try_model(model, named || i == last, id, w, f) {
+                Served::Done => return None,
+                Served::Queued(kind) => return Some(kind),
+                Served::Next => {}
+            }
+        }
+        None
+    }
+
+    /// What `model` does for the series; `answers`: it warms up or fails in the series'
+    /// state rather than give way to the next model.
+    fn try_model(
+        &mut self,
+        model: &Model,
+        answers: bool,
+        id: SeriesId,
+        w: &Window<'_>,
+        f: &mut SeriesForecast,
+    ) -> Served {
+        let kind = model.kind();
+        let points_needed = model.points_needed(w);
+        if points_needed > 0 {
+            if !answers {
+                return Served::Next;
+            }
+            f.state = warming(kind, points_needed);
+            return Served::Done;
+        }
+        if model.batches() {
+            f.model = Some(kind);
+            return Served::Queued(kind);
+        }
+        if model.keeps_fit() {
+            return match self.kept_forecast(model, id, w) {
+                Ok((forecast, fitted_at)) => {
+                    f.model = Some(kind);
+                    f.points = forecast.points;
+                    f.fitted_ms = fitted_at * self.step_ms;
+                    Served::Done
+                }
+                Err(Some(reason)) if answers => {
+                    f.state = SeriesState::Failed { reason };
+                    Served::Done
+                }
+                // Deferred, or failed where another model may serve.
+                Err(_) => Served::Next,
+            };
+        }
+        match model.fit(w).and_then(|fit| fit.predict(w.origin)) {
+            Ok(forecast) => {
+                f.model = Some(kind);
+                f.points = forecast.points;
+            }
+            Err(ModelError::WarmingUp { points_needed }) => f.state = warming(kind, points_needed),
+            Err(err) => {
+                f.state = SeriesState::Failed {
+                    reason: err.reason(),
+                }
+            }
+        }
+        Served::Done
+    }
+
+    /// Completes a batched series from its fit; a failure hands `auto`'s series to the
+    /// fallbacks and fails the others.
+    fn complete_batched(
+        &mut self,
+        e: &Entry,
+        kind: ModelKind,
+        w: &Window<'_>,
+        fit: Result<FittedModel, ModelError>,
+        f: &mut SeriesForecast,
+    ) {
+        let reason = match fit.and_then(|fit| fit.predict(w.origin)) {
+            Ok(forecast) => {
+                f.points = forecast.points;
                 return;
             }
-            "lstm produced non-finite forecasts".to_string()
+            Err(ModelError::WarmingUp { points_needed }) => {
+                format!("{kind} needs {points_needed} more points")
+            }
+            Err(err) => err.reason(),
+        };
+        self.stats.errors[kind] += 1;
+        if e.choice != ModelChoice::Auto {
+            f.state = SeriesState::Failed { reason };
+            return;
         }
-        Err(ModelError::Failed(reason)) => reason,
-        Err(ModelError::WarmingUp { points_needed }) => {
-            format!("lstm needs {points_needed} more points")
+        let last = e.fallbacks.len() - 1;
+        for (i, fallback) in e.fallbacks.iter().enumerate() {
+            if let Some(model) = e.models.get(*fallback) {
+                if let Served::Done = self.try_model(model, i == last, f.id, w, f) {
+                    return;
+                }
+            }
         }
-    };
-    stats.errors[ModelKind::Lstm] += 1;
-    if e.choice == ModelChoice::Auto {
-        baseline(e, w, false, points, f);
-    } else {
-        f.state = SeriesState::Failed { reason };
+    }
+
+    /// The model `auto` uses for this series: kept for `auto_every` steps, then re-chosen by
+    /// [`auto::choose`] within the choice budget (over it: the current choice, re-chosen at a
+    /// later step). `None` while the history is too short to compare.
+    fn auto_choice(&mut self, e: &Entry, id: SeriesId, w: &Window<'_>) -> Option<ModelKind> {
+        let steps = self.steps;
+        let state = state_of(self.series, id, steps);
+        if let Some((kind, at)) = state.auto {
+            if steps.saturating_sub(at) < e.auto_every {
+                return Some(kind);
+            }
+        }
+        let current = state.auto.map(|a| a.0);
+        if !self.budget.choices() {
+            self.stats.auto_deferred += 1;
+            return current;
+        }
+        let choice = auto::choose(w, &e.ask, &e.models, current, self.budget.refits())?;
+        tracing::debug!(
+            scores = ?choice.scores,
+            incumbent = ?choice.incumbent,
+            chosen = ?choice.model,
+            "auto choice"
+        );
+        state.auto = Some((choice.model, steps));
+        self.stats.auto_choices[choice.model] += 1;
+        Some(choice.model)
+    }
+
+    /// Refits `model` when due and within the refit budget, then reads its kept fit at the
+    /// window's origin with the bucket it was fitted at. `Err(Some(reason))`: the refit
+    /// failed; `Err(None)`: no fit reaches this step (the refit was deferred).
+    fn kept_forecast(
+        &mut self,
+        model: &Model,
+        id: SeriesId,
+        w: &Window<'_>,
+    ) -> Result<(model::Forecast, i64), Option<String>> {
+        let state = state_of(self.series, id, self.steps);
+        let due = state
+            .kept
+            .as_ref()
+            .is_none_or(|k| model.refit_due(k, w.origin));
+        let mut failed = None;
+        if due {
+            if self.budget.refits() {
+                match model.fit(w) {
+                    Ok(fit) => state.kept = Some(fit),
+                    Err(e) => {
+                        self.stats.errors[model.kind()] += 1;
+                        state.kept = None;
+                        failed = Some(e.reason());
+                    }
+                }
+            } else {
+                self.stats.refits_deferred += 1;
+            }
+        }
+        match state
+            .kept
+            .as_ref()
+            .map(|k| (k.predict(w.origin), k.fitted_at()))
+        {
+            Some((Ok(forecast), fitted_at)) => Ok((forecast, fitted_at)),
+            _ => Err(failed),
+        }
     }
 }
 
@@ -426,125 +550,6 @@ fn warming(model: ModelKind, points_needed: usize) -> SeriesState {
     SeriesState::WarmingUp {
         for_model: model.as_str(),
         points_needed,
-    }
-}
-
-/// The model `auto` uses for this series: kept for `auto_every` steps, then re-chosen by
-/// [`auto::choose`] within the choice budget (over it: the current choice, re-chosen at a
-/// later step). `None` while the history is too short to compare.
-fn auto_choice(
-    e: &Entry,
-    w: &Window<'_>,
-    state: &mut SeriesModels,
-    steps: u64,
-    budget: &Budget,
-    stats: &mut ForecastStats,
-) -> Option<ModelKind> {
-    if let Some((kind, at)) = state.auto {
-        if steps.saturating_sub(at) < e.auto_every {
-            return Some(kind);
-        }
-    }
-    let current = state.auto.map(|a| a.0);
-    if !budget.choices() {
-        stats.auto_deferred += 1;
-        return current;
-    }
-    let choice = auto::choose(w, &e.ask, e.lstm.as_ref(), current, budget.refits())?;
-    tracing::debug!(
-        scores = ?choice.scores,
-        incumbent = ?choice.incumbent,
-        chosen = ?choice.model,
-        "auto choice"
-    );
-    state.auto = Some((choice.model, steps));
-    stats.auto_choices[choice.model] += 1;
-    Some(choice.model)
-}
-
-/// What a model that keeps its fits offers this step.
-enum Kept {
-    /// Points (in the caller's buffer) from a fit of this bucket.
-    Points(i64),
-    /// The refit failed.
-    Failed(String),
-    /// No fit reaches this step (the refit was deferred).
-    Unavailable,
-}
-
-/// Refits `model` when due and within the refit budget, then reads its kept fit at the
-/// window's origin into `points`.
-fn kept_forecast(
-    model: &Model,
-    w: &Window<'_>,
-    state: &mut SeriesModels,
-    budget: &Budget,
-    stats: &mut ForecastStats,
-    points: &mut Vec<Point>,
-) -> Kept {
-    let due = state
-        .kept
-        .as_ref()
-        .is_none_or(|k| model.refit_due(k, w.origin));
-    let mut failed = None;
-    if due {
-        if budget.refits() {
-            match model.fit(w) {
-                Ok(fit) => state.kept = Some(fit),
-                Err(e) => {
-                    stats.errors[model.kind()] += 1;
-                    state.kept = None;
-                    failed = Some(match e {
-                        ModelError::Failed(reason) => reason,
-                        ModelError::WarmingUp { points_needed } => {
-                            format!("needs {points_needed} more points")
-                        }
-                    });
-                }
-            }
-        } else {
-            stats.refits_deferred += 1;
-        }
-    }
-    match (&state.kept, failed) {
-        (Some(k), _) if k.predict(w.origin, points) => Kept::Points(k.fitted_at()),
-        (_, Some(reason)) => Kept::Failed(reason),
-        _ => Kept::Unavailable,
-    }
-}
-
-/// Seasonal naive with the longest season the history covers, else naive (unless the entry
-/// asks for seasonal naive, which then warms up); fills `f`.
-fn baseline(
-    e: &Entry,
-    w: &Window<'_>,
-    prefer_naive: bool,
-    points: &mut Vec<Point>,
-    f: &mut SeriesForecast,
-) {
-    let seasonal_ready = e.seasonal.points_needed(w) == 0;
-    let model = if seasonal_ready && !prefer_naive {
-        &e.seasonal
-    } else if e.choice == ModelChoice::SeasonalNaive {
-        f.state = warming(ModelKind::SeasonalNaive, e.seasonal.points_needed(w));
-        return;
-    } else {
-        &e.naive
-    };
-    match model.fit(w) {
-        Err(ModelError::WarmingUp { points_needed }) => {
-            f.state = warming(model.kind(), points_needed)
-        }
-        Err(ModelError::Failed(reason)) => f.state = SeriesState::Failed { reason },
-        Ok(fit) => {
-            // A horizon the series' own errors cannot band yet.
-            if !fit.predict(w.origin, points) || !points.iter().all(Point::is_finite) {
-                f.state = warming(model.kind(), MIN_ERRORS);
-                return;
-            }
-            f.model = Some(model.kind());
-            f.points = points.clone();
-        }
     }
 }
 

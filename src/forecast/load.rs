@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use super::lstm::Lstm;
-use super::model::Ask;
+use super::model::{Ask, Entry};
 #[cfg(feature = "gpu")]
 use super::neural::BUILTIN_MODEL;
 use super::neural::{builtin_model, BackendChoice, LstmModel, NeuralError};
-use crate::config::{Config, ModelChoice, ModelSource};
+use super::registry::Models;
+use crate::config::{Config, ModelChoice, ModelKind, ModelSource};
 
 /// Where the built-in model's errors say it came from.
 pub const BUILTIN_ORIGIN: &str = "builtin (models/promcast-lstm.onnx)";
@@ -70,15 +70,25 @@ pub fn check(config: &Config) -> ModelCheck {
         }
     };
     for (i, spec) in config.forecast.iter().enumerate() {
-        let Err(e) = Lstm::new(model.clone(), Ask::new(spec, config.step)) else {
-            continue;
-        };
-        match spec.model {
-            ModelChoice::Lstm => check.problems.push(format!("forecast[{i}].model: {e}")),
-            ModelChoice::Auto => check.notes.push(format!(
-                "forecast[{i}]: auto will not use the lstm model: {e}"
-            )),
-            _ => {}
+        let ask = Ask::new(spec, config.step);
+        let models = Models::for_entry(&Entry {
+            ask: &ask,
+            refit_every: spec.refit_every,
+            network: Some(&model),
+        });
+        for kind in ModelKind::ALL.into_iter().filter(|k| k.needs_network()) {
+            let Some(e) = models.unusable(kind) else {
+                continue;
+            };
+            match spec.model {
+                ModelChoice::Model(k) if k == kind => {
+                    check.problems.push(format!("forecast[{i}].model: {e}"))
+                }
+                ModelChoice::Auto => check.notes.push(format!(
+                    "forecast[{i}]: auto will not use the {kind} model: {e}"
+                )),
+                ModelChoice::Model(_) => {}
+            }
         }
     }
     check

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::model::{Ask, AtOrigin, Fit, ModelError, Window, MIN_POINTS};
+use super::model::{Ask, AtOrigin, Entry, Fit, Forecast, Listed, ModelError, Window, MIN_POINTS};
 use super::neural::{History, LstmModel};
 use crate::snapshot::Point;
 
@@ -91,6 +91,10 @@ impl Fit for Lstm {
             .max(MIN_POINTS.saturating_sub(observed))
     }
 
+    fn batches(&self) -> bool {
+        true
+    }
+
     fn fit(&self, w: &Window<'_>) -> Result<AtOrigin, ModelError> {
         let mut out = Vec::with_capacity(1);
         self.fit_batch(std::slice::from_ref(w), &mut out);
@@ -115,7 +119,12 @@ impl Fit for Lstm {
                     windows
                         .iter()
                         .zip(raw.chunks_exact(per_row))
-                        .map(|(w, row)| Ok(AtOrigin::new(w.origin, self.points(row)))),
+                        .map(|(w, row)| {
+                            let forecast = Forecast::finite(self.points(row), || {
+                                ModelError::Failed("lstm produced non-finite forecasts".into())
+                            })?;
+                            Ok(AtOrigin::new(w.origin, forecast))
+                        }),
                 );
             }
             Err(e) => {
@@ -127,5 +136,20 @@ impl Fit for Lstm {
                 );
             }
         }
+    }
+}
+
+impl Listed for Lstm {
+    const RANK: u8 = 10;
+
+    fn for_entry(entry: &Entry<'_>) -> Result<Self, String> {
+        let network = entry
+            .network
+            .ok_or_else(|| "no model loaded (inference.model)".to_string())?;
+        Self::new(network.clone(), entry.ask.clone())
+    }
+
+    fn candidate(&self, history: usize, _refit_every: usize) -> Option<Self> {
+        (history >= self.window()).then(|| self.clone())
     }
 }

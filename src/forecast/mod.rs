@@ -15,16 +15,20 @@
 pub mod auto;
 pub mod forecaster;
 pub mod load;
-pub mod lstm;
 pub mod model;
-pub mod mstl;
-pub mod naive;
 pub mod neural;
+pub mod path;
 pub mod registry;
 pub mod scheduler;
-pub mod stats;
 
-pub use forecaster::{Budget, ForecastStats, Forecaster, LstmMismatch};
-pub use model::{Ask, Fit, ModelError, Predict, Window, MIN_POINTS};
-pub use registry::{FittedModel, Model};
-pub use stats::normal_quantile;
+/// The models' modules, one file each, from the list in [`crate::models`].
+macro_rules! model_modules {
+    ($($kind:ident $name:ident [$($need:ident)?]),* $(,)?) => {
+        $(pub mod $name;)*
+    };
+}
+with_models!(model_modules);
+
+pub use forecaster::{Budget, ForecastStats, Forecaster, ModelMismatch};
+pub use model::{Ask, Entry, Fit, Forecast, Gate, Listed, ModelError, Predict, Window, MIN_POINTS};
+pub use registry::{FittedModel, Model, Models};

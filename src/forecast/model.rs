@@ -1,18 +1,21 @@
 //! The model interface every forecaster implements, in the style of augurs: an unfitted
 //! model value ([`Fit`]) is fitted on one series' [`Window`] into a fitted value
-//! ([`Predict`]) that is asked for the band at the entry's horizons. A model value is built
-//! once per forecast entry from what the entry asks ([`Ask`]) and is callable on its own, in
-//! a unit test or a backtest, with no store or loop around it.
+//! ([`Predict`]) that returns a [`Forecast`] (the band at the entry's horizons) or says why
+//! it has none. A model value is built once per forecast entry from what the entry asks
+//! ([`Ask`], [`Listed::for_entry`]) and is callable on its own, in a unit test or a
+//! backtest, with no store or loop around it.
 //!
-//! Batched models (the LSTM) take a whole batch of windows in [`Fit::fit_batch`]; the
-//! loop feeds it and never knows which models batch.
+//! What the agent needs to know of a model beyond fitting (how `auto` compares it, whether
+//! it serves when another cannot) is [`Listed`]; whether it batches or keeps its fits
+//! between steps are [`Fit`]'s capabilities. The loop reads those, never a model's name.
 //!
-//! Adding a model: write its file (a `Foo: Fit` whose `FittedFoo: Predict`), add its
-//! name to [`crate::snapshot::ModelKind`] and one line to the list in [`super::registry`].
+//! Adding a model: write `src/forecast/<name>.rs` (a type named after its kind that
+//! implements [`Fit`] and [`Listed`]) and add one line to the list in [`crate::models`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::neural::LstmModel;
 use crate::config::ForecastSpec;
 use crate::snapshot::Point;
 
@@ -110,6 +113,42 @@ pub enum ModelError {
     WarmingUp { points_needed: usize },
     /// The model failed on this series.
     Failed(String),
+    /// The fit does not reach the horizons from this origin (a kept fit read too far).
+    OutOfReach,
+}
+
+impl ModelError {
+    /// What the series' state says when a model failed with this.
+    pub fn reason(&self) -> String {
+        match self {
+            ModelError::Failed(reason) => reason.clone(),
+            ModelError::WarmingUp { points_needed } => {
+                format!("needs {points_needed} more points")
+            }
+            ModelError::OutOfReach => "the fit does not reach this origin".into(),
+        }
+    }
+}
+
+/// A model's forecast from one origin: the band at each of the entry's horizons, every
+/// value finite.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Forecast {
+    pub points: Vec<Point>,
+}
+
+impl Forecast {
+    /// `points` as a forecast, or `err` when one of them is not finite.
+    pub fn finite(
+        points: Vec<Point>,
+        err: impl FnOnce() -> ModelError,
+    ) -> Result<Self, ModelError> {
+        if points.iter().all(Point::is_finite) {
+            Ok(Self { points })
+        } else {
+            Err(err())
+        }
+    }
 }
 
 /// An unfitted model: the configuration of one model for one forecast entry.
@@ -128,6 +167,12 @@ pub trait Fit {
         out.extend(windows.iter().map(|w| self.fit(w)));
     }
 
+    /// Whether the model is run on many series at once: then the loop queues every ready
+    /// series and hands them to [`Fit::fit_batch`] together.
+    fn batches(&self) -> bool {
+        false
+    }
+
     /// Whether fits are expensive: then the loop keeps a fit between steps, refits it only
     /// when [`Fit::refit_due`] and within the step's budget, and reads it forward
     /// meanwhile. Cheap models are fitted at every step.
@@ -143,13 +188,57 @@ pub trait Fit {
 
 /// A fitted model.
 pub trait Predict {
-    /// Writes the band at each of the entry's horizons counted from bucket `origin` into
-    /// `out` (cleared first); false when this fit cannot forecast from there. Points may be
-    /// non-finite when the model produced nothing better; callers check.
-    fn predict(&self, origin: i64, out: &mut Vec<Point>) -> bool;
+    /// The band at each of the entry's horizons counted from bucket `origin`, or why this
+    /// fit has none from there.
+    fn predict(&self, origin: i64) -> Result<Forecast, ModelError>;
 
     /// The bucket whose data the fit last saw.
     fn fitted_at(&self) -> i64;
+}
+
+/// What a forecast entry offers every model when the agent builds it.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    pub ask: &'a Ask,
+    /// `refit_every` in steps, for models that keep their fits.
+    pub refit_every: usize,
+    /// The loaded neural network, for models that need one.
+    pub network: Option<&'a Arc<LstmModel>>,
+}
+
+/// When `auto` scores a candidate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// Always.
+    Always,
+    /// Only within the step's refit budget (an expensive model).
+    WithinBudget,
+    /// Only within the refit budget and where the season pays on the series (a seasonal
+    /// baseline scored better than a non-seasonal one).
+    WhereSeasonPays,
+}
+
+/// What the agent knows of a model beyond fitting it: how it is built for an entry, how
+/// `auto` ranks and scores it, whether it serves when another model cannot.
+pub trait Listed: Fit + Sized {
+    /// `auto`'s preference when the history cannot tell models apart: lower is preferred.
+    const RANK: u8;
+    /// A fallback serves a step that the wanted model cannot (not ready, deferred, failed
+    /// under `auto`), in [`Listed::RANK`] order.
+    const FALLBACK: bool = false;
+
+    /// The model for one entry, or why it cannot serve it.
+    fn for_entry(entry: &Entry<'_>) -> Result<Self, String>;
+
+    /// `auto`'s candidate for a rolling backtest whose oldest origin has `history` points; a
+    /// model that keeps fits is refitted every `refit_every` steps of it and read forward in
+    /// between, as the agent serves it. `None` when it cannot compete there.
+    fn candidate(&self, history: usize, refit_every: usize) -> Option<Self>;
+
+    /// When `auto` scores it.
+    fn gate(&self) -> Gate {
+        Gate::Always
+    }
 }
 
 /// The fit of a model that forecasts from one origin at a time (the baselines, the LSTM):
@@ -157,23 +246,21 @@ pub trait Predict {
 #[derive(Debug, Clone)]
 pub struct AtOrigin {
     origin: i64,
-    points: Vec<Point>,
+    forecast: Forecast,
 }
 
 impl AtOrigin {
-    pub fn new(origin: i64, points: Vec<Point>) -> Self {
-        Self { origin, points }
+    pub fn new(origin: i64, forecast: Forecast) -> Self {
+        Self { origin, forecast }
     }
 }
 
 impl Predict for AtOrigin {
-    fn predict(&self, origin: i64, out: &mut Vec<Point>) -> bool {
-        out.clear();
+    fn predict(&self, origin: i64) -> Result<Forecast, ModelError> {
         if origin != self.origin {
-            return false;
+            return Err(ModelError::OutOfReach);
         }
-        out.extend_from_slice(&self.points);
-        true
+        Ok(self.forecast.clone())
     }
 
     fn fitted_at(&self) -> i64 {

@@ -4,35 +4,12 @@
 //! every step from the fit's origin up to the longest horizon plus the refit interval. The
 //! loop keeps the fit ([`Fit::keeps_fit`]) and reads the path forward until the next refit.
 
-use std::sync::Arc;
-
 use augurs::ets::AutoETS;
 use augurs::mstl::MSTLModel;
 use augurs::{Fit as _, Predict as _};
 
-use super::model::{Ask, Fit, ModelError, Predict, Window, MAX_PAD};
-use super::stats::normal_quantile;
-use crate::snapshot::Point;
-
-/// A fitted MSTL: a forecast path, `points[i]` the forecast for `origin + i + 1` (bucket
-/// indices), with the horizons it is read at.
-#[derive(Debug, Clone)]
-pub struct Path {
-    pub horizons: Arc<[usize]>,
-    pub origin: i64,
-    pub points: Vec<Point>,
-}
-
-impl Path {
-    /// Forecast for bucket `target`, if the path reaches it.
-    pub fn at(&self, target: i64) -> Option<Point> {
-        let i = target - self.origin - 1;
-        if i < 0 {
-            return None;
-        }
-        self.points.get(i as usize).copied()
-    }
-}
+use super::model::{Ask, Entry, Fit, Gate, Listed, ModelError, Window, MAX_PAD};
+use super::path::{band, interpolate, FittedPath};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MstlError {
@@ -61,7 +38,7 @@ pub fn fit_path(
     seasons: &[usize],
     len: usize,
     quantiles: (f64, f64),
-) -> Result<Path, MstlError> {
+) -> Result<FittedPath, MstlError> {
     // Leading gaps cannot be interpolated; start at the first observed point.
     let first = values
         .iter()
@@ -83,31 +60,8 @@ pub fn fit_path(
     let forecast = fitted
         .predict(len, level)
         .map_err(|e| MstlError::Fit(e.to_string()))?;
-    let intervals = forecast.intervals.as_ref();
-    // Rescale a symmetric interval to possibly asymmetric quantiles.
-    let z_level = normal_quantile(0.5 + level / 2.0);
-    let (z_lo, z_hi) = (normal_quantile(lo_q), normal_quantile(hi_q));
-    let mut points = Vec::with_capacity(len);
-    for (i, &yhat) in forecast.point.iter().enumerate() {
-        let (lower, upper) = match intervals {
-            Some(iv) => {
-                let half = ((iv.upper[i] - iv.lower[i]) / 2.0).abs();
-                let sigma = if z_level > 0.0 { half / z_level } else { 0.0 };
-                (yhat + z_lo * sigma, yhat + z_hi * sigma)
-            }
-            None => (yhat, yhat),
-        };
-        let p = Point { yhat, lower, upper }.ordered();
-        if !p.is_finite() {
-            return Err(MstlError::NonFinite);
-        }
-        points.push(p);
-    }
-    Ok(Path {
-        horizons: Arc::from(Vec::new()),
-        origin,
-        points,
-    })
+    let points = band(&forecast, level, quantiles).ok_or(MstlError::NonFinite)?;
+    Ok(FittedPath::new(origin, points))
 }
 
 /// `mstl`, for one forecast entry.
@@ -146,7 +100,7 @@ impl Mstl {
 }
 
 impl Fit for Mstl {
-    type Fitted = Path;
+    type Fitted = FittedPath;
 
     fn points_needed(&self, w: &Window<'_>) -> usize {
         if !self.usable(w.values.len()).is_empty() {
@@ -157,8 +111,8 @@ impl Fit for Mstl {
         need.saturating_sub(w.values.len()).max(1)
     }
 
-    fn fit(&self, w: &Window<'_>) -> Result<Path, ModelError> {
-        let mut path = fit_path(
+    fn fit(&self, w: &Window<'_>) -> Result<FittedPath, ModelError> {
+        let path = fit_path(
             w.values,
             w.origin,
             &self.ask.seasons,
@@ -166,66 +120,34 @@ impl Fit for Mstl {
             self.ask.quantiles,
         )
         .map_err(|e| ModelError::Failed(e.to_string()))?;
-        path.horizons = self.ask.horizons.clone();
-        Ok(path)
+        Ok(path.at_horizons(self.ask.horizons.clone()))
     }
 
     fn keeps_fit(&self) -> bool {
         true
     }
 
-    fn refit_due(&self, path: &Path, origin: i64) -> bool {
-        origin - path.origin >= self.refit_every as i64 || !path.reaches(origin)
+    fn refit_due(&self, path: &FittedPath, origin: i64) -> bool {
+        path.due(origin, self.refit_every)
     }
 }
 
-impl Path {
-    /// Whether the path has a point at every horizon from `origin`.
-    pub fn reaches(&self, origin: i64) -> bool {
-        self.horizons
-            .iter()
-            .all(|h| self.at(origin + *h as i64).is_some())
-    }
-}
+impl Listed for Mstl {
+    const RANK: u8 = 20;
 
-impl Predict for Path {
-    fn predict(&self, origin: i64, out: &mut Vec<Point>) -> bool {
-        out.clear();
-        for h in self.horizons.iter() {
-            match self.at(origin + *h as i64) {
-                Some(p) => out.push(p),
-                None => return false,
-            }
-        }
-        true
+    fn for_entry(entry: &Entry<'_>) -> Result<Self, String> {
+        Ok(Self::new(entry.ask.clone(), entry.refit_every))
     }
 
-    fn fitted_at(&self) -> i64 {
-        self.origin
+    fn candidate(&self, history: usize, refit_every: usize) -> Option<Self> {
+        let m = Self::new(self.ask.clone(), refit_every);
+        (!m.usable(history).is_empty()).then_some(m)
     }
-}
 
-/// Linear interpolation over gaps; trailing gaps carry the last value.
-fn interpolate(mut y: Vec<f64>) -> Vec<f64> {
-    let mut last: Option<usize> = None;
-    for i in 0..y.len() {
-        if y[i].is_finite() {
-            if let Some(l) = last {
-                if i > l + 1 {
-                    let (a, b) = (y[l], y[i]);
-                    for (k, v) in y[l + 1..i].iter_mut().enumerate() {
-                        *v = a + (b - a) * (k + 1) as f64 / (i - l) as f64;
-                    }
-                }
-            }
-            last = Some(i);
-        }
+    /// The most expensive model to score: only where the season pays.
+    fn gate(&self) -> Gate {
+        Gate::WhereSeasonPays
     }
-    if let Some(l) = last {
-        let v = y[l];
-        y[l + 1..].iter_mut().for_each(|x| *x = v);
-    }
-    y
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Baselines that need no fitting: `naive` and `seasonal_naive`, with empirical bands.
+//! `naive`, and the lagged rule with empirical bands it shares with `seasonal_naive`.
 //!
 //! The band at horizon h comes from the quantiles of the errors the same rule would have
 //! made on the series' own recent past (the last [`ERROR_WINDOW`] points): calibrated by
@@ -8,8 +8,10 @@
 
 use std::cell::RefCell;
 
-use super::model::{Ask, AtOrigin, Fit, ModelError, Window, MIN_POINTS};
-use super::stats::quantile_in_place;
+use super::model::{
+    Ask, AtOrigin, Entry, Fit, Forecast, Listed, ModelError, Window, MIN_POINTS,
+};
+use crate::stats::quantile_in_place;
 use crate::snapshot::Point;
 
 /// Points of recent history whose errors set the band.
@@ -109,9 +111,10 @@ thread_local! {
     static ERRORS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// The lagged rule at every horizon of `ask`; a horizon without a band is NaN.
-fn lagged_points(values: &[f32], lag: usize, ask: &Ask) -> Vec<Point> {
-    ERRORS.with_borrow_mut(|errors| {
+/// The lagged rule at every horizon of `ask` from `origin`; warming up while a horizon has
+/// too few errors for a band.
+pub fn lagged_fit(values: &[f32], origin: i64, lag: usize, ask: &Ask) -> Result<AtOrigin, ModelError> {
+    let points = ERRORS.with_borrow_mut(|errors| {
         ask.horizons
             .iter()
             .map(|&h| {
@@ -122,7 +125,12 @@ fn lagged_points(values: &[f32], lag: usize, ask: &Ask) -> Vec<Point> {
                 })
             })
             .collect()
-    })
+    });
+    // A horizon the series' own errors cannot band yet.
+    let forecast = Forecast::finite(points, || ModelError::WarmingUp {
+        points_needed: MIN_ERRORS,
+    })?;
+    Ok(AtOrigin::new(origin, forecast))
 }
 
 /// `naive`: the last observed value, with a band from the series' own past changes.
@@ -134,38 +142,6 @@ pub struct Naive {
 impl Naive {
     pub fn new(ask: Ask) -> Self {
         Self { ask }
-    }
-}
-
-/// `seasonal_naive`: the value one season before, with a band from past seasonal errors.
-#[derive(Debug, Clone)]
-pub struct SeasonalNaive {
-    ask: Ask,
-    /// A fixed season in steps; `None`: the longest of the entry's seasons the history
-    /// covers.
-    season: Option<usize>,
-}
-
-impl SeasonalNaive {
-    pub fn new(ask: Ask) -> Self {
-        Self { ask, season: None }
-    }
-
-    /// With one fixed season (steps).
-    pub fn with_season(ask: Ask, season: usize) -> Self {
-        Self {
-            ask,
-            season: Some(season),
-        }
-    }
-
-    /// The season used with `n` points of history, if the history covers one.
-    pub fn season_for(&self, n: usize) -> Option<usize> {
-        let covered = |p: &usize| n >= needed_for_lag(&self.ask, *p);
-        match self.season {
-            Some(p) => Some(p).filter(covered),
-            None => self.ask.seasons.iter().rev().copied().find(covered),
-        }
     }
 }
 
@@ -182,39 +158,21 @@ impl Fit for Naive {
         if points_needed > 0 {
             return Err(ModelError::WarmingUp { points_needed });
         }
-        Ok(AtOrigin::new(
-            w.origin,
-            lagged_points(w.values, 1, &self.ask),
-        ))
+        lagged_fit(w.values, w.origin, 1, &self.ask)
     }
 }
 
-impl Fit for SeasonalNaive {
-    type Fitted = AtOrigin;
 
-    fn points_needed(&self, w: &Window<'_>) -> usize {
-        let n = w.values.len();
-        if self.season_for(n).is_some() {
-            return 0;
-        }
-        // Never 0 here: without a season the history covers, it is not ready.
-        let p = self
-            .season
-            .or(self.ask.seasons.first().copied())
-            .unwrap_or(1);
-        needed_for_lag(&self.ask, p).saturating_sub(n).max(1)
+impl Listed for Naive {
+    const RANK: u8 = 40;
+    const FALLBACK: bool = true;
+
+    fn for_entry(entry: &Entry<'_>) -> Result<Self, String> {
+        Ok(Self::new(entry.ask.clone()))
     }
 
-    fn fit(&self, w: &Window<'_>) -> Result<AtOrigin, ModelError> {
-        let Some(season) = self.season_for(w.values.len()) else {
-            return Err(ModelError::WarmingUp {
-                points_needed: self.points_needed(w),
-            });
-        };
-        Ok(AtOrigin::new(
-            w.origin,
-            lagged_points(w.values, season, &self.ask),
-        ))
+    fn candidate(&self, _history: usize, _refit_every: usize) -> Option<Self> {
+        Some(self.clone())
     }
 }
 

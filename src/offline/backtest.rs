@@ -37,7 +37,8 @@ pub const UNDER_WEIGHT: f64 = 3.0;
 pub struct BacktestOptions {
     pub step: Duration,
     pub horizons: Vec<Duration>,
-    /// Model names as in the config (`naive`, `seasonal_naive`, `mstl`, `lstm`, `auto`).
+    /// Model names as in the config ([`crate::models`]' names and `auto`); by default every
+    /// model and `auto`.
     pub models: Vec<String>,
     /// The agent's ring length (`storage.retention`).
     pub retention: Duration,
@@ -56,17 +57,22 @@ pub struct BacktestOptions {
 
 use std::path::PathBuf;
 
+/// Every listed model's name, then `auto`.
+pub fn every_model() -> Vec<String> {
+    ModelKind::ALL
+        .iter()
+        .map(|k| k.as_str())
+        .chain(["auto"])
+        .map(String::from)
+        .collect()
+}
+
 impl BacktestOptions {
     pub fn new(step: Duration) -> Self {
         Self {
             step,
             horizons: [5, 15, 30].map(|m| Duration::from_secs(m * 60)).to_vec(),
-            models: vec![
-                "seasonal_naive".into(),
-                "mstl".into(),
-                "lstm".into(),
-                "auto".into(),
-            ],
+            models: every_model(),
             retention: Duration::from_secs(24 * 3600),
             seasons: vec![Duration::from_secs(3600), Duration::from_secs(86_400)],
             quantiles: (0.1, 0.9),

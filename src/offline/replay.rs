@@ -124,7 +124,7 @@ mod tests {
         values[..7].fill(f32::NAN);
         values[3000..3012].fill(f32::NAN);
         let lstm = load_lstm(&crate::config::ModelSource::Builtin, &BackendChoice::Tract).unwrap();
-        for model in ["naive", "seasonal_naive", "mstl", "lstm", "auto"] {
+        for model in crate::offline::backtest::every_model() {
             let yaml = format!(
                 "storage: {{ step: 1m, retention: 1d, idle_timeout: 3650d }}\n\
                  forecast:\n  - selector: '{{__name__=\"{REPLAY_NAME}\"}}'\n    horizons: [5m, 15m, 30m]\n    \

@@ -33,9 +33,9 @@ use super::replay::Replay;
 use crate::config::{format_duration, Config, ModelSource};
 use crate::forecast::load::load_lstm;
 use crate::forecast::neural::BackendChoice;
-use crate::forecast::normal_quantile;
 use crate::scale::{Hpa, Outlook, Policy, PolicyParams, ScaleIn, Scaler, Sizing, HPA_SYNC};
 use crate::snapshot::{Point, SeriesState};
+use crate::stats::normal_quantile;
 
 /// The band quantiles forecasts are made at; a policy asks any level of the band through
 /// [`crate::scale::band_quantile`].

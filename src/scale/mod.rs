@@ -8,8 +8,8 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 pub use crate::config::{Policy, PolicyParams, ScaleIn, Sizing};
-use crate::forecast::normal_quantile;
 use crate::snapshot::Point;
+use crate::stats::normal_quantile;
 
 mod scaler;
 mod targets;

@@ -28,8 +28,8 @@ use super::onnx::{
 use super::onnx_build::{lstm_front, node, tensor_f32, tensor_i64, value_info, Dim};
 use super::Feature;
 use crate::config::format_duration;
-use crate::forecast::normal_quantile;
 use crate::rng::SplitMix64;
+use crate::stats::normal_quantile;
 
 /// ONNX opset the fixture is written against (LSTM-14, Squeeze/Slice-13 with tensor inputs).
 pub(super) const FIXTURE_OPSET: i64 = 14;

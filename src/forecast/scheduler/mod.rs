@@ -12,7 +12,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::forecaster::{Budget, ForecastStats, Forecaster, LstmMismatch};
+use super::forecaster::{Budget, ForecastStats, Forecaster, ModelMismatch};
 use super::model::{pad_to, MAX_PAD};
 use super::neural::LstmModel;
 use crate::anomaly::online::{season_for, AnomalyScorer, StepStats as AnomalyStats};
@@ -131,7 +131,7 @@ impl Scheduler {
         store: Arc<Store>,
         snapshots: Arc<SnapshotCell>,
         lstm: Option<Arc<LstmModel>>,
-    ) -> Result<Self, LstmMismatch> {
+    ) -> Result<Self, ModelMismatch> {
         Ok(Self {
             forecaster: Forecaster::new(&config, lstm)?,
             anomaly: AnomalyScorer::new(

@@ -1,4 +1,5 @@
-//! Quantiles: of the standard normal (to move between a band's levels) and of samples.
+//! Shared maths, neutral ground for forecast/, scale/ and the offline tools: quantiles of the
+//! standard normal (to move between a band's levels) and of samples.
 
 /// Standard-normal quantile (Acklam's rational approximation, |error| < 1.2e-9), used to
 /// turn a band's quantiles into the central coverage level MSTL asks for.
