@@ -64,6 +64,28 @@ scaling:
     lead_time: 2m
 "#;
 
+/// The flags of `promcast demo` beyond the agent's.
+#[derive(clap::Args)]
+pub struct DemoOptions {
+    /// How many times faster than real time the traces are replayed (60: a minute of trace
+    /// per second, an hour a minute).
+    #[arg(long, default_value_t = 60.0, value_parser = parse_speed)]
+    pub speed: f64,
+    /// Feed each trace this many times (label `copy`), to look at the page with many series.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub copies: u32,
+}
+
+/// `--speed`: from 1 to 3600 times real time.
+fn parse_speed(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (1.0..=3600.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "{s:?}: a speed from 1 to 3600 (60 replays a minute of trace per second)"
+        )),
+    }
+}
+
 /// The page's URL fragment that selects the NASA series (its selector, percent-encoded).
 pub const FIRST_SERIES_FRAGMENT: &str = "%7B__name__%3D%22job%3Ahttp_requests%3Arate1m%22%2Cjob%3D%22nasa-http%22%2Csource%3D%22NASA-HTTP%20Jul%201995%22%7D";
 

@@ -9,7 +9,8 @@
 //!                                            rings)   (the loop)    step)                  remote read, API, KEDA
 //! ```
 //!
-//! - [`config`]: YAML file form and its validated runtime form; PromQL selectors; durations;
+//! - [`config`]: YAML file form and its validated runtime form, a file per section (storage,
+//!   forecast entries, remote write and backfill, limits, inference); PromQL selectors; durations;
 //!   scaling targets and policies; listener credentials (`auth:`) and certificates (`tls:`);
 //!   outgoing clients' credentials, headers and TLS (`remote_write`, `backfill`).
 //! - [`proto`]: Prometheus remote-write (1.0 and 2.0)/remote-read messages and KEDA's external scaler
@@ -49,7 +50,8 @@
 //!   change, optional client certificates, handshakes off the accept loop.
 //! - [`offline`] (Cargo feature `offline`, default): the CLI's tools on recorded traces:
 //!   `backtest`, `simulate` (and its frontiers), `tune`, `anomaly-eval` and `train`, through
-//!   the agent's own code, with CSV, PNG and self-contained HTML reports.
+//!   the agent's own code, with CSV, PNG and self-contained HTML reports; their option
+//!   structs are the CLI's flags (`clap::Args`), run by `offline::commands`.
 
 // Everything runs on network input; memory safety is the compiler's, not ours.
 #![forbid(unsafe_code)]

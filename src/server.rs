@@ -311,16 +311,25 @@ async fn ready(State(state): State<AppState>) -> Response {
     }
 }
 
+/// How the agent listens and shuts down; the flags of `promcast serve` and `promcast demo`
+/// besides `--config`.
+#[derive(clap::Args)]
 pub struct ServeOptions {
+    /// Address to listen on for remote write, /metrics and the API.
+    #[arg(long = "web.listen-address", default_value = "0.0.0.0:9201")]
     pub listen: SocketAddr,
-    /// The KEDA external scaler's address; bound only when `scaling:` has targets.
+    /// Address of the KEDA external scaler (gRPC); served when `scaling:` has targets.
+    #[arg(long = "grpc.listen-address", default_value = "0.0.0.0:9202")]
     pub grpc_listen: SocketAddr,
-    /// How long to keep delivering queued forecasts after a shutdown signal.
+    /// After SIGTERM, how long to keep delivering queued forecasts.
+    #[arg(long = "remote-write.flush-deadline", default_value = "10s", value_parser = crate::config::parse_duration)]
     pub flush_deadline: Duration,
     /// The agent's time: the wall clock, or `promcast demo`'s accelerated one.
+    #[arg(skip = Clock::wall())]
     pub clock: Clock,
     /// Called once the listener is bound, before requests are served, with the state and
     /// the page's URL (`promcast demo` loads its history and starts its replay here).
+    #[arg(skip)]
     pub on_ready: Option<OnReady>,
 }
 

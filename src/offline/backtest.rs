@@ -33,25 +33,40 @@ use crate::snapshot::{ModelKind, SeriesState};
 /// under-provisioning (forecast below the load) hurts more than paying for idle capacity.
 pub const UNDER_WEIGHT: f64 = 3.0;
 
-#[derive(Debug, Clone)]
+/// What `promcast backtest` evaluates; its doc comments are the flags' help.
+#[derive(Debug, Clone, clap::Args)]
 pub struct BacktestOptions {
+    /// The trace's step (the CLI sets it from the trace).
+    #[arg(skip = Duration::ZERO)]
     pub step: Duration,
+    #[arg(long, value_delimiter = ',', default_value = "5m,15m,30m", value_parser = crate::config::parse_duration)]
     pub horizons: Vec<Duration>,
-    /// Model names as in the config ([`crate::models`]' names and `auto`); by default every
-    /// model and `auto`.
+    /// Models to evaluate (names as in the config, and auto); default every model and auto.
+    #[arg(long, value_delimiter = ',', default_values_t = every_model())]
     pub models: Vec<String>,
-    /// The agent's ring length (`storage.retention`).
+    /// The agent's storage.retention: history the models may use at each origin.
+    #[arg(long, default_value = "24h", value_parser = crate::config::parse_duration)]
     pub retention: Duration,
+    /// Seasonal periods for mstl and seasonal_naive.
+    #[arg(long, value_delimiter = ',', default_value = "1h,1d", value_parser = crate::config::parse_duration)]
     pub seasons: Vec<Duration>,
+    /// Band quantiles (yhat_lower, yhat_upper).
+    #[arg(long, default_value = "0.1,0.9", value_parser = super::args::parse_quantiles)]
     pub quantiles: (f64, f64),
+    /// How often mstl refits (as in the agent).
+    #[arg(long = "refit-every", default_value = "15m", value_parser = crate::config::parse_duration)]
     pub refit_every: Duration,
-    /// Share of each trace's buckets (at the end) that is the test split.
+    /// Share of each series (at its end) that is the test split.
+    #[arg(long = "test-fraction", default_value_t = 0.2)]
     pub test_fraction: f64,
-    /// Evaluate every `stride` steps of the test split.
+    /// Evaluate every N steps of the test split.
+    #[arg(long, default_value_t = 1)]
     pub stride: usize,
-    /// The ONNX model for `lstm` (and `auto`); `None`: the built-in one.
+    /// ONNX model for lstm and auto.
+    #[arg(long = "model", value_name = "MODEL_FILE")]
     pub lstm: Option<PathBuf>,
     /// Season (in steps) of the MASE scale; default one day of steps.
+    #[arg(skip)]
     pub mase_season: Option<usize>,
 }
 

@@ -11,9 +11,13 @@
 //! - [`nab`]: `promcast anomaly-eval`, the agent's anomaly scoring on NAB's labelled series;
 //! - [`train`]: `promcast train`, the quantile LSTM (candle) and its ONNX export;
 //! - [`report`], [`plot`], [`html`]: CSV tables, PNG plots and one self-contained
-//!   `report.html` per run (tables and plots inline) of the above.
+//!   `report.html` per run (tables and plots inline) of the above;
+//! - [`commands`]: each subcommand's arguments (its options struct flattened) and its run,
+//!   with [`args`]: the trace flags and the options' value parsers.
 
+pub mod args;
 pub mod backtest;
+pub mod commands;
 pub mod data;
 pub mod frontier;
 pub mod gp;

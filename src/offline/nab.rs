@@ -60,34 +60,49 @@ pub const DETECTORS: [&str; 10] = [
     "mad_debounced",
 ];
 
-/// Options of [`run_nab_eval`].
-#[derive(Debug, Clone)]
+/// Options of [`run_nab_eval`]; their doc comments are `promcast anomaly-eval`'s help.
+#[derive(Debug, Clone, clap::Args)]
 pub struct NabEvalOptions {
-    /// `DIR/<category>/<name>.csv` with `timestamp,value`.
+    /// Tree in NAB's layout: DIR/<category>/<name>.csv with `timestamp,value`.
+    #[arg(long = "nab", value_name = "NAB")]
     pub nab_dir: PathBuf,
-    /// NAB's `combined_windows.json`.
+    /// NAB's combined_windows.json.
+    #[arg(long)]
     pub labels: PathBuf,
-    /// Output directory (created).
+    /// Output directory: anomaly.csv, summary.csv, plots/, results/ (NAB's results layout:
+    /// results/<detectorname>/<category>/<detectorname>_<name>.csv).
+    #[arg(long)]
     pub out: PathBuf,
-    /// Forest alarm threshold on the score.
+    /// Score at or above which the forest alarms.
+    #[arg(long, default_value_t = 0.65)]
     pub threshold: f64,
-    /// Categories (sub-folders) to run; `None` = every sub-folder of `nab_dir`.
+    /// Sub-folders to run (comma-separated); default: every sub-folder of --nab.
+    #[arg(long, value_delimiter = ',')]
     pub categories: Option<Vec<String>>,
-    /// Points of history a forest trains on: the agent's ring length (`retention / step`).
+    /// Points of history each forest trains on (the agent's retention / step).
+    #[arg(long, default_value_t = 1440)]
     pub history: usize,
-    /// Points between retrainings: the agent's `anomaly.retrain_every / step`.
+    /// Points between retrainings (the agent's anomaly.retrain_every / step).
+    #[arg(long = "retrain-every", default_value_t = 60)]
     pub retrain_every: usize,
-    /// Seed of the forests (the agent's is 0); runs with the same seed are identical.
+    /// Seed of the forests (the agent's is 0); the same seed gives the same figures.
+    #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// What drives the `agent` detector (the agent's `anomaly.signal`).
+    /// What drives the `agent` detector (the agent's anomaly.signal): `score` (against
+    /// --threshold) or `likelihood` (against --likelihood-threshold).
+    #[arg(long, default_value = "likelihood")]
     pub signal: AlarmSignal,
-    /// Threshold of the likelihood detectors, and of `agent` with the likelihood signal
-    /// (the agent's `anomaly.likelihood_threshold`).
+    /// Threshold of the likelihood detectors (the agent's anomaly.likelihood_threshold).
+    #[arg(long = "likelihood-threshold", default_value_t = LIKELIHOOD_THRESHOLD)]
     pub likelihood_threshold: f64,
-    /// How long the `agent` detector holds after firing (the agent's `anomaly.suppress`),
-    /// counted in the file's steps (rounded down); `None`: one day, the agent's default.
+    /// How long the `agent` detector holds after it fires (the agent's anomaly.suppress; 0s:
+    /// every anomalous point fires), counted in each file's steps [default: 1d]
+    #[arg(long, value_parser = crate::config::parse_duration)]
     pub suppress: Option<std::time::Duration>,
-    /// Also sweep each detector's threshold per NAB profile ([`optimize`]).
+    /// Also optimise each detector's threshold per NAB profile (standard, reward_low_FP_rate,
+    /// reward_low_FN_rate) as NAB's optimiser does, over all files of the run; printed and
+    /// written to summary.csv.
+    #[arg(long)]
     pub optimize: bool,
 }
 

@@ -41,36 +41,77 @@ use crate::stats::normal_quantile;
 /// [`crate::scale::band_quantile`].
 pub const BAND: (f64, f64) = (0.1, 0.9);
 
-#[derive(Debug, Clone)]
+/// What `promcast simulate` replays; its doc comments are the flags' help.
+#[derive(Debug, Clone, clap::Args)]
 pub struct SimOptions {
+    /// The trace's step (the CLI sets it from the trace).
+    #[arg(skip = Duration::ZERO)]
     pub step: Duration,
-    /// Load one replica serves at full utilisation.
+    /// Load one replica serves (the trace's units).
+    #[arg(long)]
     pub capacity: f64,
-    /// The share of `capacity` every policy sizes a replica for (the HPA's target).
+    /// The share of --capacity every policy sizes a replica for (the HPA's target value);
+    /// violations and unserved demand count against full capacity.
+    #[arg(long = "target-utilization", default_value_t = 0.7)]
     pub target_utilization: f64,
+    /// Pod start-up: a replica is ready this long after it is asked for.
+    #[arg(long, default_value = "2m", value_parser = crate::config::parse_duration)]
     pub startup: Duration,
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "static,reactive,ceiling,buffered,quantile,incremental",
+        value_parser = super::args::parse_policy
+    )]
     pub policies: Vec<Policy>,
-    /// `static`'s count; default: enough for the mean demand of the evaluated part.
+    /// `static`'s replicas (default: enough for the mean demand).
+    #[arg(long = "static-replicas")]
     pub static_replicas: Option<u32>,
+    #[arg(long = "min-replicas", default_value_t = 1)]
     pub min_replicas: u32,
+    #[arg(long = "max-replicas", default_value_t = 1000)]
     pub max_replicas: u32,
+    /// `buffered`'s margin.
+    #[arg(long, default_value_t = 0.2)]
     pub margin: f64,
+    /// `quantile`'s level.
+    #[arg(long, default_value_t = 0.9)]
     pub quantile: f64,
+    /// `incremental`'s largest change per decision.
+    #[arg(long = "max-step", default_value_t = 2)]
     pub max_step: u32,
+    #[arg(long = "scale-down-stabilization", default_value = "2m", value_parser = crate::config::parse_duration)]
     pub scale_down_stabilization: Duration,
+    /// What predictive policies size for: up_to_lead (the band's maximum until new replicas
+    /// are ready), at_lead (the band when they are), peak (the maximum over --peak-window
+    /// after that).
+    #[arg(long, default_value = "peak", value_parser = super::args::parse_sizing)]
     pub sizing: Sizing,
+    #[arg(long = "peak-window", default_value = "1m", value_parser = crate::config::parse_duration)]
     pub peak_window: Duration,
+    /// How predictive policies scale in: window (to the highest recommendation of
+    /// --scale-down-stabilization) or forecast (as far as the band over the start-up plus
+    /// that window allows).
+    #[arg(long = "scale-in", default_value = "window", value_parser = super::args::parse_scale_in)]
     pub scale_in: ScaleIn,
+    /// desired = max(reactive, predictive); `--reactive-floor false` lets the forecast decide.
+    #[arg(long = "reactive-floor", default_value_t = true, action = clap::ArgAction::Set)]
     pub reactive_floor: bool,
-    /// Forecast model of the predictive policies (`auto`, `lstm`, `mstl`, ..., or
-    /// `oracle:N`, a bound).
+    /// Forecast model of the predictive policies. `oracle:N` is a bound, not a model: the
+    /// centred N-bucket mean of the actual trace, future included.
+    #[arg(long, default_value = "auto")]
     pub model: String,
-    /// ONNX file for `lstm`/`auto`; `None`: the built-in model.
+    /// ONNX model file for lstm/auto (default: the built-in one).
+    #[arg(long = "model-file", value_name = "MODEL_FILE")]
     pub lstm: Option<std::path::PathBuf>,
+    /// The forecaster's history (the agent's storage.retention).
+    #[arg(long, default_value = "24h", value_parser = crate::config::parse_duration)]
     pub retention: Duration,
-    /// Seasonal periods of the forecast models.
+    /// Seasonal periods of the forecast models (multiples of the step, two steps or more).
+    #[arg(long, value_delimiter = ',', default_value = "1h,1d", value_parser = crate::config::parse_duration)]
     pub seasons: Vec<Duration>,
-    /// Share of the trace (at its end) that is scored; the rest warms the models up.
+    /// Share of the trace (at its end) that is scored.
+    #[arg(long = "eval-fraction", default_value_t = 0.2)]
     pub eval_fraction: f64,
 }
 

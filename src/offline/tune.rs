@@ -46,30 +46,49 @@ impl Slo {
     }
 }
 
-#[derive(Debug, Clone)]
+/// What `promcast tune` searches for; its doc comments are the flags' help (the SLO's flags
+/// are [`Slo`]'s, in `super::commands`).
+#[derive(Debug, Clone, clap::Args)]
 pub struct TuneOptions {
-    /// The trace's step, capacity, start-up, model, replica bounds.
+    /// The trace's step, capacity, start-up, model, replica bounds (the CLI sets them).
+    #[arg(skip = SimOptions::new(Duration::ZERO))]
     pub sim: SimOptions,
+    #[command(flatten)]
     pub slo: Slo,
-    /// Trials of the Bayesian optimisation (and of the random search beside it).
+    /// Trials of the Bayesian optimisation (a random search of the same size runs beside it).
+    #[arg(long, default_value_t = 40)]
     pub budget: usize,
     /// Random trials the optimisation starts from.
+    #[arg(skip = INITIAL)]
     pub initial: usize,
+    #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Share of the trace used for tuning; the rest is held out.
+    /// Share of the history used for tuning; the rest is held out to check the winner.
+    #[arg(long = "train-fraction", default_value_t = 0.8)]
     pub train_fraction: f64,
     /// Share of the tuning part the trials are scored on (at its end).
+    #[arg(skip = TUNE_FRACTION)]
     pub tune_fraction: f64,
     /// The SLO must hold in each of this many consecutive blocks of the tuning window, not
     /// only on the whole: a configuration that spends one quiet stretch's slack on another's
     /// burst does not generalise.
+    #[arg(skip = BLOCKS)]
     pub blocks: usize,
     /// The HPA's target utilisation the held-out check compares against.
+    #[arg(long = "hpa-utilization", default_value_t = 0.7)]
     pub hpa_utilization: f64,
-    /// An SLO must hold with this share to spare on the tuning window (unserved demand and
-    /// violations vary more between weeks than cost does).
+    /// An SLO must hold with this share to spare on the tuning window, since unserved demand
+    /// varies more from week to week than cost does.
+    #[arg(long = "slo-margin", default_value_t = 0.2)]
     pub slo_margin: f64,
 }
+
+/// [`TuneOptions::initial`]'s default.
+const INITIAL: usize = 8;
+/// [`TuneOptions::tune_fraction`]'s default.
+const TUNE_FRACTION: f64 = 0.7;
+/// [`TuneOptions::blocks`]'s default.
+const BLOCKS: usize = 4;
 
 impl TuneOptions {
     pub fn new(sim: SimOptions) -> Self {
@@ -77,11 +96,11 @@ impl TuneOptions {
             sim,
             slo: Slo::HpaCost(0.7),
             budget: 40,
-            initial: 8,
+            initial: INITIAL,
             seed: 1,
             train_fraction: 0.8,
-            tune_fraction: 0.7,
-            blocks: 4,
+            tune_fraction: TUNE_FRACTION,
+            blocks: BLOCKS,
             slo_margin: 0.2,
             hpa_utilization: 0.7,
         }

@@ -86,29 +86,51 @@ impl DataSpec {
     }
 }
 
-/// Hyperparameters and files of one run.
-#[derive(Debug, Clone, Serialize)]
+/// Hyperparameters and files of one run; the doc comments of the tunable ones are
+/// `promcast train`'s help, the others are fixed by the model's contract.
+#[derive(Debug, Clone, Serialize, clap::Args)]
 pub struct TrainOptions {
+    /// Input steps of the model.
+    #[arg(long, default_value_t = 48)]
     pub window: usize,
+    /// LSTM hidden size.
+    #[arg(long, default_value_t = 32)]
     pub hidden: usize,
+    #[arg(skip = TrainOptions::default().head)]
     pub head: usize,
+    #[arg(skip = TrainOptions::default().horizon_steps)]
     pub horizon_steps: Vec<usize>,
+    #[arg(skip = TrainOptions::default().quantiles)]
     pub quantiles: Vec<f64>,
     /// The steps the model will serve (every source step must be one of them).
+    #[arg(skip = TrainOptions::default().steps)]
     pub steps: Vec<PromDuration>,
     /// History each window may look back on (the agent's `storage.retention`).
+    #[arg(skip = TrainOptions::default().retention)]
     pub retention: PromDuration,
+    #[arg(long, default_value_t = 40)]
     pub epochs: usize,
+    #[arg(long, default_value_t = 256)]
     pub batch: usize,
+    #[arg(long = "windows-per-epoch", default_value_t = 65_536)]
     pub windows_per_epoch: usize,
+    #[arg(skip = TrainOptions::default().validation_windows)]
     pub validation_windows: usize,
+    #[arg(long, default_value_t = 3e-3)]
     pub lr: f64,
+    #[arg(skip = TrainOptions::default().weight_decay)]
     pub weight_decay: f64,
+    /// Epochs without a better validation loss before stopping.
+    #[arg(long, default_value_t = 6)]
     pub patience: usize,
+    #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Stop after this much wall time (the best checkpoint so far is exported).
+    /// Stop after this long (the best checkpoint is exported).
+    #[arg(long = "max-time", value_parser = crate::offline::args::parse_prom_duration)]
     pub max_time: Option<PromDuration>,
-    /// Start from these weights (a checkpoint of a run with the same shapes).
+    /// Start from a checkpoint (best.safetensors of a run with the same shapes), e.g. to
+    /// fine-tune the shipped model's weights on your own history.
+    #[arg(long)]
     pub init: Option<PathBuf>,
 }
 

@@ -1,0 +1,328 @@
+//! `forecast:` entries: which series are forecast, by which model ([`ModelChoice`]), at
+//! which horizons and quantiles, with which seasons and anomaly scoring; and their checks.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::duration::PromDuration;
+use super::inference::InferenceSection;
+use super::selector::Selector;
+use super::storage::{CounterMode, StorageSection};
+
+pub use crate::models::{ModelChoice, ModelKind};
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForecastSection {
+    /// PromQL series selector: `name{label="v"}` with `=`, `!=`, `=~`, `!~`.
+    pub selector: String,
+    #[serde(default = "default_horizons")]
+    pub horizons: Vec<PromDuration>,
+    #[serde(default = "default_model")]
+    pub model: ModelChoice,
+    /// Lower and upper quantile of the band (`yhat_lower`, `yhat_upper`).
+    #[serde(default = "default_quantiles")]
+    pub quantiles: Vec<f64>,
+    /// Seasonal periods for `mstl` and `seasonal_naive`; a period is used once the series
+    /// holds enough of it (one cycle for seasonal naive, two for MSTL).
+    #[serde(default = "default_seasons")]
+    pub seasons: Vec<PromDuration>,
+    /// How often an expensive model (`mstl`) is refitted per series; between refits its
+    /// forecast path is read forward and its age is exported.
+    #[serde(default = "default_refit")]
+    pub refit_every: PromDuration,
+    /// How often `model: auto` re-chooses each series' model by a rolling backtest on the
+    /// series' own history.
+    #[serde(default = "default_auto_every")]
+    pub auto_every: PromDuration,
+    /// Anomaly scoring of each series' newest point (`N:anomaly_score`,
+    /// `N:anomaly_likelihood`, `N:anomalous`).
+    #[serde(default)]
+    pub anomaly: AnomalySection,
+    /// Overrides `storage.counters` for the counters this entry selects.
+    #[serde(default)]
+    pub counters: Option<CounterMode>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnomalySection {
+    pub enabled: bool,
+    /// Score (0..1) at or above which a point outside the band is flagged anomalous.
+    pub threshold: f64,
+    /// How often the entry's isolation forest is retrained from the rings.
+    pub retrain_every: PromDuration,
+    /// What drives `N:anomalous`: the forest's `score` (against `threshold`) or its
+    /// `likelihood` (against `likelihood_threshold`).
+    pub signal: AlarmSignal,
+    /// Likelihood (0..1, log-scaled) at or above which a point outside the band is flagged
+    /// anomalous when `signal: likelihood`.
+    pub likelihood_threshold: f64,
+    /// After `N:anomalous` fires for a series, it does not fire again for this long
+    /// (`0s`: every anomalous point fires).
+    pub suppress: PromDuration,
+}
+
+impl Default for AnomalySection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            threshold: 0.65,
+            retrain_every: PromDuration(Duration::from_secs(3600)),
+            signal: AlarmSignal::Likelihood,
+            likelihood_threshold: 0.15,
+            suppress: PromDuration(Duration::from_secs(86_400)),
+        }
+    }
+}
+
+fn default_horizons() -> Vec<PromDuration> {
+    [5, 15, 30]
+        .map(|m| PromDuration(Duration::from_secs(m * 60)))
+        .to_vec()
+}
+fn default_model() -> ModelChoice {
+    ModelChoice::Auto
+}
+fn default_quantiles() -> Vec<f64> {
+    vec![0.1, 0.9]
+}
+fn default_seasons() -> Vec<PromDuration> {
+    vec![
+        PromDuration(Duration::from_secs(3600)),
+        PromDuration(Duration::from_secs(86_400)),
+    ]
+}
+fn default_auto_every() -> PromDuration {
+    PromDuration(Duration::from_secs(3600))
+}
+fn default_refit() -> PromDuration {
+    PromDuration(Duration::from_secs(15 * 60))
+}
+
+#[derive(Debug, Clone)]
+pub struct ForecastSpec {
+    pub selector: Selector,
+    pub horizons: Vec<Horizon>,
+    pub model: ModelChoice,
+    pub lower_quantile: f64,
+    pub upper_quantile: f64,
+    /// Seasonal periods in steps, ascending.
+    pub seasons: Vec<usize>,
+    /// Refit interval in steps (at least 1).
+    pub refit_every: usize,
+    /// `auto` re-choice interval in steps (at least 1).
+    pub auto_every: usize,
+    pub anomaly: Option<AnomalySpec>,
+    /// Whether the counters this entry selects are stored as rates.
+    pub counters: CounterMode,
+}
+
+/// What drives `N:anomalous`: the forest's raw score or its likelihood
+/// (`crate::anomaly::likelihood`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlarmSignal {
+    /// The isolation-forest score (`N:anomaly_score`).
+    Score,
+    /// The anomaly likelihood of the score (`N:anomaly_likelihood`): the default, measured
+    /// better on NAB (docs/ANOMALY.md).
+    #[default]
+    Likelihood,
+}
+
+impl std::str::FromStr for AlarmSignal {
+    type Err = String;
+
+    /// The names of the config (`score`, `likelihood`), as `--signal` takes them.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "score" => Ok(AlarmSignal::Score),
+            "likelihood" => Ok(AlarmSignal::Likelihood),
+            _ => Err(format!("expected `score` or `likelihood`, got `{s}`")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnomalySpec {
+    /// Score threshold; with `signal: likelihood`, the likelihood threshold.
+    pub threshold: f64,
+    /// Retrain interval in steps (at least 1).
+    pub retrain_every: usize,
+    pub signal: AlarmSignal,
+    /// Suppression after a firing, in steps (0: none).
+    pub suppress: usize,
+}
+
+/// One forecast horizon: the label text users see and the number of steps ahead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Horizon {
+    pub label: String,
+    pub duration: Duration,
+    pub steps: usize,
+}
+
+/// One `forecast:` entry; `None` when its selector does not parse (reported).
+pub(super) fn forecast_entry(
+    storage: &StorageSection,
+    inference: &InferenceSection,
+    i: usize,
+    f: &ForecastSection,
+    step_ms: u64,
+    ring_len: usize,
+    problem: &mut impl FnMut(String, String),
+) -> Option<ForecastSpec> {
+    let at = |key: &str| format!("forecast[{i}].{key}");
+    let selector = Selector::parse(&f.selector)
+        .map_err(|e| problem(at("selector"), e.to_string()))
+        .ok();
+    let horizons = horizons(storage, i, f, step_ms, ring_len, problem);
+    let (lo, hi) = match f.quantiles.as_slice() {
+        [lo, hi] if 0.0 < *lo && lo < hi && *hi < 1.0 => (*lo, *hi),
+        _ => {
+            problem(
+                at("quantiles"),
+                format!(
+                    "expected [lower, upper] with 0 < lower < upper < 1, got {:?}",
+                    f.quantiles
+                ),
+            );
+            (0.1, 0.9)
+        }
+    };
+    let mut seasons = Vec::new();
+    for (j, s) in f.seasons.iter().enumerate() {
+        let ms = s.0.as_millis() as u64;
+        if step_ms == 0 {
+            continue;
+        }
+        if ms == 0 || ms % step_ms != 0 || ms / step_ms < 2 {
+            problem(
+                format!("forecast[{i}].seasons[{j}]"),
+                format!("{s} is not a multiple of storage.step of at least two steps"),
+            );
+            continue;
+        }
+        seasons.push((ms / step_ms) as usize);
+    }
+    seasons.sort_unstable();
+    seasons.dedup();
+    let in_steps = |d: &PromDuration| {
+        (d.0.as_millis() as u64)
+            .checked_div(step_ms)
+            .unwrap_or(1)
+            .max(1) as usize
+    };
+    let named = f.model.model();
+    if let Some(model) = named.filter(|k| k.needs_network()) {
+        if inference.model.as_deref() == Some("none") {
+            problem(
+                at("model"),
+                format!("`{model}` needs a model, but inference.model is `none`"),
+            );
+        }
+    }
+    if let Some(model) = named.filter(|k| k.needs_season() && seasons.is_empty()) {
+        problem(
+            at("seasons"),
+            format!("`{model}` needs at least one season"),
+        );
+    }
+    if !(0.0..=1.0).contains(&f.anomaly.threshold) {
+        problem(
+            at("anomaly.threshold"),
+            format!("must be within 0..1, got {}", f.anomaly.threshold),
+        );
+    }
+    if !(0.0..=1.0).contains(&f.anomaly.likelihood_threshold) {
+        problem(
+            at("anomaly.likelihood_threshold"),
+            format!(
+                "must be within 0..1, got {}",
+                f.anomaly.likelihood_threshold
+            ),
+        );
+    }
+    Some(ForecastSpec {
+        selector: selector?,
+        horizons,
+        model: f.model,
+        lower_quantile: lo,
+        upper_quantile: hi,
+        seasons,
+        refit_every: in_steps(&f.refit_every),
+        auto_every: in_steps(&f.auto_every),
+        anomaly: f.anomaly.enabled.then(|| AnomalySpec {
+            threshold: match f.anomaly.signal {
+                AlarmSignal::Score => f.anomaly.threshold,
+                AlarmSignal::Likelihood => f.anomaly.likelihood_threshold,
+            },
+            retrain_every: in_steps(&f.anomaly.retrain_every),
+            signal: f.anomaly.signal,
+            suppress: (f.anomaly.suppress.0.as_millis() as u64)
+                .checked_div(step_ms)
+                .unwrap_or(0) as usize,
+        }),
+        counters: f.counters.unwrap_or(storage.counters),
+    })
+}
+
+/// An entry's horizons: positive multiples of the step within the retention, each once,
+/// sorted.
+fn horizons(
+    storage: &StorageSection,
+    i: usize,
+    f: &ForecastSection,
+    step_ms: u64,
+    ring_len: usize,
+    problem: &mut impl FnMut(String, String),
+) -> Vec<Horizon> {
+    if f.horizons.is_empty() {
+        problem(
+            format!("forecast[{i}].horizons"),
+            "at least one horizon is needed".into(),
+        );
+    }
+    let mut horizons = Vec::with_capacity(f.horizons.len());
+    for (j, h) in f.horizons.iter().enumerate() {
+        let ms = h.0.as_millis() as u64;
+        if step_ms == 0 {
+            continue;
+        }
+        let at = format!("forecast[{i}].horizons[{j}]");
+        if ms == 0 || ms % step_ms != 0 {
+            problem(
+                at,
+                format!(
+                    "{h} is not a positive multiple of storage.step ({})",
+                    storage.step
+                ),
+            );
+            continue;
+        }
+        let steps = (ms / step_ms) as usize;
+        if steps > ring_len {
+            problem(
+                at,
+                format!(
+                    "{h} is longer than storage.retention ({})",
+                    storage.retention
+                ),
+            );
+            continue;
+        }
+        if horizons.iter().any(|x: &Horizon| x.steps == steps) {
+            problem(at, format!("{h} is listed twice"));
+            continue;
+        }
+        horizons.push(Horizon {
+            label: h.to_string(),
+            duration: h.0,
+            steps,
+        });
+    }
+    horizons.sort_by_key(|h| h.steps);
+    horizons
+}
