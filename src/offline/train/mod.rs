@@ -11,11 +11,17 @@
 //!   stopping, best checkpoint), the last 20% is never touched (it is `backtest`'s test split).
 //! - **Data**: the backtest CSV rules; several sources through a YAML file
 //!   ([`DataSpec`], e.g. `models/training-data.yml`), each at its own step, optionally also
-//!   aggregated to coarser steps. Sources are sampled by weight, then series by length.
+//!   aggregated to coarser steps (`data.rs`). Sources are sampled by weight, then series by
+//!   length (`sample.rs`).
 //! - Deterministic for a seed (weight initialisation, sampling, batch order), one thread.
 
+mod data;
 pub mod export;
 pub mod net;
+mod sample;
+
+pub use data::{aggregate, prepare, DataSpec, Prepared, Source, Variant};
+pub use sample::{Batch, Sampler, Split};
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -24,67 +30,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use candle_nn::Optimizer as _;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::config::{format_duration, PromDuration};
-use crate::forecast::neural::{input_row, Feature, History, ModelMeta, Normalisation};
-use crate::offline::data::{read_traces, CsvOptions, Trace};
+use crate::forecast::neural::{Feature, ModelMeta, Normalisation};
 use crate::rng::SplitMix64;
 use net::{Net, Shape};
-
-/// One data source of a [`DataSpec`].
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Source {
-    pub name: String,
-    /// File or directory; relative paths are resolved against the spec file's directory.
-    pub input: PathBuf,
-    #[serde(default)]
-    pub column: Vec<String>,
-    #[serde(default)]
-    pub time_column: Option<String>,
-    #[serde(default)]
-    pub key: Vec<String>,
-    /// Step the traces are bucketed to.
-    pub step: PromDuration,
-    /// Also train on copies aggregated (mean per bucket) to these coarser steps.
-    #[serde(default)]
-    pub also_at: Vec<PromDuration>,
-    #[serde(default)]
-    pub zero_run_gap: Option<usize>,
-    /// Sum the members this column names into one series per key group.
-    #[serde(default)]
-    pub sum_over: Option<String>,
-    /// Relative sampling weight of the source (per step variant).
-    #[serde(default = "one")]
-    pub weight: f64,
-    /// Use at most this many series (the first ones).
-    #[serde(default)]
-    pub max_series: Option<usize>,
-}
-
-fn one() -> f64 {
-    1.0
-}
-
-/// The training data: a list of sources.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct DataSpec {
-    pub sources: Vec<Source>,
-}
-
-impl DataSpec {
-    pub fn load(path: &Path) -> Result<(Self, PathBuf)> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let de = serde_yaml_ng::Deserializer::from_str(&text);
-        let spec: DataSpec = serde_path_to_error::deserialize(de)
-            .map_err(|e| anyhow::anyhow!("{}: {}: {}", path.display(), e.path(), e.inner()))?;
-        let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-        Ok((spec, base))
-    }
-}
 
 /// Hyperparameters and files of one run; the doc comments of the tunable ones are
 /// `promcast train`'s help, the others are fixed by the model's contract.
@@ -172,267 +123,6 @@ pub const FEATURES: [Feature; 8] = [
     Feature::Lag1dLead,
     Feature::Lag1dLeadMask,
 ];
-
-/// A series ready for sampling: bucketed values at its step.
-#[derive(Debug, Clone)]
-pub struct Prepared {
-    pub source: usize,
-    pub name: String,
-    pub step: Duration,
-    pub first_ms: i64,
-    pub calendar: bool,
-    pub values: Vec<f32>,
-}
-
-/// Bucketed values aggregated by `factor` (mean of the observed ones per coarse bucket,
-/// NaN when fewer than half are observed).
-pub fn aggregate(values: &[f32], factor: usize) -> Vec<f32> {
-    values
-        .chunks(factor)
-        .map(|c| {
-            let obs: Vec<f32> = c.iter().copied().filter(|v| v.is_finite()).collect();
-            if obs.len() * 2 >= factor {
-                obs.iter().sum::<f32>() / obs.len() as f32
-            } else {
-                f32::NAN
-            }
-        })
-        .collect()
-}
-
-/// A source at one step: its name (`source@step`) and sampling weight.
-pub type Variant = (String, f64);
-
-/// Loads every source (and its aggregated copies).
-pub fn prepare(spec: &DataSpec, base: &Path) -> Result<(Vec<Prepared>, Vec<Variant>)> {
-    let mut out = Vec::new();
-    let mut variants = Vec::new();
-    for src in &spec.sources {
-        let path = if src.input.is_relative() {
-            base.join(&src.input)
-        } else {
-            src.input.clone()
-        };
-        let opts = CsvOptions {
-            time_column: src.time_column.clone(),
-            columns: src.column.clone(),
-            keys: src.key.clone(),
-            step: Some(src.step.0),
-            sum_over: src.sum_over.clone(),
-            filters: vec![],
-        };
-        let mut traces: Vec<Trace> =
-            read_traces(&path, &opts).with_context(|| format!("source {}", src.name))?;
-        if let Some(m) = src.max_series {
-            traces.truncate(m);
-        }
-        if let Some(n) = src.zero_run_gap {
-            traces.iter_mut().for_each(|t| t.zero_runs_as_gaps(n));
-        }
-        let step_ms = src.step.0.as_millis() as i64;
-        let mut steps = vec![(src.step.0, 1usize)];
-        for a in &src.also_at {
-            let f = a.0.as_millis() as i64 / step_ms;
-            if f < 2 || a.0.as_millis() as i64 % step_ms != 0 {
-                bail!(
-                    "source {}: also_at {} is not a multiple of its step {}",
-                    src.name,
-                    a,
-                    src.step
-                );
-            }
-            steps.push((a.0, f as usize));
-        }
-        for (step, factor) in steps {
-            let vi = variants.len();
-            variants.push((
-                format!("{}@{}", src.name, format_duration(step)),
-                src.weight,
-            ));
-            for t in &traces {
-                let (b0, v) = t.bucketed(step_ms);
-                // Coarse buckets start on a multiple of the coarse step.
-                let skip = (factor - b0.rem_euclid(factor as i64) as usize) % factor;
-                let v = if factor > 1 {
-                    aggregate(&v[skip.min(v.len())..], factor)
-                } else {
-                    v
-                };
-                let first_ms = (b0 + skip as i64) * step_ms;
-                out.push(Prepared {
-                    source: vi,
-                    name: format!("{}@{}", t.name, format_duration(step)),
-                    step,
-                    first_ms,
-                    calendar: t.calendar,
-                    values: v,
-                });
-            }
-        }
-    }
-    Ok((out, variants))
-}
-
-/// Which part of a series a window's targets may fall in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Split {
-    Train,
-    Validation,
-}
-
-/// Bounds (origin range) of a split in a series of `n` buckets: origins `t` whose targets
-/// `t + L` stay inside the split.
-fn origins(n: usize, split: Split, window: usize, lead: usize) -> std::ops::Range<usize> {
-    let train_end = n * 7 / 10;
-    let val_end = n * 8 / 10;
-    let (lo, hi) = match split {
-        Split::Train => (window.saturating_sub(1), train_end),
-        Split::Validation => (train_end.max(window.saturating_sub(1)), val_end),
-    };
-    lo..hi.saturating_sub(lead).max(lo)
-}
-
-/// Training windows: `[n, W, F]` inputs, `[n, K]` normalised targets and mask.
-pub struct Batch {
-    pub inputs: Vec<f32>,
-    pub targets: Vec<f32>,
-    pub mask: Vec<f32>,
-    pub rows: usize,
-}
-
-/// Largest |normalised target| used in the loss.
-const TARGET_CLIP: f32 = 30.0;
-
-/// Builds windows by sampling `count` (series, origin) pairs of `split`.
-pub struct Sampler<'a> {
-    pub meta: ModelMeta,
-    pub data: &'a [Prepared],
-    pub ring: Duration,
-    pub horizon_steps: Vec<usize>,
-    /// Per variant: weight and the series in it with their number of origins.
-    variants: Vec<(f64, Vec<(usize, usize)>)>,
-}
-
-impl<'a> Sampler<'a> {
-    pub fn new(
-        meta: ModelMeta,
-        data: &'a [Prepared],
-        weights: &[(String, f64)],
-        ring: Duration,
-        split: Split,
-    ) -> Self {
-        let horizon_steps = meta.horizon_steps();
-        let lead = *horizon_steps.iter().max().unwrap_or(&1);
-        let mut variants: Vec<(f64, Vec<(usize, usize)>)> =
-            weights.iter().map(|(_, w)| (*w, Vec::new())).collect();
-        for (i, p) in data.iter().enumerate() {
-            let r = origins(p.values.len(), split, meta.window, lead);
-            if !r.is_empty() {
-                variants[p.source].1.push((i, r.len()));
-            }
-        }
-        variants.retain(|v| !v.1.is_empty() && v.0 > 0.0);
-        Self {
-            meta,
-            data,
-            ring,
-            horizon_steps,
-            variants,
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.variants.is_empty()
-    }
-
-    /// `count` windows (fewer when windows are unusable), deterministic for `rng`.
-    pub fn sample(&self, count: usize, split: Split, rng: &mut SplitMix64) -> Batch {
-        let (w, f, k) = (
-            self.meta.window,
-            self.meta.features.len(),
-            self.horizon_steps.len(),
-        );
-        let lead = *self.horizon_steps.iter().max().unwrap_or(&1);
-        let total_w: f64 = self.variants.iter().map(|v| v.0).sum();
-        let mut b = Batch {
-            inputs: Vec::with_capacity(count * w * f),
-            targets: Vec::with_capacity(count * k),
-            mask: Vec::with_capacity(count * k),
-            rows: 0,
-        };
-        let mut row = vec![0f32; w * f];
-        let mut scratch = (Vec::new(), Vec::new());
-        let mut attempts = 0;
-        while b.rows < count && attempts < count * 20 {
-            attempts += 1;
-            // variant by weight, series by its number of origins, origin uniform
-            let mut x = rng.unit() * total_w;
-            let var = self
-                .variants
-                .iter()
-                .find(|v| {
-                    x -= v.0;
-                    x < 0.0
-                })
-                .unwrap_or(&self.variants[self.variants.len() - 1]);
-            let total: usize = var.1.iter().map(|s| s.1).sum();
-            let mut y = (rng.unit() * total as f64) as usize;
-            let &(si, _) = var
-                .1
-                .iter()
-                .find(|s| {
-                    if y < s.1 {
-                        true
-                    } else {
-                        y -= s.1;
-                        false
-                    }
-                })
-                .unwrap_or(&var.1[var.1.len() - 1]);
-            let p = &self.data[si];
-            let r = origins(p.values.len(), split, w, lead);
-            let t = r.start + (rng.unit() * r.len() as f64) as usize;
-            let t = t.min(r.end - 1);
-            let step_ms = p.step.as_millis() as i64;
-            let ring = (self.ring.as_millis() as i64 / step_ms).max(1) as usize;
-            let from = (t + 1).saturating_sub(ring);
-            let window = &p.values[(t + 1).saturating_sub(w)..=t];
-            if window.iter().filter(|v| v.is_finite()).count() * 2 < w {
-                continue;
-            }
-            let history = History {
-                values: &p.values[from..=t],
-                last_ts_ms: p.first_ms + t as i64 * step_ms,
-                calendar: p.calendar,
-            };
-            let Some(norm) = input_row(&self.meta, p.step, &history, &mut row, &mut scratch) else {
-                continue;
-            };
-            let mut any = false;
-            let (t0, m0) = (b.targets.len(), b.mask.len());
-            for &h in &self.horizon_steps {
-                let y = p.values.get(t + h).copied().unwrap_or(f32::NAN);
-                if y.is_finite() {
-                    b.targets
-                        .push(norm.normalise(y as f64).clamp(-TARGET_CLIP, TARGET_CLIP));
-                    b.mask.push(1.0);
-                    any = true;
-                } else {
-                    b.targets.push(0.0);
-                    b.mask.push(0.0);
-                }
-            }
-            if !any {
-                b.targets.truncate(t0);
-                b.mask.truncate(m0);
-                continue;
-            }
-            b.inputs.extend_from_slice(&row);
-            b.rows += 1;
-        }
-        b
-    }
-}
 
 /// The model metadata a run trains for.
 pub fn model_meta(opts: &TrainOptions) -> ModelMeta {
@@ -833,8 +523,9 @@ fn write_record(r: &RunRecord, out: &Path) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::sample::origins;
     use super::*;
-    use crate::forecast::neural::LstmModel;
+    use crate::forecast::neural::{History, LstmModel};
 
     #[test]
     fn aggregation_and_splits() {
