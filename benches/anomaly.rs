@@ -2,7 +2,7 @@
 //!
 //! `cargo bench --bench anomaly`: per-step cost of `features` + `AnomalyForest::score` for one
 //! series, training time, and forest heap bytes (allocator-measured vs `heap_bytes()`).
-use promcast::anomaly::online::training_rows;
+use promcast::anomaly::online::{training_rows, Newest};
 use promcast::anomaly::{features, naive_band, AnomalyForest, AnomalyScorer, FeatureVec};
 use promcast::config::AnomalySpec;
 use promcast::store::SeriesId;
@@ -223,16 +223,15 @@ fn drive(
     for step in 0..steps {
         for k in 0..n_series {
             let end = offset(k) + ring + step as usize;
-            if let Some(a) = scorer.score(
-                SeriesId(k as u64),
-                0,
+            let newest = Newest {
+                id: SeriesId(k as u64),
+                entry: 0,
                 spec,
-                &v[end - ring..end],
-                step as i64,
+                values: &v[end - ring..end],
+                head: step as i64,
                 season,
-                step,
-                far,
-            ) {
+            };
+            if let Some(a) = scorer.score(&newest, step, far) {
                 out.checksum += a.score + a.likelihood;
                 out.scored += (step > 0) as u64;
             }

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use promcast::config::Config;
 use promcast::forecast::neural::{BackendChoice, History, LstmModel, BUILTIN_MODEL};
-use promcast::forecast::scheduler::Scheduler;
 use promcast::snapshot::{Snapshot, SnapshotCell};
+use promcast::step::Scheduler;
 use promcast::store::{hash_labels, AppendStats, LabelRef, Sample, Store};
 
 /// The NASA requests-per-minute trace as `f32`.

@@ -21,8 +21,8 @@ use std::time::Instant;
 use promcast::config::Config;
 use promcast::export::history::ForecastHistory;
 use promcast::forecast::neural::{BackendChoice, LstmModel, BUILTIN_MODEL};
-use promcast::forecast::scheduler::Scheduler;
 use promcast::snapshot::{ModelKind, Snapshot, SnapshotCell};
+use promcast::step::Scheduler;
 use promcast::store::{hash_labels, AppendStats, LabelRef, Sample, Store};
 use promcast::telemetry::Telemetry;
 

@@ -24,7 +24,7 @@
 //! - [`forecast`]: the model interface ([`forecast::Fit`] / [`forecast::Predict`]) and the
 //!   models (`naive`, `seasonal_naive`, `mstl`, `lstm` via tract-onnx or, with the `gpu`
 //!   feature, an onnxruntime batch worker), `auto`'s choice, the per-series forecaster, and
-//!   the loop ([`forecast::scheduler`]) that runs them off the async runtime once per step.
+//!   the loop ([`step`]) that runs them off the async runtime once per step.
 //! - [`anomaly`]: scale-free features of the newest point scored by extended isolation
 //!   forests (per series within a limit, pooled per forecast entry otherwise), our own
 //!   seeded implementation with flat `f32` nodes ([`anomaly::eif`]); the anomaly likelihood
@@ -74,6 +74,7 @@ pub mod scale;
 pub mod server;
 pub mod snapshot;
 pub mod stats;
+pub mod step;
 pub mod store;
 pub mod telemetry;
 #[cfg(test)]

@@ -197,7 +197,7 @@ impl Builder<'_> {
     }
 }
 
-/// What the forecast loop reports once per step (`forecast::scheduler::StepStats::record`).
+/// What the forecast loop reports once per step (`step::StepStats::record`).
 pub struct LoopMetrics {
     pub series_evicted: Counter,
     pub series: Gauge,

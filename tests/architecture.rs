@@ -1,6 +1,9 @@
 //! The shape of the code, checked: the modules follow the data one way (ingest → store →
-//! forecast/anomaly/scale → snapshot → export), no two files import each other through any
-//! chain, and no function grows past a screenful.
+//! forecast/anomaly/scale, joined only by the step above them → snapshot → export), no two
+//! files import each other through any chain, no function grows past a screenful and no
+//! file past ~800 lines, and a model is its own file plus its line in the list (nothing
+//! else names it). Each rule is also run on a planted violation, so a rule that stopped
+//! seeing anything would fail.
 //!
 //! Imports are read from the source (`use` trees and inline `crate::`/`super::` paths, test
 //! modules left out) and resolved to the file that defines the item, following `pub use`
@@ -11,23 +14,75 @@ use std::path::{Path, PathBuf};
 
 /// Longest function allowed anywhere in `src/`, in lines.
 const MAX_FN_LINES: usize = 120;
+/// Longest file allowed in `src/` (unit-test files aside), in lines.
+const MAX_FILE_LINES: usize = 800;
 
 /// Module prefixes and the module prefixes they must not import.
 const FORBIDDEN: &[(&str, &[&str])] = &[
-    // The models and the loop produce snapshots; they never reach into exporters.
-    ("forecast", &["export", "server", "offline", "ingest"]),
+    // The list of models and the shared maths are the bottom: they import nothing above.
+    (
+        "models",
+        &[
+            "forecast",
+            "anomaly",
+            "scale",
+            "step",
+            "export",
+            "ingest",
+            "server",
+            "snapshot",
+            "store",
+            "offline",
+            "telemetry",
+            "config",
+            "tls",
+            "demo",
+            "stats",
+        ],
+    ),
+    (
+        "stats",
+        &[
+            "forecast",
+            "anomaly",
+            "scale",
+            "step",
+            "export",
+            "ingest",
+            "server",
+            "snapshot",
+            "store",
+            "offline",
+            "telemetry",
+            "config",
+            "tls",
+            "demo",
+            "models",
+        ],
+    ),
+    // The models, the scorer and the targets produce parts of a snapshot; they never reach
+    // into exporters, nor into each other: the step joins them.
+    (
+        "forecast",
+        &["export", "server", "offline", "ingest", "scale", "step"],
+    ),
     (
         "anomaly",
-        &["export", "server", "offline", "forecast", "ingest"],
+        &[
+            "export", "server", "offline", "forecast", "ingest", "scale", "step",
+        ],
     ),
     (
         "scale",
-        &["export", "server", "offline", "ingest", "anomaly"],
+        &[
+            "export", "server", "offline", "ingest", "anomaly", "forecast", "step",
+        ],
     ),
+    ("step", &["export", "server", "offline", "ingest"]),
     // Exporters read snapshots only.
     (
         "export",
-        &["forecast", "anomaly", "scale", "ingest", "offline"],
+        &["forecast", "anomaly", "scale", "step", "ingest", "offline"],
     ),
     // The step's products know nothing of who made or reads them.
     (
@@ -415,11 +470,10 @@ fn top(module: &[String]) -> &str {
     module.first().map_or("lib", String::as_str)
 }
 
-#[test]
-fn layers_point_one_way() {
-    let srcs = sources();
-    let index = Index::new(&srcs);
-    let edges = index.edges(&srcs);
+/// Every import against [`FORBIDDEN`], as `a.rs imports b.rs`.
+fn wrong_imports(srcs: &[Source]) -> Vec<String> {
+    let index = Index::new(srcs);
+    let edges = index.edges(srcs);
     let mut wrong = Vec::new();
     for (i, out) in edges.iter().enumerate() {
         let from = top(&srcs[i].module);
@@ -433,23 +487,91 @@ fn layers_point_one_way() {
             }
         }
     }
+    wrong
+}
+
+/// The sources with `line` added to the code of `file`.
+fn planted(file: &str, line: &str) -> Vec<Source> {
+    let mut srcs = sources();
+    let s = srcs.iter_mut().find(|s| s.file == file).unwrap();
+    s.code.push_str(line);
+    srcs
+}
+
+#[test]
+fn layers_point_one_way() {
+    let srcs = sources();
+    let wrong = wrong_imports(&srcs);
     assert!(
         wrong.is_empty(),
         "imports against the data flow:\n{}",
         wrong.join("\n")
     );
-    // The check sees real edges: the loop uses the models and publishes snapshots.
+    // The check sees real edges: the step uses the models and publishes snapshots.
+    let edges = Index::new(&srcs).edges(&srcs);
     let file = |name: &str| srcs.iter().position(|s| s.file == name).unwrap();
-    let sched = &edges[file("forecast/scheduler/mod.rs")];
+    let sched = &edges[file("step/mod.rs")];
     assert!(
         sched.contains(&file("snapshot.rs")) && sched.contains(&file("forecast/forecaster.rs"))
     );
 }
 
+/// Each of the step's rules fails on a planted violation.
+#[test]
+fn a_planted_import_against_the_layers_is_found() {
+    for (file, line, want) in [
+        (
+            "forecast/auto.rs",
+            "use crate::scale::Targets;",
+            "scale/targets.rs",
+        ),
+        (
+            "scale/scaler.rs",
+            "use crate::forecast::Forecaster;",
+            "forecast/forecaster.rs",
+        ),
+        (
+            "anomaly/eif.rs",
+            "use crate::forecast::model::Forecast;",
+            "forecast/model.rs",
+        ),
+        ("anomaly/eif.rs", "use crate::scale::Hpa;", "scale/mod.rs"),
+        (
+            "forecast/naive.rs",
+            "use crate::step::Scheduler;",
+            "step/mod.rs",
+        ),
+        ("models.rs", "use crate::snapshot::Point;", "snapshot.rs"),
+        ("stats.rs", "use crate::config::Config;", "config/mod.rs"),
+    ] {
+        let wrong = wrong_imports(&planted(file, line));
+        let expected = format!("{file} imports {want}");
+        assert!(
+            wrong.contains(&expected),
+            "planted `{line}` in {file}: found {wrong:?}"
+        );
+    }
+}
+
 #[test]
 fn no_import_cycle_between_files() {
-    let srcs = sources();
-    let edges = Index::new(&srcs).edges(&srcs);
+    let found = cycles(&sources());
+    assert!(
+        found.is_empty(),
+        "files importing each other:\n{}",
+        found.join("\n")
+    );
+    // Planted: the registry importing `auto`, which imports the registry.
+    let planted = planted("forecast/registry.rs", "use crate::forecast::auto::choose;");
+    assert_eq!(
+        cycles(&planted),
+        ["forecast/auto.rs <-> forecast/registry.rs"]
+    );
+}
+
+/// Every set of files that import each other through some chain.
+fn cycles(srcs: &[Source]) -> Vec<String> {
+    let edges = Index::new(srcs).edges(srcs);
     // Tarjan's strongly connected components.
     struct Tarjan<'a> {
         edges: &'a [BTreeSet<usize>],
@@ -507,71 +629,177 @@ fn no_import_cycle_between_files() {
             t.visit(v);
         }
     }
-    let cycles: Vec<String> = t
-        .cycles
+    t.cycles
         .iter()
         .map(|c| {
             let names: BTreeSet<&str> = c.iter().map(|&i| srcs[i].file.as_str()).collect();
             names.into_iter().collect::<Vec<_>>().join(" <-> ")
         })
-        .collect();
-    assert!(
-        cycles.is_empty(),
-        "files importing each other:\n{}",
-        cycles.join("\n")
-    );
+        .collect()
 }
 
 #[test]
 fn no_function_longer_than_a_screenful() {
+    let long = long_functions(&src_texts());
+    assert!(
+        long.is_empty(),
+        "functions over {MAX_FN_LINES} lines: {long:#?}"
+    );
+    let body = "    let x = 1;\n".repeat(MAX_FN_LINES);
+    let planted = [("planted.rs".to_owned(), format!("fn long() {{\n{body}}}\n"))];
+    assert_eq!(long_functions(&planted).len(), 1);
+}
+
+#[test]
+fn no_file_longer_than_about_800_lines() {
+    let long = long_files(&src_texts());
+    assert!(
+        long.is_empty(),
+        "files over {MAX_FILE_LINES} lines: {long:#?}"
+    );
+    let planted = [("planted.rs".to_owned(), "\n".repeat(MAX_FILE_LINES + 1))];
+    assert_eq!(long_files(&planted).len(), 1);
+}
+
+/// Every file under `src/`: its path relative to `src/` and its text.
+fn src_texts() -> Vec<(String, String)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
     walk(&root, &mut files);
+    files
+        .iter()
+        .map(|p| {
+            let rel = p.strip_prefix(&root).unwrap().display().to_string();
+            (rel, std::fs::read_to_string(p).unwrap())
+        })
+        .collect()
+}
+
+/// Files over [`MAX_FILE_LINES`] (unit-test files aside: `tests.rs`), with their lengths.
+fn long_files(files: &[(String, String)]) -> BTreeMap<String, usize> {
+    files
+        .iter()
+        .filter(|(rel, _)| !rel.ends_with("tests.rs"))
+        .map(|(rel, text)| (rel.clone(), text.lines().count()))
+        .filter(|(_, n)| *n > MAX_FILE_LINES)
+        .collect()
+}
+
+/// Functions over [`MAX_FN_LINES`], as `file:line fn name`, with their lengths.
+fn long_functions(files: &[(String, String)]) -> BTreeMap<String, usize> {
     let mut long = BTreeMap::new();
-    for p in files {
-        let code = strip_strings_only(&std::fs::read_to_string(&p).unwrap());
+    for (rel, text) in files {
+        let code = strip_strings_only(text);
         let lines: Vec<&str> = code.lines().collect();
         for (i, line) in lines.iter().enumerate() {
-            let t = line.trim_start();
-            let t = t
-                .strip_prefix("pub ")
-                .or_else(|| t.strip_prefix("pub(crate) "))
-                .unwrap_or(t);
-            let t = t.strip_prefix("pub(super) ").unwrap_or(t);
-            let t = t.strip_prefix("async ").unwrap_or(t);
-            let Some(rest) = t.strip_prefix("fn ") else {
+            let Some(name) = fn_name(line) else {
                 continue;
             };
-            let name: String = rest.chars().take_while(|c| is_ident(*c)).collect();
-            let (mut depth, mut opened) = (0i32, false);
-            let mut end = i;
-            'scan: for (j, l) in lines.iter().enumerate().skip(i) {
-                for c in l.chars() {
-                    match c {
-                        '{' => {
-                            depth += 1;
-                            opened = true;
-                        }
-                        '}' => depth -= 1,
-                        ';' if !opened => break 'scan,
-                        _ => {}
-                    }
-                }
-                if opened && depth <= 0 {
-                    end = j;
-                    break;
-                }
-            }
-            let len = end.saturating_sub(i) + 1;
+            let len = fn_end(&lines, i).saturating_sub(i) + 1;
             if len > MAX_FN_LINES {
-                let rel = p.strip_prefix(&root).unwrap().display().to_string();
                 long.insert(format!("{rel}:{} fn {name}", i + 1), len);
             }
         }
     }
-    assert!(
-        long.is_empty(),
-        "functions over {MAX_FN_LINES} lines: {long:#?}"
+    long
+}
+
+/// The name of the function `line` starts, if it starts one.
+fn fn_name(line: &str) -> Option<String> {
+    let t = line.trim_start();
+    let t = t
+        .strip_prefix("pub ")
+        .or_else(|| t.strip_prefix("pub(crate) "))
+        .unwrap_or(t);
+    let t = t.strip_prefix("pub(super) ").unwrap_or(t);
+    let t = t.strip_prefix("async ").unwrap_or(t);
+    let rest = t.strip_prefix("fn ")?;
+    Some(rest.chars().take_while(|c| is_ident(*c)).collect())
+}
+
+/// The line where the function starting at line `i` ends (`i` for a declaration).
+fn fn_end(lines: &[&str], i: usize) -> usize {
+    let (mut depth, mut opened) = (0i32, false);
+    for (j, l) in lines.iter().enumerate().skip(i) {
+        for c in l.chars() {
+            match c {
+                '{' => {
+                    depth += 1;
+                    opened = true;
+                }
+                '}' => depth -= 1,
+                ';' if !opened => return i,
+                _ => {}
+            }
+        }
+        if opened && depth <= 0 {
+            return j;
+        }
+    }
+    i
+}
+
+/// The models in the list (`src/models.rs`): kind and name.
+fn listed_models() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/models.rs"))
+        .unwrap();
+    let start = text
+        .find("\n        $then! {")
+        .expect("the list in src/models.rs")
+        + 1;
+    text[start..]
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.trim_start().starts_with('}'))
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            Some((words.next()?.to_owned(), words.next()?.to_owned()))
+        })
+        .collect()
+}
+
+/// Places outside a model's own file and the list that name a model's kind: a model
+/// special-cased by name instead of by its capabilities.
+fn models_named_elsewhere(srcs: &[Source], models: &[(String, String)]) -> Vec<String> {
+    let mut found = Vec::new();
+    for s in srcs.iter().filter(|s| !s.file.ends_with("tests.rs")) {
+        for (kind, name) in models {
+            let own = s.file == format!("forecast/{name}.rs") || s.file == "models.rs";
+            let named = s
+                .code
+                .match_indices(&format!("ModelKind::{kind}"))
+                .any(|(i, m)| !s.code[i + m.len()..].starts_with(|c: char| is_ident(c)));
+            if named && !own {
+                found.push(format!("{} names ModelKind::{kind}", s.file));
+            }
+        }
+    }
+    found
+}
+
+/// A model is its own file and its line in the list: every listed model has its file in
+/// `src/forecast/`, and no other code names it (the loop, `auto`, config and the offline
+/// tools go by the list and the models' capabilities).
+#[test]
+fn a_model_is_one_file_and_one_line() {
+    let models = listed_models();
+    assert!(models.len() >= 4, "{models:?}");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/forecast");
+    for (kind, name) in &models {
+        let text = std::fs::read_to_string(dir.join(format!("{name}.rs")))
+            .unwrap_or_else(|e| panic!("model {kind}: src/forecast/{name}.rs: {e}"));
+        assert!(
+            text.contains(&format!("impl Listed for {kind} ")),
+            "src/forecast/{name}.rs must implement Listed for {kind}"
+        );
+    }
+    let srcs = sources();
+    let found = models_named_elsewhere(&srcs, &models);
+    assert!(found.is_empty(), "models named by kind: {found:#?}");
+    let planted = planted("forecast/forecaster.rs", "if k == ModelKind::Mstl {}");
+    assert_eq!(
+        models_named_elsewhere(&planted, &models),
+        ["forecast/forecaster.rs names ModelKind::Mstl"]
     );
 }
 

@@ -214,6 +214,20 @@ impl Pool {
     }
 }
 
+/// The newest point of one series, as the scorer is asked about it.
+#[derive(Debug, Clone, Copy)]
+pub struct Newest<'a> {
+    pub id: SeriesId,
+    /// The forecast entry the series belongs to (its pooled forest).
+    pub entry: usize,
+    pub spec: &'a AnomalySpec,
+    /// Oldest → newest, ending at the series' newest bucket `head`, no padding.
+    pub values: &'a [f32],
+    pub head: i64,
+    /// The season (in steps) the features compare against, if the history covers one.
+    pub season: Option<usize>,
+}
+
 /// What one step of scoring did, for self-metrics.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct StepStats {
@@ -262,21 +276,22 @@ impl AnomalyScorer {
         }
     }
 
-    /// Scores the newest point of `values` (oldest → newest, ending at the series' newest
-    /// bucket `head`, no padding). `step` counts forecast steps; `deadline` bounds the time
-    /// spent training in this step.
-    #[allow(clippy::too_many_arguments)]
-    pub fn score(
-        &mut self,
-        id: SeriesId,
-        entry: usize,
-        spec: &AnomalySpec,
-        values: &[f32],
-        head: i64,
-        season: Option<usize>,
-        step: u64,
-        deadline: Instant,
-    ) -> Option<Anomaly> {
+    /// Starts a step: its figures count from zero.
+    pub fn begin_step(&mut self) {
+        self.stats = StepStats::default();
+    }
+
+    /// Scores the newest point of a series. `step` counts forecast steps; `deadline` bounds
+    /// the time spent training in this step.
+    pub fn score(&mut self, point: &Newest<'_>, step: u64, deadline: Instant) -> Option<Anomaly> {
+        let Newest {
+            id,
+            entry,
+            spec,
+            values,
+            head,
+            season,
+        } = *point;
         let state = self.series.entry(id).or_insert(SeriesState {
             own: None,
             likelihood: Likelihood::new(),
@@ -421,6 +436,30 @@ impl AnomalyScorer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The scorer asked about one newest point.
+    #[allow(clippy::too_many_arguments)]
+    fn score_at(
+        s: &mut AnomalyScorer,
+        id: SeriesId,
+        entry: usize,
+        spec: &AnomalySpec,
+        values: &[f32],
+        head: i64,
+        season: Option<usize>,
+        step: u64,
+        deadline: Instant,
+    ) -> Option<Anomaly> {
+        let newest = Newest {
+            id,
+            entry,
+            spec,
+            values,
+            head,
+            season,
+        };
+        s.score(&newest, step, deadline)
+    }
     use std::time::Duration;
 
     fn nab(name: &str) -> Vec<f32> {
@@ -473,7 +512,8 @@ mod tests {
         let mut first_scored = None;
         for t in 20..400usize {
             for (k, v) in series.iter().enumerate() {
-                let a = s.score(
+                let a = score_at(
+                    &mut s,
                     SeriesId(k as u64),
                     0,
                     &spec,
@@ -507,7 +547,8 @@ mod tests {
         assert_eq!(kept, fresh[fresh.len() - kept.len()..]);
         // a series that disappears gives its forest back
         for k in 1..3u64 {
-            s.score(
+            score_at(
+                &mut s,
                 SeriesId(k),
                 0,
                 &spec,
@@ -520,7 +561,8 @@ mod tests {
         }
         s.finish_step(400, &[Some(spec.clone())], later);
         assert_eq!(s.forest_counts().0, 0);
-        s.score(
+        score_at(
+            &mut s,
             SeriesId(2),
             0,
             &spec,
@@ -544,7 +586,7 @@ mod tests {
         let v = nab("ec2_cpu_utilization_5f5533");
         let mut s = AnomalyScorer::new(1, 10, 1440);
         let past = Instant::now();
-        s.score(SeriesId(1), 0, &spec, &v[..300], 299, None, 1, past);
+        score_at(&mut s, SeriesId(1), 0, &spec, &v[..300], 299, None, 1, past);
         assert_eq!(s.stats.deferred, 1);
         assert_eq!(s.forest_counts().0, 0);
     }

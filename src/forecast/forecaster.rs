@@ -233,16 +233,9 @@ impl Forecaster {
 
     /// Forecasts the series `f` describes (its id, entry and the bucket its horizons count
     /// from) whose history is `values` (oldest → newest, the last `pad` of them gaps padded
-    /// towards now), and pushes `f` with its state, model, points and fit time filled in onto
-    /// `out`. A series for a batched model is pushed as it is and completed by
-    /// [`Forecaster::flush`].
-    pub fn forecast(
-        &mut self,
-        values: &[f32],
-        pad: usize,
-        mut f: SeriesForecast,
-        out: &mut Vec<SeriesForecast>,
-    ) {
+    /// towards now): fills in its state, model, points and fit time. A series for a batched
+    /// model waits, as `out[at]` of the step's output, until [`Forecaster::flush`].
+    pub fn forecast(&mut self, values: &[f32], pad: usize, f: &mut SeriesForecast, at: usize) {
         let (entry, origin) = (f.spec as usize, f.base);
         let w = Window {
             values,
@@ -259,11 +252,11 @@ impl Forecaster {
             stats: &mut self.stats,
             step_ms: self.step_ms,
         };
-        if let Some(model) = serve.series_forecast(e, f.id, &w, &mut f) {
+        if let Some(model) = serve.series_forecast(e, f.id, &w, f) {
             let start = self.pending_values.len();
             self.pending_values.extend_from_slice(values);
             self.pending.push(Pending {
-                at: out.len(),
+                at,
                 entry,
                 model,
                 start,
@@ -272,7 +265,6 @@ impl Forecaster {
                 pad,
             });
         }
-        out.push(f);
     }
 
     /// Runs the batched models on the waiting series once there are [`BATCH_ROWS`] of them.
@@ -580,10 +572,10 @@ mod tests {
     /// One step for one series whose history is `values` (its last value at bucket 1000).
     fn step(f: &mut Forecaster, values: &[f32], budget: Budget) -> SeriesForecast {
         let labels = Arc::new(LabelSet::from_pairs([("__name__", "x")]));
-        let series = SeriesForecast::new(labels, SeriesId(7), 0, 1000, 1000, 60_000);
-        let mut out = Vec::new();
+        let mut series = SeriesForecast::new(labels, SeriesId(7), 0, 1000, 1000, 60_000);
         f.begin_step(budget);
-        f.forecast(values, 0, series, &mut out);
+        f.forecast(values, 0, &mut series, 0);
+        let mut out = vec![series];
         f.flush(&mut out);
         f.end_step();
         out.pop().unwrap()

@@ -1,16 +1,18 @@
-//! Forecasting: the models, how they serve a series, and the loop that runs them.
+//! Forecasting: the models and how they serve a series. The loop that runs them once per
+//! step is [`crate::step`], above this module.
 //!
 //! - [`model`]: the interface every model implements ([`Fit`] → [`Predict`] on a
-//!   [`Window`]); [`registry`] dispatches over every model as one value type.
-//! - The models: [`naive`] (`naive`, `seasonal_naive`: empirical bands from the series' own
-//!   past errors), [`mstl`] (augurs' MSTL with an AutoETS trend, refitted every
-//!   `refit_every` and read forward), [`lstm`] (the ONNX model of [`neural`], batched).
+//!   [`Window`], returning a [`Forecast`]) and what the agent knows of a model beyond fitting
+//!   ([`Listed`]); [`registry`] dispatches over every model as one value type, generated from
+//!   the list in [`crate::models`].
+//! - The models, one file each: [`naive`] (the last value; the lagged rule with empirical
+//!   bands from the series' own past errors), [`seasonal_naive`], [`mstl`] (augurs' MSTL with
+//!   an AutoETS trend), [`lstm`] (the ONNX model of [`neural`], batched); [`path`] is the
+//!   read-forward fit of the models that keep fits between refits.
 //! - [`auto`]: the per-series model choice by rolling backtest, a pure function.
 //! - [`forecaster`]: per entry, which model serves a series and the fallbacks; per series,
 //!   the state kept between steps; the step's budget; the batch batched models are fed.
 //! - [`load`]: loading the LSTM a config asks for and checking it fits each entry.
-//! - [`scheduler`]: the loop: once per step, on a dedicated thread, visit every stored
-//!   series and publish a [`crate::snapshot::Snapshot`].
 
 pub mod auto;
 pub mod forecaster;
@@ -19,7 +21,6 @@ pub mod model;
 pub mod neural;
 pub mod path;
 pub mod registry;
-pub mod scheduler;
 
 /// The models' modules, one file each, from the list in [`crate::models`].
 macro_rules! model_modules {

@@ -88,7 +88,7 @@ impl<'a> Replay<'a> {
             .extend_from_slice(&self.values[head + 1 - len..=head]);
         self.window.extend(std::iter::repeat_n(f32::NAN, pad));
         let base = head_bucket + pad as i64;
-        let f = SeriesForecast::new(
+        let mut f = SeriesForecast::new(
             self.labels.clone(),
             SeriesId(0),
             0,
@@ -97,8 +97,8 @@ impl<'a> Replay<'a> {
             self.step_ms,
         );
         self.out.clear();
-        self.forecaster
-            .forecast(&self.window, pad, f, &mut self.out);
+        self.forecaster.forecast(&self.window, pad, &mut f, 0);
+        self.out.push(f);
         self.forecaster.flush(&mut self.out);
         self.out.pop()
     }
@@ -109,8 +109,8 @@ mod tests {
     use super::*;
     use crate::forecast::load::load_lstm;
     use crate::forecast::neural::BackendChoice;
-    use crate::forecast::scheduler::Scheduler;
     use crate::snapshot::{Snapshot, SnapshotCell};
+    use crate::step::Scheduler;
     use crate::store::{hash_labels, AppendStats, LabelRef, Sample, Store};
 
     /// The replay without a store must forecast exactly what the agent's loop over a real

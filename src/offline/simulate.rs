@@ -658,8 +658,8 @@ mod tests {
     /// same replicas and the same deciding rule at every step.
     #[test]
     fn the_agent_and_the_simulator_decide_alike() {
-        use crate::forecast::scheduler::Scheduler;
         use crate::snapshot::{Snapshot, SnapshotCell};
+        use crate::step::Scheduler;
         use crate::store::{hash_labels, AppendStats, LabelRef, Sample, Store};
         use std::sync::Arc;
 

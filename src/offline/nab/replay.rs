@@ -54,8 +54,15 @@ pub fn agent_verdicts(
     (0..values.len())
         .map(|t| {
             let ring = &values[(t + 1).saturating_sub(history.max(1))..=t];
-            let season = online::season_for(seasons, ring.len());
-            let v = scorer.score(id, 0, spec, ring, t as i64, season, t as u64, far);
+            let newest = online::Newest {
+                id,
+                entry: 0,
+                spec,
+                values: ring,
+                head: t as i64,
+                season: online::season_for(seasons, ring.len()),
+            };
+            let v = scorer.score(&newest, t as u64, far);
             scorer.finish_step(t as u64, &specs, far);
             v
         })

@@ -463,10 +463,10 @@ fn the_hold_is_counted_in_each_files_steps() {
 
 fn agent_matches_evaluation(anomaly: &str, ts: &[i64], values: &[f32]) {
     use crate::config::Config;
-    use crate::forecast::scheduler::Scheduler;
     use crate::ingest::{Ingest, Protocol};
     use crate::proto::prometheus as pb;
     use crate::snapshot::{Snapshot, SnapshotCell};
+    use crate::step::Scheduler;
     use crate::store::Store;
     use prost::Message as _;
     use std::sync::Arc;
