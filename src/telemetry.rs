@@ -187,13 +187,12 @@ impl Builder<'_> {
     }
 
     fn per_model(&mut self, name: &str, help: &str) -> PerModel<Counter> {
-        let [a, b, c, d] = self.family::<Counter, { ModelKind::ALL.len() }>(
+        PerModel::from_array(self.family::<Counter, { ModelKind::ALL.len() }>(
             name,
             help,
             "model",
             ModelKind::ALL.map(ModelKind::as_str),
-        );
-        PerModel::from_array([a, b, c, d])
+        ))
     }
 }
 
