@@ -145,13 +145,9 @@ impl Shard {
         } = self;
         let mut evicted = 0;
         for (i, slot) in slots.iter_mut().enumerate() {
-            if !slot
-                .as_ref()
-                .is_some_and(|s| now_s.saturating_sub(s.last_seen) >= idle_s)
-            {
+            let Some(s) = slot.take_if(|s| now_s.saturating_sub(s.last_seen) >= idle_s) else {
                 continue;
-            }
-            let s = slot.take().expect("checked");
+            };
             if let Ok(entry) = index.find_entry(s.hash, |&x| x == i as u32) {
                 entry.remove();
             }
