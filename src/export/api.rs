@@ -462,4 +462,28 @@ mod tests {
         assert_eq!(v["data"]["truncated"], true);
         assert!(forecasts_json(&snapshot(), Some("rate(x[5m])"), 1).is_err());
     }
+
+    /// A client's mistake is a 400 in Prometheus' error shape; a target without a fresh
+    /// recommendation a 503 (retried), never a 0.
+    #[test]
+    fn errors_have_prometheus_shape_and_their_status() {
+        let e = forecasts_json(&snapshot(), Some("rate(x[5m])"), 1).unwrap_err();
+        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+        let want = json!({
+            "status": "error",
+            "errorType": "bad_data",
+            "error": "\"rate(x[5m])\" is not a plain series selector (no functions, ranges or offsets)",
+        });
+        assert_eq!(error_body(e.error_type(), &e.to_string()), want);
+        let e = ApiError::NoRecommendation {
+            name: "web".into(),
+            why: NoDesired::NoStep,
+        };
+        assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.error_type(), "unavailable");
+        assert_eq!(
+            ApiError::Internal.status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
 }

@@ -576,6 +576,11 @@ mod tests {
         let req = query(&[(2, "__name__", ".+")], 0, i64::MAX);
         let e = read(&req, &snap, &history, 60_000, 10).unwrap_err();
         assert!(e.to_string().contains("max_read_samples"), "{e}");
+        assert_eq!(
+            e.status(),
+            StatusCode::BAD_REQUEST,
+            "Prometheus must not retry it"
+        );
         let req = query(&[(2, "job", "(")], 0, i64::MAX);
         assert!(read(&req, &snap, &history, 60_000, 10)
             .unwrap_err()
@@ -588,6 +593,10 @@ mod tests {
             .to_string()
             .contains("SAMPLES"));
         // garbage bodies never panic
-        assert!(handle(b"\x00garbage", 1 << 20, &snap, &history, 60_000, 10).is_err());
+        let e = handle(b"\x00garbage", 1 << 20, &snap, &history, 60_000, 10).unwrap_err();
+        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+        let big = snap::raw::Encoder::new().compress_vec(&[0; 64]).unwrap();
+        let e = handle(&big, 32, &snap, &history, 60_000, 10).unwrap_err();
+        assert_eq!(e.status(), StatusCode::PAYLOAD_TOO_LARGE);
     }
 }
