@@ -19,7 +19,9 @@ use http_body_util::BodyExt as _;
 #[cfg(feature = "gpu")]
 use crate::config::BackendKind;
 use crate::config::{Config, Denied, ListenerAuth};
+use crate::export::api::ApiError;
 use crate::export::history::ForecastHistory;
+use crate::export::remote_read::ReadError;
 use crate::export::{api, keda, remote_read, remote_write, scrape, web};
 use crate::forecast::load::load_for_agent;
 use crate::forecast::neural::{BackendChoice, LstmModel};
@@ -154,47 +156,36 @@ async fn metrics(State(state): State<AppState>) -> Response {
 async fn forecasts(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-) -> Response {
+) -> Result<Json<serde_json::Value>, ApiError> {
     let snapshot = state.snapshots.load();
     let limit = q
         .get("limit")
         .and_then(|l| l.parse().ok())
         .unwrap_or(10_000);
-    match api::forecasts_json(&snapshot, q.get("selector").map(String::as_str), limit) {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => (
-            StatusCode::BAD_REQUEST,
-            Json(serde_json::json!({"status": "error", "errorType": "bad_data", "error": e})),
-        )
-            .into_response(),
-    }
+    api::forecasts_json(&snapshot, q.get("selector").map(String::as_str), limit).map(Json)
 }
 
 /// `POST /api/v1/read`: decoding and answering run off the async runtime.
-async fn remote_read(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let error = |status: StatusCode, msg: String| (status, format!("{msg}\n")).into_response();
+async fn remote_read(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ReadError> {
     if let Some(enc) = headers.get(header::CONTENT_ENCODING) {
         if !enc.as_bytes().eq_ignore_ascii_case(b"snappy") {
-            return error(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!("unsupported Content-Encoding {enc:?}: remote read is snappy protobuf"),
-            );
+            return Err(ReadError::Encoding(enc.clone()));
         }
     }
     let limit = state.config.limits.max_body_bytes;
-    let bytes = match http_body_util::Limited::new(body, limit).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("body larger than limits.max_body_bytes ({limit} bytes)"),
-            )
-        }
-    };
+    let bytes = http_body_util::Limited::new(body, limit)
+        .collect()
+        .await
+        .map_err(|_| ReadError::BodyTooLarge(limit))?
+        .to_bytes();
     let snapshot = state.snapshots.load();
     let history = state.history.clone();
     let config = state.config.clone();
-    let answer = tokio::task::spawn_blocking(move || {
+    let body = tokio::task::spawn_blocking(move || {
         remote_read::handle(
             &bytes,
             config.limits.max_decompressed_bytes,
@@ -204,32 +195,22 @@ async fn remote_read(State(state): State<AppState>, headers: HeaderMap, body: Bo
             config.limits.max_read_samples,
         )
     })
-    .await;
-    match answer {
-        Ok(Ok(body)) => (
-            [
-                (header::CONTENT_TYPE, "application/x-protobuf"),
-                (header::CONTENT_ENCODING, "snappy"),
-            ],
-            body,
-        )
-            .into_response(),
-        Ok(Err(remote_read::ReadError::TooLarge { got, limit })) => error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("decompressed body of {got} bytes is larger than limits.max_decompressed_bytes ({limit})"),
-        ),
-        Ok(Err(e)) => error(StatusCode::BAD_REQUEST, e.to_string()),
-        Err(e) => {
-            tracing::error!(error = %e, "remote read task failed");
-            error(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
-        }
-    }
+    .await
+    .map_err(|e| {
+        tracing::error!(error = %e, "remote read task failed");
+        ReadError::Internal
+    })??;
+    let headers = [
+        (header::CONTENT_TYPE, "application/x-protobuf"),
+        (header::CONTENT_ENCODING, "snappy"),
+    ];
+    Ok((headers, body).into_response())
 }
 
 async fn history(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-) -> Response {
+) -> Result<Json<serde_json::Value>, ApiError> {
     let store = state.store().clone();
     json_off_runtime(q, move |selector, limit| {
         api::history_json(&store, selector, limit)
@@ -241,7 +222,7 @@ async fn history(
 async fn forecast_history(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-) -> Response {
+) -> Result<Json<serde_json::Value>, ApiError> {
     let (history, snapshot) = (state.history.clone(), state.snapshots.load());
     json_off_runtime(q, move |selector, limit| {
         api::forecast_history_json(&history, &snapshot, selector, limit)
@@ -250,22 +231,17 @@ async fn forecast_history(
 }
 
 /// Builds a JSON answer from the `selector` and `limit` (default 1,000) query parameters off
-/// the async runtime; `Err` is the client's mistake (400, in Prometheus' error shape).
+/// the async runtime.
 async fn json_off_runtime(
     q: HashMap<String, String>,
-    build: impl FnOnce(Option<&str>, usize) -> Result<serde_json::Value, String> + Send + 'static,
-) -> Response {
+    build: impl FnOnce(Option<&str>, usize) -> Result<serde_json::Value, ApiError> + Send + 'static,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let limit = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(1_000);
     let selector = q.get("selector").cloned();
-    match tokio::task::spawn_blocking(move || build(selector.as_deref(), limit)).await {
-        Ok(Ok(v)) => Json(v).into_response(),
-        Ok(Err(e)) => (
-            StatusCode::BAD_REQUEST,
-            Json(serde_json::json!({"status": "error", "errorType": "bad_data", "error": e})),
-        )
-            .into_response(),
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    }
+    tokio::task::spawn_blocking(move || build(selector.as_deref(), limit))
+        .await
+        .map_err(|_| ApiError::Internal)?
+        .map(Json)
 }
 
 /// `GET /api/v1/scaling[?history=1]`.
@@ -286,21 +262,10 @@ async fn scaling(
 async fn scaling_target(
     State(state): State<AppState>,
     axum::extract::Path(target): axum::extract::Path<String>,
-) -> Response {
+) -> Result<Json<serde_json::Value>, ApiError> {
     let snapshot = state.snapshots.load();
-    match api::scaling_target_json(
-        &snapshot,
-        &state.config,
-        &target,
-        state.store().clock().now_ms(),
-    ) {
-        Ok(v) => Json(v).into_response(),
-        Err((code, v)) => (
-            StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
-            Json(v),
-        )
-            .into_response(),
-    }
+    let now_ms = state.store().clock().now_ms();
+    api::scaling_target_json(&snapshot, &state.config, &target, now_ms).map(Json)
 }
 
 async fn ready(State(state): State<AppState>) -> Response {

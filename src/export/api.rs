@@ -1,11 +1,116 @@
 //! `GET /api/v1/forecasts?selector=...`: the latest forecasts as JSON, for people and
 //! scripts. Shaped like Prometheus' API (`status`, `data`, `errorType`, `error`).
 
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::config::Selector;
-use crate::snapshot::{SeriesState, Snapshot};
+use crate::config::{Selector, SelectorError};
+use crate::snapshot::{NoDesired, SeriesState, Snapshot};
+use crate::store::LabelSet;
+
+/// Why the JSON API answers with an error. Every variant answers in Prometheus' error shape,
+/// built in one place ([`error_body`]); the status tells the client whether to retry: 4xx
+/// never succeeds as asked, 503 may later.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The `selector` parameter is not a plain series selector (400, `bad_data`).
+    #[error(transparent)]
+    BadSelector(#[from] SelectorError),
+    /// `/api/v1/scaling/{target}` names no configured target (404).
+    #[error("no scaling target {name:?} (configured: {configured})")]
+    NoSuchTarget { name: String, configured: String },
+    /// The target is in `observe` mode: exported, never served (409).
+    #[error("scaling target {0:?} is in observe mode: exported, not served")]
+    ObserveMode(String),
+    /// The target has no fresh recommendation (503): never a 0 that would scale it down.
+    #[error("{name:?}: {why}")]
+    NoRecommendation { name: String, why: NoDesired },
+    /// The task building the answer failed (500, with no body).
+    #[error("the task building the answer failed")]
+    Internal,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadSelector(_) => StatusCode::BAD_REQUEST,
+            ApiError::NoSuchTarget { .. } => StatusCode::NOT_FOUND,
+            ApiError::ObserveMode(_) => StatusCode::CONFLICT,
+            ApiError::NoRecommendation { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Prometheus' `errorType`.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            ApiError::BadSelector(_) => "bad_data",
+            ApiError::Internal => "internal",
+            _ => "unavailable",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal = self {
+            tracing::error!(error = %self, "JSON API");
+            return self.status().into_response();
+        }
+        let body = error_body(self.error_type(), &self.to_string());
+        (self.status(), Json(body)).into_response()
+    }
+}
+
+/// Prometheus' API error body: `{"status":"error","errorType":...,"error":...}`.
+pub fn error_body(error_type: &str, error: &str) -> Value {
+    json!({"status": "error", "errorType": error_type, "error": error})
+}
+
+/// Prometheus' API success body: `{"status":"success","data":...}`.
+fn success(data: Value) -> Value {
+    json!({"status": "success", "data": data})
+}
+
+/// The series a `selector` picks, at most `limit` of them; `truncated` once one that matches
+/// is left out.
+struct Picked<T> {
+    selector: Selector,
+    limit: usize,
+    series: Vec<T>,
+    truncated: bool,
+}
+
+impl<T> Picked<T> {
+    /// An absent or empty `selector` selects everything.
+    fn new(selector: Option<&str>, limit: usize) -> Result<Self, ApiError> {
+        let selector = match selector {
+            Some(s) if !s.trim().is_empty() => Selector::parse(s)?,
+            _ => Selector::all(),
+        };
+        Ok(Self {
+            selector,
+            limit,
+            series: Vec::new(),
+            truncated: false,
+        })
+    }
+
+    /// Whether a series with these labels is wanted: it matches and there is room for it.
+    fn wants(&mut self, labels: &LabelSet) -> bool {
+        if !self.selector.matches(|n| labels.get(n)) {
+            return false;
+        }
+        if self.series.len() >= self.limit {
+            self.truncated = true;
+            return false;
+        }
+        true
+    }
+}
 
 #[derive(Serialize)]
 struct SeriesJson<'a> {
@@ -28,30 +133,19 @@ struct SeriesJson<'a> {
     anomalous: Option<i8>,
 }
 
-/// The `selector` query parameter; absent or empty selects everything.
-fn parse_selector(selector: Option<&str>) -> Result<Selector, String> {
-    match selector {
-        Some(s) if !s.trim().is_empty() => Selector::parse(s).map_err(|e| e.to_string()),
-        _ => Ok(Selector::all()),
-    }
-}
-
-/// Builds the response body; `Err` is a client error message (400).
+/// Builds the response body; `Err` is the client's mistake (400).
 pub fn forecasts_json(
     snapshot: &Snapshot,
     selector: Option<&str>,
     limit: usize,
-) -> Result<Value, String> {
-    let selector = parse_selector(selector)?;
-    let mut series = Vec::new();
-    let mut truncated = false;
+) -> Result<Value, ApiError> {
+    let mut picked = Picked::new(selector, limit)?;
     for s in &snapshot.series {
-        if !selector.matches(|n| s.labels.get(n)) {
+        if !picked.wants(&s.labels) {
+            if picked.truncated {
+                break;
+            }
             continue;
-        }
-        if series.len() >= limit {
-            truncated = true;
-            break;
         }
         let horizons = &snapshot.horizons[s.spec as usize];
         let forecasts = horizons
@@ -67,7 +161,7 @@ pub fn forecasts_json(
                 })
             })
             .collect();
-        series.push(SeriesJson {
+        picked.series.push(SeriesJson {
             labels: labels_json(&s.labels),
             state: &s.state,
             model: s.model.map(|m| m.as_str()),
@@ -79,14 +173,11 @@ pub fn forecasts_json(
             anomalous: s.anomaly.map(|a| a.direction),
         });
     }
-    Ok(json!({
-        "status": "success",
-        "data": {
-            "generated_at": snapshot.generated_ms as f64 / 1e3,
-            "truncated": truncated,
-            "series": series,
-        }
-    }))
+    Ok(success(json!({
+        "generated_at": snapshot.generated_ms as f64 / 1e3,
+        "truncated": picked.truncated,
+        "series": picked.series,
+    })))
 }
 
 /// `GET /api/v1/scaling/{target}`, for KEDA's `metrics-api` scaler (`valueLocation:
@@ -98,44 +189,30 @@ pub fn scaling_target_json(
     config: &crate::config::Config,
     name: &str,
     now_ms: i64,
-) -> Result<Value, (u16, Value)> {
-    let error = |code: u16, e: String| {
-        Err((
-            code,
-            json!({"status": "error", "errorType": "unavailable", "error": e}),
-        ))
-    };
+) -> Result<Value, ApiError> {
     let Some(spec) = config.scaling.iter().find(|t| &*t.name == name) else {
         let names: Vec<&str> = config.scaling.iter().map(|t| &*t.name).collect();
-        return error(
-            404,
-            format!(
-                "no scaling target {name:?} (configured: {})",
-                names.join(", ")
-            ),
-        );
+        return Err(ApiError::NoSuchTarget {
+            name: name.to_owned(),
+            configured: names.join(", "),
+        });
     };
     if spec.mode == crate::config::ScalingMode::Observe {
-        return error(
-            409,
-            format!("scaling target {name:?} is in observe mode: exported, not served"),
-        );
+        return Err(ApiError::ObserveMode(name.to_owned()));
     }
-    match snapshot.desired(name, now_ms) {
-        Ok(desired) => {
-            let r = snapshot.recommendation(name);
-            Ok(json!({
-                "status": "success",
-                "data": {
-                    "target": name,
-                    "desired_replicas": desired,
-                    "decided_by": r.and_then(|r| r.reason).map(|x| x.as_str()),
-                    "generated_at": snapshot.generated_ms as f64 / 1e3,
-                }
-            }))
-        }
-        Err(e) => error(503, format!("{name:?}: {e}")),
-    }
+    let desired = snapshot
+        .desired(name, now_ms)
+        .map_err(|why| ApiError::NoRecommendation {
+            name: name.to_owned(),
+            why,
+        })?;
+    let r = snapshot.recommendation(name);
+    Ok(success(json!({
+        "target": name,
+        "desired_replicas": desired,
+        "decided_by": r.and_then(|r| r.reason).map(|x| x.as_str()),
+        "generated_at": snapshot.generated_ms as f64 / 1e3,
+    })))
 }
 
 /// `GET /api/v1/scaling`: every scaling target's latest recommendation, or why it has none,
@@ -171,13 +248,10 @@ pub fn scaling_json(
             v
         })
         .collect();
-    json!({
-        "status": "success",
-        "data": {
-            "generated_at": snapshot.generated_ms as f64 / 1e3,
-            "targets": targets,
-        }
-    })
+    success(json!({
+        "generated_at": snapshot.generated_ms as f64 / 1e3,
+        "targets": targets,
+    }))
 }
 
 /// The replicas `load` needs on its own for target `name`: `ceil(load / sized capacity)`
@@ -238,19 +312,13 @@ pub fn history_json(
     store: &crate::store::Store,
     selector: Option<&str>,
     limit: usize,
-) -> Result<Value, String> {
-    let selector = parse_selector(selector)?;
+) -> Result<Value, ApiError> {
+    let mut picked = Picked::new(selector, limit)?;
     let step_ms = store.step_ms();
-    let mut series = Vec::new();
-    let mut truncated = false;
     let mut values = Vec::new();
     for shard in 0..store.shard_count() {
         store.visit_shard(shard, |s| {
-            if !selector.matches(|n| s.labels.get(n)) {
-                return;
-            }
-            if series.len() >= limit {
-                truncated = true;
+            if !picked.wants(&s.labels) {
                 return;
             }
             let Some(head) = s.ring.head() else { return };
@@ -263,7 +331,7 @@ pub fn history_json(
                 .filter(|(_, v)| v.is_finite())
                 .map(|(i, v)| json!([((first + i as i64) * step_ms) as f64 / 1e3, *v as f64]))
                 .collect();
-            series.push(json!({
+            picked.series.push(json!({
                 "labels": labels_json(&s.labels),
                 "stale": s.stale,
                 // A counter stored as its per-second rate: the points are rates.
@@ -273,10 +341,9 @@ pub fn history_json(
             }));
         });
     }
-    Ok(json!({
-        "status": "success",
-        "data": { "series": series, "truncated": truncated },
-    }))
+    Ok(success(
+        json!({ "series": picked.series, "truncated": picked.truncated }),
+    ))
 }
 
 /// `GET /api/v1/forecast_history?selector=...`: per series, the forecasts kept for each
@@ -288,19 +355,13 @@ pub fn forecast_history_json(
     snapshot: &Snapshot,
     selector: Option<&str>,
     limit: usize,
-) -> Result<Value, String> {
-    let selector = parse_selector(selector)?;
+) -> Result<Value, ApiError> {
+    let mut picked = Picked::new(selector, limit)?;
     let step_ms = snapshot.step_ms.max(1);
     let len = history.len();
     let seconds = |bucket: i64| (bucket * step_ms) as f64 / 1e3;
-    let mut series = Vec::new();
-    let mut truncated = false;
     history.for_each(|e| {
-        if !selector.matches(|n| e.labels.get(n)) {
-            return;
-        }
-        if series.len() >= limit {
-            truncated = true;
+        if !picked.wants(&e.labels) {
             return;
         }
         let horizons = snapshot.horizons.get(e.spec as usize);
@@ -320,24 +381,21 @@ pub fn forecast_history_json(
             .anomalies()
             .map(|(b, score, direction)| json!([seconds(b), score, direction]))
             .collect();
-        series.push(json!({
+        picked.series.push(json!({
             "labels": labels_json(&e.labels),
             "rate": e.rate,
             "forecasts": if e.head == i64::MIN { Vec::new() } else { forecasts },
             "anomalies": anomalies,
         }));
     });
-    Ok(json!({
-        "status": "success",
-        "data": {
-            "step_seconds": step_ms as f64 / 1e3,
-            "series": series,
-            "truncated": truncated,
-        },
-    }))
+    Ok(success(json!({
+        "step_seconds": step_ms as f64 / 1e3,
+        "series": picked.series,
+        "truncated": picked.truncated,
+    })))
 }
 
-fn labels_json(labels: &crate::store::LabelSet) -> serde_json::Map<String, Value> {
+fn labels_json(labels: &LabelSet) -> serde_json::Map<String, Value> {
     labels
         .iter()
         .map(|(n, v)| (n.to_owned(), Value::String(v.to_owned())))
@@ -349,7 +407,6 @@ mod tests {
     use super::*;
     use crate::snapshot::SeriesForecast;
     use crate::snapshot::{ModelKind, Point};
-    use crate::store::LabelSet;
     use std::sync::Arc;
 
     fn snapshot() -> Snapshot {
@@ -404,5 +461,29 @@ mod tests {
         let v = forecasts_json(&snapshot(), None, 1).unwrap();
         assert_eq!(v["data"]["truncated"], true);
         assert!(forecasts_json(&snapshot(), Some("rate(x[5m])"), 1).is_err());
+    }
+
+    /// A client's mistake is a 400 in Prometheus' error shape; a target without a fresh
+    /// recommendation a 503 (retried), never a 0.
+    #[test]
+    fn errors_have_prometheus_shape_and_their_status() {
+        let e = forecasts_json(&snapshot(), Some("rate(x[5m])"), 1).unwrap_err();
+        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+        let want = json!({
+            "status": "error",
+            "errorType": "bad_data",
+            "error": "\"rate(x[5m])\" is not a plain series selector (no functions, ranges or offsets)",
+        });
+        assert_eq!(error_body(e.error_type(), &e.to_string()), want);
+        let e = ApiError::NoRecommendation {
+            name: "web".into(),
+            why: NoDesired::NoStep,
+        };
+        assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.error_type(), "unavailable");
+        assert_eq!(
+            ApiError::Internal.status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 }

@@ -295,18 +295,11 @@ impl Subscriber for ForecastHistory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::{Point, SeriesState};
+    use crate::snapshot::Point;
 
     fn forecast(v: f64) -> SeriesForecast {
+        let labels = Arc::new(LabelSet::from_pairs([("__name__", "a:b")]));
         SeriesForecast {
-            labels: Arc::new(LabelSet::from_pairs([("__name__", "a:b")])),
-            id: crate::store::SeriesId(0),
-            base: 0,
-            spec: 0,
-            state: SeriesState::Ready,
-            model: None,
-            origin_ms: 0,
-            fitted_ms: 0,
             points: vec![
                 Point {
                     yhat: v,
@@ -319,8 +312,7 @@ mod tests {
                     upper: v * 10.0 + 1.0,
                 },
             ],
-            anomaly: None,
-            rate: false,
+            ..SeriesForecast::new(labels, SeriesId(0), 0, 0, 0, 0)
         }
     }
 

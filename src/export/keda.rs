@@ -93,6 +93,13 @@ impl Scaler {
             .map_err(|e| Status::unavailable(format!("{target:?}: {e}")))
     }
 
+    /// `IsActive`'s answer: whether the recommendation is above 0.
+    fn active(&self, target: &str) -> Result<pb::IsActiveResponse, Status> {
+        Ok(pb::IsActiveResponse {
+            result: self.desired(target)? > 0,
+        })
+    }
+
     /// Serves until `shutdown` resolves. With `auth.grpc` configured, every call must carry
     /// the credentials in its `authorization` metadata, or it fails with `UNAUTHENTICATED`.
     /// Serves the connections of `incoming` (plain TCP, or TLS-terminated by
@@ -144,8 +151,7 @@ impl ExternalScaler for Scaler {
         request: Request<pb::ScaledObjectRef>,
     ) -> Result<Response<pb::IsActiveResponse>, Status> {
         let target = self.target_of(request.get_ref())?;
-        let d = self.desired(&target)?;
-        Ok(Response::new(pb::IsActiveResponse { result: d > 0 }))
+        Ok(Response::new(self.active(&target)?))
     }
 
     type StreamIsActiveStream = ActiveStream;
@@ -156,32 +162,17 @@ impl ExternalScaler for Scaler {
     ) -> Result<Response<Self::StreamIsActiveStream>, Status> {
         let target = self.target_of(request.get_ref())?;
         // Fail the call itself when nothing is known yet.
-        let first = self.desired(&target)? > 0;
+        let first = self.active(&target)?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let this = self.clone();
         tokio::spawn(async move {
-            let mut last = first;
-            if tx
-                .send(Ok(pb::IsActiveResponse { result: last }))
-                .await
-                .is_err()
-            {
-                return;
-            }
             let mut tick = tokio::time::interval(STREAM_POLL);
+            let (mut answer, mut last) = (Ok(first), None);
             loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = tx.closed() => return,
-                }
-                match this.desired(&target) {
-                    Ok(d) if (d > 0) != last => {
-                        last = d > 0;
-                        if tx
-                            .send(Ok(pb::IsActiveResponse { result: last }))
-                            .await
-                            .is_err()
-                        {
+                match answer {
+                    Ok(now) if Some(now.result) != last => {
+                        last = Some(now.result);
+                        if tx.send(Ok(now)).await.is_err() {
                             return;
                         }
                     }
@@ -192,6 +183,11 @@ impl ExternalScaler for Scaler {
                         return;
                     }
                 }
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = tx.closed() => return,
+                }
+                answer = this.active(&target);
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))

@@ -17,6 +17,8 @@
 
 use std::collections::HashMap;
 
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use prost::Message;
 use regex::Regex;
 
@@ -28,8 +30,14 @@ use crate::snapshot::Snapshot;
 /// Suffix of the remote-read family.
 pub const FORECAST_SUFFIX: &str = ":forecast";
 
+/// Why a remote read is refused; the answer is the message as plain text. Each is the
+/// client's to fix (4xx: Prometheus does not retry) except [`ReadError::Internal`].
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
+    #[error("unsupported Content-Encoding {0:?}: remote read is snappy protobuf")]
+    Encoding(HeaderValue),
+    #[error("body larger than limits.max_body_bytes ({0} bytes)")]
+    BodyTooLarge(usize),
     #[error("snappy: {0}")]
     Snappy(snap::Error),
     #[error(
@@ -40,6 +48,30 @@ pub enum ReadError {
     Decode(prost::DecodeError),
     #[error("{0}")]
     BadRequest(String),
+    /// The task answering the request failed (logged where it is seen).
+    #[error("internal error")]
+    Internal,
+}
+
+impl ReadError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ReadError::Encoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ReadError::BodyTooLarge(_) | ReadError::TooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            ReadError::Snappy(_) | ReadError::Decode(_) | ReadError::BadRequest(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            ReadError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ReadError {
+    fn into_response(self) -> Response {
+        (self.status(), format!("{self}\n")).into_response()
+    }
 }
 
 enum Op {
@@ -351,8 +383,8 @@ pub fn by_labels(resp: &pb::QueryResult) -> SeriesMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::snapshot::Point;
     use crate::snapshot::SeriesForecast;
-    use crate::snapshot::{Point, SeriesState};
     use crate::store::{LabelSet, SeriesId};
     use std::sync::Arc;
 
@@ -367,17 +399,8 @@ mod tests {
             upper: v + 1.0,
         };
         let f = SeriesForecast {
-            labels,
-            id: SeriesId(1),
-            base: 0,
-            spec: 0,
-            state: SeriesState::Ready,
-            model: None,
-            origin_ms: 0,
-            fitted_ms: 0,
             points: vec![point(10.0), point(20.0)],
-            anomaly: None,
-            rate: false,
+            ..SeriesForecast::new(labels, SeriesId(1), 0, 0, 0, 0)
         };
         let history = ForecastHistory::new(100);
         for o in 0..50 {
@@ -553,6 +576,11 @@ mod tests {
         let req = query(&[(2, "__name__", ".+")], 0, i64::MAX);
         let e = read(&req, &snap, &history, 60_000, 10).unwrap_err();
         assert!(e.to_string().contains("max_read_samples"), "{e}");
+        assert_eq!(
+            e.status(),
+            StatusCode::BAD_REQUEST,
+            "Prometheus must not retry it"
+        );
         let req = query(&[(2, "job", "(")], 0, i64::MAX);
         assert!(read(&req, &snap, &history, 60_000, 10)
             .unwrap_err()
@@ -565,6 +593,10 @@ mod tests {
             .to_string()
             .contains("SAMPLES"));
         // garbage bodies never panic
-        assert!(handle(b"\x00garbage", 1 << 20, &snap, &history, 60_000, 10).is_err());
+        let e = handle(b"\x00garbage", 1 << 20, &snap, &history, 60_000, 10).unwrap_err();
+        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+        let big = snap::raw::Encoder::new().compress_vec(&[0; 64]).unwrap();
+        let e = handle(&big, 32, &snap, &history, 60_000, 10).unwrap_err();
+        assert_eq!(e.status(), StatusCode::PAYLOAD_TOO_LARGE);
     }
 }

@@ -19,21 +19,20 @@
 //!   slot); Prometheus retries, and merging makes the retry idempotent.
 //!
 //! Decoding and appending run synchronously in the handler (a typical request is tens of
-//! microseconds of work), so every error reaches the status code.
+//! microseconds of work), so every error reaches the status code. The handler is in
+//! `handler.rs`, the refusals and their status codes in `error.rs`; this file turns a
+//! decompressed body into appends ([`Ingest`], the request's `Batch`, validation).
 
 pub mod backfill;
 pub mod decode;
 pub mod decode_v2;
+mod error;
 pub mod ha;
+mod handler;
 
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use http_body_util::BodyExt;
 use tokio::sync::Semaphore;
 
 pub use crate::config::{valid_label_name, valid_metric_name};
@@ -46,34 +45,8 @@ use decode::{decode_labels, decode_write_request, DecodeError, DecodeSummary, Sc
 use decode_v2::{decode_labels_v2, decode_write_request_v2, Refused, ScratchV2};
 use ha::{HaTracker, Verdict};
 
-/// The remote-write protocol of a request, from its Content-Type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// `prometheus.WriteRequest`
-    V1,
-    /// `io.prometheus.write.v2.Request`
-    V2,
-}
-
-impl Protocol {
-    /// The protobuf message of the protocol.
-    pub fn message(self) -> &'static str {
-        match self {
-            Protocol::V1 => "prometheus.WriteRequest",
-            Protocol::V2 => "io.prometheus.write.v2.Request",
-        }
-    }
-}
-
-/// What a request wrote, for 2.0's `X-Prometheus-Remote-Write-*-Written` headers.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Written {
-    pub samples: u64,
-}
-
-pub const SAMPLES_WRITTEN: &str = "x-prometheus-remote-write-samples-written";
-pub const HISTOGRAMS_WRITTEN: &str = "x-prometheus-remote-write-histograms-written";
-pub const EXEMPLARS_WRITTEN: &str = "x-prometheus-remote-write-exemplars-written";
+pub use error::{IngestError, Protocol, Written};
+pub use handler::{write_handler, EXEMPLARS_WRITTEN, HISTOGRAMS_WRITTEN, SAMPLES_WRITTEN};
 
 /// Suffixes of the series promcast itself writes. A Prometheus that forwards everything it
 /// receives would send them back; they are dropped so no forecast-of-a-forecast loop forms.
@@ -96,72 +69,6 @@ pub fn is_own_output(labels: &[LabelRef<'_>]) -> bool {
                     .iter()
                     .any(|s| l.value.ends_with(s.as_bytes())))
     })
-}
-
-/// Why a request was refused. Messages name the offending value.
-#[derive(Debug, thiserror::Error)]
-pub enum IngestError {
-    #[error(
-        "unsupported Content-Encoding {0:?}: remote-write bodies (1.0 and 2.0) must be snappy-compressed"
-    )]
-    Encoding(String),
-    #[error("unsupported Content-Type {0:?}: expected application/x-protobuf with no proto, proto=prometheus.WriteRequest (remote write 1.0) or proto=io.prometheus.write.v2.Request (2.0)")]
-    ContentType(String),
-    #[error("body larger than limits.max_body_bytes ({0} bytes)")]
-    BodyTooLarge(usize),
-    #[error("decompressed body of {got} bytes is larger than limits.max_decompressed_bytes ({limit} bytes)")]
-    DecompressedTooLarge { got: usize, limit: usize },
-    #[error("invalid snappy block: {0}")]
-    Snappy(snap::Error),
-    #[error("reading request body: {0}")]
-    Body(String),
-    #[error("malformed {message}: {1}", message = .0.message())]
-    Decode(Protocol, DecodeError),
-    #[error("{message} ({count} samples rejected, {accepted} accepted)")]
-    Invalid {
-        message: String,
-        count: u64,
-        accepted: u64,
-        written: Written,
-    },
-    #[error("series limit reached (limits.max_series = {limit}): {count} samples of new series refused, retry later")]
-    SeriesLimit { limit: usize, count: u64 },
-    #[error("too many concurrent remote-write requests (limits.max_concurrent_writes = {0}), retry later")]
-    Busy(usize),
-    #[error("request body not received within limits.body_timeout ({0:?}), retry later")]
-    BodyTimeout(std::time::Duration),
-}
-
-impl IngestError {
-    pub fn status(&self) -> StatusCode {
-        match self {
-            IngestError::Encoding(_) | IngestError::ContentType(_) => {
-                StatusCode::UNSUPPORTED_MEDIA_TYPE
-            }
-            IngestError::BodyTooLarge(_) | IngestError::DecompressedTooLarge { .. } => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
-            IngestError::Snappy(_)
-            | IngestError::Body(_)
-            | IngestError::Decode(..)
-            | IngestError::Invalid { .. } => StatusCode::BAD_REQUEST,
-            IngestError::SeriesLimit { .. }
-            | IngestError::Busy(_)
-            | IngestError::BodyTimeout(_) => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-}
-
-impl IntoResponse for IngestError {
-    fn into_response(self) -> Response {
-        let status = self.status();
-        let mut resp = (status, format!("{self}\n")).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-        }
-        resp
-    }
 }
 
 /// What the write handler needs, and nothing else.
@@ -639,115 +546,6 @@ fn display_labels(labels: &[LabelRef<'_>]) -> String {
     s
 }
 
-fn check_headers(headers: &HeaderMap) -> Result<Protocol, IngestError> {
-    let encoding = headers
-        .get(header::CONTENT_ENCODING)
-        .map(|v| v.to_str().unwrap_or("<non-ASCII>").trim().to_owned());
-    match encoding.as_deref() {
-        Some(e) if e.eq_ignore_ascii_case("snappy") => {}
-        Some(e) => return Err(IngestError::Encoding(e.to_owned())),
-        None => return Err(IngestError::Encoding(String::new())),
-    }
-    let Some(ct) = headers.get(header::CONTENT_TYPE) else {
-        return Ok(Protocol::V1);
-    };
-    let ct = ct.to_str().unwrap_or("<non-ASCII>");
-    let mut parts = ct.split(';').map(str::trim);
-    let media = parts.next().unwrap_or("");
-    if !media.eq_ignore_ascii_case("application/x-protobuf") {
-        return Err(IngestError::ContentType(ct.to_owned()));
-    }
-    let mut protocol = Protocol::V1;
-    for p in parts {
-        let Some((key, value)) = p.split_once('=') else {
-            continue;
-        };
-        if !key.trim().eq_ignore_ascii_case("proto") {
-            continue;
-        }
-        protocol = match value.trim().trim_matches('"') {
-            "prometheus.WriteRequest" => Protocol::V1,
-            "io.prometheus.write.v2.Request" => Protocol::V2,
-            _ => return Err(IngestError::ContentType(ct.to_owned())),
-        };
-    }
-    Ok(protocol)
-}
-
-/// The axum handler.
-pub async fn write_handler(
-    State(ingest): State<Arc<Ingest>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let protocol = check_headers(&headers);
-    let v2 = matches!(protocol, Ok(Protocol::V2));
-    let result = match protocol {
-        Ok(protocol) => handle(&ingest, &headers, protocol, body).await,
-        Err(e) => Err(e),
-    };
-    let code = match &result {
-        Ok(_) => StatusCode::NO_CONTENT,
-        Err(e) => e.status(),
-    };
-    ingest.telemetry.write_request(code.as_u16());
-    let (mut resp, written) = match result {
-        Ok(written) => (StatusCode::NO_CONTENT.into_response(), Some(written)),
-        Err(e) => {
-            tracing::debug!(status = code.as_u16(), error = %e, "remote write refused");
-            let written = match &e {
-                IngestError::Invalid { written, .. } => Some(*written),
-                _ => None,
-            };
-            (e.into_response(), written)
-        }
-    };
-    if v2 {
-        let h = resp.headers_mut();
-        let samples = written.unwrap_or_default().samples;
-        h.insert(SAMPLES_WRITTEN, HeaderValue::from(samples));
-        h.insert(HISTOGRAMS_WRITTEN, HeaderValue::from(0u64));
-        h.insert(EXEMPLARS_WRITTEN, HeaderValue::from(0u64));
-    }
-    resp
-}
-
-async fn handle(
-    ingest: &Ingest,
-    headers: &HeaderMap,
-    protocol: Protocol,
-    body: Body,
-) -> Result<Written, IngestError> {
-    let _permit = ingest
-        .in_flight
-        .try_acquire()
-        .map_err(|_| IngestError::Busy(ingest.limits.max_concurrent_writes))?;
-    ingest.telemetry.write_protocol(protocol == Protocol::V2);
-    let limit = ingest.limits.max_body_bytes;
-    if let Some(len) = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-    {
-        if len > limit {
-            return Err(IngestError::BodyTooLarge(limit));
-        }
-    }
-    let timeout = ingest.limits.body_timeout;
-    let body = tokio::time::timeout(timeout, http_body_util::Limited::new(body, limit).collect())
-        .await
-        .map_err(|_| IngestError::BodyTimeout(timeout))?
-        .map_err(|e| {
-            if e.is::<http_body_util::LengthLimitError>() {
-                IngestError::BodyTooLarge(limit)
-            } else {
-                IngestError::Body(e.to_string())
-            }
-        })?
-        .to_bytes();
-    ingest.ingest_snappy(&body, protocol, ingest.store.clock().now_ms())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -859,47 +657,5 @@ mod tests {
             "__name__",
             "a:predicted_total"
         )]));
-    }
-
-    #[test]
-    fn header_negotiation() {
-        let mut h = HeaderMap::new();
-        assert!(matches!(check_headers(&h), Err(IngestError::Encoding(_))));
-        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-        assert!(matches!(check_headers(&h), Err(IngestError::Encoding(_))));
-        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("snappy"));
-        assert!(check_headers(&h).is_ok());
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/x-protobuf"),
-        );
-        assert!(check_headers(&h).is_ok());
-        assert_eq!(check_headers(&h).unwrap(), Protocol::V1);
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/x-protobuf;proto=io.prometheus.write.v2.Request"),
-        );
-        assert_eq!(check_headers(&h).unwrap(), Protocol::V2);
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/x-protobuf; proto=\"prometheus.WriteRequest\""),
-        );
-        assert_eq!(check_headers(&h).unwrap(), Protocol::V1);
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/x-protobuf;proto=io.prometheus.write.v3.Request"),
-        );
-        assert!(matches!(
-            check_headers(&h),
-            Err(IngestError::ContentType(_))
-        ));
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        assert!(matches!(
-            check_headers(&h),
-            Err(IngestError::ContentType(_))
-        ));
     }
 }

@@ -8,20 +8,23 @@
 mod clock;
 mod kind;
 mod labels;
+mod metadata;
 pub mod persist;
 mod ring;
+mod shard;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hashbrown::HashTable;
-
 pub use clock::Clock;
 pub use kind::{cumulative_stem, is_cumulative, CounterState, MetricType, RateStep};
 pub(crate) use labels::varint_len;
 pub use labels::{encode_canonical, hash_labels, LabelHash, LabelRef, LabelSet};
+pub use metadata::MAX_METRIC_TYPES;
 pub use ring::{Push, Ring};
+use shard::{shard_index, Shard, SHARDS};
+pub use shard::{Series, SeriesId};
 
 use crate::config::{Config, CounterMode, Selector};
 
@@ -39,11 +42,6 @@ pub struct Sample {
     /// Milliseconds since the Unix epoch.
     pub timestamp: i64,
 }
-
-/// A series' stable identity for the lifetime of the process (never reused after eviction),
-/// so per-series model state kept elsewhere cannot attach to a newer series.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SeriesId(pub u64);
 
 /// What one append did, summed over a request. The handler maps these to a status code and
 /// self-metrics.
@@ -77,33 +75,6 @@ impl AppendStats {
     }
 }
 
-/// A stored series.
-pub struct Series {
-    pub id: SeriesId,
-    pub labels: Arc<LabelSet>,
-    /// Index of the forecast entry whose selector matched.
-    pub spec: u16,
-    /// True after a staleness marker until the next real sample: the run has ended.
-    pub stale: bool,
-    /// Seconds since the store's epoch of the last sample received (for idle eviction).
-    last_seen: u32,
-    hash: u64,
-    /// The second half of the series' [`LabelHash`].
-    check: u64,
-    pub ring: Ring,
-    /// Set for a counter stored as its per-second rate (see [`kind`]): the ring holds rates.
-    pub counter: Option<Box<CounterState>>,
-    /// The type the series' own remote-write 2.0 metadata last said.
-    own_type: MetricType,
-}
-
-impl Series {
-    /// Whether the ring holds the per-second rate of a counter rather than values as sent.
-    pub fn is_rate(&self) -> bool {
-        self.counter.is_some()
-    }
-}
-
 /// What a request says of one series besides its labels and samples.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SeriesMeta {
@@ -111,52 +82,6 @@ pub struct SeriesMeta {
     pub metric_type: MetricType,
     /// The counter's created timestamp (remote write 2.0), if sent.
     pub created_ms: Option<i64>,
-}
-
-#[derive(Default)]
-struct Shard {
-    /// Slot indices, found by the first half of the label hash and checked against the
-    /// slot's whole 128-bit [`LabelHash`].
-    index: HashTable<u32>,
-    slots: Vec<Option<Series>>,
-    free: Vec<u32>,
-    /// Label hashes of series known not to be stored (no selector matches, or promcast's
-    /// own output), so a Prometheus that forwards everything costs one lookup per series
-    /// rather than a selector evaluation. Selection depends only on the labels, so an entry
-    /// never goes stale; the set is cleared when it reaches [`UNSELECTED_PER_SHARD`]. Keyed
-    /// by the 64-bit hash alone: a selected series whose hash equals an earlier unselected
-    /// one's (odds ~n²/2⁶⁵) would be dropped as unselected.
-    unselected: hashbrown::HashSet<u64, BuildNoHash>,
-}
-
-/// Negative-cache entries per shard (64 shards: about 1M series, ~9 MiB at most).
-const UNSELECTED_PER_SHARD: usize = 16_384;
-
-/// The keys are already hashes.
-#[derive(Default, Clone, Copy)]
-struct BuildNoHash;
-
-struct NoHash(u64);
-
-impl std::hash::BuildHasher for BuildNoHash {
-    type Hasher = NoHash;
-    fn build_hasher(&self) -> NoHash {
-        NoHash(0)
-    }
-}
-
-impl std::hash::Hasher for NoHash {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | b as u64;
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
-    }
 }
 
 /// What [`Store::append_known`] did.
@@ -170,45 +95,6 @@ pub enum Known {
     New,
 }
 
-impl Shard {
-    fn find(&self, h: LabelHash) -> Option<u32> {
-        self.index
-            .find(h.hash, |&slot| {
-                self.slots[slot as usize]
-                    .as_ref()
-                    .is_some_and(|s| s.hash == h.hash && s.check == h.check)
-            })
-            .copied()
-    }
-
-    fn insert(&mut self, series: Series) -> u32 {
-        let hash = series.hash;
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                self.slots[slot as usize] = Some(series);
-                slot
-            }
-            None => {
-                self.slots.push(Some(series));
-                (self.slots.len() - 1) as u32
-            }
-        };
-        let slots = &self.slots;
-        self.index.insert_unique(hash, slot, |&s| {
-            slots[s as usize].as_ref().map_or(0, |x| x.hash)
-        });
-        slot
-    }
-}
-
-const SHARDS: usize = 64;
-
-/// The shard of a label hash. The low bits pick the hash-table bucket inside a shard; use the
-/// high bits here.
-fn shard_index(hash: u64) -> usize {
-    (hash >> 58) as usize % SHARDS
-}
-
 /// One series of a request for [`Store::append_known_batch`]: its label hash, and where its
 /// samples lie in the request's flat array (`start..start + len`).
 #[derive(Debug, Clone, Copy)]
@@ -217,9 +103,6 @@ pub struct BatchItem {
     pub samples: (u32, u32),
     pub meta: SeriesMeta,
 }
-
-/// Metric families whose type the metadata table remembers, at most.
-pub const MAX_METRIC_TYPES: usize = 100_000;
 
 pub struct Store {
     shards: Box<[Mutex<Shard>]>,
@@ -299,47 +182,63 @@ impl Store {
             return false;
         }
         let hash = hash_labels(&refs);
-        let shard = self.shard_of(hash.hash);
-        let mut guard = shard.lock().unwrap_or_else(|e| e.into_inner());
-        if guard.find(hash).is_some() {
-            return false;
-        }
-        if self
-            .series
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.max_series).then_some(n + 1)
-            })
-            .is_err()
-        {
-            return false;
-        }
         // The ring is kept when it holds what the series is stored as now (rates, or values
-        // as sent: `counters:` or the metadata may have changed since it was saved).
+        // as sent: `counters:` or the metadata may have changed since it was saved). Asked
+        // before the shard's lock: the type table is locked first (see `apply_metadata`).
         let wants_rate = self.wants_rate(spec, &refs, MetricType::Unknown);
         let ring = if rate == wants_rate {
             ring
         } else {
             Ring::new(self.ring_len)
         };
-        let rate = wants_rate;
-        let labels = Arc::new(labels);
+        let mut guard = self.lock_shard(hash.hash);
+        if guard.find(hash).is_some() || !self.reserve_series() {
+            return false;
+        }
+        let series = self.new_series(Arc::new(labels), hash, spec, ring, wants_rate);
         guard.insert(Series {
-            id: SeriesId(self.next_id.fetch_add(1, Ordering::Relaxed)),
-            labels: labels.clone(),
-            spec,
             stale,
             last_seen: self.seconds_since_epoch(now_ms),
+            ..series
+        });
+        true
+    }
+
+    /// Takes a place under `limits.max_series` for a new series; false when there is none.
+    fn reserve_series(&self) -> bool {
+        self.series
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max_series).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// A series created now, its place reserved ([`Store::reserve_series`]): a new
+    /// identity, not stale, told to the new-series hook (which must not block: the caller
+    /// holds the shard's lock).
+    fn new_series(
+        &self,
+        labels: Arc<LabelSet>,
+        hash: LabelHash,
+        spec: u16,
+        ring: Ring,
+        rate: bool,
+    ) -> Series {
+        if let Some(hook) = self.on_new.get() {
+            hook(&labels);
+        }
+        Series {
+            id: SeriesId(self.next_id.fetch_add(1, Ordering::Relaxed)),
+            labels,
+            spec,
+            stale: false,
+            last_seen: 0,
             hash: hash.hash,
             check: hash.check,
             ring,
             counter: rate.then(Box::default),
             own_type: MetricType::Unknown,
-        });
-        drop(guard);
-        if let Some(hook) = self.on_new.get() {
-            hook(&labels);
         }
-        true
     }
 
     pub fn step_ms(&self) -> i64 {
@@ -379,8 +278,10 @@ impl Store {
         ((now_ms - self.epoch_ms).max(0) / 1000).min(u32::MAX as i64) as u32
     }
 
-    fn shard_of(&self, hash: u64) -> &Mutex<Shard> {
-        &self.shards[shard_index(hash)]
+    /// The lock of the shard holding the series with this label hash.
+    fn lock_shard(&self, hash: u64) -> std::sync::MutexGuard<'_, Shard> {
+        let shard = &self.shards[shard_index(hash)];
+        shard.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Which forecast entry selects these labels, if any.
@@ -414,10 +315,7 @@ impl Store {
         now_ms: i64,
         stats: &mut AppendStats,
     ) -> Known {
-        let mut guard = self
-            .shard_of(hash.hash)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.lock_shard(hash.hash);
         let now_s = self.seconds_since_epoch(now_ms);
         let meta = SeriesMeta::default();
         self.append_known_locked(&mut guard, hash, samples, meta, now_s, stats)
@@ -434,13 +332,10 @@ impl Store {
         stats: &mut AppendStats,
     ) -> Known {
         if let Some(slot) = shard.find(hash) {
-            let series = shard.slots[slot as usize]
-                .as_mut()
-                .expect("indexed slot is live");
-            self.push_samples(series, samples, meta, now_s, stats);
+            self.push_samples(shard.series_mut(slot), samples, meta, now_s, stats);
             return Known::Appended;
         }
-        if shard.unselected.contains(&hash.hash) {
+        if shard.is_unselected(hash.hash) {
             stats.unselected += samples.len() as u64;
             return Known::Unselected;
         }
@@ -498,14 +393,7 @@ impl Store {
     /// Remembers that the series with this label hash is never stored (see
     /// [`Store::append_known`]).
     pub fn remember_unselected(&self, hash: u64) {
-        let mut guard = self
-            .shard_of(hash)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if guard.unselected.len() >= UNSELECTED_PER_SHARD {
-            guard.unselected.clear();
-        }
-        guard.unselected.insert(hash);
+        self.lock_shard(hash).remember_unselected(hash);
     }
 
     /// Appends one series' samples. `labels` must be sorted, unique and valid (ingest
@@ -531,19 +419,14 @@ impl Store {
         now_ms: i64,
         stats: &mut AppendStats,
     ) {
+        let now_s = self.seconds_since_epoch(now_ms);
         {
-            let mut guard = self
-                .shard_of(hash.hash)
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            let now_s = self.seconds_since_epoch(now_ms);
+            let mut guard = self.lock_shard(hash.hash);
             if self.append_known_locked(&mut guard, hash, samples, meta, now_s, stats) != Known::New
             {
                 return;
             }
         }
-        let now_s = self.seconds_since_epoch(now_ms);
-        let shard = self.shard_of(hash.hash);
         // New series: selectors run outside the lock.
         let Some(spec) = self.select(labels) else {
             stats.unselected += samples.len() as u64;
@@ -552,17 +435,11 @@ impl Store {
         };
         let rate = self.wants_rate(spec, labels, meta.metric_type);
         // Reserve a place under the limit before building the ring.
-        if self
-            .series
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.max_series).then_some(n + 1)
-            })
-            .is_err()
-        {
+        if !self.reserve_series() {
             stats.series_limit += samples.len() as u64;
             return;
         }
-        let mut guard = shard.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.lock_shard(hash.hash);
         // Another request may have created it meanwhile.
         let slot = match guard.find(hash) {
             Some(slot) => {
@@ -571,110 +448,17 @@ impl Store {
             }
             None => {
                 stats.series_created += 1;
-                let interned = Arc::new(LabelSet::from_refs(labels));
-                if let Some(hook) = self.on_new.get() {
-                    hook(&interned);
-                }
+                let labels = Arc::new(LabelSet::from_refs(labels));
+                let ring = Ring::new(self.ring_len);
+                let series = self.new_series(labels, hash, spec, ring, rate);
                 guard.insert(Series {
-                    id: SeriesId(self.next_id.fetch_add(1, Ordering::Relaxed)),
-                    labels: interned,
-                    spec,
-                    stale: false,
                     last_seen: now_s,
-                    hash: hash.hash,
-                    check: hash.check,
-                    ring: Ring::new(self.ring_len),
-                    counter: rate.then(Box::default),
                     own_type: meta.metric_type,
+                    ..series
                 })
             }
         };
-        let series = guard.slots[slot as usize]
-            .as_mut()
-            .expect("indexed slot is live");
-        self.push_samples(series, samples, meta, now_s, stats);
-    }
-
-    /// Whether a new series of entry `spec` with these labels is stored as a counter's rates,
-    /// given the type its own metadata says (`own`) and the metadata table.
-    fn wants_rate(&self, spec: u16, labels: &[LabelRef<'_>], own: MetricType) -> bool {
-        let name = labels.iter().find(|l| l.name == b"__name__");
-        let name = name.map_or(&b""[..], |l| l.value);
-        self.counters_as_rates[spec as usize] && is_cumulative(name, own, |f| self.family_type(f))
-    }
-
-    /// The type remote-write 1.0 metadata gave the metric family `name`.
-    fn family_type(&self, name: &[u8]) -> Option<MetricType> {
-        let types = self.types.lock().unwrap_or_else(|e| e.into_inner());
-        types.get(name).copied()
-    }
-
-    /// Stores a series as rates or as values from now on; its ring starts over when that
-    /// changes. Returns whether it did.
-    fn set_rate(&self, series: &mut Series, rate: bool) -> bool {
-        if series.is_rate() == rate {
-            return false;
-        }
-        series.ring = Ring::new(self.ring_len);
-        series.counter = rate.then(Box::default);
-        // A new identity: model state and forecast history of the old values do not carry over.
-        series.id = SeriesId(self.next_id.fetch_add(1, Ordering::Relaxed));
-        tracing::info!(
-            series = %series.labels.metric_name(),
-            rate,
-            "metric type known: series now stored as {}",
-            if rate { "per-second rate" } else { "values as sent" }
-        );
-        true
-    }
-
-    /// Remembers the metric types of remote-write 1.0 metadata (`(type, family name)`) and
-    /// switches the stored series whose type they change. Returns how many switched.
-    /// Lock order: the type table, then shards (nothing takes them the other way round).
-    pub fn apply_metadata<'a>(
-        &self,
-        entries: impl IntoIterator<Item = (MetricType, &'a [u8])>,
-    ) -> usize {
-        let mut types = self.types.lock().unwrap_or_else(|e| e.into_inner());
-        let mut changed: hashbrown::HashSet<&[u8]> = hashbrown::HashSet::new();
-        for (kind, name) in entries {
-            let full = types.len() >= MAX_METRIC_TYPES;
-            match types.get_mut(name) {
-                Some(t) if *t == kind => {}
-                Some(t) => {
-                    *t = kind;
-                    changed.insert(name);
-                }
-                None if !full => {
-                    types.insert(name.into(), kind);
-                    changed.insert(name);
-                }
-                None => {}
-            }
-        }
-        if changed.is_empty() {
-            return 0;
-        }
-        let family = |f: &[u8]| types.get(f).copied();
-        let mut switched = 0;
-        for shard in self.shards.iter() {
-            let mut guard = shard.lock().unwrap_or_else(|e| e.into_inner());
-            for series in guard.slots.iter_mut().flatten() {
-                if !self.counters_as_rates[series.spec as usize] {
-                    continue;
-                }
-                let name = series.labels.metric_name().as_bytes();
-                let stem = cumulative_stem(name);
-                if !changed.contains(name) && !stem.is_some_and(|s| changed.contains(s)) {
-                    continue;
-                }
-                let rate = is_cumulative(name, series.own_type, family);
-                if self.set_rate(series, rate) {
-                    switched += 1;
-                }
-            }
-        }
-        switched
+        self.push_samples(guard.series_mut(slot), samples, meta, now_s, stats);
     }
 
     /// Backfilled history (oldest first) for a stored series: values fill the empty buckets,
@@ -688,16 +472,11 @@ impl Store {
         stats: &mut AppendStats,
     ) {
         let hash = hash_labels(labels);
-        let mut guard = self
-            .shard_of(hash.hash)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.lock_shard(hash.hash);
         let Some(slot) = guard.find(hash) else {
             return;
         };
-        let series = guard.slots[slot as usize]
-            .as_mut()
-            .expect("indexed slot is live");
+        let series = guard.series_mut(slot);
         let newest = series.counter.as_ref().and_then(|c| c.last_ts());
         if let Some(newest) = newest {
             if samples.last().is_some_and(|s| s.timestamp >= newest) {
@@ -771,37 +550,16 @@ impl Store {
         let mut evicted = 0;
         for shard in self.shards.iter() {
             let mut guard = shard.lock().unwrap_or_else(|e| e.into_inner());
-            let Shard {
-                index, slots, free, ..
-            } = &mut *guard;
-            let mut removed = Vec::new();
-            for (i, slot) in slots.iter_mut().enumerate() {
-                if slot
-                    .as_ref()
-                    .is_some_and(|s| now_s.saturating_sub(s.last_seen) >= self.idle_timeout_s)
-                {
-                    let s = slot.take().expect("checked");
-                    removed.push((i as u32, s.hash));
-                }
-            }
-            for (i, hash) in removed {
-                if let Ok(entry) = index.find_entry(hash, |&x| x == i) {
-                    entry.remove();
-                }
-                free.push(i);
-                evicted += 1;
-            }
+            evicted += guard.evict_idle(now_s, self.idle_timeout_s);
         }
         self.series.fetch_sub(evicted, Ordering::AcqRel);
         evicted
     }
 
     /// Calls `f` for every series of shard `i` under that shard's lock: copy out, don't compute.
-    pub fn visit_shard(&self, i: usize, mut f: impl FnMut(&Series)) {
+    pub fn visit_shard(&self, i: usize, f: impl FnMut(&Series)) {
         let guard = self.shards[i].lock().unwrap_or_else(|e| e.into_inner());
-        for s in guard.slots.iter().flatten() {
-            f(s);
-        }
+        guard.iter().for_each(f);
     }
 
     pub fn shard_count(&self) -> usize {
@@ -811,28 +569,15 @@ impl Store {
     /// Runs `f` on the series with these labels, if stored.
     pub fn with_series<R>(&self, labels: &LabelSet, f: impl FnOnce(&Series) -> R) -> Option<R> {
         let hash = labels.label_hash();
-        let guard = self
-            .shard_of(hash.hash)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let slot = guard.find(hash)?;
-        guard.slots[slot as usize].as_ref().map(f)
+        self.lock_shard(hash.hash).get(hash).map(f)
     }
 
     /// Bytes held per series (ring, labels, entry, index), averaged: for the memory bench.
     pub fn heap_bytes(&self) -> usize {
-        let mut total = 0;
-        for shard in self.shards.iter() {
-            let g = shard.lock().unwrap_or_else(|e| e.into_inner());
-            total += g.slots.capacity() * std::mem::size_of::<Option<Series>>()
-                + g.index.capacity() * (std::mem::size_of::<u32>() + 1)
-                + g.free.capacity() * 4;
-            for s in g.slots.iter().flatten() {
-                total +=
-                    s.ring.heap_bytes() + s.labels.heap_bytes() + 2 * std::mem::size_of::<usize>();
-            }
-        }
-        total
+        let shards = self.shards.iter();
+        shards
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).heap_bytes())
+            .sum()
     }
 }
 
