@@ -3,12 +3,16 @@
 //! The modules follow one sample through the agent; arrows point one way:
 //!
 //! ```text
-//!  Prometheus ──remote_write──▶ ingest ──▶ store ──▶ forecast ─┐
-//!                               (decode,    (series   anomaly  ├─▶ snapshot ──▶ export ──▶ /metrics
-//!                                validate)   index,   scale   ─┘   (one per     (encode)   remote-write out
-//!                                            rings)   (the loop)    step)                  remote read, API, KEDA
+//!  Prometheus ──remote_write──▶ ingest ──▶ store ──▶ step ─┬─ forecast ─┐
+//!                               (decode,    (series   (the   ├─ anomaly  ├─▶ snapshot ──▶ export ──▶ /metrics
+//!                                validate)   index,    loop)  └─ scale  ──┘   (one per     (encode)   remote-write out
+//!                                            rings)                           step)                  remote read, API, KEDA
 //! ```
 //!
+//! - [`models`]: the one list of forecast models (a macro each layer expands: [`models::ModelKind`],
+//!   the config's [`models::ModelChoice`], the model modules and the registry); it imports
+//!   nothing.
+//! - [`stats`]: shared maths (normal and sample quantiles); it imports nothing.
 //! - [`config`]: YAML file form and its validated runtime form, a file per section (storage,
 //!   forecast entries, remote write and backfill, limits, inference); PromQL selectors; durations;
 //!   scaling targets and policies; listener credentials (`auth:`) and certificates (`tls:`);
@@ -21,10 +25,10 @@
 //! - [`store`]: label-set interning, fixed-capacity per-series rings bucketed to the step,
 //!   metric types and counters stored as per-second rates, a sharded series map, idle
 //!   eviction, ring snapshots on disk.
-//! - [`forecast`]: the model interface ([`forecast::Fit`] / [`forecast::Predict`]) and the
-//!   models (`naive`, `seasonal_naive`, `mstl`, `lstm` via tract-onnx or, with the `gpu`
-//!   feature, an onnxruntime batch worker), `auto`'s choice, the per-series forecaster, and
-//!   the loop ([`step`]) that runs them off the async runtime once per step.
+//! - [`forecast`]: the model interface ([`forecast::Fit`] / [`forecast::Predict`] /
+//!   [`forecast::Listed`]), the models, one file each (those of [`models`]: `naive`,
+//!   `seasonal_naive`, `mstl`, `lstm` via tract-onnx or, with the `gpu` feature, an
+//!   onnxruntime batch worker), `auto`'s choice and the per-series forecaster.
 //! - [`anomaly`]: scale-free features of the newest point scored by extended isolation
 //!   forests (per series within a limit, pooled per forecast entry otherwise), our own
 //!   seeded implementation with flat `f32` nodes ([`anomaly::eif`]); the anomaly likelihood
@@ -33,6 +37,9 @@
 //! - [`scale`]: replica recommendations: one target's decisions over time (the `Scaler`,
 //!   shared by the agent's `scaling:` targets and the simulator) and the HPA controller the
 //!   simulator runs.
+//! - [`step`]: the loop, above forecast, anomaly and scale: once per step, off the async
+//!   runtime, every stored series through the three (one per-step interface,
+//!   [`step::stage::Stage`]), then the snapshot published.
 //! - [`snapshot`]: what a step produces (forecasts, anomaly verdicts, recommendations) as one
 //!   immutable snapshot, published to readers and subscribers.
 //! - [`export`]: everything that reads the snapshot: the scrape endpoint, remote-write out,
