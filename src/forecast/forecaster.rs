@@ -131,24 +131,21 @@ struct Pending {
 /// Forecasts series with the entries' models; see the module documentation.
 pub struct Forecaster {
     entries: Vec<Entry>,
-    series: HashMap<SeriesId, SeriesModels>,
-    step_ms: i64,
+    serve: Serve,
     /// Whether bucket times are calendar times (always in the agent; not for a replay of an
     /// indexed trace).
     calendar: bool,
-    steps: u64,
-    budget: Budget,
-    stats: ForecastStats,
     pending: Vec<Pending>,
     pending_values: Vec<f32>,
 }
 
-/// What one step needs to serve a series, borrowed from the [`Forecaster`].
-struct Serve<'a> {
-    series: &'a mut HashMap<SeriesId, SeriesModels>,
+/// What serving a series needs besides its entry: the per-series state, the step's count,
+/// budget and figures.
+struct Serve {
+    series: HashMap<SeriesId, SeriesModels>,
     steps: u64,
-    budget: &'a Budget,
-    stats: &'a mut ForecastStats,
+    budget: Budget,
+    stats: ForecastStats,
     step_ms: i64,
 }
 
@@ -196,12 +193,14 @@ impl Forecaster {
         }
         Ok(Self {
             entries,
-            series: HashMap::new(),
-            step_ms: config.step.as_millis() as i64,
+            serve: Serve {
+                series: HashMap::new(),
+                steps: 0,
+                budget: Budget::unlimited(),
+                stats: ForecastStats::default(),
+                step_ms: config.step.as_millis() as i64,
+            },
             calendar: true,
-            steps: 0,
-            budget: Budget::unlimited(),
-            stats: ForecastStats::default(),
             pending: Vec::new(),
             pending_values: Vec::new(),
         })
@@ -214,16 +213,17 @@ impl Forecaster {
 
     /// Starts a step with this budget.
     pub fn begin_step(&mut self, budget: Budget) {
-        self.steps += 1;
-        self.budget = budget;
-        self.stats = ForecastStats::default();
+        let s = &mut self.serve;
+        s.steps += 1;
+        s.budget = budget;
+        s.stats = ForecastStats::default();
     }
 
     /// Ends a step: forgets the state of series the step did not see; returns its figures.
     pub fn end_step(&mut self) -> ForecastStats {
-        let steps = self.steps;
-        self.series.retain(|_, s| s.seen == steps);
-        self.stats
+        let steps = self.serve.steps;
+        self.serve.series.retain(|_, s| s.seen == steps);
+        self.serve.stats
     }
 
     /// Series waiting for a batched model.
@@ -241,18 +241,11 @@ impl Forecaster {
             values,
             origin,
             pad,
-            step_ms: self.step_ms,
+            step_ms: self.serve.step_ms,
             calendar: self.calendar,
         };
         let e = &self.entries[entry];
-        let mut serve = Serve {
-            series: &mut self.series,
-            steps: self.steps,
-            budget: &self.budget,
-            stats: &mut self.stats,
-            step_ms: self.step_ms,
-        };
-        if let Some(model) = serve.series_forecast(e, f.id, &w, f) {
+        if let Some(model) = self.serve.series_forecast(e, f.id, &w, f) {
             let start = self.pending_values.len();
             self.pending_values.extend_from_slice(values);
             self.pending.push(Pending {
@@ -280,13 +273,6 @@ impl Forecaster {
         if self.pending.is_empty() {
             return;
         }
-        let mut serve = Serve {
-            series: &mut self.series,
-            steps: self.steps,
-            budget: &self.budget,
-            stats: &mut self.stats,
-            step_ms: self.step_ms,
-        };
         let mut fits = Vec::with_capacity(self.pending.len());
         for (index, e) in self.entries.iter().enumerate() {
             for model in e.models.iter().filter(|m| m.batches()) {
@@ -304,14 +290,15 @@ impl Forecaster {
                         values: &self.pending_values[p.start..p.start + p.len],
                         origin: p.origin,
                         pad: p.pad,
-                        step_ms: self.step_ms,
+                        step_ms: self.serve.step_ms,
                         calendar: self.calendar,
                     })
                     .collect();
                 fits.clear();
                 model.fit_batch(&windows, &mut fits);
                 for ((p, w), fit) in rows.iter().zip(&windows).zip(fits.drain(..)) {
-                    serve.complete_batched(e, model.kind(), w, fit, &mut out[p.at]);
+                    self.serve
+                        .complete_batched(e, model.kind(), w, fit, &mut out[p.at]);
                 }
             }
         }
@@ -331,7 +318,7 @@ enum Served {
     Next,
 }
 
-impl Serve<'_> {
+impl Serve {
     /// Fills `f` for one series; `Some(model)` when it waits for that batched model.
     fn series_forecast(
         &mut self,
@@ -460,7 +447,7 @@ impl Serve<'_> {
     /// later step). `None` while the history is too short to compare.
     fn auto_choice(&mut self, e: &Entry, id: SeriesId, w: &Window<'_>) -> Option<ModelKind> {
         let steps = self.steps;
-        let state = state_of(self.series, id, steps);
+        let state = state_of(&mut self.series, id, steps);
         if let Some((kind, at)) = state.auto {
             if steps.saturating_sub(at) < e.auto_every {
                 return Some(kind);
@@ -492,7 +479,7 @@ impl Serve<'_> {
         id: SeriesId,
         w: &Window<'_>,
     ) -> Result<(model::Forecast, i64), Option<String>> {
-        let state = state_of(self.series, id, self.steps);
+        let state = state_of(&mut self.series, id, self.steps);
         let due = state
             .kept
             .as_ref()
@@ -660,7 +647,7 @@ mod tests {
         let s = step(&mut f, &nasa(300), spent);
         assert_eq!(s.state, SeriesState::Ready);
         assert_eq!(s.model, Some(ModelKind::SeasonalNaive));
-        assert_eq!(f.stats.refits_deferred, 1);
+        assert_eq!(f.serve.stats.refits_deferred, 1);
         // With time to spare the refit happens, and the fit is read forward next step.
         let s = step(&mut f, &nasa(300), Budget::unlimited());
         assert_eq!(s.model, Some(ModelKind::Mstl));
@@ -671,9 +658,9 @@ mod tests {
     fn state_of_series_not_seen_in_a_step_is_dropped() {
         let mut f = forecaster("auto");
         step(&mut f, &nasa(600), Budget::unlimited());
-        assert_eq!(f.series.len(), 1, "auto keeps its choice");
+        assert_eq!(f.serve.series.len(), 1, "auto keeps its choice");
         f.begin_step(Budget::unlimited());
         f.end_step();
-        assert!(f.series.is_empty());
+        assert!(f.serve.series.is_empty());
     }
 }
