@@ -87,7 +87,9 @@ pub fn choose(
             Gate::WithinBudget => within_budget,
             Gate::WhereSeasonPays => within_budget && pays,
         };
-        scores.extend(score(m).filter(|_| scored));
+        if scored {
+            scores.extend(score(m));
+        }
     }
     decide(scores, current)
 }
