@@ -75,6 +75,7 @@ pub mod forecast;
 pub mod ingest;
 #[cfg(feature = "offline")]
 pub mod offline;
+pub mod policy;
 pub mod proto;
 pub mod rng;
 pub mod scale;

@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
-use crate::config::{Config, Policy, ScalingMode};
+use crate::config::{Config, ScalingMode};
+use crate::policy::Policy;
 use crate::store::{LabelSet, SeriesId};
 
 /// Median and band at one horizon.

@@ -142,6 +142,27 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
         ],
     ),
     ("tls", &["offline", "server", "export", "forecast"]),
+    // The policies are maths on a band: config, scale and the offline tools read them.
+    (
+        "policy",
+        &[
+            "anomaly",
+            "config",
+            "demo",
+            "export",
+            "forecast",
+            "ingest",
+            "models",
+            "offline",
+            "proto",
+            "rng",
+            "scale",
+            "server",
+            "store",
+            "telemetry",
+            "tls",
+        ],
+    ),
 ];
 
 struct Source {

@@ -1,6 +1,5 @@
 //! `scaling:` targets: which series drives which workload's replica recommendation, and how.
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::duration::PromDuration;
 use super::selector::Selector;
+use crate::policy::Buffered;
+pub use crate::policy::Policy;
 
 /// Whether a target's recommendation is meant to be acted on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
@@ -27,60 +28,6 @@ impl ScalingMode {
             ScalingMode::Active => "active",
             ScalingMode::Observe => "observe",
         }
-    }
-}
-
-/// How the predictive part turns a forecast into replicas.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Policy {
-    /// A fixed count (the baseline every team starts from); simulation only.
-    Static,
-    /// Only the observed load: what an HPA on the metric does.
-    Reactive,
-    /// `ceil(yhat / capacity)`.
-    Ceiling,
-    /// `ceil(yhat · (1 + margin) / capacity)`.
-    Buffered,
-    /// `ceil(q-quantile of the forecast / capacity)`: confidence-aware.
-    Quantile,
-    /// Towards `ceil(yhat / capacity)` by at most `max_step` replicas per decision.
-    Incremental,
-}
-
-impl Policy {
-    pub const ALL: [Policy; 6] = [
-        Policy::Static,
-        Policy::Reactive,
-        Policy::Ceiling,
-        Policy::Buffered,
-        Policy::Quantile,
-        Policy::Incremental,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Policy::Static => "static",
-            Policy::Reactive => "reactive",
-            Policy::Ceiling => "ceiling",
-            Policy::Buffered => "buffered",
-            Policy::Quantile => "quantile",
-            Policy::Incremental => "incremental",
-        }
-    }
-
-    pub fn from_name(s: &str) -> Option<Policy> {
-        Policy::ALL.into_iter().find(|p| p.as_str() == s)
-    }
-
-    pub fn is_predictive(self) -> bool {
-        !matches!(self, Policy::Static | Policy::Reactive)
-    }
-}
-
-impl fmt::Display for Policy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -135,7 +82,8 @@ impl ScaleIn {
     }
 }
 
-/// Parameters of one scaling target's policy.
+/// Parameters of one scaling target's policy: the policy with its own parameters, and what
+/// every policy shares.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PolicyParams {
     pub policy: Policy,
@@ -145,11 +93,6 @@ pub struct PolicyParams {
     pub target_utilization: f64,
     pub min_replicas: u32,
     pub max_replicas: u32,
-    pub margin: f64,
-    pub quantile: f64,
-    pub max_step: u32,
-    /// The count `static` keeps.
-    pub static_replicas: u32,
     pub sizing: Sizing,
     /// `peak`'s window after the lead time.
     pub peak_window: Duration,
@@ -184,6 +127,8 @@ pub struct ScalingSection {
     /// Pod start-up time: the decision is for now + lead_time.
     #[serde(default = "default_lead_time")]
     pub lead_time: PromDuration,
+    /// The policy's name; its parameters are the keys below (`margin`, `quantile`,
+    /// `max_step`), each read by the policy it belongs to.
     #[serde(default = "default_policy")]
     pub policy: Policy,
     #[serde(default = "default_margin")]
@@ -228,7 +173,7 @@ fn default_lead_time() -> PromDuration {
 // The defaults are what the frontiers on the shared traces show best as a drop-in for an HPA
 // at the same target utilisation (docs/AUTOSCALING.md): cheaper and less unserved demand.
 fn default_policy() -> Policy {
-    Policy::Buffered
+    Policy::Buffered(Buffered::default())
 }
 fn default_margin() -> f64 {
     0.2
@@ -241,6 +186,19 @@ fn default_max_step() -> u32 {
 }
 fn default_stabilization() -> PromDuration {
     PromDuration(Duration::from_secs(120))
+}
+
+impl ScalingSection {
+    /// The policies' parameters by key, as [`Policy::configured`] and the checks read them.
+    fn settings(&self) -> impl Fn(&str) -> Option<f64> + '_ {
+        move |key| match key {
+            "margin" => Some(self.margin),
+            "quantile" => Some(self.quantile),
+            "max_step" => Some(self.max_step as f64),
+            "static_replicas" => Some(self.min_replicas as f64),
+            _ => None,
+        }
+    }
 }
 
 /// A validated target.
@@ -309,25 +267,21 @@ pub(super) fn validate(
                 ),
             );
         }
-        if t.policy == Policy::Static {
+        if !t.policy.for_agent() {
             bad(
                 "policy",
-                "`static` is a simulation baseline; the agent offers reactive, ceiling, \
-                 buffered, quantile and incremental"
-                    .into(),
+                format!(
+                    "`{}` is a simulation baseline; the agent offers {}",
+                    t.policy,
+                    Policy::agent_names()
+                ),
             );
         }
-        if !(t.margin.is_finite() && t.margin >= 0.0) {
-            bad("margin", format!("must be 0 or more, got {}", t.margin));
-        }
-        if !(t.quantile > 0.0 && t.quantile < 1.0) {
-            bad(
-                "quantile",
-                format!("must lie strictly between 0 and 1, got {}", t.quantile),
-            );
-        }
-        if t.max_step == 0 {
-            bad("max_step", "must be at least 1".into());
+        let settings = t.settings();
+        for c in Policy::checks() {
+            if let Some(message) = settings(c.key).and_then(c.check) {
+                bad(c.key, message);
+            }
         }
         if !(t.target_utilization > 0.0 && t.target_utilization <= 1.0) {
             bad(
@@ -340,15 +294,11 @@ pub(super) fn validate(
                 name: Arc::from(t.name.as_str()),
                 selector,
                 params: PolicyParams {
-                    policy: t.policy,
+                    policy: t.policy.configured(&settings),
                     capacity: t.capacity_per_replica,
                     target_utilization: t.target_utilization,
                     min_replicas: t.min_replicas,
                     max_replicas: t.max_replicas,
-                    margin: t.margin,
-                    quantile: t.quantile,
-                    max_step: t.max_step,
-                    static_replicas: t.min_replicas,
                     sizing: t.sizing,
                     peak_window: t.peak_window.0,
                     scale_in: t.scale_in,
@@ -390,7 +340,10 @@ mod tests {
         let t = &c.scaling[0];
         assert_eq!(&*t.name, "web");
         assert_eq!(t.params.min_replicas, 1);
-        assert_eq!(t.params.policy, super::Policy::Buffered);
+        assert_eq!(
+            t.params.policy,
+            super::Policy::Buffered(crate::policy::Buffered { margin: 0.2 })
+        );
         assert_eq!(t.params.sizing, super::Sizing::Peak);
         assert_eq!(t.params.scale_in, super::ScaleIn::Window);
         assert!(t.params.reactive_floor);

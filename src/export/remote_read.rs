@@ -522,7 +522,7 @@ mod tests {
             snap.scaling = vec![Recommendation {
                 target: "web".into(),
                 mode: ScalingMode::Active,
-                policy: Policy::Quantile,
+                policy: Policy::Quantile(crate::policy::Quantile { q: 0.9 }),
                 // a target with nothing to recommend every third step: no sample then
                 desired: (s % 3 != 0).then_some(s as u32),
                 reason: None,

@@ -107,11 +107,10 @@ pub fn parse_scale_in(s: &str) -> Result<ScaleIn, String> {
         .ok_or_else(|| format!("{s:?}: window or forecast"))
 }
 
-/// One of `--policies`: a [`Policy`] by its name in the config.
+/// One of `--policies`: a [`Policy`] by its name in the config (its parameters come from
+/// their own flags, [`super::simulate::SimOptions::params`]).
 pub fn parse_policy(p: &str) -> Result<Policy, String> {
-    Policy::from_name(p).ok_or_else(|| {
-        format!("unknown policy {p:?} (static, reactive, ceiling, buffered, quantile, incremental)")
-    })
+    Policy::from_name(p).ok_or_else(|| format!("unknown policy {p:?} ({})", Policy::ALL.join(", ")))
 }
 
 /// `--quantiles LOWER,UPPER`: the band's two levels.
@@ -137,7 +136,14 @@ mod tests {
         assert_eq!(parse_sizing("at_lead"), Ok(Sizing::AtLead));
         assert!(parse_sizing("peak ").is_err());
         assert_eq!(parse_scale_in("forecast"), Ok(ScaleIn::Forecast));
-        assert_eq!(parse_policy("quantile"), Ok(Policy::Quantile));
+        assert_eq!(
+            parse_policy("quantile"),
+            Ok(Policy::Quantile(crate::policy::Quantile { q: 0.9 }))
+        );
+        assert_eq!(
+            parse_policy("x").unwrap_err(),
+            "unknown policy \"x\" (static, reactive, ceiling, buffered, quantile, incremental)"
+        );
         assert!(parse_policy("hpa").unwrap_err().contains("unknown policy"));
         assert_eq!(parse_quantiles("0.1,0.9"), Ok((0.1, 0.9)));
         assert!(parse_quantiles("0.1").is_err());

@@ -23,8 +23,9 @@ pub const REFERENCE_UTILIZATION: f64 = 0.7;
 /// The knobs a sweep tries for each predictive policy.
 #[derive(Debug, Clone)]
 pub struct Grid {
-    pub quantiles: Vec<f64>,
-    pub margins: Vec<f64>,
+    /// The settings of the policies' own knobs; `None`: each policy's own sweep
+    /// ([`Policy::sweep`]). A policy with none here (or no sweep) runs as configured.
+    pub knobs: Option<Vec<Policy>>,
     pub utilizations: Vec<f64>,
     pub sizings: Vec<Sizing>,
     /// `(rule, window)` pairs.
@@ -40,8 +41,7 @@ impl Default for Grid {
     fn default() -> Self {
         let min = |m: u64| Duration::from_secs(60 * m);
         Self {
-            quantiles: vec![0.5, 0.6, 0.7, 0.8, 0.9, 0.95],
-            margins: vec![0.0, 0.1, 0.2, 0.3],
+            knobs: None,
             utilizations: vec![0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
             sizings: Sizing::ALL.to_vec(),
             scale_ins: vec![
@@ -88,21 +88,24 @@ pub struct Frontier {
     pub decisions: usize,
 }
 
-/// The knob settings of one predictive policy in the grid.
-fn settings(policy: Policy, grid: &Grid) -> Vec<(String, f64, f64)> {
-    match policy {
-        Policy::Quantile => grid
-            .quantiles
+/// The knob settings of one predictive policy in the grid, with their `k=v` labels (empty:
+/// the policy as configured).
+fn settings(policy: Policy, grid: &Grid) -> Vec<(String, Policy)> {
+    let swept = match &grid.knobs {
+        None => policy.sweep(),
+        Some(knobs) => knobs
             .iter()
-            .map(|q| (format!("q={q}"), *q, 0.0))
+            .copied()
+            .filter(|k| k.as_str() == policy.as_str())
             .collect(),
-        Policy::Buffered => grid
-            .margins
-            .iter()
-            .map(|m| (format!("margin={m}"), 0.9, *m))
-            .collect(),
-        _ => vec![(String::new(), 0.9, 0.0)],
+    };
+    if swept.is_empty() {
+        return vec![(String::new(), policy)];
     }
+    swept
+        .into_iter()
+        .map(|p| (p.label().unwrap_or_default(), p))
+        .collect()
 }
 
 /// Every point of one predictive policy's sweep on forecasts `fc`, labelled `label`.
@@ -114,14 +117,13 @@ fn sweep_policy(
     label: &str,
     rows: &mut Vec<Row>,
 ) {
-    for (knob, quantile, margin) in settings(base.policy, grid) {
+    for (knob, policy) in settings(base.policy, grid) {
         for &u in &grid.utilizations {
             for &sizing in &grid.sizings {
                 for &(scale_in, window) in &grid.scale_ins {
                     for &floor in &grid.reactive_floors {
                         let params = PolicyParams {
-                            quantile,
-                            margin,
+                            policy,
                             target_utilization: u,
                             sizing,
                             scale_in,
@@ -175,7 +177,7 @@ pub fn frontier(
     let fc = outlooks(opts, calendar, first_bucket, values, run.eval_start, need)?;
     let mut rows = Vec::new();
     for &u in &grid.hpa_utilizations {
-        let mut params = opts.params(Policy::Reactive, opts.min_replicas);
+        let mut params = opts.params(Policy::Reactive(crate::policy::Reactive), opts.min_replicas);
         params.target_utilization = u;
         let (outcome, _) = run.policy(&params, &fc);
         rows.push(Row {
@@ -335,6 +337,7 @@ impl Frontier {
 mod tests {
     use super::*;
     use crate::offline::simulate::simulate;
+    use crate::policy::{Buffered, Quantile};
 
     fn nasa() -> (i64, Vec<f32>) {
         let t = crate::offline::data::nasa_days(1);
@@ -344,8 +347,11 @@ mod tests {
 
     fn small_grid() -> Grid {
         Grid {
-            quantiles: vec![0.5, 0.9],
-            margins: vec![0.1],
+            knobs: Some(vec![
+                Policy::Quantile(Quantile { q: 0.5 }),
+                Policy::Quantile(Quantile { q: 0.9 }),
+                Policy::Buffered(Buffered { margin: 0.1 }),
+            ]),
             utilizations: vec![0.6, 0.9],
             sizings: vec![Sizing::UpToLead, Sizing::Peak],
             scale_ins: vec![
@@ -366,12 +372,12 @@ mod tests {
         let mut opts = SimOptions::new(Duration::from_secs(60));
         opts.capacity = 10.0;
         opts.model = "seasonal_naive".into();
-        opts.policies = vec![Policy::Quantile];
+        opts.policies = vec![Policy::Quantile(Default::default())];
         let f = frontier(&v, b0, false, &opts, &small_grid()).unwrap();
         assert_eq!(f.rows[f.reference].target_utilization, 0.7);
         for u in [0.5, 0.7, 1.0] {
             let mut o = opts.clone();
-            o.policies = vec![Policy::Reactive];
+            o.policies = vec![Policy::Reactive(crate::policy::Reactive)];
             o.target_utilization = u;
             let alone = simulate(&v, b0, false, &o).unwrap().outcomes.remove(0);
             let row = f
@@ -408,7 +414,7 @@ mod tests {
         let mut opts = SimOptions::new(Duration::from_secs(60));
         opts.capacity = 10.0;
         opts.model = "naive".into();
-        opts.policies = vec![Policy::Quantile];
+        opts.policies = vec![Policy::Quantile(Default::default())];
         let f = frontier(&v, b0, false, &opts, &small_grid()).unwrap();
         let r = &f.rows[f.reference].outcome;
         if let Some((u, i)) = f.promcast.unserved_at_cost {

@@ -122,7 +122,7 @@ impl SimOptions {
             capacity: 100.0,
             target_utilization: 0.7,
             startup: Duration::from_secs(120),
-            policies: Policy::ALL.to_vec(),
+            policies: Policy::all(),
             static_replicas: None,
             min_replicas: 1,
             max_replicas: 1000,
@@ -142,18 +142,22 @@ impl SimOptions {
         }
     }
 
-    /// The parameters of `policy` with these options.
+    /// The parameters of `policy` with these options: its own from their flags (`--margin`,
+    /// `--quantile`, `--max-step`, `static`'s count), the shared ones.
     pub fn params(&self, policy: Policy, static_replicas: u32) -> PolicyParams {
+        let settings = |key: &str| match key {
+            "margin" => Some(self.margin),
+            "quantile" => Some(self.quantile),
+            "max_step" => Some(self.max_step as f64),
+            "static_replicas" => Some(static_replicas as f64),
+            _ => None,
+        };
         PolicyParams {
-            policy,
+            policy: policy.configured(&settings),
             capacity: self.capacity,
             target_utilization: self.target_utilization,
             min_replicas: self.min_replicas,
             max_replicas: self.max_replicas,
-            margin: self.margin,
-            quantile: self.quantile,
-            max_step: self.max_step,
-            static_replicas,
             sizing: self.sizing,
             peak_window: self.peak_window,
             scale_in: self.scale_in,
@@ -478,9 +482,9 @@ impl Run<'_> {
             .iter()
             .rev()
             .find(|v| v.is_finite());
-        let initial = match policy {
-            Policy::Static => params.static_replicas,
-            _ => start_load.map_or(params.min_replicas, |v| {
+        let initial = match policy.fixed() {
+            Some(n) => n,
+            None => start_load.map_or(params.min_replicas, |v| {
                 ((*v as f64 / sized).ceil() as u32).clamp(params.min_replicas, params.max_replicas)
             }),
         };
@@ -521,10 +525,10 @@ impl Run<'_> {
                 let tick = (b * tpb + k) as i64;
                 let now_ms = bucket_ms + k as i64 * tick_ms;
                 let current = pods.len() as u32;
-                let target = match policy {
-                    Policy::Static => params.static_replicas,
-                    Policy::Reactive => hpa.reconcile(now_ms, current, observed.map(|o| o / sized)),
-                    _ => hpa.reconcile(now_ms, current, predictive_wanted),
+                let target = match (policy.fixed(), policy.is_predictive()) {
+                    (Some(n), _) => n,
+                    (None, false) => hpa.reconcile(now_ms, current, observed.map(|o| o / sized)),
+                    (None, true) => hpa.reconcile(now_ms, current, predictive_wanted),
                 };
                 if target != current {
                     out.scaling_events += 1;
@@ -621,6 +625,24 @@ pub fn simulate(
 mod tests {
     use super::*;
 
+    /// `--policies` runs every policy of the list by default, in its order.
+    #[test]
+    fn the_default_policies_are_the_list() {
+        use clap::Args as _;
+        let cmd = SimOptions::augment_args(clap::Command::new("simulate"));
+        let arg = cmd
+            .get_arguments()
+            .find(|a| a.get_id() == "policies")
+            .unwrap();
+        let defaults: Vec<String> = arg
+            .get_default_values()
+            .iter()
+            .map(|v| v.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(defaults.join(","), Policy::ALL.join(","));
+        assert_eq!(SimOptions::new(Duration::ZERO).policies, Policy::all());
+    }
+
     /// Ten hours of real NASA traffic, scored on the last two: every policy runs, the
     /// accounting adds up, and the static policy never scales.
     #[test]
@@ -671,7 +693,7 @@ mod tests {
         opts.capacity = 10.0;
         opts.model = "auto".into();
         opts.eval_fraction = 0.1;
-        opts.policies = vec![Policy::Buffered];
+        opts.policies = vec![Policy::Buffered(Default::default())];
         let run = Run::new(&v, b0, &opts).unwrap();
         let fc = outlooks(
             &opts,
@@ -682,7 +704,7 @@ mod tests {
             steps_needed(&opts, Duration::ZERO),
         )
         .unwrap();
-        let params = opts.params(Policy::Buffered, 1);
+        let params = opts.params(Policy::Buffered(Default::default()), 1);
         let mut scaler = Scaler::new(params.clone());
         let sim: Vec<_> = (run.eval_start..v.len())
             .enumerate()
@@ -759,7 +781,7 @@ mod tests {
         let v = &v[300..900];
         let mut opts = SimOptions::new(Duration::from_secs(60));
         opts.capacity = 10.0;
-        opts.policies = vec![Policy::Reactive];
+        opts.policies = vec![Policy::Reactive(crate::policy::Reactive)];
         let at = |u: f64| {
             let mut o = opts.clone();
             o.target_utilization = u;
@@ -783,7 +805,11 @@ mod tests {
         let mut opts = SimOptions::new(Duration::from_secs(60));
         opts.capacity = 10.0;
         opts.model = "oracle:15".into();
-        opts.policies = vec![Policy::Reactive, Policy::Ceiling, Policy::Quantile];
+        opts.policies = vec![
+            Policy::Reactive(crate::policy::Reactive),
+            Policy::Ceiling(crate::policy::Ceiling),
+            Policy::Quantile(Default::default()),
+        ];
         opts.scale_down_stabilization = Duration::ZERO;
         // At full utilisation, where the band's width is all the headroom there is.
         opts.target_utilization = 1.0;

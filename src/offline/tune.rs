@@ -113,15 +113,11 @@ const DIMS: usize = 7;
 /// The configuration a point of the space stands for.
 fn decode(x: &[f64], base: &PolicyParams) -> PolicyParams {
     let pick = |v: f64, n: usize| ((v * n as f64) as usize).min(n - 1);
-    let policy = [Policy::Quantile, Policy::Buffered][pick(x[0], 2)];
-    let (quantile, margin) = match policy {
-        Policy::Quantile => (((0.5 + 0.47 * x[1]) * 100.0).round() / 100.0, 0.0),
-        _ => (0.9, ((0.5 * x[1]) * 100.0).round() / 100.0),
-    };
+    // The tuned policies of the list, each with its knob at the second coordinate.
+    let tuned = Policy::tuned();
+    let (_, at) = tuned[pick(x[0], tuned.len())];
     PolicyParams {
-        policy,
-        quantile,
-        margin,
+        policy: at(x[1]),
         target_utilization: ((0.4 + 0.6 * x[2]) * 100.0).round() / 100.0,
         sizing: Sizing::ALL[pick(x[3], 3)],
         scale_in: [ScaleIn::Window, ScaleIn::Forecast][pick(x[4], 2)],
@@ -133,10 +129,7 @@ fn decode(x: &[f64], base: &PolicyParams) -> PolicyParams {
 
 /// `k=v;k=v` of a configuration.
 pub fn describe(p: &PolicyParams) -> String {
-    let level = match p.policy {
-        Policy::Quantile => format!("q={}", p.quantile),
-        _ => format!("margin={}", p.margin),
-    };
+    let level = p.policy.label().unwrap_or_default();
     format!(
         "policy={};{level};u={};sizing={};scale_in={};window={};floor={}",
         p.policy,
@@ -354,7 +347,9 @@ struct Search<'a> {
 
 impl<'a> Search<'a> {
     fn new(opts: &'a TuneOptions, tuning: Window<'a>) -> Self {
-        let base = opts.sim.params(Policy::Quantile, opts.sim.min_replicas);
+        let base = opts
+            .sim
+            .params(Policy::Quantile(Default::default()), opts.sim.min_replicas);
         let mut s = Search {
             opts,
             tuning,
@@ -397,7 +392,7 @@ impl<'a> Search<'a> {
 
     fn hpa_params(&self, u: f64) -> PolicyParams {
         PolicyParams {
-            policy: Policy::Reactive,
+            policy: Policy::Reactive(crate::policy::Reactive),
             target_utilization: u,
             ..self.base.clone()
         }
@@ -557,10 +552,7 @@ impl Tuning {
     pub fn best_yaml(&self, name: &str, series: &str) -> String {
         let p = &self.winner().params;
         let s = &self.options.sim;
-        let level = match p.policy {
-            Policy::Quantile => format!("    quantile: {}\n", p.quantile),
-            _ => format!("    margin: {}\n", p.margin),
-        };
+        let level = p.policy.yaml_line().unwrap_or_default();
         format!(
             "# promcast tune: {} on the tuning window\n\
              # (replica-minutes {:.1}, unserved {:.4}% of demand, {:.1} violation minutes/day).\n\
@@ -667,7 +659,8 @@ mod tests {
     fn the_optimiser_finds_a_known_constrained_optimum() {
         let mut rng = SplitMix64::new(7);
         let mut trials: Vec<Trial> = Vec::new();
-        let base = SimOptions::new(Duration::from_secs(60)).params(Policy::Quantile, 1);
+        let base = SimOptions::new(Duration::from_secs(60))
+            .params(Policy::Quantile(Default::default()), 1);
         let eval = |x: Vec<f64>| {
             let u = x[2];
             let cost = 1000.0 * (1.5 - u) + 10.0 * (x[0] - 0.3).powi(2);

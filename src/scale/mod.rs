@@ -7,9 +7,10 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-pub use crate::config::{Policy, PolicyParams, ScaleIn, Sizing};
+pub use crate::config::{PolicyParams, ScaleIn, Sizing};
+use crate::policy::Band;
+pub use crate::policy::Policy;
 use crate::snapshot::Point;
-use crate::stats::normal_quantile;
 
 mod scaler;
 mod targets;
@@ -17,31 +18,27 @@ pub use crate::snapshot::Reason;
 pub use scaler::{Decision, Outlook, Scaler};
 pub use targets::Targets;
 
-/// The load a forecast band implies at quantile `q` (≥ 0.5): the median plus the upper
-/// half-band scaled by the normal quantile ratio `z(q) / z(upper)`, so any level can be asked
-/// of a band given at `upper` (e.g. 0.95 of a 0.1/0.9 band). Below 0.5 the lower half is used.
-pub fn band_quantile(p: &Point, q: f64, lower_q: f64, upper_q: f64) -> f64 {
-    if (q - 0.5).abs() < 1e-12 {
-        return p.yhat;
-    }
-    if q > 0.5 {
-        let z = normal_quantile(q) / normal_quantile(upper_q);
-        p.yhat + (p.upper - p.yhat) * z
-    } else {
-        let z = normal_quantile(q) / normal_quantile(lower_q);
-        p.yhat - (p.yhat - p.lower) * z
+/// A band and its quantile levels, as the policies read it.
+fn band(p: &Point, lower_q: f64, upper_q: f64) -> Band {
+    Band {
+        yhat: p.yhat,
+        lower: p.lower,
+        upper: p.upper,
+        lower_q,
+        upper_q,
     }
 }
 
-/// The load a predictive policy plans for, from the band `lead_time` ahead: the median
-/// (`ceiling`, `incremental`), the buffered median (`buffered`) or the band quantile
+/// The load a forecast band implies at quantile `q` ([`Band::quantile`]).
+pub fn band_quantile(p: &Point, q: f64, lower_q: f64, upper_q: f64) -> f64 {
+    band(p, lower_q, upper_q).quantile(q)
+}
+
+/// The load a policy plans for, from the band `lead_time` ahead ([`Policy::load`]): the
+/// median (`ceiling`, `incremental`), the buffered median (`buffered`) or the band quantile
 /// (`quantile`). For `static` and `reactive`, which use no forecast: the median.
 pub fn predicted_load(params: &PolicyParams, p: &Point, lower_q: f64, upper_q: f64) -> f64 {
-    match params.policy {
-        Policy::Buffered => p.yhat * (1.0 + params.margin),
-        Policy::Quantile => band_quantile(p, params.quantile, lower_q, upper_q),
-        Policy::Ceiling | Policy::Incremental | Policy::Static | Policy::Reactive => p.yhat,
-    }
+    params.policy.load(&band(p, lower_q, upper_q))
 }
 
 /// The Kubernetes HPA controller as documented (autoscaling/v2, default behaviour): every
@@ -124,17 +121,20 @@ impl Hpa {
 mod tests {
     use super::*;
 
-    fn params(policy: Policy) -> PolicyParams {
+    fn params(name: &str) -> PolicyParams {
+        let policy = Policy::from_name(name).unwrap().configured(&|k| match k {
+            "margin" => Some(0.15),
+            "quantile" => Some(0.9),
+            "max_step" => Some(2.0),
+            "static_replicas" => Some(7.0),
+            _ => None,
+        });
         PolicyParams {
             policy,
             capacity: 100.0,
             target_utilization: 1.0,
             min_replicas: 1,
             max_replicas: 50,
-            margin: 0.15,
-            quantile: 0.9,
-            max_step: 2,
-            static_replicas: 7,
             sizing: Sizing::UpToLead,
             peak_window: Duration::from_secs(60),
             scale_in: ScaleIn::Window,
@@ -165,27 +165,27 @@ mod tests {
             upper: 560.0,
         };
         let r = |p, obs| decide(params(p), obs, Some(band)).unwrap();
-        assert_eq!(r(Policy::Static, Some(50.0)), 7);
-        assert_eq!(r(Policy::Reactive, Some(250.0)), 3, "2.5 replicas");
-        assert_eq!(r(Policy::Ceiling, Some(250.0)), 5, "4.2 replicas");
-        assert_eq!(r(Policy::Buffered, Some(250.0)), 5, "4.83 replicas");
+        assert_eq!(r("static", Some(50.0)), 7);
+        assert_eq!(r("reactive", Some(250.0)), 3, "2.5 replicas");
+        assert_eq!(r("ceiling", Some(250.0)), 5, "4.2 replicas");
+        assert_eq!(r("buffered", Some(250.0)), 5, "4.83 replicas");
         // quantile 0.9 of a 0.1/0.9 band is its upper bound: 5.6 replicas
-        assert_eq!(r(Policy::Quantile, Some(250.0)), 6);
+        assert_eq!(r("quantile", Some(250.0)), 6);
         // incremental: from 3 towards ceil(4.2) = 5, at most 2 a decision
-        assert_eq!(r(Policy::Incremental, Some(250.0)), 5);
+        assert_eq!(r("incremental", Some(250.0)), 5);
         // max(reactive, predictive): an observed load above the forecast wins
-        assert_eq!(r(Policy::Ceiling, Some(900.0)), 9);
+        assert_eq!(r("ceiling", Some(900.0)), 9);
         // without the reactive floor the forecast alone decides
-        let mut no_floor = params(Policy::Ceiling);
+        let mut no_floor = params("ceiling");
         no_floor.reactive_floor = false;
         assert_eq!(decide(no_floor, Some(900.0), Some(band)), Some(5));
         // sized at 70% utilisation: 420 / 70 = 6 replicas
-        let mut at_70 = params(Policy::Ceiling);
+        let mut at_70 = params("ceiling");
         at_70.target_utilization = 0.7;
         assert_eq!(decide(at_70, Some(250.0), Some(band)), Some(6));
         // no forecast: the reactive part alone; nothing known: None
-        assert_eq!(decide(params(Policy::Quantile), Some(250.0), None), Some(3));
-        assert_eq!(decide(params(Policy::Quantile), None, None), None);
+        assert_eq!(decide(params("quantile"), Some(250.0), None), Some(3));
+        assert_eq!(decide(params("quantile"), None, None), None);
         // band quantiles: 0.95 lies beyond the 0.9 bound, 0.5 is the median
         assert!(band_quantile(&band, 0.95, 0.1, 0.9) > 560.0);
         assert_eq!(band_quantile(&band, 0.5, 0.1, 0.9), 420.0);
@@ -195,7 +195,7 @@ mod tests {
     fn quantile_sizing_is_confidence_aware_utilisation() {
         // Sizing the band's 0.9 quantile at U = 0.7 runs the median load at a utilisation that
         // rises as the band narrows and falls as it widens, never above U.
-        let mut p = params(Policy::Quantile);
+        let mut p = params("quantile");
         p.target_utilization = 0.7;
         p.reactive_floor = false;
         let median_utilisation = |half_width: f64| {
@@ -218,7 +218,7 @@ mod tests {
 
     #[test]
     fn scale_in_only_after_the_window() {
-        let mut p = params(Policy::Reactive);
+        let mut p = params("reactive");
         p.min_replicas = 2;
         p.stabilization = Duration::from_secs(300);
         let mut s = Scaler::new(p);
@@ -239,7 +239,7 @@ mod tests {
 
     #[test]
     fn forecast_scale_in_lets_go_when_the_band_ahead_allows() {
-        let mut p = params(Policy::Quantile);
+        let mut p = params("quantile");
         p.stabilization = Duration::from_secs(300);
         p.scale_in = ScaleIn::Forecast;
         let mut s = Scaler::new(p);

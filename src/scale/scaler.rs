@@ -17,7 +17,7 @@
 
 use std::collections::VecDeque;
 
-use super::{predicted_load, Policy, PolicyParams, ScaleIn, Sizing};
+use super::{predicted_load, PolicyParams, ScaleIn, Sizing};
 use crate::snapshot::{Point, Reason};
 
 /// The forecast one decision sees: the band at each horizon (`steps[i]` steps after the
@@ -152,20 +152,11 @@ impl Scaler {
         let predicted = band
             .filter(|_| p.policy.is_predictive())
             .map(|(b, (lo, hi))| predicted_load(p, &b, lo, hi));
-        let predictive = predicted.map(|load| {
-            let target = (load / c).max(0.0);
-            if p.policy == Policy::Incremental {
-                let step = p.max_step.max(1) as f64;
-                let cur = current as f64;
-                cur + (target.ceil() - cur).clamp(-step, step)
-            } else {
-                target
-            }
-        });
-        let (raw, mut reason) = match p.policy {
-            Policy::Static => (p.static_replicas as f64, Reason::Forecast),
-            Policy::Reactive => (reactive?, Reason::Reactive),
-            _ => match (reactive, predictive) {
+        let predictive = predicted.map(|load| p.policy.replicas((load / c).max(0.0), current));
+        let (raw, mut reason) = match (p.policy.fixed(), p.policy.is_predictive()) {
+            (Some(n), _) => (n as f64, Reason::Forecast),
+            (None, false) => (reactive?, Reason::Reactive),
+            (None, true) => match (reactive, predictive) {
                 (Some(r), Some(f)) if p.reactive_floor && r > f => (r, Reason::Reactive),
                 (_, Some(f)) => (f, Reason::Forecast),
                 (Some(r), None) => (r, Reason::Reactive),

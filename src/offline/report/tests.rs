@@ -181,9 +181,13 @@ fn a_frontier_report_has_the_reference_and_the_efficient_points() {
     let mut opts = SimOptions::new(Duration::from_secs(60));
     opts.capacity = 10.0;
     opts.model = "naive".into();
-    opts.policies = vec![crate::scale::Policy::Quantile];
+    opts.policies = vec![crate::scale::Policy::Quantile(Default::default())];
     let grid = Grid {
-        quantiles: vec![0.5, 0.9],
+        knobs: Some(
+            [0.5, 0.9]
+                .map(|q| crate::scale::Policy::Quantile(crate::policy::Quantile { q }))
+                .to_vec(),
+        ),
         utilizations: vec![0.6, 0.9],
         sizings: vec![crate::scale::Sizing::Peak],
         scale_ins: vec![(crate::scale::ScaleIn::Window, Duration::from_secs(300))],

@@ -11,6 +11,7 @@ use crate::config::format_duration;
 use crate::offline::html::{Cell, Page, Table};
 use crate::offline::plot::Line;
 use crate::offline::tune::{describe, Trial, Tuning};
+use crate::policy::{Knob, Policy};
 
 /// Writes `trials.csv` (every experiment), `best.yaml` (the winner as a `scaling:` block),
 /// `frontier.png` (the trials and the HPA's sweep, cost against unserved demand),
@@ -83,22 +84,33 @@ pub fn write_tuning(t: &Tuning, input: &str, out: &Path, name: &str, series: &st
     tuning_page(t, input, name, series, &best_yaml, out)?.write(&out.join("report.html"))
 }
 
-/// `trials.csv`: every trial, its configuration and its scores.
+/// `trials.csv`: every trial, its configuration and its scores. Each tuned policy's knob has
+/// its column (`quantile`, `margin`), its idle value in the other policies' rows.
 fn trials_csv(t: &Tuning) -> String {
-    let mut csv = String::from(
-        "trial,method,policy,quantile,margin,target_utilization,sizing,scale_in,window_seconds,reactive_floor,\
+    let knobs: Vec<Knob> = Policy::tuned().into_iter().map(|(k, _)| k).collect();
+    let columns: Vec<&str> = knobs.iter().map(|k| k.key).collect();
+    let mut csv = format!(
+        "trial,method,policy,{},target_utilization,sizing,scale_in,window_seconds,reactive_floor,\
          replica_minutes,unserved,unserved_fraction,violation_minutes,violation_minutes_per_day,meets_slo,seconds\n",
+        columns.join(",")
     );
     for (i, tr) in t.trials.iter().enumerate() {
         let p = &tr.params;
         let o = &tr.outcome;
+        let own = p.policy.knob();
+        let levels: Vec<String> = knobs
+            .iter()
+            .map(|k| match own {
+                Some((mine, v)) if mine.key == k.key => v.to_string(),
+                _ => k.idle.to_string(),
+            })
+            .collect();
         let _ = writeln!(
             csv,
-            "{i},{},{},{},{},{},{},{},{},{},{:.2},{:.2},{:.6},{:.2},{:.3},{},{:.4}",
+            "{i},{},{},{},{},{},{},{},{},{:.2},{:.2},{:.6},{:.2},{:.3},{},{:.4}",
             tr.method,
             p.policy,
-            p.quantile,
-            p.margin,
+            levels.join(","),
             p.target_utilization,
             p.sizing.as_str(),
             p.scale_in.as_str(),
