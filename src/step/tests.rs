@@ -49,30 +49,50 @@ forecast:
 #[test]
 fn auto_forecasts_at_every_history_length_with_a_model_it_can_run() {
     let y = nasa();
-    let (_, store, mut sched) = setup(YAML);
-    // (points, the models auto may use with that much history)
-    let cases: [(usize, &[ModelKind]); 4] = [
-        (3, &[]),
-        (8, &[ModelKind::Naive]),
-        (80, &[ModelKind::Naive, ModelKind::SeasonalNaive]),
-        (
-            150,
-            &[ModelKind::Naive, ModelKind::SeasonalNaive, ModelKind::Mstl],
-        ),
-    ];
+    let (config, store, mut sched) = setup(YAML);
+    // (points, the models auto may use with that much history: those ready for it)
+    let spec = &config.forecast[0];
+    let ask = crate::forecast::Ask::new(spec, config.step);
+    let models = crate::forecast::Models::for_entry(&crate::forecast::Entry {
+        ask: &ask,
+        refit_every: spec.refit_every,
+        network: None,
+    });
+    let ready = |n: usize| -> Vec<ModelKind> {
+        let values: Vec<f32> = y[1000..1000 + n].iter().map(|v| *v as f32).collect();
+        let w = crate::forecast::Window {
+            values: &values,
+            origin: n as i64 - 1,
+            pad: 0,
+            step_ms: 60_000,
+            calendar: true,
+        };
+        use crate::forecast::Fit;
+        models
+            .iter()
+            .filter(|m| m.points_needed(&w) == 0)
+            .map(|m| m.kind())
+            .collect()
+    };
+    let cases: Vec<(usize, Vec<ModelKind>)> = [3, 8, 80, 150].map(|n| (n, ready(n))).into();
+    // Naive starts at 6 points, seasonal naive with a season and the horizons, MSTL with two.
+    assert!(cases[0].1.is_empty());
+    assert_eq!(cases[1].1, [ModelKind::Naive]);
+    assert!(cases[2].1.contains(&ModelKind::SeasonalNaive));
+    assert!(!cases[2].1.contains(&ModelKind::Mstl) && cases[3].1.contains(&ModelKind::Mstl));
     let now = 149 * 60_000;
-    for (i, (n, _)) in cases.into_iter().enumerate() {
+    for (i, (n, _)) in cases.iter().enumerate() {
         let job = format!("j{i}");
         push(
             &store,
             &job,
-            &y[1000..1000 + n],
-            now - (n as i64 - 1) * 60_000,
+            &y[1000..1000 + *n],
+            now - (*n as i64 - 1) * 60_000,
             60_000,
         );
     }
     let snap = sched.step(now).snapshot;
-    for (i, (n, want)) in cases.into_iter().enumerate() {
+    for (i, (n, want)) in cases.iter().enumerate() {
         let job = format!("j{i}");
         let s = snap
             .series
