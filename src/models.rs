@@ -21,6 +21,7 @@ macro_rules! with_models {
             Naive naive [],
             SeasonalNaive seasonal_naive [season],
             Mstl mstl [season],
+            Ets ets [],
             Lstm lstm [network],
         }
     };
