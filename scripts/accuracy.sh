@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces docs/ACCURACY.md: `promcast backtest` of seasonal_naive, mstl, lstm (the built-in
+# Reproduces docs/ACCURACY.md: `promcast backtest` of naive, seasonal_naive, mstl, ets, lstm (the built-in
 # model) and auto on the test split (last 20%) of each trace, with the agent's defaults
 # (retention 24h, horizons 5m/15m/30m, seasons 1h/1d, refit every 15m).
 # Then the peers side by side (bench/peers/run.sh; PEERS=0 skips them).
@@ -11,7 +11,7 @@ out="${1:-target/accuracy}"
 data=../shared/data
 cargo build --release
 bin="${CARGO_TARGET_DIR:-target}/release/promcast"
-models=naive,seasonal_naive,mstl,lstm,auto
+models=naive,seasonal_naive,mstl,ets,lstm,auto
 run() { name=$1; shift; echo "== $name"; "$bin" backtest --models "$models" --out "$out/$name" "$@" | tee "$out/$name.md"; }
 mkdir -p "$out"
 run nasa --input $data/nasa_http_1995/nasa_requests_per_minute.csv --step 1m --zero-run-gap 60
