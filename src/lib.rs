@@ -34,6 +34,8 @@
 //!   seeded implementation with flat `f32` nodes ([`anomaly::eif`]); the anomaly likelihood
 //!   of each series' scores ([`anomaly::likelihood`]), which by default drives the exported
 //!   decision `N:anomalous`, with a suppression after each firing.
+//! - [`policy`]: the scaling policies, one file each, and their list: what each reads off a
+//!   forecast band and its parameters; config, scale and the offline tools go through it.
 //! - [`scale`]: replica recommendations: one target's decisions over time (the `Scaler`,
 //!   shared by the agent's `scaling:` targets and the simulator) and the HPA controller the
 //!   simulator runs.

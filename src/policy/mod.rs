@@ -7,7 +7,8 @@
 //! enum (one variant per type, carrying its parameters) and the dispatch everything else
 //! goes through: the config, `scale`'s scaler, and the offline tools.
 //!
-//! Adding a policy is its file and one line in the list (`docs/POLICY_WALKTHROUGH.md`).
+//! Adding a policy is its file and one line in the list (docs/ARCHITECTURE.md, "Adding a
+//! scaling policy").
 //! This module imports only `crate::stats`.
 
 use std::fmt;
