@@ -2,7 +2,8 @@
 //!
 //! `cargo bench --bench anomaly`: per-step cost of `features` + `AnomalyForest::score` for one
 //! series, training time, and forest heap bytes (allocator-measured vs `heap_bytes()`).
-use promcast::anomaly::online::{training_rows, Newest};
+use promcast::anomaly::forest::training_rows;
+use promcast::anomaly::online::Newest;
 use promcast::anomaly::{features, naive_band, AnomalyForest, AnomalyScorer, FeatureVec};
 use promcast::config::AnomalySpec;
 use promcast::store::SeriesId;
@@ -110,6 +111,7 @@ fn main() {
     // series' newest point, with each series' own forest retrained every 60 steps
     // (retrain_every: 1h) from its ring; training cost is amortised into the per-step figure.
     let spec = AnomalySpec {
+        detector: promcast::detectors::DetectorKind::default(),
         threshold: 0.65,
         retrain_every: 60,
         signal: promcast::anomaly::AlarmSignal::Score,

@@ -12,6 +12,9 @@
 //! - [`models`]: the one list of forecast models (a macro each layer expands: [`models::ModelKind`],
 //!   the config's [`models::ModelChoice`], the model modules and the registry); it imports
 //!   nothing.
+//! - [`detectors`]: the one list of anomaly detectors, the same way
+//!   ([`detectors::DetectorKind`], the config's `anomaly.detector`, the detector modules and
+//!   their dispatch); it imports nothing.
 //! - [`stats`]: shared maths (normal and sample quantiles); it imports nothing.
 //! - [`config`]: YAML file form and its validated runtime form, a file per section (storage,
 //!   forecast entries, remote write and backfill, limits, inference); PromQL selectors; durations;
@@ -27,13 +30,15 @@
 //!   eviction, ring snapshots on disk.
 //! - [`forecast`]: the model interface ([`forecast::Fit`] / [`forecast::Predict`] /
 //!   [`forecast::Listed`]), the models, one file each (those of [`models`]: `naive`,
-//!   `seasonal_naive`, `mstl`, `lstm` via tract-onnx or, with the `gpu` feature, an
+//!   `seasonal_naive`, `mstl`, `ets`, `lstm` via tract-onnx or, with the `gpu` feature, an
 //!   onnxruntime batch worker), `auto`'s choice and the per-series forecaster.
-//! - [`anomaly`]: scale-free features of the newest point scored by extended isolation
-//!   forests (per series within a limit, pooled per forecast entry otherwise), our own
-//!   seeded implementation with flat `f32` nodes ([`anomaly::eif`]); the anomaly likelihood
-//!   of each series' scores ([`anomaly::likelihood`]), which by default drives the exported
-//!   decision `N:anomalous`, with a suppression after each firing.
+//! - [`anomaly`]: the detector interface ([`anomaly::Detector`]) and the detectors, one file
+//!   each (those of [`detectors`]: `forest`, scale-free features of the newest point scored
+//!   by extended isolation forests, per series within a limit, pooled per forecast entry
+//!   otherwise, our own seeded implementation with flat `f32` nodes, [`anomaly::eif`]); the
+//!   scorer that gives any detector's scores the anomaly likelihood
+//!   ([`anomaly::likelihood`]), which by default drives the exported decision `N:anomalous`,
+//!   with a suppression after each firing.
 //! - [`policy`]: the scaling policies, one file each, and their list: what each reads off a
 //!   forecast band and its parameters; config, scale and the offline tools go through it.
 //! - [`scale`]: replica recommendations: one target's decisions over time (the `Scaler`,
@@ -68,6 +73,9 @@
 // The list of models: a macro every layer reads (first, so that it is in scope below).
 #[macro_use]
 pub mod models;
+// The list of anomaly detectors, likewise.
+#[macro_use]
+pub mod detectors;
 
 pub mod anomaly;
 pub mod config;

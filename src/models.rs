@@ -14,6 +14,38 @@
 //! model: `season` (at least one of `seasons:`), `network` (a loaded `inference.model`).
 //! The order is [`ModelKind::ALL`]'s: the order of per-model self-metrics.
 
+/// serde's message for an unknown name, listing the names (`names`: an iterator of `&str`):
+/// ``unknown variant `x`, expected one of `a`, `b` ``.
+macro_rules! unknown_name {
+    ($s:expr, $names:expr) => {{
+        let names: Vec<String> = $names.map(|n| format!("`{n}`")).collect();
+        format!(
+            "unknown variant `{}`, expected one of {}",
+            $s,
+            names.join(", ")
+        )
+    }};
+}
+
+/// `Serialize` and `Deserialize` of a type named in configs, through its `as_str` and
+/// `FromStr` (the lists' kinds and choices).
+macro_rules! serde_by_name {
+    ($ty:ty) => {
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
 /// Calls `$then! { Kind name [needs], ... }` with every model.
 macro_rules! with_models {
     ($then:ident) => {
@@ -126,30 +158,14 @@ impl std::str::FromStr for ModelChoice {
         ModelKind::from_name(s)
             .map(ModelChoice::Model)
             .ok_or_else(|| {
-                let names: Vec<String> = std::iter::once("auto")
-                    .chain(ModelKind::ALL.iter().map(|k| k.as_str()))
-                    .map(|n| format!("`{n}`"))
-                    .collect();
-                format!(
-                    "unknown variant `{s}`, expected one of {}",
-                    names.join(", ")
-                )
+                let names =
+                    std::iter::once("auto").chain(ModelKind::ALL.iter().map(|k| k.as_str()));
+                unknown_name!(s, names)
             })
     }
 }
 
-impl serde::Serialize for ModelChoice {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for ModelChoice {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+serde_by_name!(ModelChoice);
 
 #[cfg(test)]
 mod tests {

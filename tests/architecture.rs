@@ -17,49 +17,36 @@ const MAX_FN_LINES: usize = 120;
 /// Longest file allowed in `src/` (unit-test files aside), in lines.
 const MAX_FILE_LINES: usize = 800;
 
+/// What the bottom modules (one file each) must not import: every other module of the crate.
+const BOTTOM_IMPORTS_NONE: &[&str] = &[
+    "anomaly",
+    "config",
+    "demo",
+    "detectors",
+    "export",
+    "forecast",
+    "ingest",
+    "models",
+    "offline",
+    "policy",
+    "rng",
+    "scale",
+    "server",
+    "snapshot",
+    "stats",
+    "step",
+    "store",
+    "telemetry",
+    "tls",
+];
+
 /// Module prefixes and the module prefixes they must not import.
 const FORBIDDEN: &[(&str, &[&str])] = &[
-    // The list of models and the shared maths are the bottom: they import nothing above.
-    (
-        "models",
-        &[
-            "forecast",
-            "anomaly",
-            "scale",
-            "step",
-            "export",
-            "ingest",
-            "server",
-            "snapshot",
-            "store",
-            "offline",
-            "telemetry",
-            "config",
-            "tls",
-            "demo",
-            "stats",
-        ],
-    ),
-    (
-        "stats",
-        &[
-            "forecast",
-            "anomaly",
-            "scale",
-            "step",
-            "export",
-            "ingest",
-            "server",
-            "snapshot",
-            "store",
-            "offline",
-            "telemetry",
-            "config",
-            "tls",
-            "demo",
-            "models",
-        ],
-    ),
+    // The lists (models, detectors) and the shared maths are the bottom: they import
+    // nothing above (and not each other).
+    ("models", BOTTOM_IMPORTS_NONE),
+    ("stats", BOTTOM_IMPORTS_NONE),
+    ("detectors", BOTTOM_IMPORTS_NONE),
     // The models, the scorer and the targets produce parts of a snapshot; they never reach
     // into exporters, nor into each other: the step joins them.
     (
@@ -149,6 +136,7 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "anomaly",
             "config",
             "demo",
+            "detectors",
             "export",
             "forecast",
             "ingest",
@@ -563,6 +551,16 @@ fn a_planted_import_against_the_layers_is_found() {
             "step/mod.rs",
         ),
         ("models.rs", "use crate::snapshot::Point;", "snapshot.rs"),
+        (
+            "detectors.rs",
+            "use crate::config::Config;",
+            "config/mod.rs",
+        ),
+        (
+            "anomaly/forest.rs",
+            "use crate::step::Scheduler;",
+            "step/mod.rs",
+        ),
         ("stats.rs", "use crate::config::Config;", "config/mod.rs"),
     ] {
         let wrong = wrong_imports(&planted(file, line));
@@ -762,11 +760,15 @@ fn fn_end(lines: &[&str], i: usize) -> usize {
 
 /// The models in the list (`src/models.rs`): kind and name.
 fn listed_models() -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/models.rs"))
-        .unwrap();
+    listed("src/models.rs")
+}
+
+/// The lines of a list (`src/models.rs`, `src/detectors.rs`): kind and name.
+fn listed(file: &str) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap();
     let start = text
         .find("\n        $then! {")
-        .expect("the list in src/models.rs")
+        .unwrap_or_else(|| panic!("the list in {file}"))
         + 1;
     text[start..]
         .lines()
@@ -774,7 +776,10 @@ fn listed_models() -> Vec<(String, String)> {
         .take_while(|l| !l.trim_start().starts_with('}'))
         .filter_map(|l| {
             let mut words = l.split_whitespace();
-            Some((words.next()?.to_owned(), words.next()?.to_owned()))
+            Some((
+                words.next()?.to_owned(),
+                words.next()?.trim_end_matches(',').to_owned(),
+            ))
         })
         .collect()
 }
@@ -782,16 +787,27 @@ fn listed_models() -> Vec<(String, String)> {
 /// Places outside a model's own file and the list that name a model's kind: a model
 /// special-cased by name instead of by its capabilities.
 fn models_named_elsewhere(srcs: &[Source], models: &[(String, String)]) -> Vec<String> {
+    named_elsewhere(srcs, models, "ModelKind", "forecast", "models.rs")
+}
+
+/// Places outside an item's own file (`dir/<name>.rs`) and its list that name `Enum::Kind`.
+fn named_elsewhere(
+    srcs: &[Source],
+    items: &[(String, String)],
+    kind_enum: &str,
+    dir: &str,
+    list: &str,
+) -> Vec<String> {
     let mut found = Vec::new();
     for s in srcs.iter().filter(|s| !s.file.ends_with("tests.rs")) {
-        for (kind, name) in models {
-            let own = s.file == format!("forecast/{name}.rs") || s.file == "models.rs";
+        for (kind, name) in items {
+            let own = s.file == format!("{dir}/{name}.rs") || s.file == list;
             let named = s
                 .code
-                .match_indices(&format!("ModelKind::{kind}"))
+                .match_indices(&format!("{kind_enum}::{kind}"))
                 .any(|(i, m)| !s.code[i + m.len()..].starts_with(|c: char| is_ident(c)));
             if named && !own {
-                found.push(format!("{} names ModelKind::{kind}", s.file));
+                found.push(format!("{} names {kind_enum}::{kind}", s.file));
             }
         }
     }
@@ -821,6 +837,41 @@ fn a_model_is_one_file_and_one_line() {
     assert_eq!(
         models_named_elsewhere(&planted, &models),
         ["forecast/forecaster.rs names ModelKind::Mstl"]
+    );
+}
+
+/// A detector is its own file and its line in the list: every listed detector has its file
+/// in `src/anomaly/` implementing `Detector`, and no other code names it (the scorer, the
+/// config and `anomaly-eval` go by the list).
+#[test]
+fn a_detector_is_one_file_and_one_line() {
+    let detectors = listed("src/detectors.rs");
+    assert!(!detectors.is_empty(), "no detectors listed");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/anomaly");
+    for (kind, name) in &detectors {
+        let text = std::fs::read_to_string(dir.join(format!("{name}.rs")))
+            .unwrap_or_else(|e| panic!("detector {kind}: src/anomaly/{name}.rs: {e}"));
+        assert!(
+            text.contains(&format!("impl Detector for {kind} ")),
+            "src/anomaly/{name}.rs must implement Detector for {kind}"
+        );
+    }
+    let srcs = sources();
+    let found = named_elsewhere(&srcs, &detectors, "DetectorKind", "anomaly", "detectors.rs");
+    assert!(found.is_empty(), "detectors named by kind: {found:#?}");
+    let planted = planted(
+        "anomaly/online.rs",
+        "if spec.detector == DetectorKind::Forest {}",
+    );
+    assert_eq!(
+        named_elsewhere(
+            &planted,
+            &detectors,
+            "DetectorKind",
+            "anomaly",
+            "detectors.rs"
+        ),
+        ["anomaly/online.rs names DetectorKind::Forest"]
     );
 }
 

@@ -33,10 +33,21 @@
     clippy::neg_cmp_op_on_partial_ord
 )]
 
+pub mod detector;
 pub mod eif;
 pub mod likelihood;
 pub mod online;
+pub mod registry;
 
+/// The detectors' modules, one per line of the list in [`crate::detectors`].
+macro_rules! detector_modules {
+    ($($kind:ident $name:ident),* $(,)?) => {
+        $(pub mod $name;)*
+    };
+}
+with_detectors!(detector_modules);
+
+pub use detector::{Detector, Point, Seen, Setup, Train};
 pub use online::AnomalyScorer;
 
 /// Number of features in a [`FeatureVec`] (see the module doc for each).

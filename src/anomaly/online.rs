@@ -1,57 +1,24 @@
-//! Scoring in the agent, and the training schedule the offline replay shares with it.
-//!
-//! Per series, every step, the newest point's [`features`] are scored by a forest:
-//! - the series' **own forest** once it has [`MIN_TRAIN_ROWS`] feature rows of history
-//!   ([`MIN_HISTORY`] + [`MIN_TRAIN_ROWS`] valid points), retrained every
-//!   `anomaly.retrain_every` on the feature rows of the points its ring holds
-//!   ([`SeriesDetector`]: the rows are computed once from the ring by [`training_rows`], then
-//!   kept as each step computes them, so a retraining costs only the forest build); at most
-//!   `limits.max_anomaly_forests` series hold one (about 0.23 MiB each with their kept rows, measured in
-//!   `benches/anomaly.rs`);
-//! - otherwise the **pooled forest** of its forecast entry: trained on a reservoir of the
-//!   newest-point rows of all the entry's series (bounded, [`POOL_ROWS`]), so a young series,
-//!   or one beyond the forest limit, is scored as soon as its features exist. The features
-//!   are scale-free, which is what makes one forest usable across series (measured in
-//!   `docs/ANOMALY.md`: somewhat weaker than a series' own forest).
+//! Scoring in the agent: per series, every step, the newest point goes to the entry's
+//! detector ([`super::detector`], listed in [`crate::detectors`]), whose raw score then goes
+//! through the series' likelihood ([`super::likelihood`]), the alarm and its suppression
+//! ([`Alarm`]): the verdict the snapshot carries (`N:anomaly_score`, `N:anomaly_likelihood`,
+//! `N:anomalous`). The offline replay (`anomaly-eval`'s `agent`) drives this same scorer.
 //!
 //! Training runs on the forecast thread (never on the async runtime) within a per-step time
 //! budget; what does not fit is deferred to the next step and counted.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::time::Instant;
 
+pub use super::detector::{Band, StepStats};
+use super::detector::{Point, Seen, Setup, Train};
 use super::likelihood::Likelihood;
-use super::{features, naive_band, Alarm, AlarmSignal, AnomalyForest, FeatureVec, MIN_HISTORY};
-use super::{MAX_TRAIN_ROWS, MIN_TRAIN_ROWS};
+use super::registry::{AnyDetector, AnySeries};
+use super::{features, naive_band, Alarm, AlarmSignal, FeatureVec};
 use crate::config::AnomalySpec;
-use crate::rng::SplitMix64;
+use crate::detectors::DetectorKind;
 use crate::snapshot::Anomaly;
 use crate::store::SeriesId;
-
-/// Rows kept per forecast entry for its pooled forest.
-pub const POOL_ROWS: usize = 4096;
-
-/// Feature rows of every point of `values` (oldest → newest) that has [`MIN_HISTORY`]
-/// valid points before it, each computed exactly as it was (or would have been) online:
-/// from that point and the data before it only. At most [`MAX_TRAIN_ROWS`] rows, the
-/// points evenly spaced when there are more. Appends to `out`.
-pub fn training_rows(values: &[f32], season: Option<usize>, out: &mut Vec<FeatureVec>) {
-    let n = values.len();
-    if n <= MIN_HISTORY {
-        return;
-    }
-    let candidates = n - MIN_HISTORY;
-    let take = candidates.min(MAX_TRAIN_ROWS);
-    for k in 0..take {
-        let t = MIN_HISTORY + k * candidates / take;
-        if let Some(row) = features(&values[..=t], naive_band(&values[..t]), season) {
-            out.push(row);
-        }
-    }
-}
-
-/// A band: `(lower, median, upper)`.
-pub type Band = (f64, f64, f64);
 
 /// Features of the newest point of `values`, and the one-step band they used.
 pub fn newest_features(
@@ -63,114 +30,15 @@ pub fn newest_features(
     features(values, band, season).map(|f| (f, band))
 }
 
-/// Whether a forest trained at point `trained_at` (if any) should be retrained at `now`.
-pub fn training_due(trained_at: Option<u64>, now: u64, retrain_every: usize) -> bool {
-    trained_at.is_none_or(|t| now.saturating_sub(t) >= retrain_every as u64)
-}
-
 /// The season the seasonal feature uses: the longest configured one the history covers
 /// (the feature looks at ±2 points around one season back).
 pub fn season_for(seasons: &[usize], len: usize) -> Option<usize> {
     seasons.iter().rev().copied().find(|&p| len >= p + 3)
 }
 
-/// One series' own forest and the feature rows it trains on. The agent and the offline
-/// replay (`offline::nab`) both drive it: [`SeriesDetector::observe`] with each new point's
-/// row, [`SeriesDetector::train_if_due`] with the ring.
-pub struct SeriesDetector {
-    forest: Option<AnomalyForest>,
-    trained_at: Option<u64>,
-    /// Feature rows of the newest `history` points (quantised, so exact in f32).
-    rows: VecDeque<[f32; super::FEATURES]>,
-    history: usize,
-    /// False until the rows were filled from the ring (on the first training).
-    primed: bool,
-    /// Mixed into every training's seed (the forest is a function of its rows and this).
-    seed: u64,
-}
-
-impl SeriesDetector {
-    /// `history`: points of rows kept, the ring length.
-    pub fn new(history: usize) -> Self {
-        Self {
-            forest: None,
-            trained_at: None,
-            rows: VecDeque::new(),
-            history: history.max(1),
-            primed: false,
-            seed: 0,
-        }
-    }
-
-    /// The same, with forests drawn from `seed` (the agent uses 0).
-    pub fn with_seed(history: usize, seed: u64) -> Self {
-        Self {
-            seed,
-            ..Self::new(history)
-        }
-    }
-
-    pub fn forest(&self) -> Option<&AnomalyForest> {
-        self.forest.as_ref()
-    }
-
-    /// Records the newest point's row (once per point).
-    pub fn observe(&mut self, row: &FeatureVec) {
-        if !self.primed {
-            return;
-        }
-        if self.rows.len() == self.history {
-            self.rows.pop_front();
-        }
-        self.rows.push_back(row.map(|v| v as f32));
-    }
-
-    /// Trains when due (see [`training_due`]) on the rows of the ring's points. `ring` holds
-    /// the series' values, oldest → newest, ending with the newest observed point. Returns
-    /// `None` when nothing was due, else whether a forest came out (a failure waits for the
-    /// next period).
-    pub fn train_if_due(
-        &mut self,
-        ring: &[f32],
-        season: Option<usize>,
-        now: u64,
-        retrain_every: usize,
-        scratch: &mut Vec<FeatureVec>,
-    ) -> Option<bool> {
-        if !training_due(self.trained_at, now, retrain_every) {
-            return None;
-        }
-        self.trained_at = Some(now);
-        scratch.clear();
-        if !self.primed {
-            let from = ring.len().saturating_sub(self.history);
-            training_rows(&ring[from..], season, scratch);
-            self.rows.clear();
-            self.rows
-                .extend(scratch.iter().map(|r| r.map(|v| v as f32)));
-            self.primed = true;
-        } else {
-            scratch.extend(self.rows.iter().map(|r| r.map(|v| v as f64)));
-        }
-        match AnomalyForest::train_seeded(scratch, self.seed) {
-            Ok(f) => {
-                self.forest = Some(f);
-                Some(true)
-            }
-            Err(_) => Some(false),
-        }
-    }
-
-    /// Heap bytes of the forest and the kept rows.
-    pub fn heap_bytes(&self) -> usize {
-        self.forest.as_ref().map_or(0, AnomalyForest::heap_bytes)
-            + self.rows.capacity() * std::mem::size_of::<[f32; super::FEATURES]>()
-    }
-}
-
 struct SeriesState {
-    /// Only series within `limits.max_anomaly_forests` get a detector.
-    own: Option<Box<SeriesDetector>>,
+    /// What the entry's detector keeps for the series.
+    detector: AnySeries,
     likelihood: Likelihood,
     alarm: Alarm,
     /// The newest point's verdict, repeated until a new point arrives.
@@ -178,40 +46,6 @@ struct SeriesState {
     /// Newest bucket seen, so a point is recorded once even if no new sample arrived.
     last_head: i64,
     seen: u64,
-}
-
-struct Pool {
-    forest: Option<AnomalyForest>,
-    trained_step: Option<u64>,
-    rows: Vec<FeatureVec>,
-    /// Rows offered since the reservoir was last thinned (Algorithm R's counter).
-    offered: u64,
-    rng: SplitMix64,
-}
-
-impl Pool {
-    fn new(seed: u64) -> Self {
-        Self {
-            forest: None,
-            trained_step: None,
-            rows: Vec::new(),
-            offered: 0,
-            rng: SplitMix64::new(seed),
-        }
-    }
-
-    /// Reservoir sampling: every row offered so far has the same chance to be kept.
-    fn offer(&mut self, row: FeatureVec) {
-        self.offered += 1;
-        if self.rows.len() < POOL_ROWS {
-            self.rows.push(row);
-            return;
-        }
-        let r = self.rng.next_u64() % self.offered;
-        if (r as usize) < POOL_ROWS {
-            self.rows[r as usize] = row;
-        }
-    }
 }
 
 /// The newest point of one series, as the scorer is asked about it.
@@ -228,28 +62,12 @@ pub struct Newest<'a> {
     pub season: Option<usize>,
 }
 
-/// What one step of scoring did, for self-metrics.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct StepStats {
-    pub trained: u64,
-    pub deferred: u64,
-    pub failed: u64,
-    pub scored: u64,
-}
-
-/// Anomaly state of the agent: per-series forests within a limit, and a pooled forest per
-/// forecast entry. Owned by the forecast thread.
+/// Anomaly state of the agent: every listed detector (each entry uses the one its
+/// `anomaly.detector` names) and each series' verdict state. Owned by the forecast thread.
 pub struct AnomalyScorer {
     series: HashMap<SeriesId, SeriesState>,
-    pools: Vec<Pool>,
-    max_forests: usize,
-    /// Series holding a detector.
-    forests: usize,
-    /// Rows kept per detector: the ring length.
-    history: usize,
-    rows: Vec<FeatureVec>,
-    /// Seed of every forest trained here (the agent's is 0).
-    seed: u64,
+    /// One per listed detector, in the list's order.
+    detectors: Vec<AnyDetector>,
     pub stats: StepStats,
 }
 
@@ -259,19 +77,21 @@ impl AnomalyScorer {
         Self::with_seed(entries, max_forests, history, 0)
     }
 
-    /// The same, with every forest (own and pooled) and the pools' reservoirs drawn from
-    /// `seed` (`anomaly-eval --seed`; the agent uses 0).
+    /// The same, with everything a detector draws at random (the forests, the pools'
+    /// reservoirs) drawn from `seed` (`anomaly-eval --seed`; the agent uses 0).
     pub fn with_seed(entries: usize, max_forests: usize, history: usize, seed: u64) -> Self {
-        Self {
+        let setup = Setup {
+            entries,
+            max_series_models: max_forests,
             history,
-            series: HashMap::new(),
-            pools: (0..entries)
-                .map(|i| Pool::new(0x9e37_79b9_7f4a_7c15 ^ i as u64 ^ seed))
-                .collect(),
-            max_forests,
-            forests: 0,
-            rows: Vec::new(),
             seed,
+        };
+        Self {
+            series: HashMap::new(),
+            detectors: DetectorKind::ALL
+                .into_iter()
+                .map(|k| AnyDetector::new(k, &setup))
+                .collect(),
             stats: StepStats::default(),
         }
     }
@@ -292,8 +112,9 @@ impl AnomalyScorer {
             head,
             season,
         } = *point;
-        let state = self.series.entry(id).or_insert(SeriesState {
-            own: None,
+        let detector = &mut self.detectors[spec.detector.index()];
+        let state = self.series.entry(id).or_insert_with(|| SeriesState {
+            detector: detector.series(),
             likelihood: Likelihood::new(),
             alarm: Alarm::default(),
             last: None,
@@ -301,47 +122,40 @@ impl AnomalyScorer {
             seen: step,
         });
         state.seen = step;
-        let (row, band) = newest_features(values, season)?;
+        if state.detector.kind() != spec.detector {
+            // The entry's detector changed (a reload): start the series afresh.
+            detector.forget(&state.detector);
+            state.detector = detector.series();
+        }
+        let (_, past) = values.split_last()?;
         let fresh = state.last_head != head;
+        let p = Point {
+            entry,
+            spec,
+            values,
+            season,
+            band: naive_band(past),
+            step,
+            fresh,
+            want_score: fresh || state.last.is_none(),
+        };
+        let mut train = Train {
+            deadline,
+            stats: &mut self.stats,
+        };
+        let seen = detector.update(&mut state.detector, &p, &mut train);
+        if seen == Seen::Unusable {
+            return None;
+        }
         state.last_head = head;
-        if fresh {
-            self.pools[entry].offer(row);
-        }
-
-        // The series' own detector, within the limit, once it has the history to train.
-        if state.own.is_none()
-            && self.forests < self.max_forests
-            && values.iter().filter(|v| v.is_finite()).count() >= MIN_HISTORY + MIN_TRAIN_ROWS
-        {
-            state.own = Some(Box::new(SeriesDetector::with_seed(self.history, self.seed)));
-            self.forests += 1;
-        }
-        if let Some(own) = &mut state.own {
-            if fresh {
-                own.observe(&row);
-            }
-            if training_due(own.trained_at, step, spec.retrain_every) {
-                if Instant::now() < deadline {
-                    match own.train_if_due(values, season, step, spec.retrain_every, &mut self.rows)
-                    {
-                        Some(true) => self.stats.trained += 1,
-                        Some(false) => self.stats.failed += 1,
-                        None => {}
-                    }
-                } else {
-                    self.stats.deferred += 1;
-                }
-            }
-        }
-
-        if !fresh && state.last.is_some() {
+        if !p.want_score {
             // No new point: the newest point's verdict stands (its score, likelihood and
             // the alarm's hold were already counted once).
             return state.last;
         }
-        let own = state.own.as_ref().and_then(|d| d.forest());
-        let forest = own.or(self.pools[entry].forest.as_ref())?;
-        let score = forest.score(&row);
+        let Seen::Score(score) = seen else {
+            return None;
+        };
         self.stats.scored += 1;
         let likelihood = state.likelihood.update(score);
         let x = values.last().map_or(f64::NAN, |&v| v as f64);
@@ -349,10 +163,14 @@ impl AnomalyScorer {
             AlarmSignal::Score => score,
             AlarmSignal::Likelihood => likelihood,
         };
-        let direction =
-            state
-                .alarm
-                .decide(step, signal, spec.threshold, x, band, spec.suppress as u64);
+        let direction = state.alarm.decide(
+            step,
+            signal,
+            spec.threshold,
+            x,
+            p.band,
+            spec.suppress as u64,
+        );
         state.last = Some(Anomaly {
             score,
             likelihood,
@@ -361,81 +179,56 @@ impl AnomalyScorer {
         state.last
     }
 
-    /// End of a step: forget series not seen in it, (re)train the pooled forests that are
-    /// due. Returns nothing; see [`AnomalyScorer::stats`].
+    /// End of a step: forget series not seen in it, then each detector's shared training.
+    /// Returns nothing; see [`AnomalyScorer::stats`].
     pub fn finish_step(&mut self, step: u64, specs: &[Option<AnomalySpec>], deadline: Instant) {
-        let mut dropped = 0;
+        let detectors = &mut self.detectors;
         self.series.retain(|_, s| {
             let keep = s.seen == step;
-            if !keep && s.own.is_some() {
-                dropped += 1;
+            if !keep {
+                detectors[s.detector.kind().index()].forget(&s.detector);
             }
             keep
         });
-        self.forests -= dropped;
-        for (pool, spec) in self.pools.iter_mut().zip(specs) {
-            let Some(spec) = spec else { continue };
-            if pool.rows.len() < MIN_TRAIN_ROWS
-                || !training_due(pool.trained_step, step, spec.retrain_every)
-            {
-                continue;
-            }
-            if Instant::now() >= deadline {
-                self.stats.deferred += 1;
-                continue;
-            }
-            match AnomalyForest::train_seeded(&pool.rows, self.seed) {
-                Ok(f) => {
-                    pool.forest = Some(f);
-                    self.stats.trained += 1;
-                }
-                Err(_) => self.stats.failed += 1,
-            }
-            pool.trained_step = Some(step);
-            // Older rows weigh less after each training: halving the counter lets new
-            // rows replace kept ones twice as often.
-            pool.offered /= 2;
+        let mut train = Train {
+            deadline,
+            stats: &mut self.stats,
+        };
+        for d in &mut self.detectors {
+            d.finish_step(step, specs, &mut train);
         }
     }
 
-    /// Series holding their own (trained) forest, and pooled forests trained.
+    /// Series holding their own trained model (forest), and shared (pooled) ones trained.
     pub fn forest_counts(&self) -> (usize, usize) {
         (
             self.series
                 .values()
-                .filter(|s| s.own.as_ref().is_some_and(|d| d.forest.is_some()))
+                .filter(|s| s.detector.has_own_model())
                 .count(),
-            self.pools.iter().filter(|p| p.forest.is_some()).count(),
+            self.detectors.iter().map(AnyDetector::shared_models).sum(),
         )
     }
 
-    /// Approximate heap bytes of the series' own detectors (forests and kept rows).
+    /// Approximate heap bytes of the series' own detector state (forests and kept rows).
     pub fn own_heap_bytes(&self) -> usize {
-        self.series
-            .values()
-            .filter_map(|s| s.own.as_deref())
-            .map(SeriesDetector::heap_bytes)
-            .sum()
+        self.series.values().map(|s| s.detector.bytes()).sum()
     }
 
-    /// Approximate heap bytes of all forests, pooled rows and per-series state.
+    /// Approximate heap bytes of all detectors, shared state and per-series state.
     pub fn heap_bytes(&self) -> usize {
-        let own = self.own_heap_bytes();
-        let pooled: usize = self
-            .pools
-            .iter()
-            .map(|p| {
-                p.forest.as_ref().map_or(0, AnomalyForest::heap_bytes)
-                    + p.rows.capacity() * std::mem::size_of::<FeatureVec>()
-            })
-            .sum();
-        own + pooled + self.series.capacity() * std::mem::size_of::<(SeriesId, SeriesState)>()
+        let shared: usize = self.detectors.iter().map(AnyDetector::shared_bytes).sum();
+        self.own_heap_bytes()
+            + shared
+            + self.series.capacity() * std::mem::size_of::<(SeriesId, SeriesState)>()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::anomaly::forest::training_rows;
+    use crate::anomaly::{MAX_TRAIN_ROWS, MIN_HISTORY, MIN_TRAIN_ROWS};
 
     /// The scorer asked about one newest point.
     #[allow(clippy::too_many_arguments)]
@@ -493,6 +286,7 @@ mod tests {
     #[test]
     fn scorer_uses_the_pool_first_then_its_own_forest_within_the_limit() {
         let spec = AnomalySpec {
+            detector: DetectorKind::default(),
             threshold: 0.65,
             retrain_every: 50,
             signal: crate::anomaly::AlarmSignal::Score,
@@ -540,7 +334,9 @@ mod tests {
         assert!(s.heap_bytes() > 0);
         // the detector's kept rows are the ring's rows: retraining from them equals training
         // from the ring afresh
-        let own = s.series[&SeriesId(0)].own.as_ref().unwrap();
+        let AnySeries::Forest(Some(own)) = &s.series[&SeriesId(0)].detector else {
+            panic!("series 0 holds no forest");
+        };
         let mut fresh = Vec::new();
         training_rows(&series[0][..400], None, &mut fresh);
         let kept: Vec<FeatureVec> = own.rows.iter().map(|r| r.map(|v| v as f64)).collect();
@@ -578,6 +374,7 @@ mod tests {
     #[test]
     fn training_past_the_deadline_is_deferred() {
         let spec = AnomalySpec {
+            detector: DetectorKind::default(),
             threshold: 0.65,
             retrain_every: 10,
             signal: crate::anomaly::AlarmSignal::Score,

@@ -9,6 +9,7 @@ use super::duration::PromDuration;
 use super::inference::InferenceSection;
 use super::selector::Selector;
 use super::storage::{CounterMode, StorageSection};
+use crate::detectors::DetectorKind;
 
 pub use crate::models::{ModelChoice, ModelKind};
 
@@ -49,6 +50,9 @@ pub struct ForecastSection {
 #[serde(deny_unknown_fields, default)]
 pub struct AnomalySection {
     pub enabled: bool,
+    /// What scores each series' newest point: a detector in the list of
+    /// `src/detectors.rs` (`forest`: the extended isolation forest).
+    pub detector: DetectorKind,
     /// Score (0..1) at or above which a point outside the band is flagged anomalous.
     pub threshold: f64,
     /// How often the entry's isolation forest is retrained from the rings.
@@ -68,6 +72,7 @@ impl Default for AnomalySection {
     fn default() -> Self {
         Self {
             enabled: true,
+            detector: DetectorKind::default(),
             threshold: 0.65,
             retrain_every: PromDuration(Duration::from_secs(3600)),
             signal: AlarmSignal::Likelihood,
@@ -147,6 +152,8 @@ impl std::str::FromStr for AlarmSignal {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnomalySpec {
+    /// The detector that scores the entry's series.
+    pub detector: DetectorKind,
     /// Score threshold; with `signal: likelihood`, the likelihood threshold.
     pub threshold: f64,
     /// Retrain interval in steps (at least 1).
@@ -255,6 +262,7 @@ pub(super) fn forecast_entry(
         refit_every: in_steps(&f.refit_every),
         auto_every: in_steps(&f.auto_every),
         anomaly: f.anomaly.enabled.then(|| AnomalySpec {
+            detector: f.anomaly.detector,
             threshold: match f.anomaly.signal {
                 AlarmSignal::Score => f.anomaly.threshold,
                 AlarmSignal::Likelihood => f.anomaly.likelihood_threshold,

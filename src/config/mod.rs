@@ -296,6 +296,23 @@ limits:
     }
 
     #[test]
+    fn unknown_detector_is_named_with_its_path_and_the_list() {
+        let yaml = "forecast:\n  - selector: up\n    anomaly: { detector: lof }\n";
+        let err = Config::from_yaml(yaml, "test", None).unwrap_err();
+        let p = &err.problems()[0];
+        assert_eq!(p.path, "forecast[0].anomaly.detector");
+        assert!(
+            p.message.contains("`lof`") && p.message.contains("`forest`"),
+            "{}",
+            p.message
+        );
+        let ok = "forecast:\n  - selector: up\n    anomaly: { detector: forest }\n";
+        let c = Config::from_yaml(ok, "test", None).unwrap();
+        let spec = c.forecast[0].anomaly.as_ref().unwrap();
+        assert_eq!(spec.detector, crate::detectors::DetectorKind::default());
+    }
+
+    #[test]
     fn bad_duration_is_named_with_its_path() {
         let yaml = "forecast:\n  - selector: up\n    horizons: [5m, 7x]\n";
         let err = Config::from_yaml(yaml, "test", None).unwrap_err();

@@ -9,7 +9,7 @@
 //! - `forest`: the agent's per-series forest: trained at the end of the probation period on
 //!   the feature rows of the last `history` points (the agent's ring) and retrained every
 //!   `retrain_every` points, with the same functions the agent calls
-//!   ([`online::training_rows`], [`online::training_due`]). Alarm: score ≥ threshold.
+//!   ([`forest::training_rows`], [`forest::training_due`]). Alarm: score ≥ threshold.
 //! - `forest_debounced`: the `forest` scores, but after an alarm point further alarm points
 //!   are suppressed for one day of steps (the season; 288 when unknown), see [`debounce`].
 //!   NAB charges every alarm point outside a window; this is the agent's `for:`/`keep_firing`
@@ -33,8 +33,8 @@
 //!
 //! [`features`]: crate::anomaly::features
 //! [`AnomalyForest`]: crate::anomaly::AnomalyForest
-//! [`online::training_rows`]: crate::anomaly::online::training_rows
-//! [`online::training_due`]: crate::anomaly::online::training_due
+//! [`forest::training_rows`]: crate::anomaly::forest::training_rows
+//! [`forest::training_due`]: crate::anomaly::forest::training_due
 //! [`naive_band`]: crate::anomaly::naive_band
 //! [`LONG_WINDOW`]: crate::anomaly::LONG_WINDOW
 

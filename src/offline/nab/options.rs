@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use crate::anomaly::AlarmSignal;
+use crate::detectors::DetectorKind;
 
 /// Refractory period of the debounced detectors when a file's season is unknown (one day
 /// of 5-minute steps).
@@ -43,6 +44,9 @@ pub struct NabEvalOptions {
     /// results/<detectorname>/<category>/<detectorname>_<name>.csv).
     #[arg(long)]
     pub out: PathBuf,
+    /// The detector the `agent` detector runs (the agent's anomaly.detector).
+    #[arg(long, default_value_t = DetectorKind::default())]
+    pub detector: DetectorKind,
     /// Score at or above which the forest alarms.
     #[arg(long, default_value_t = 0.65)]
     pub threshold: f64,
@@ -84,6 +88,7 @@ impl NabEvalOptions {
             nab_dir,
             labels,
             out,
+            detector: DetectorKind::default(),
             threshold: 0.65,
             categories: None,
             history: 1440,

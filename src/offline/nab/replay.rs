@@ -5,11 +5,11 @@
 use super::load::Series;
 use super::options::{NabEvalOptions, MAD_K};
 use crate::anomaly::{
-    median, online, AlarmSignal, AnomalyForest, FeatureVec, LONG_WINDOW, MAX_TRAIN_ROWS,
+    forest, median, online, AlarmSignal, AnomalyForest, FeatureVec, LONG_WINDOW, MAX_TRAIN_ROWS,
     MIN_HISTORY,
 };
 
-/// The agent's own-forest path ([`online::SeriesDetector`]): from the end of probation, rows
+/// The agent's own-forest path ([`forest::SeriesDetector`]): from the end of probation, rows
 /// of the last `history` points (as the ring holds them), retrained every `retrain_every`
 /// points, scoring each newest point.
 pub(super) fn forest_scores(
@@ -20,7 +20,7 @@ pub(super) fn forest_scores(
 ) -> Vec<f64> {
     let n = s.values.len();
     let mut scores = vec![0.0; n];
-    let mut detector = online::SeriesDetector::with_seed(history, seed);
+    let mut detector = forest::SeriesDetector::with_seed(history, seed);
     let mut scratch = Vec::new();
     for t in s.probation..n {
         if let Some(row) = &s.rows[t] {
@@ -76,6 +76,7 @@ pub fn agent_verdicts(
 pub(super) fn agent_scores(s: &Series, opts: &NabEvalOptions, suppress: usize) -> Vec<f64> {
     let threshold = agent_threshold(opts);
     let spec = crate::config::AnomalySpec {
+        detector: opts.detector,
         threshold,
         retrain_every: opts.retrain_every,
         signal: opts.signal,

@@ -60,7 +60,7 @@ pub struct SimOptions {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "static,reactive,ceiling,buffered,quantile,incremental",
+        default_value = every_policy(),
         value_parser = super::args::parse_policy
     )]
     pub policies: Vec<Policy>,
@@ -113,6 +113,12 @@ pub struct SimOptions {
     /// Share of the trace (at its end) that is scored.
     #[arg(long = "eval-fraction", default_value_t = 0.2)]
     pub eval_fraction: f64,
+}
+
+/// `--policies`' default: every policy in the list (`src/policy/mod.rs`), in its order.
+fn every_policy() -> &'static str {
+    static ALL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ALL.get_or_init(|| Policy::ALL.join(","))
 }
 
 impl SimOptions {
