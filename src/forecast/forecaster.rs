@@ -392,7 +392,7 @@ impl Serve {
                 Err(_) => Served::Next,
             };
         }
-        match model.fit(w).and_then(|fit| fit.predict(w.origin)) {
+        match model.fit(w).and_then(|fit| fit.into_forecast(w.origin)) {
             Ok(forecast) => {
                 f.model = Some(kind);
                 f.points = forecast.points;
@@ -417,7 +417,7 @@ impl Serve {
         fit: Result<FittedModel, ModelError>,
         f: &mut SeriesForecast,
     ) {
-        let reason = match fit.and_then(|fit| fit.predict(w.origin)) {
+        let reason = match fit.and_then(|fit| fit.into_forecast(w.origin)) {
             Ok(forecast) => {
                 f.points = forecast.points;
                 return;

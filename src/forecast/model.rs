@@ -192,6 +192,14 @@ pub trait Predict {
     /// fit has none from there.
     fn predict(&self, origin: i64) -> Result<Forecast, ModelError>;
 
+    /// The same, consuming the fit (no copy where the fit holds the forecast).
+    fn into_forecast(self, origin: i64) -> Result<Forecast, ModelError>
+    where
+        Self: Sized,
+    {
+        self.predict(origin)
+    }
+
     /// The bucket whose data the fit last saw.
     fn fitted_at(&self) -> i64;
 }
@@ -261,6 +269,13 @@ impl Predict for AtOrigin {
             return Err(ModelError::OutOfReach);
         }
         Ok(self.forecast.clone())
+    }
+
+    fn into_forecast(self, origin: i64) -> Result<Forecast, ModelError> {
+        if origin != self.origin {
+            return Err(ModelError::OutOfReach);
+        }
+        Ok(self.forecast)
     }
 
     fn fitted_at(&self) -> i64 {

@@ -125,6 +125,12 @@ macro_rules! registry {
                 }
             }
 
+            fn into_forecast(self, origin: i64) -> Result<Forecast, ModelError> {
+                match self {
+                    $(FittedModel::$kind(f) => f.into_forecast(origin)),*
+                }
+            }
+
             fn fitted_at(&self) -> i64 {
                 match self {
                     $(FittedModel::$kind(f) => f.fitted_at()),*
