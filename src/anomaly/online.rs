@@ -104,16 +104,9 @@ impl AnomalyScorer {
     /// Scores the newest point of a series. `step` counts forecast steps; `deadline` bounds
     /// the time spent training in this step.
     pub fn score(&mut self, point: &Newest<'_>, step: u64, deadline: Instant) -> Option<Anomaly> {
-        let Newest {
-            id,
-            entry,
-            spec,
-            values,
-            head,
-            season,
-        } = *point;
+        let (spec, values, head) = (point.spec, point.values, point.head);
         let detector = &mut self.detectors[spec.detector.index()];
-        let state = self.series.entry(id).or_insert_with(|| SeriesState {
+        let state = self.series.entry(point.id).or_insert_with(|| SeriesState {
             detector: detector.series(),
             likelihood: Likelihood::new(),
             alarm: Alarm::default(),
@@ -130,10 +123,10 @@ impl AnomalyScorer {
         let (_, past) = values.split_last()?;
         let fresh = state.last_head != head;
         let p = Point {
-            entry,
+            entry: point.entry,
             spec,
             values,
-            season,
+            season: point.season,
             band: naive_band(past),
             step,
             fresh,
