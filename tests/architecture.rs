@@ -814,6 +814,20 @@ fn named_elsewhere(
     found
 }
 
+/// Every listed item has its file `src/<dir>/<name>.rs`, which implements `trait_name` for
+/// the item's type.
+fn each_in_its_file(items: &[(String, String)], dir: &str, trait_name: &str) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src").join(dir);
+    for (kind, name) in items {
+        let text = std::fs::read_to_string(root.join(format!("{name}.rs")))
+            .unwrap_or_else(|e| panic!("{kind}: src/{dir}/{name}.rs: {e}"));
+        assert!(
+            text.contains(&format!("impl {trait_name} for {kind} ")),
+            "src/{dir}/{name}.rs must implement {trait_name} for {kind}"
+        );
+    }
+}
+
 /// A model is its own file and its line in the list: every listed model has its file in
 /// `src/forecast/`, and no other code names it (the loop, `auto`, config and the offline
 /// tools go by the list and the models' capabilities).
@@ -821,15 +835,7 @@ fn named_elsewhere(
 fn a_model_is_one_file_and_one_line() {
     let models = listed_models();
     assert!(models.len() >= 4, "{models:?}");
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/forecast");
-    for (kind, name) in &models {
-        let text = std::fs::read_to_string(dir.join(format!("{name}.rs")))
-            .unwrap_or_else(|e| panic!("model {kind}: src/forecast/{name}.rs: {e}"));
-        assert!(
-            text.contains(&format!("impl Listed for {kind} ")),
-            "src/forecast/{name}.rs must implement Listed for {kind}"
-        );
-    }
+    each_in_its_file(&models, "forecast", "Listed");
     let srcs = sources();
     let found = models_named_elsewhere(&srcs, &models);
     assert!(found.is_empty(), "models named by kind: {found:#?}");
@@ -847,15 +853,7 @@ fn a_model_is_one_file_and_one_line() {
 fn a_detector_is_one_file_and_one_line() {
     let detectors = listed("src/detectors.rs");
     assert!(!detectors.is_empty(), "no detectors listed");
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/anomaly");
-    for (kind, name) in &detectors {
-        let text = std::fs::read_to_string(dir.join(format!("{name}.rs")))
-            .unwrap_or_else(|e| panic!("detector {kind}: src/anomaly/{name}.rs: {e}"));
-        assert!(
-            text.contains(&format!("impl Detector for {kind} ")),
-            "src/anomaly/{name}.rs must implement Detector for {kind}"
-        );
-    }
+    each_in_its_file(&detectors, "anomaly", "Detector");
     let srcs = sources();
     let found = named_elsewhere(&srcs, &detectors, "DetectorKind", "anomaly", "detectors.rs");
     assert!(found.is_empty(), "detectors named by kind: {found:#?}");
