@@ -1,7 +1,7 @@
 //! `ets`: exponential smoothing (augurs' AutoETS: additive errors, trend and damping chosen
-//! per series by AICc ([`SPEC`]); non-seasonal, as augurs implements no seasonal ETS), fitted on the series' last
-//! [`ETS_WINDOW`] points. Fits cost milliseconds, so like MSTL a fit is a path read forward
-//! until the next refit.
+//! per series by AICc, [`SPEC`]; non-seasonal, as augurs implements no seasonal ETS), fitted
+//! on the series' last [`ETS_WINDOW`] points. Fits cost milliseconds, so like MSTL a fit is a
+//! path read forward until the next refit.
 
 use augurs::ets::AutoETS;
 use augurs::{Fit as _, Predict as _};
