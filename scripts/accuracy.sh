@@ -3,8 +3,8 @@
 # model) and auto on the test split (last 20%) of each trace, with the agent's defaults
 # (retention 24h, horizons 5m/15m/30m, seasons 1h/1d, refit every 15m).
 # Then the peers side by side (bench/peers/run.sh; PEERS=0 skips them).
-# Usage: scripts/accuracy.sh [OUT_DIR]   (default target/accuracy; ~40 minutes on 2 cores,
-# plus ~60 for the peers)
+# Usage: scripts/accuracy.sh [OUT_DIR]   (default target/accuracy; ~2.5 hours on 2 cores, Azure most,
+# plus ~60 minutes for the peers)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-target/accuracy}"
