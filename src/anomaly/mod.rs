@@ -428,18 +428,10 @@ impl Alarm {
 mod tests {
     use super::*;
 
-    const CPU: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/data/nab/data/realAWSCloudwatch/ec2_cpu_utilization_5f5533.csv"
-    );
+    const CPU: &str = "realAWSCloudwatch/ec2_cpu_utilization_5f5533.csv";
 
-    fn load(path: &str) -> Vec<f32> {
-        std::fs::read_to_string(path)
-            .unwrap()
-            .lines()
-            .skip(1)
-            .map(|l| l.rsplit(',').next().unwrap().trim().parse::<f32>().unwrap())
-            .collect()
+    fn load(file: &str) -> Vec<f32> {
+        crate::test_data::nab(file)
     }
 
     #[test]

@@ -249,16 +249,7 @@ mod tests {
     use std::time::Duration;
 
     fn nab(name: &str) -> Vec<f32> {
-        let path = format!(
-            "{}/../shared/data/nab/data/realAWSCloudwatch/{name}.csv",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{path}: {e}"))
-            .lines()
-            .skip(1)
-            .map(|l| l.rsplit(',').next().unwrap().trim().parse::<f32>().unwrap())
-            .collect()
+        crate::test_data::nab(&format!("realAWSCloudwatch/{name}.csv"))
     }
 
     #[test]

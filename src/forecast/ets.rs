@@ -94,6 +94,17 @@ mod tests {
     use crate::forecast::Predict;
     use std::time::Duration;
 
+    /// All of `y` as a window (its prefixes are the histories at earlier origins).
+    fn whole(y: &[f32], step_ms: i64) -> Window<'_> {
+        Window {
+            values: y,
+            origin: y.len() as i64,
+            pad: 0,
+            step_ms,
+            calendar: false,
+        }
+    }
+
     /// Real data: a week of the NASA trace in 10-minute buckets. ETS' path is read forward:
     /// its band holds the actuals about as often as it claims and its error is in the
     /// baseline's range; a series too short warms up.
@@ -112,16 +123,10 @@ mod tests {
             step: Duration::from_secs(600),
         };
         let ets = Ets::new(ask, 3);
+        let whole = whole(&y, 600_000);
         let (mut inside, mut total, mut err, mut naive_err) = (0, 0, 0.0, 0.0);
         for end in (144 * 3..144 * 7 - 12).step_by(37) {
-            let w = Window {
-                values: &y[..end],
-                origin: end as i64,
-                pad: 0,
-                step_ms: 600_000,
-                calendar: false,
-            };
-            let fit = ets.fit(&w).unwrap();
+            let fit = ets.fit(&whole.prefix(end)).unwrap();
             assert!(!ets.refit_due(&fit, end as i64 + 2) && ets.refit_due(&fit, end as i64 + 3));
             let f = fit.predict(end as i64).unwrap();
             for (p, h) in f.points.iter().zip([1, 3, 6]) {
@@ -135,15 +140,8 @@ mod tests {
         let coverage = inside as f64 / total as f64;
         assert!(coverage > 0.5, "an 80% band held {coverage:.2} of the actuals");
         assert!(err < naive_err * 1.2, "ets mae {err} vs naive {naive_err}");
-        let short = Window {
-            values: &y[..10],
-            origin: 10,
-            pad: 0,
-            step_ms: 600_000,
-            calendar: false,
-        };
         assert_eq!(
-            ets.fit(&short).unwrap_err(),
+            ets.fit(&whole.prefix(10)).unwrap_err(),
             ModelError::WarmingUp { points_needed: 20 }
         );
     }
@@ -162,19 +160,13 @@ mod tests {
             step: Duration::from_secs(300),
         };
         let ets = Ets::new(ask, 3);
+        let whole = whole(&y, 300_000);
         let from = y.len() * 4 / 5;
         for end in (from..y.len()).step_by(47) {
-            let w = Window {
-                values: &y[..end],
-                origin: end as i64,
-                pad: 0,
-                step_ms: 300_000,
-                calendar: false,
-            };
             let seen = &y[end.saturating_sub(ETS_WINDOW)..end];
             let max = seen.iter().copied().fold(f32::MIN, f32::max) as f64;
             let min = seen.iter().copied().fold(f32::MAX, f32::min) as f64;
-            let f = ets.fit(&w).unwrap().predict(end as i64).unwrap();
+            let f = ets.fit(&whole.prefix(end)).unwrap().predict(end as i64).unwrap();
             for p in &f.points {
                 assert!(
                     p.upper - p.lower <= 4.0 * (max - min),
