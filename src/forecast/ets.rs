@@ -94,6 +94,17 @@ mod tests {
     use crate::forecast::Predict;
     use std::time::Duration;
 
+    /// `ets` at horizons 1, 3 and 6 steps of `step`, band 0.1-0.9, refitted every 3 steps.
+    fn ets_every(step: Duration) -> Ets {
+        let ask = Ask {
+            horizons: [1usize, 3, 6].into(),
+            quantiles: (0.1, 0.9),
+            seasons: vec![],
+            step,
+        };
+        Ets::new(ask, 3)
+    }
+
     /// All of `y` as a window (its prefixes are the histories at earlier origins).
     fn whole(y: &[f32], step_ms: i64) -> Window<'_> {
         Window {
@@ -116,13 +127,7 @@ mod tests {
             .take(144 * 7)
             .map(|c| c.iter().sum::<f64>() as f32)
             .collect();
-        let ask = Ask {
-            horizons: [1usize, 3, 6].into(),
-            quantiles: (0.1, 0.9),
-            seasons: vec![],
-            step: Duration::from_secs(600),
-        };
-        let ets = Ets::new(ask, 3);
+        let ets = ets_every(Duration::from_secs(600));
         let whole = whole(&y, 600_000);
         let (mut inside, mut total, mut err, mut naive_err) = (0, 0, 0.0, 0.0);
         for end in (144 * 3..144 * 7 - 12).step_by(37) {
@@ -153,13 +158,7 @@ mod tests {
     #[test]
     fn bands_stay_within_reach_on_bursty_bytes() {
         let y = crate::test_data::nab("realAWSCloudwatch/ec2_network_in_5abac7.csv");
-        let ask = Ask {
-            horizons: [1usize, 3, 6].into(),
-            quantiles: (0.1, 0.9),
-            seasons: vec![],
-            step: Duration::from_secs(300),
-        };
-        let ets = Ets::new(ask, 3);
+        let ets = ets_every(Duration::from_secs(300));
         let whole = whole(&y, 300_000);
         let from = y.len() * 4 / 5;
         for end in (from..y.len()).step_by(47) {
