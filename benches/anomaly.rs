@@ -1,11 +1,14 @@
 //! Anomaly scoring costs (harness = false; prints figures).
 //!
 //! `cargo bench --bench anomaly`: per-step cost of `features` + `AnomalyForest::score` for one
-//! series, training time, and forest heap bytes (allocator-measured vs `heap_bytes()`).
+//! series, training time, and forest heap bytes (allocator-measured vs `heap_bytes()`); then
+//! the agent's scorer with every listed detector at its defaults, at 200 and 100,000 series.
 use promcast::anomaly::forest::training_rows;
 use promcast::anomaly::online::Newest;
+use promcast::anomaly::AlarmSignal;
 use promcast::anomaly::{features, naive_band, AnomalyForest, AnomalyScorer, FeatureVec};
 use promcast::config::AnomalySpec;
+use promcast::detectors::DetectorKind;
 use promcast::store::SeriesId;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
@@ -106,19 +109,7 @@ fn main() {
     let sc = t2.elapsed().as_secs_f64() * 1e6 / (reps * rows.len()) as f64;
     println!("per series per step: naive_band + features + score {per:.2} us (features alone {feat:.2} us, score alone {sc:.2} us) [{acc:.1}]");
 
-    // The agent's path (AnomalyScorer, as the forecast thread calls it): 200 series made of
-    // 1440-point windows of the trace (the default 24h@1m ring), each step scoring every
-    // series' newest point, with each series' own forest retrained every 60 steps
-    // (retrain_every: 1h) from its ring; training cost is amortised into the per-step figure.
-    let spec = AnomalySpec {
-        detector: promcast::detectors::DetectorKind::default(),
-        threshold: 0.65,
-        retrain_every: 60,
-        signal: promcast::anomaly::AlarmSignal::Score,
-        suppress: 0,
-    };
     let ring = 1440;
-    let n_series = 200;
     let mut rows_buf = Vec::new();
     let t3 = Instant::now();
     training_rows(&v[..ring], season, &mut rows_buf);
@@ -127,35 +118,62 @@ fn main() {
         "training_rows over a {ring}-point ring: {tr:.2} ms ({} rows)",
         rows_buf.len()
     );
+    for kind in DetectorKind::ALL {
+        acc += agent_path(kind, &v, ring, season);
+    }
+    println!("[{acc:.1}]");
+}
+
+/// The agent's path for detector `kind` with its default verdict (signal, threshold, hold at
+/// a 1-minute step), as the forecast thread calls it: 200 series made of 1440-point windows
+/// of the trace (the default 24h@1m ring), each step scoring every series' newest point
+/// (the forest retrained every 60 steps, `retrain_every: 1h`, its training amortised into
+/// the per-step figure); then 100,000 series with the default limits (256 series with their
+/// own model, the rest on the entry's pooled forest). Returns a checksum.
+fn agent_path(kind: DetectorKind, v: &[f32], ring: usize, season: Option<usize>) -> f64 {
+    let d = kind.verdict();
+    let spec = AnomalySpec {
+        detector: kind,
+        threshold: if d.on_likelihood { 0.15 } else { d.threshold },
+        retrain_every: 60,
+        signal: if d.on_likelihood {
+            AlarmSignal::Likelihood
+        } else {
+            AlarmSignal::Score
+        },
+        suppress: (d.suppress_secs / 60) as usize,
+        outside_band_only: d.outside_band_only,
+    };
+    let mut acc = 0.0;
+    let n_series = 200;
     let before = LIVE.load(Ordering::Relaxed);
     let mut scorer = AnomalyScorer::new(1, n_series, ring);
     let steps = 361u64;
-    let run = drive(&mut scorer, &spec, &v, ring, season, n_series, steps, |k| {
+    let run = drive(&mut scorer, &spec, v, ring, season, n_series, steps, |k| {
         (k * 13) % (v.len() - ring - steps as usize)
     });
     let (first_step, total, scored) = (run.first_step, run.rest, run.scored);
     acc += run.checksum;
     println!(
-        "agent scorer, first step (rows from each ring + first training): {:.2} ms per series",
+        "{kind}: agent scorer, first step (each series' model from its ring): {:.2} ms per series",
         first_step * 1e3 / n_series as f64
     );
     let steps = steps - 1;
     let after = LIVE.load(Ordering::Relaxed);
     let (own, pooled) = scorer.forest_counts();
     println!(
-        "agent scorer: {n_series} series x {steps} steps, {scored} scored, {own} own + {pooled} pooled forests: {:.2} us per series per step including amortised retraining (every 60 steps)",
+        "{kind}: agent scorer: {n_series} series x {steps} steps, {scored} scored, {own} own + {pooled} pooled models: {:.2} us per series per step including amortised retraining",
         total * 1e6 / (n_series as f64 * steps as f64)
     );
     println!(
-        "agent scorer memory: {:.3} MiB per series with its own forest (allocator-measured), heap_bytes() {:.3} MiB per series [{acc:.1}]",
+        "{kind}: agent scorer memory: {:.3} MiB per series with its own model (allocator-measured), heap_bytes() {:.3} MiB per series",
         (after - before) as f64 / own.max(1) as f64 / 1048576.0,
         scorer.heap_bytes() as f64 / own.max(1) as f64 / 1048576.0
     );
+    drop(scorer);
 
-    // At scale: 100,000 series, as the agent runs them with the default limits (256 own
-    // forests, the rest scored by the entry's pooled forest), each step scoring every
-    // series' newest point. One warm-up step (rings -> rows -> first trainings), then
-    // `STEPS_AT_SCALE` measured steps.
+    // At scale: one warm-up step (each own model from its ring), then `STEPS_AT_SCALE`
+    // measured steps.
     const AT_SCALE: usize = 100_000;
     const STEPS_AT_SCALE: u64 = 5;
     let before = LIVE.load(Ordering::Relaxed);
@@ -163,29 +181,33 @@ fn main() {
     let run = drive(
         &mut scorer,
         &spec,
-        &v,
+        v,
         ring,
         season,
         AT_SCALE,
         STEPS_AT_SCALE + 1,
         |k| (k * 7) % (v.len() - ring - STEPS_AT_SCALE as usize - 1),
     );
-    println!("at {AT_SCALE} series: warm-up step {:.2} s", run.first_step);
+    println!(
+        "{kind}: at {AT_SCALE} series: warm-up step {:.2} s",
+        run.first_step
+    );
     let (total, scored) = (run.rest, run.scored);
     acc += run.checksum;
     let after = LIVE.load(Ordering::Relaxed);
     let (own, pooled) = scorer.forest_counts();
     let own_bytes = scorer.own_heap_bytes() as f64;
     println!(
-        "at {AT_SCALE} series ({own} own + {pooled} pooled forests, {scored} points scored): {:.2} us per series per step (score, likelihood, decision) [{acc:.1}]",
+        "{kind}: at {AT_SCALE} series ({own} own + {pooled} pooled models, {scored} points scored): {:.2} us per series per step (score, likelihood, decision)",
         total * 1e6 / (AT_SCALE as f64 * STEPS_AT_SCALE as f64),
     );
     println!(
-        "at {AT_SCALE} series: scorer memory {:.0} bytes per series in all (allocator-measured); without the own detectors ({:.3} MiB each) {:.0} bytes per series",
+        "{kind}: at {AT_SCALE} series: scorer memory {:.0} bytes per series in all (allocator-measured); without the own models ({:.3} MiB each) {:.0} bytes per series",
         (after - before) as f64 / AT_SCALE as f64,
         own_bytes / own.max(1) as f64 / 1048576.0,
         ((after - before) as f64 - own_bytes) / AT_SCALE as f64,
     );
+    acc
 }
 
 /// What [`drive`] measured.

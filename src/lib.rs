@@ -33,12 +33,14 @@
 //!   `seasonal_naive`, `mstl`, `ets`, `lstm` via tract-onnx or, with the `gpu` feature, an
 //!   onnxruntime batch worker), `auto`'s choice and the per-series forecaster.
 //! - [`anomaly`]: the detector interface ([`anomaly::Detector`]) and the detectors, one file
-//!   each (those of [`detectors`]: `forest`, scale-free features of the newest point scored
-//!   by extended isolation forests, per series within a limit, pooled per forecast entry
+//!   each (those of [`detectors`]: `knn`, the default, a conformal nearest-neighbour p-value
+//!   of the newest window against the series' older windows, per series within a limit,
+//!   else the pooled forest; `forest`, scale-free features of the newest point scored by
+//!   extended isolation forests, per series within a limit, pooled per forecast entry
 //!   otherwise, our own seeded implementation with flat `f32` nodes, [`anomaly::eif`]); the
 //!   scorer that gives any detector's scores the anomaly likelihood
-//!   ([`anomaly::likelihood`]), which by default drives the exported decision `N:anomalous`,
-//!   with a suppression after each firing.
+//!   ([`anomaly::likelihood`]) and the decision `N:anomalous` on the signal, threshold and
+//!   hold each detector brings (the config may override them).
 //! - [`policy`]: the scaling policies, one file each, and their list: what each reads off a
 //!   forecast band and its parameters; config, scale and the offline tools go through it.
 //! - [`scale`]: replica recommendations: one target's decisions over time (the `Scaler`,

@@ -79,6 +79,11 @@ pub fn log_likelihood(l: f64) -> f64 {
     ((1.000_000_000_1 - l).ln() / (1e-10f64).ln()).clamp(0.0, 1.0)
 }
 
+/// The tail probability `L` whose [`log_likelihood`] is `ll` (its inverse): 0.99999 for 0.5.
+pub fn tail_probability(ll: f64) -> f64 {
+    (1.000_000_000_1 - (ll * (1e-10f64).ln()).exp()).clamp(0.0, 1.0)
+}
+
 /// The complementary error function (Numerical Recipes' erfcc: |error| < 1.2e-7).
 fn erfc(x: f64) -> f64 {
     let z = x.abs();
@@ -124,6 +129,12 @@ mod tests {
         assert!((log_likelihood(0.99999) - 0.5).abs() < 1e-4);
         assert!(log_likelihood(0.999) < log_likelihood(0.99999));
         assert!((log_likelihood(1.0) - 1.0).abs() < 1e-3);
+        for l in [0.0, 0.5, 0.968, 0.99, 0.99999] {
+            assert!(
+                (tail_probability(log_likelihood(l)) - l).abs() < 1e-9,
+                "{l}"
+            );
+        }
     }
 
     #[test]

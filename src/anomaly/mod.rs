@@ -41,7 +41,7 @@ pub mod registry;
 
 /// The detectors' modules, one per line of the list in [`crate::detectors`].
 macro_rules! detector_modules {
-    ($($kind:ident $name:ident),* $(,)?) => {
+    ($($kind:ident $name:ident [$($verdict:tt)*]),* $(,)?) => {
         $(pub mod $name;)*
     };
 }
@@ -359,11 +359,19 @@ impl AnomalyForest {
 }
 
 /// Whether a scored point is anomalous: `0` when `score < threshold`; otherwise `+1` when
-/// `value` is above the band's upper bound, `-1` below its lower bound, `0` inside the band.
+/// `value` is above the band's upper bound, `-1` below its lower bound, and inside the band
+/// `0` when `outside_only` (the detector's verdict: a high score inside the band is the
+/// series' routine change), else its side of the band's median.
 /// Without a band (or with non-finite bounds) the direction is taken against the band
 /// median when it is finite, and is `+1` when nothing is known (pass [`naive_band`] of the
 /// history for a direction before a model band exists).
-pub fn anomalous(score: f64, threshold: f64, value: f64, band: Option<(f64, f64, f64)>) -> i8 {
+pub fn anomalous(
+    score: f64,
+    threshold: f64,
+    value: f64,
+    band: Option<(f64, f64, f64)>,
+    outside_only: bool,
+) -> i8 {
     if !(score >= threshold) || !value.is_finite() {
         return 0;
     }
@@ -373,8 +381,12 @@ pub fn anomalous(score: f64, threshold: f64, value: f64, band: Option<(f64, f64,
                 1
             } else if value < lo {
                 -1
-            } else {
+            } else if outside_only {
                 0
+            } else if value >= (lo + hi) / 2.0 {
+                1
+            } else {
+                -1
             }
         }
         Some((_, mid, _)) if mid.is_finite() => {
@@ -408,9 +420,10 @@ impl Alarm {
         threshold: f64,
         value: f64,
         band: Option<(f64, f64, f64)>,
+        outside_only: bool,
         hold: u64,
     ) -> i8 {
-        let direction = anomalous(signal, threshold, value, band);
+        let direction = anomalous(signal, threshold, value, band, outside_only);
         if direction == 0 {
             return 0;
         }
@@ -547,31 +560,36 @@ mod tests {
     fn alarm_suppresses_for_hold_steps_after_firing() {
         let band = Some((0.0, 1.0, 2.0));
         let mut a = Alarm::default();
-        assert_eq!(a.decide(10, 0.9, 0.65, 5.0, band, 3), 1);
+        assert_eq!(a.decide(10, 0.9, 0.65, 5.0, band, true, 3), 1);
         // within 3 steps of the firing: held
-        assert_eq!(a.decide(11, 0.9, 0.65, 5.0, band, 3), 0);
-        assert_eq!(a.decide(12, 0.9, 0.65, -5.0, band, 3), 0);
+        assert_eq!(a.decide(11, 0.9, 0.65, 5.0, band, true, 3), 0);
+        assert_eq!(a.decide(12, 0.9, 0.65, -5.0, band, true, 3), 0);
         // a point below the threshold never fires and does not extend the hold
-        assert_eq!(a.decide(13, 0.1, 0.65, 5.0, band, 3), 0);
-        assert_eq!(a.decide(13, 0.9, 0.65, -5.0, band, 3), -1);
+        assert_eq!(a.decide(13, 0.1, 0.65, 5.0, band, true, 3), 0);
+        assert_eq!(a.decide(13, 0.9, 0.65, -5.0, band, true, 3), -1);
         // hold 0 (or 1): every point may fire
         let mut b = Alarm::default();
-        assert_eq!(b.decide(1, 0.9, 0.65, 5.0, band, 0), 1);
-        assert_eq!(b.decide(2, 0.9, 0.65, 5.0, band, 0), 1);
+        assert_eq!(b.decide(1, 0.9, 0.65, 5.0, band, true, 0), 1);
+        assert_eq!(b.decide(2, 0.9, 0.65, 5.0, band, true, 0), 1);
         // a score over the threshold inside the band is not a firing
-        assert_eq!(b.decide(3, 0.9, 0.65, 1.5, band, 0), 0);
+        assert_eq!(b.decide(3, 0.9, 0.65, 1.5, band, true, 0), 0);
+        // unless the detector's verdict lets points inside the band fire
+        assert_eq!(b.decide(4, 0.9, 0.65, 1.5, band, false, 0), 1);
+        assert_eq!(b.decide(5, 0.9, 0.65, 0.5, band, false, 0), -1);
     }
 
     #[test]
     fn anomalous_direction() {
         let band = Some((1.0, 2.0, 3.0));
-        assert_eq!(anomalous(0.9, 0.65, 4.0, band), 1);
-        assert_eq!(anomalous(0.9, 0.65, 0.5, band), -1);
-        assert_eq!(anomalous(0.9, 0.65, 2.5, band), 0);
-        assert_eq!(anomalous(0.5, 0.65, 4.0, band), 0);
-        assert_eq!(anomalous(0.9, 0.65, 4.0, None), 1);
+        assert_eq!(anomalous(0.9, 0.65, 4.0, band, true), 1);
+        assert_eq!(anomalous(0.9, 0.65, 0.5, band, true), -1);
+        assert_eq!(anomalous(0.9, 0.65, 2.5, band, true), 0);
+        assert_eq!(anomalous(0.5, 0.65, 4.0, band, true), 0);
+        assert_eq!(anomalous(0.9, 0.65, 2.5, band, false), 1);
+        assert_eq!(anomalous(0.9, 0.65, 1.5, band, false), -1);
+        assert_eq!(anomalous(0.9, 0.65, 4.0, None, true), 1);
         assert_eq!(
-            anomalous(0.9, 0.65, 1.0, Some((f64::NAN, 2.0, f64::NAN))),
+            anomalous(0.9, 0.65, 1.0, Some((f64::NAN, 2.0, f64::NAN)), true),
             -1
         );
     }

@@ -162,6 +162,7 @@ impl AnomalyScorer {
             spec.threshold,
             x,
             p.band,
+            spec.outside_band_only,
             spec.suppress as u64,
         );
         state.last = Some(Anomaly {
@@ -270,11 +271,13 @@ mod tests {
     #[test]
     fn scorer_uses_the_pool_first_then_its_own_forest_within_the_limit() {
         let spec = AnomalySpec {
-            detector: DetectorKind::default(),
+            // the forest's own and pooled forests, through the scorer
+            detector: DetectorKind::from_name("forest").unwrap(),
             threshold: 0.65,
             retrain_every: 50,
             signal: crate::anomaly::AlarmSignal::Score,
             suppress: 0,
+            outside_band_only: true,
         };
         let series: Vec<Vec<f32>> = [
             "ec2_cpu_utilization_5f5533",
@@ -358,11 +361,13 @@ mod tests {
     #[test]
     fn training_past_the_deadline_is_deferred() {
         let spec = AnomalySpec {
-            detector: DetectorKind::default(),
+            // the forest's own and pooled forests, through the scorer
+            detector: DetectorKind::from_name("forest").unwrap(),
             threshold: 0.65,
             retrain_every: 10,
             signal: crate::anomaly::AlarmSignal::Score,
             suppress: 0,
+            outside_band_only: true,
         };
         let v = nab("ec2_cpu_utilization_5f5533");
         let mut s = AnomalyScorer::new(1, 10, 1440);

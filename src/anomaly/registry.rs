@@ -12,7 +12,7 @@ use crate::detectors::DetectorKind;
 
 /// Generates [`AnyDetector`], [`AnySeries`] and their dispatch from the list.
 macro_rules! detector_registry {
-    ($($kind:ident $name:ident),* $(,)?) => {
+    ($($kind:ident $name:ident [$($verdict:tt)*]),* $(,)?) => {
         /// Every detector, as a value.
         pub enum AnyDetector {
             $($kind(super::$name::$kind)),*

@@ -51,21 +51,25 @@ pub struct ForecastSection {
 pub struct AnomalySection {
     pub enabled: bool,
     /// What scores each series' newest point: a detector in the list of
-    /// `src/detectors.rs` (`forest`: the extended isolation forest).
+    /// `src/detectors.rs` (`knn`: conformal nearest neighbours, the default; `forest`: the
+    /// extended isolation forest).
     pub detector: DetectorKind,
-    /// Score (0..1) at or above which a point outside the band is flagged anomalous.
-    pub threshold: f64,
+    /// Score (0..1) at or above which a point is flagged anomalous when `signal: score`
+    /// [default: the detector's: `knn` 0.99, `forest` 0.65].
+    pub threshold: Option<f64>,
     /// How often the entry's isolation forest is retrained from the rings.
     pub retrain_every: PromDuration,
-    /// What drives `N:anomalous`: the forest's `score` (against `threshold`) or its
-    /// `likelihood` (against `likelihood_threshold`).
-    pub signal: AlarmSignal,
-    /// Likelihood (0..1, log-scaled) at or above which a point outside the band is flagged
-    /// anomalous when `signal: likelihood`.
+    /// What drives `N:anomalous`: the detector's `score` (against `threshold`) or its
+    /// `likelihood` (against `likelihood_threshold`) [default: the detector's: `knn` score,
+    /// `forest` likelihood].
+    pub signal: Option<AlarmSignal>,
+    /// Likelihood (0..1, log-scaled) at or above which a point is flagged anomalous when
+    /// `signal: likelihood`.
     pub likelihood_threshold: f64,
-    /// After `N:anomalous` fires for a series, it does not fire again for this long
-    /// (`0s`: every anomalous point fires).
-    pub suppress: PromDuration,
+    /// After `N:anomalous` fires for a series, it does not fire again for this long (`0s`:
+    /// every anomalous point fires) [default: the detector's: `knn` 0s (it holds its own
+    /// scores after a firing), `forest` 1d].
+    pub suppress: Option<PromDuration>,
 }
 
 impl Default for AnomalySection {
@@ -73,11 +77,11 @@ impl Default for AnomalySection {
         Self {
             enabled: true,
             detector: DetectorKind::default(),
-            threshold: 0.65,
+            threshold: None,
             retrain_every: PromDuration(Duration::from_secs(3600)),
-            signal: AlarmSignal::Likelihood,
+            signal: None,
             likelihood_threshold: 0.15,
-            suppress: PromDuration(Duration::from_secs(86_400)),
+            suppress: None,
         }
     }
 }
@@ -124,16 +128,15 @@ pub struct ForecastSpec {
     pub counters: CounterMode,
 }
 
-/// What drives `N:anomalous`: the forest's raw score or its likelihood
+/// What drives `N:anomalous`: the detector's raw score or its likelihood
 /// (`crate::anomaly::likelihood`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlarmSignal {
-    /// The isolation-forest score (`N:anomaly_score`).
+    /// The detector's score (`N:anomaly_score`): `knn`'s default (a p-value already).
     Score,
-    /// The anomaly likelihood of the score (`N:anomaly_likelihood`): the default, measured
-    /// better on NAB (docs/ANOMALY.md).
-    #[default]
+    /// The anomaly likelihood of the score (`N:anomaly_likelihood`): `forest`'s default,
+    /// measured better for it on NAB (docs/ANOMALY.md).
     Likelihood,
 }
 
@@ -161,6 +164,9 @@ pub struct AnomalySpec {
     pub signal: AlarmSignal,
     /// Suppression after a firing, in steps (0: none).
     pub suppress: usize,
+    /// Whether only a point outside the naive band may fire (the detector's
+    /// [`crate::detectors::VerdictDefaults::outside_band_only`]).
+    pub outside_band_only: bool,
 }
 
 /// One forecast horizon: the label text users see and the number of steps ahead.
@@ -237,10 +243,10 @@ pub(super) fn forecast_entry(
             format!("`{model}` needs at least one season"),
         );
     }
-    if !(0.0..=1.0).contains(&f.anomaly.threshold) {
+    if let Some(t) = f.anomaly.threshold.filter(|t| !(0.0..=1.0).contains(t)) {
         problem(
             at("anomaly.threshold"),
-            format!("must be within 0..1, got {}", f.anomaly.threshold),
+            format!("must be within 0..1, got {t}"),
         );
     }
     if !(0.0..=1.0).contains(&f.anomaly.likelihood_threshold) {
@@ -261,17 +267,30 @@ pub(super) fn forecast_entry(
         seasons,
         refit_every: in_steps(&f.refit_every),
         auto_every: in_steps(&f.auto_every),
-        anomaly: f.anomaly.enabled.then(|| AnomalySpec {
-            detector: f.anomaly.detector,
-            threshold: match f.anomaly.signal {
-                AlarmSignal::Score => f.anomaly.threshold,
-                AlarmSignal::Likelihood => f.anomaly.likelihood_threshold,
-            },
-            retrain_every: in_steps(&f.anomaly.retrain_every),
-            signal: f.anomaly.signal,
-            suppress: (f.anomaly.suppress.0.as_millis() as u64)
-                .checked_div(step_ms)
-                .unwrap_or(0) as usize,
+        anomaly: f.anomaly.enabled.then(|| {
+            let a = &f.anomaly;
+            let d = a.detector.verdict();
+            let signal = a.signal.unwrap_or(if d.on_likelihood {
+                AlarmSignal::Likelihood
+            } else {
+                AlarmSignal::Score
+            });
+            let suppress = a
+                .suppress
+                .map_or(Duration::from_secs(d.suppress_secs), |s| s.0);
+            AnomalySpec {
+                detector: a.detector,
+                threshold: match signal {
+                    AlarmSignal::Score => a.threshold.unwrap_or(d.threshold),
+                    AlarmSignal::Likelihood => a.likelihood_threshold,
+                },
+                retrain_every: in_steps(&a.retrain_every),
+                signal,
+                suppress: (suppress.as_millis() as u64)
+                    .checked_div(step_ms)
+                    .unwrap_or(0) as usize,
+                outside_band_only: d.outside_band_only,
+            }
         }),
         counters: f.counters.unwrap_or(storage.counters),
     })

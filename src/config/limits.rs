@@ -28,8 +28,9 @@ pub struct LimitsSection {
     /// How long a remote-write request may take to deliver its body; a slower one is
     /// answered 503 (retry) and its slot freed, so slow clients cannot hold every slot.
     pub body_timeout: PromDuration,
-    /// Series that may hold their own anomaly forest (about 0.23 MiB each); the others are
-    /// scored by their forecast entry's pooled forest.
+    /// Series that may hold their own anomaly model (the `knn` detector's state, about
+    /// 24 KiB, or a `forest`, about 0.23 MiB); the others are scored by their forecast
+    /// entry's pooled forest.
     pub max_anomaly_forests: usize,
     /// Samples one remote-read request may return; beyond it the read fails with 400.
     pub max_read_samples: usize,

@@ -306,10 +306,58 @@ limits:
             "{}",
             p.message
         );
-        let ok = "forecast:\n  - selector: up\n    anomaly: { detector: forest }\n";
-        let c = Config::from_yaml(ok, "test", None).unwrap();
-        let spec = c.forecast[0].anomaly.as_ref().unwrap();
-        assert_eq!(spec.detector, crate::detectors::DetectorKind::default());
+    }
+
+    #[test]
+    fn each_detector_brings_its_verdict_unless_the_entry_overrides_it() {
+        use crate::anomaly::AlarmSignal;
+        let yaml = "storage: { step: 5m }\nforecast:\n  - selector: a\n  \
+                    - selector: b\n    anomaly: { detector: forest }\n  \
+                    - selector: c\n    anomaly: { detector: forest, signal: score, suppress: 0s }\n  \
+                    - selector: d\n    anomaly: { signal: likelihood, threshold: 0.5, suppress: 1h }\n";
+        let c = Config::from_yaml(yaml, "test", None).unwrap();
+        let spec = |i: usize| c.forecast[i].anomaly.clone().unwrap();
+        let steps = |secs: u64| (secs / 300) as usize;
+        let default = crate::detectors::DetectorKind::default();
+        for (i, name) in [(0, default.as_str()), (1, "forest")] {
+            let s = spec(i);
+            assert_eq!(s.detector.as_str(), name);
+            let d = s.detector.verdict();
+            let signal = if d.on_likelihood {
+                AlarmSignal::Likelihood
+            } else {
+                AlarmSignal::Score
+            };
+            let threshold = if d.on_likelihood { 0.15 } else { d.threshold };
+            assert_eq!(
+                (s.signal, s.threshold, s.suppress, s.outside_band_only),
+                (
+                    signal,
+                    threshold,
+                    steps(d.suppress_secs),
+                    d.outside_band_only
+                ),
+                "{name}"
+            );
+        }
+        // the forest's likelihood and one day's hold; knn's score with its own hold
+        assert_eq!(
+            (spec(1).signal, spec(1).suppress),
+            (AlarmSignal::Likelihood, 288)
+        );
+        assert_eq!(spec(0).signal, AlarmSignal::Score);
+        // overrides: the forest on its score (its threshold), no hold
+        let s = spec(2);
+        assert_eq!(
+            (s.signal, s.threshold, s.suppress),
+            (AlarmSignal::Score, 0.65, 0)
+        );
+        // the likelihood ignores the score threshold
+        let s = spec(3);
+        assert_eq!(
+            (s.signal, s.threshold, s.suppress),
+            (AlarmSignal::Likelihood, 0.15, 12)
+        );
     }
 
     #[test]

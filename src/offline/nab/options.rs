@@ -47,9 +47,11 @@ pub struct NabEvalOptions {
     /// The detector the `agent` detector runs (the agent's anomaly.detector).
     #[arg(long, default_value_t = DetectorKind::default())]
     pub detector: DetectorKind,
-    /// Score at or above which the forest alarms.
-    #[arg(long, default_value_t = 0.65)]
-    pub threshold: f64,
+    /// Score at or above which the forest detectors alarm, and the `agent` detector with
+    /// `--signal score` (the agent's anomaly.threshold) [default: 0.65 for the forest
+    /// detectors; the agent's detector's own for `agent`: knn 0.99, forest 0.65]
+    #[arg(long)]
+    pub threshold: Option<f64>,
     /// Sub-folders to run (comma-separated); default: every sub-folder of --nab.
     #[arg(long, value_delimiter = ',')]
     pub categories: Option<Vec<String>>,
@@ -63,14 +65,16 @@ pub struct NabEvalOptions {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// What drives the `agent` detector (the agent's anomaly.signal): `score` (against
-    /// --threshold) or `likelihood` (against --likelihood-threshold).
-    #[arg(long, default_value = "likelihood")]
-    pub signal: AlarmSignal,
+    /// --threshold) or `likelihood` (against --likelihood-threshold) [default: the
+    /// detector's: knn score, forest likelihood]
+    #[arg(long)]
+    pub signal: Option<AlarmSignal>,
     /// Threshold of the likelihood detectors (the agent's anomaly.likelihood_threshold).
     #[arg(long = "likelihood-threshold", default_value_t = LIKELIHOOD_THRESHOLD)]
     pub likelihood_threshold: f64,
     /// How long the `agent` detector holds after it fires (the agent's anomaly.suppress; 0s:
-    /// every anomalous point fires), counted in each file's steps [default: 1d]
+    /// every anomalous point fires), counted in each file's steps [default: the detector's:
+    /// knn 0s (it holds its own scores), forest 1d]
     #[arg(long, value_parser = crate::config::parse_duration)]
     pub suppress: Option<std::time::Duration>,
     /// Also optimise each detector's threshold per NAB profile (standard, reward_low_FP_rate,
@@ -80,7 +84,41 @@ pub struct NabEvalOptions {
     pub optimize: bool,
 }
 
+/// Score threshold of the forest detectors unless `--threshold` says otherwise (the
+/// forest's default `anomaly.threshold`).
+pub const FOREST_THRESHOLD: f64 = 0.65;
+
 impl NabEvalOptions {
+    /// What drives the `agent` detector: `--signal`, else its detector's default.
+    pub fn agent_signal(&self) -> AlarmSignal {
+        self.signal
+            .unwrap_or(if self.detector.verdict().on_likelihood {
+                AlarmSignal::Likelihood
+            } else {
+                AlarmSignal::Score
+            })
+    }
+
+    /// The threshold the `agent` detector's signal is compared with.
+    pub fn agent_threshold(&self) -> f64 {
+        match self.agent_signal() {
+            AlarmSignal::Score => self.threshold.unwrap_or(self.detector.verdict().threshold),
+            AlarmSignal::Likelihood => self.likelihood_threshold,
+        }
+    }
+
+    /// The `agent` detector's hold after a firing: `--suppress`, else its detector's.
+    pub fn agent_suppress(&self) -> std::time::Duration {
+        self.suppress.unwrap_or(std::time::Duration::from_secs(
+            self.detector.verdict().suppress_secs,
+        ))
+    }
+
+    /// The score threshold of the forest detectors.
+    pub fn forest_threshold(&self) -> f64 {
+        self.threshold.unwrap_or(FOREST_THRESHOLD)
+    }
+
     /// The agent's defaults expressed in points: a 24h@1m ring (1440 points) and
     /// `retrain_every: 1h` (60 points).
     pub fn new(nab_dir: PathBuf, labels: PathBuf, out: PathBuf) -> Self {
@@ -89,12 +127,12 @@ impl NabEvalOptions {
             labels,
             out,
             detector: DetectorKind::default(),
-            threshold: 0.65,
+            threshold: None,
             categories: None,
             history: 1440,
             retrain_every: 60,
             seed: 0,
-            signal: AlarmSignal::Likelihood,
+            signal: None,
             likelihood_threshold: LIKELIHOOD_THRESHOLD,
             suppress: None,
             optimize: false,

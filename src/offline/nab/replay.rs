@@ -74,20 +74,22 @@ pub fn agent_verdicts(
 /// the suppression, or inside the band), so that at the threshold the alarms are exactly
 /// the agent's `N:anomalous != 0`.
 pub(super) fn agent_scores(s: &Series, opts: &NabEvalOptions, suppress: usize) -> Vec<f64> {
-    let threshold = agent_threshold(opts);
+    let threshold = opts.agent_threshold();
+    let signal = opts.agent_signal();
     let spec = crate::config::AnomalySpec {
         detector: opts.detector,
         threshold,
         retrain_every: opts.retrain_every,
-        signal: opts.signal,
+        signal,
         suppress,
+        outside_band_only: opts.detector.verdict().outside_band_only,
     };
     let seasons: Vec<usize> = s.season.into_iter().collect();
     agent_verdicts(&s.values, &seasons, opts.history, &spec, opts.seed)
         .into_iter()
         .map(|v| {
             v.map_or(0.0, |a| {
-                let signal = match opts.signal {
+                let signal = match signal {
                     AlarmSignal::Score => a.score,
                     AlarmSignal::Likelihood => a.likelihood,
                 };
@@ -99,14 +101,6 @@ pub(super) fn agent_scores(s: &Series, opts: &NabEvalOptions, suppress: usize) -
             })
         })
         .collect()
-}
-
-/// The `agent` detector's threshold: the one its signal is compared with.
-pub(super) fn agent_threshold(opts: &NabEvalOptions) -> f64 {
-    match opts.signal {
-        AlarmSignal::Score => opts.threshold,
-        AlarmSignal::Likelihood => opts.likelihood_threshold,
-    }
 }
 
 /// The forest's scores through the likelihood layer ([`crate::anomaly::likelihood`]), from
@@ -201,6 +195,6 @@ pub(super) fn mad_scores(s: &Series) -> Vec<f64> {
 
 /// The `agent` detector's hold in points for a file whose day is `day` points: `suppress`
 /// counted in the file's steps (rounded down, as the agent counts it), one day by default.
-pub(super) fn hold_points(suppress: Option<std::time::Duration>, day: usize) -> usize {
-    suppress.map_or(day, |d| (d.as_secs_f64() / 86_400.0 * day as f64) as usize)
+pub(super) fn hold_points(suppress: std::time::Duration, day: usize) -> usize {
+    (suppress.as_secs_f64() / 86_400.0 * day as f64) as usize
 }

@@ -10,8 +10,8 @@ use super::load::{load, Series};
 use super::options::{NabEvalOptions, DEFAULT_REFRACTORY};
 use super::plot::plot_svg;
 use super::replay::{
-    agent_scores, agent_threshold, band_scores, forest_scores, hold_points, likelihood_scores,
-    mad_scores, pooled_scores,
+    agent_scores, band_scores, forest_scores, hold_points, likelihood_scores, mad_scores,
+    pooled_scores,
 };
 use super::results::{evaluate, summaries, NabReport, ScoredFile};
 use super::score::{debounce, NAB_PROFILES};
@@ -30,7 +30,7 @@ pub fn run_nab_eval(opts: &NabEvalOptions) -> Result<NabReport> {
     for (i, s) in series.iter().enumerate() {
         let forest = forest_scores(s, opts.history, opts.retrain_every, opts.seed);
         let day = s.season.unwrap_or(DEFAULT_REFRACTORY);
-        let hold = hold_points(opts.suppress, day);
+        let hold = hold_points(opts.agent_suppress(), day);
         let band = band_scores(s);
         let mad = mad_scores(s);
         let likely = likelihood_scores(&forest, s.probation);
@@ -38,11 +38,11 @@ pub fn run_nab_eval(opts: &NabEvalOptions) -> Result<NabReport> {
             (
                 "agent",
                 agent_scores(s, opts, hold),
-                agent_threshold(opts),
+                opts.agent_threshold(),
                 hold,
             ),
-            ("forest", forest.clone(), opts.threshold, 0),
-            ("forest_debounced", forest, opts.threshold, day),
+            ("forest", forest.clone(), opts.forest_threshold(), 0),
+            ("forest_debounced", forest, opts.forest_threshold(), day),
             ("likelihood", likely.clone(), opts.likelihood_threshold, 0),
             (
                 "likelihood_debounced",
@@ -53,7 +53,7 @@ pub fn run_nab_eval(opts: &NabEvalOptions) -> Result<NabReport> {
             (
                 "forest_pooled",
                 pooled_scores(&series, i, opts.seed),
-                opts.threshold,
+                opts.forest_threshold(),
                 0,
             ),
             ("band", band.clone(), 0.5, 0),
@@ -83,7 +83,7 @@ pub fn run_nab_eval(opts: &NabEvalOptions) -> Result<NabReport> {
                 refractory: *refractory,
             });
         }
-        let svg = plot_svg(s, &per_det[1].1, opts.threshold);
+        let svg = plot_svg(s, &per_det[1].1, opts.forest_threshold());
         std::fs::write(
             opts.out
                 .join("plots")
@@ -93,7 +93,7 @@ pub fn run_nab_eval(opts: &NabEvalOptions) -> Result<NabReport> {
     }
     let summary = summaries(&files);
     let mut report = NabReport {
-        threshold: opts.threshold,
+        threshold: opts.forest_threshold(),
         files,
         summary,
         scored,
