@@ -5,9 +5,8 @@
 //! the agent's scorer with every listed detector at its defaults, at 200 and 100,000 series.
 use promcast::anomaly::forest::training_rows;
 use promcast::anomaly::online::Newest;
-use promcast::anomaly::AlarmSignal;
 use promcast::anomaly::{features, naive_band, AnomalyForest, AnomalyScorer, FeatureVec};
-use promcast::config::AnomalySpec;
+use promcast::config::{AnomalySpec, Verdict};
 use promcast::detectors::DetectorKind;
 use promcast::store::SeriesId;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -131,17 +130,13 @@ fn main() {
 /// the per-step figure); then 100,000 series with the default limits (256 series with their
 /// own model, the rest on the entry's pooled forest). Returns a checksum.
 fn agent_path(kind: DetectorKind, v: &[f32], ring: usize, season: Option<usize>) -> f64 {
-    let d = kind.verdict();
+    let d = Verdict::of(kind, None, None, 0.15, None);
     let spec = AnomalySpec {
         detector: kind,
-        threshold: if d.on_likelihood { 0.15 } else { d.threshold },
+        threshold: d.threshold,
         retrain_every: 60,
-        signal: if d.on_likelihood {
-            AlarmSignal::Likelihood
-        } else {
-            AlarmSignal::Score
-        },
-        suppress: (d.suppress_secs / 60) as usize,
+        signal: d.signal,
+        suppress: (d.suppress.as_secs() / 60) as usize,
         outside_band_only: d.outside_band_only,
     };
     let mut acc = 0.0;

@@ -169,6 +169,46 @@ pub struct AnomalySpec {
     pub outside_band_only: bool,
 }
 
+/// The verdict an entry's detector gets: its own defaults
+/// ([`DetectorKind::verdict`]) where the entry does not override them. The agent's config and
+/// `anomaly-eval` both resolve it here.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Verdict {
+    pub signal: AlarmSignal,
+    /// The threshold the signal is compared with (with `signal: likelihood`, the
+    /// likelihood threshold).
+    pub threshold: f64,
+    pub suppress: Duration,
+    pub outside_band_only: bool,
+}
+
+impl Verdict {
+    /// `detector`'s verdict with the entry's overrides (`None`: the detector's default).
+    pub fn of(
+        detector: DetectorKind,
+        signal: Option<AlarmSignal>,
+        threshold: Option<f64>,
+        likelihood_threshold: f64,
+        suppress: Option<Duration>,
+    ) -> Verdict {
+        let d = detector.verdict();
+        let signal = signal.unwrap_or(if d.on_likelihood {
+            AlarmSignal::Likelihood
+        } else {
+            AlarmSignal::Score
+        });
+        Verdict {
+            signal,
+            threshold: match signal {
+                AlarmSignal::Score => threshold.unwrap_or(d.threshold),
+                AlarmSignal::Likelihood => likelihood_threshold,
+            },
+            suppress: suppress.unwrap_or(Duration::from_secs(d.suppress_secs)),
+            outside_band_only: d.outside_band_only,
+        }
+    }
+}
+
 /// One forecast horizon: the label text users see and the number of steps ahead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Horizon {
@@ -269,27 +309,22 @@ pub(super) fn forecast_entry(
         auto_every: in_steps(&f.auto_every),
         anomaly: f.anomaly.enabled.then(|| {
             let a = &f.anomaly;
-            let d = a.detector.verdict();
-            let signal = a.signal.unwrap_or(if d.on_likelihood {
-                AlarmSignal::Likelihood
-            } else {
-                AlarmSignal::Score
-            });
-            let suppress = a
-                .suppress
-                .map_or(Duration::from_secs(d.suppress_secs), |s| s.0);
+            let v = Verdict::of(
+                a.detector,
+                a.signal,
+                a.threshold,
+                a.likelihood_threshold,
+                a.suppress.map(|s| s.0),
+            );
             AnomalySpec {
                 detector: a.detector,
-                threshold: match signal {
-                    AlarmSignal::Score => a.threshold.unwrap_or(d.threshold),
-                    AlarmSignal::Likelihood => a.likelihood_threshold,
-                },
+                threshold: v.threshold,
                 retrain_every: in_steps(&a.retrain_every),
-                signal,
-                suppress: (suppress.as_millis() as u64)
+                signal: v.signal,
+                suppress: (v.suppress.as_millis() as u64)
                     .checked_div(step_ms)
                     .unwrap_or(0) as usize,
-                outside_band_only: d.outside_band_only,
+                outside_band_only: v.outside_band_only,
             }
         }),
         counters: f.counters.unwrap_or(storage.counters),

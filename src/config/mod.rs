@@ -34,7 +34,7 @@ pub use client::{AuthorizationSection, ClientSpec, ClientTlsSection};
 pub use duration::{format_duration, parse_duration, DurationError, PromDuration};
 pub use forecast::{
     AlarmSignal, AnomalySection, AnomalySpec, ForecastSection, ForecastSpec, Horizon, ModelChoice,
-    ModelKind,
+    ModelKind, Verdict,
 };
 pub use ha::{HaSection, HaSpec};
 pub use inference::{BackendKind, InferenceSection, InferenceSpec, ModelSource};

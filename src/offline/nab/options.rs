@@ -89,29 +89,16 @@ pub struct NabEvalOptions {
 pub const FOREST_THRESHOLD: f64 = 0.65;
 
 impl NabEvalOptions {
-    /// What drives the `agent` detector: `--signal`, else its detector's default.
-    pub fn agent_signal(&self) -> AlarmSignal {
-        self.signal
-            .unwrap_or(if self.detector.verdict().on_likelihood {
-                AlarmSignal::Likelihood
-            } else {
-                AlarmSignal::Score
-            })
-    }
-
-    /// The threshold the `agent` detector's signal is compared with.
-    pub fn agent_threshold(&self) -> f64 {
-        match self.agent_signal() {
-            AlarmSignal::Score => self.threshold.unwrap_or(self.detector.verdict().threshold),
-            AlarmSignal::Likelihood => self.likelihood_threshold,
-        }
-    }
-
-    /// The `agent` detector's hold after a firing: `--suppress`, else its detector's.
-    pub fn agent_suppress(&self) -> std::time::Duration {
-        self.suppress.unwrap_or(std::time::Duration::from_secs(
-            self.detector.verdict().suppress_secs,
-        ))
+    /// The `agent` detector's verdict: `--signal`, `--threshold` and `--suppress`, else its
+    /// detector's defaults (as the agent's config resolves them).
+    pub fn agent_verdict(&self) -> crate::config::Verdict {
+        crate::config::Verdict::of(
+            self.detector,
+            self.signal,
+            self.threshold,
+            self.likelihood_threshold,
+            self.suppress,
+        )
     }
 
     /// The score threshold of the forest detectors.

@@ -74,15 +74,15 @@ pub fn agent_verdicts(
 /// the suppression, or inside the band), so that at the threshold the alarms are exactly
 /// the agent's `N:anomalous != 0`.
 pub(super) fn agent_scores(s: &Series, opts: &NabEvalOptions, suppress: usize) -> Vec<f64> {
-    let threshold = opts.agent_threshold();
-    let signal = opts.agent_signal();
+    let verdict = opts.agent_verdict();
+    let (threshold, signal) = (verdict.threshold, verdict.signal);
     let spec = crate::config::AnomalySpec {
         detector: opts.detector,
         threshold,
         retrain_every: opts.retrain_every,
         signal,
         suppress,
-        outside_band_only: opts.detector.verdict().outside_band_only,
+        outside_band_only: verdict.outside_band_only,
     };
     let seasons: Vec<usize> = s.season.into_iter().collect();
     agent_verdicts(&s.values, &seasons, opts.history, &spec, opts.seed)

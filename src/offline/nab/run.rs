@@ -30,7 +30,8 @@ pub fn run_nab_eval(opts: &NabEvalOptions) -> Result<NabReport> {
     for (i, s) in series.iter().enumerate() {
         let forest = forest_scores(s, opts.history, opts.retrain_every, opts.seed);
         let day = s.season.unwrap_or(DEFAULT_REFRACTORY);
-        let hold = hold_points(opts.agent_suppress(), day);
+        let verdict = opts.agent_verdict();
+        let hold = hold_points(verdict.suppress, day);
         let band = band_scores(s);
         let mad = mad_scores(s);
         let likely = likelihood_scores(&forest, s.probation);
@@ -38,7 +39,7 @@ pub fn run_nab_eval(opts: &NabEvalOptions) -> Result<NabReport> {
             (
                 "agent",
                 agent_scores(s, opts, hold),
-                opts.agent_threshold(),
+                verdict.threshold,
                 hold,
             ),
             ("forest", forest.clone(), opts.forest_threshold(), 0),
