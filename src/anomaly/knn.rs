@@ -84,8 +84,6 @@ pub enum KnnState {
 
 /// One series' state (see the module doc).
 pub struct KnnSeries {
-    /// Fresh points seen (the ring's length when first seen).
-    points: usize,
     /// The stage's reference size `P` (0: not started).
     stage: usize,
     /// Points since the stage started.
@@ -109,7 +107,6 @@ pub struct KnnSeries {
 impl KnnSeries {
     fn new() -> Self {
         Self {
-            points: 0,
             stage: 0,
             age: 0,
             since_metric: 0,
@@ -217,6 +214,32 @@ fn inverse_gram<'a>(windows: impl Iterator<Item = &'a [f32]>) -> Option<Vec<f64>
     s.iter().all(|v| v.is_finite()).then_some(s)
 }
 
+/// The distances `(a − b)ᵀS(a − b) = aᵀSa + bᵀSb − 2(Sa)ᵀb` of a window `a`, given as `Sa`
+/// and `aᵀSa`, to every reference window without a gap, into `out` (cleared first); the
+/// reference window `skip` (its place, oldest first) left out.
+fn reference_distances(
+    s: &KnnSeries,
+    values: &[f32],
+    sa: &[f64; DIM],
+    asa: f64,
+    skip: Option<usize>,
+    out: &mut Vec<f64>,
+) {
+    out.clear();
+    let young = s.youngest();
+    let n = s.quad.len();
+    for (k, &q) in s.quad.iter().enumerate() {
+        if !q.is_finite() || skip == Some(k) {
+            continue;
+        }
+        let Some(b) = window(values, young + n - 1 - k) else {
+            continue;
+        };
+        let cross: f64 = sa.iter().zip(b).map(|(x, &v)| x * v as f64).sum();
+        out.push((asa + q - 2.0 * cross).max(0.0));
+    }
+}
+
 /// Sum of the `k` smallest of `d` (reorders `d`).
 fn sum_smallest(d: &mut [f64], k: usize) -> f64 {
     let k = k.min(d.len());
@@ -240,28 +263,16 @@ impl Knn {
         s.calibration.clear();
         self.compute_metric(s, values);
         // Leave-one-out nonconformities of the reference windows.
-        let n = s.quad.len();
         let young = s.youngest();
-        let mut sb = vec![[0.0f64; DIM]; n];
-        for (k, out) in sb.iter_mut().enumerate() {
-            if let Some(b) = window(values, young + n - 1 - k) {
-                mat_vec(&s.metric, b, out);
-            }
-        }
+        let n = s.quad.len();
+        let mut sb = [0.0f64; DIM];
         for i in 0..n {
-            self.scratch.clear();
-            let (Some(bi), true) = (window(values, young + n - 1 - i), s.quad[i].is_finite())
+            let (Some(b), true) = (window(values, young + n - 1 - i), s.quad[i].is_finite())
             else {
                 continue;
             };
-            for j in 0..n {
-                if j == i || !s.quad[j].is_finite() {
-                    continue;
-                }
-                let cross: f64 = sb[j].iter().zip(bi).map(|(a, &v)| a * v as f64).sum();
-                self.scratch
-                    .push((s.quad[i] + s.quad[j] - 2.0 * cross).max(0.0));
-            }
+            mat_vec(&s.metric, b, &mut sb);
+            reference_distances(s, values, &sb, s.quad[i], Some(i), &mut self.scratch);
             if self.scratch.len() >= K {
                 s.calibration.push_back(sum_smallest(&mut self.scratch, K) as f32);
             }
@@ -330,9 +341,8 @@ impl Knn {
                 _ => Seen::Unscored,
             };
         }
-        s.points = (s.points + 1).max(values.len());
-        // A new stage when the history covers it.
-        let stage = self.stage_for(s.points.min(values.len()).max(s.stage));
+        // A new stage when the ring covers it.
+        let stage = self.stage_for(values.len().max(s.stage));
         if stage > s.stage {
             self.start_stage(s, values, stage);
         } else if s.stage > 0 {
@@ -362,19 +372,7 @@ impl Knn {
         let mut sa = [0.0f64; DIM];
         mat_vec(&s.metric, a, &mut sa);
         let asa: f64 = sa.iter().zip(a).map(|(x, &v)| x * v as f64).sum();
-        let young = s.youngest();
-        let n = s.quad.len();
-        self.scratch.clear();
-        for (k, &q) in s.quad.iter().enumerate() {
-            if !q.is_finite() {
-                continue;
-            }
-            let Some(b) = window(values, young + n - 1 - k) else {
-                continue;
-            };
-            let cross: f64 = sa.iter().zip(b).map(|(x, &v)| x * v as f64).sum();
-            self.scratch.push((asa + q - 2.0 * cross).max(0.0));
-        }
+        reference_distances(s, values, &sa, asa, None, &mut self.scratch);
         if self.scratch.len() < K || s.calibration.is_empty() {
             s.last = None;
             return Seen::Unscored;
