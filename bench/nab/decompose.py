@@ -83,6 +83,20 @@ def nab_score(files, profile):
     return normalised(raw, sum(len(w) for _, w, _ in files), profile)
 
 
+def print_optimised(score, folders):
+    """NAB's optimiser over a threshold grid: per profile, the best `score(threshold, profile)`
+    on all files and that threshold's `score(threshold, profile, folder + "/")` per folder, as
+    a Markdown table."""
+    grid = [0.9 + k * 0.005 for k in range(18)] + [0.99 + k * 0.0005 for k in range(21)]
+    print("| profile | best on all files (threshold) | " + " | ".join(folders) + " |")
+    print("|---|---|" + "---|" * len(folders))
+    for profile in PROFILES:
+        best, t = max((score(t, profile), t) for t in grid)
+        cells = [score(t, profile, f + "/") for f in folders]
+        print(f"| {profile} | {best:.1f} ({t:.4f}) | " + " | ".join(f"{c:.1f}" for c in cells)
+              + " |", flush=True)
+
+
 def main():
     if len(sys.argv) != 4:
         sys.exit(__doc__)

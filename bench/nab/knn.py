@@ -31,7 +31,7 @@ from multiprocessing import Pool
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from decompose import PROFILES, nab_score, windows_of  # noqa: E402
+from decompose import nab_score, print_optimised, windows_of  # noqa: E402
 
 D, K = int(os.environ.get("D", 19)), int(os.environ.get("K", 27))
 T, C = int(os.environ.get("T", 300)), int(os.environ.get("C", 3000))
@@ -103,15 +103,8 @@ def main():
                           for n, windows, probation, sc, day, agent in files
                           if n.startswith(scope)], profile)
 
-    grid = [0.9 + k * 0.005 for k in range(18)] + [0.99 + k * 0.0005 for k in range(21)]
     folders = sorted({n.split("/")[0] for n, w, *_ in files if w})  # those with windows
-    print("| profile | best on all files (threshold) | " + " | ".join(folders) + " |")
-    print("|---|---|" + "---|" * len(folders))
-    for profile in PROFILES:
-        best, t = max((score(t, profile), t) for t in grid)
-        cells = [score(t, profile, f + "/") for f in folders]
-        print(f"| {profile} | {best:.1f} ({t:.4f}) | " + " | ".join(f"{c:.1f}" for c in cells)
-              + " |", flush=True)
+    print_optimised(score, folders)
 
 
 if __name__ == "__main__":
