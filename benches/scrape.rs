@@ -56,6 +56,7 @@ fn main() {
                     likelihood: 0.1,
                     direction: 0,
                 }),
+                accuracy: Vec::new(),
                 rate: false,
             }
         })

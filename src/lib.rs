@@ -31,7 +31,8 @@
 //! - [`forecast`]: the model interface ([`forecast::Fit`] / [`forecast::Predict`] /
 //!   [`forecast::Listed`]), the models, one file each (those of [`models`]: `naive`,
 //!   `seasonal_naive`, `mstl`, `ets`, `lstm` via tract-onnx or, with the `gpu` feature, an
-//!   onnxruntime batch worker), `auto`'s choice and the per-series forecaster.
+//!   onnxruntime batch worker), `auto`'s choice, the per-series forecaster and each
+//!   series' rolling accuracy (`N:forecast_mase`, `N:forecast_coverage`).
 //! - [`anomaly`]: the detector interface ([`anomaly::Detector`]) and the detectors, one file
 //!   each (those of [`detectors`]: `knn`, the default, a conformal nearest-neighbour p-value
 //!   of the newest window against the series' older windows, per series within a limit,

@@ -48,6 +48,18 @@ impl Point {
 
 pub use crate::models::ModelKind;
 
+/// One series' rolling accuracy at one horizon (`crate::forecast::accuracy`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ForecastAccuracy {
+    /// Mean absolute error over the last value's on the same points (`NaN` while the last
+    /// value never erred).
+    pub mase: f64,
+    /// Share of the targets inside the band.
+    pub coverage: f64,
+    /// Forecasts scored, exponentially weighted (the effective count behind the two).
+    pub weight: f64,
+}
+
 /// A count per model, indexed by [`ModelKind`] (a new model is a new index, never a string).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PerModel<T>([T; ModelKind::ALL.len()]);
@@ -166,6 +178,10 @@ pub struct SeriesForecast {
     pub points: Vec<Point>,
     /// The newest point's anomaly verdict, when the entry scores anomalies.
     pub anomaly: Option<Anomaly>,
+    /// The rolling accuracy of the forecasts served for this series, one per horizon of the
+    /// spec (`None` before a forecast at that horizon was scored); empty when the entry
+    /// keeps none (`accuracy_window: 0s`).
+    pub accuracy: Vec<Option<ForecastAccuracy>>,
     /// The series is a counter stored as its per-second rate: every value above (points,
     /// anomaly) is a rate, and its outputs are named `N:rate:...`.
     pub rate: bool,
@@ -193,6 +209,7 @@ impl SeriesForecast {
             fitted_ms: head * step_ms,
             points: Vec::new(),
             anomaly: None,
+            accuracy: Vec::new(),
             rate: false,
         }
     }

@@ -152,6 +152,38 @@ fn demo_shows_a_forecast_cone_and_anomaly_scores_within_a_minute() {
     assert!(num(&dom, "scaling", "data-desired").is_some_and(|d| d >= 1.0));
     assert!(dom.contains("nasa-web"));
 
+    // Under the chart, the served forecasts' rolling accuracy per horizon, once a forecast's
+    // target time has passed (5 minutes of trace: a few seconds at 60x): a MASE against the
+    // last value and the band's coverage, as the API serves them.
+    let dom = poll(
+        "the page showing the selected series' accuracy",
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        || {
+            procs.get("promcast").check_running()?;
+            let dom = browser::dump_dom(&url, Duration::from_secs(3), &[]);
+            match num(&dom, "accuracy", "data-rows") {
+                Some(n) if n >= 1.0 => Ok(dom),
+                n => Err(format!("accuracy rows {n:?}")),
+            }
+        },
+    );
+    let shown: Vec<(String, Option<f64>)> =
+        serde_json::from_str(&browser::attr(&dom, "accuracy", "data-mase").unwrap()).unwrap();
+    assert!(
+        shown
+            .iter()
+            .all(|(h, _)| ["5m", "15m", "30m"].contains(&h.as_str())),
+        "{shown:?}"
+    );
+    assert!(
+        shown
+            .iter()
+            .any(|(_, m)| m.is_some_and(|m| m.is_finite() && m > 0.0)),
+        "{shown:?}"
+    );
+    assert!(dom.contains("MASE vs last value"), "{dom}");
+
     let png = out_dir().join("demo.png");
     browser::screenshot(&url, &png, (1400, 900), Duration::from_secs(3), &[]);
     println!("screenshot: {}", png.display());

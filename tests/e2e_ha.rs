@@ -174,7 +174,7 @@ ha:
 "#,
     )
     .unwrap();
-    let own = ".+:(predicted|forecast|anomaly_score|anomaly_likelihood|anomalous)";
+    let own = ".+:(predicted|forecast|forecast_mase|forecast_coverage|anomaly_score|anomaly_likelihood|anomalous)";
     let names: [&'static str; 2] = ["prometheus-r1", "prometheus-r2"];
     for (i, at) in replicas.iter().enumerate() {
         let replica = format!("r{}", i + 1);

@@ -37,6 +37,12 @@ pub struct ForecastSection {
     /// series' own history.
     #[serde(default = "default_auto_every")]
     pub auto_every: PromDuration,
+    /// The time constant of the rolling accuracy exported per series and horizon
+    /// (`N:forecast_mase`, `N:forecast_coverage`): the forecasts' errors against what then
+    /// happened, exponentially weighted so that the last `accuracy_window` weighs 63%.
+    /// `0s` turns the accuracy outputs off.
+    #[serde(default = "default_accuracy_window")]
+    pub accuracy_window: PromDuration,
     /// Anomaly scoring of each series' newest point (`N:anomaly_score`,
     /// `N:anomaly_likelihood`, `N:anomalous`).
     #[serde(default)]
@@ -106,6 +112,9 @@ fn default_seasons() -> Vec<PromDuration> {
 fn default_auto_every() -> PromDuration {
     PromDuration(Duration::from_secs(3600))
 }
+fn default_accuracy_window() -> PromDuration {
+    PromDuration(Duration::from_secs(86_400))
+}
 fn default_refit() -> PromDuration {
     PromDuration(Duration::from_secs(15 * 60))
 }
@@ -123,6 +132,8 @@ pub struct ForecastSpec {
     pub refit_every: usize,
     /// `auto` re-choice interval in steps (at least 1).
     pub auto_every: usize,
+    /// The accuracy outputs' time constant in steps; `None`: no accuracy outputs.
+    pub accuracy_window: Option<usize>,
     pub anomaly: Option<AnomalySpec>,
     /// Whether the counters this entry selects are stored as rates.
     pub counters: CounterMode,
@@ -307,6 +318,7 @@ pub(super) fn forecast_entry(
         seasons,
         refit_every: in_steps(&f.refit_every),
         auto_every: in_steps(&f.auto_every),
+        accuracy_window: (!f.accuracy_window.0.is_zero()).then(|| in_steps(&f.accuracy_window)),
         anomaly: f.anomaly.enabled.then(|| {
             let a = &f.anomaly;
             let v = Verdict::of(

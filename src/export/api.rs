@@ -151,14 +151,23 @@ pub fn forecasts_json(
         let forecasts = horizons
             .iter()
             .zip(&s.points)
-            .map(|((label, ms), p)| {
-                json!({
+            .enumerate()
+            .map(|(i, ((label, ms), p))| {
+                let mut v = json!({
                     "horizon": label,
                     "target_time": (snapshot.generated_ms + ms) as f64 / 1e3,
                     "yhat": finite(p.yhat),
                     "yhat_lower": finite(p.lower),
                     "yhat_upper": finite(p.upper),
-                })
+                });
+                // The rolling accuracy of the forecasts served at this horizon
+                // (`N:forecast_mase`, `N:forecast_coverage`), once one was scored.
+                if let Some(a) = s.accuracy.get(i).copied().flatten() {
+                    v["mase"] = finite(a.mase);
+                    v["coverage"] = finite(a.coverage);
+                    v["scored"] = finite(a.weight);
+                }
+                v
             })
             .collect();
         picked.series.push(SeriesJson {
@@ -425,6 +434,11 @@ mod tests {
                 upper: 3.0,
             }],
             anomaly: None,
+            accuracy: vec![Some(crate::snapshot::ForecastAccuracy {
+                mase: 0.8,
+                coverage: 0.75,
+                weight: 12.5,
+            })],
             rate: false,
         };
         Snapshot {
@@ -453,6 +467,9 @@ mod tests {
         assert_eq!(series[0]["state"], "ready");
         assert_eq!(series[0]["forecasts"][0]["target_time"], 420.0);
         assert_eq!(series[0]["age_seconds"], 60.0);
+        assert_eq!(series[0]["forecasts"][0]["mase"], 0.8);
+        assert_eq!(series[0]["forecasts"][0]["coverage"], 0.75);
+        assert_eq!(series[0]["forecasts"][0]["scored"], 12.5);
         let v = forecasts_json(&snapshot(), None, 100).unwrap();
         let api = &v["data"]["series"][1];
         assert_eq!(api["state"], "warming_up");

@@ -31,14 +31,22 @@ pub enum Family {
     AnomalyLikelihood,
     /// `N:anomalous{L}`: 1 above the band and scored anomalous, -1 below, 0 otherwise.
     Anomalous,
+    /// `N:forecast_mase{L, horizon}`: the served forecasts' rolling mean absolute error at
+    /// that horizon over the last value's on the same points (below 1: better than "it stays
+    /// as it is"; `crate::forecast::accuracy`).
+    ForecastMase,
+    /// `N:forecast_coverage{L, horizon}`: the rolling share of targets inside the served band.
+    ForecastCoverage,
 }
 
 impl Family {
-    pub const ALL: [Family; 4] = [
+    pub const ALL: [Family; 6] = [
         Family::Predicted,
         Family::AnomalyScore,
         Family::AnomalyLikelihood,
         Family::Anomalous,
+        Family::ForecastMase,
+        Family::ForecastCoverage,
     ];
 
     pub fn suffix(self) -> &'static str {
@@ -47,6 +55,8 @@ impl Family {
             Family::AnomalyScore => ":anomaly_score",
             Family::AnomalyLikelihood => ":anomaly_likelihood",
             Family::Anomalous => ":anomalous",
+            Family::ForecastMase => ":forecast_mase",
+            Family::ForecastCoverage => ":forecast_coverage",
         }
     }
 
@@ -59,6 +69,8 @@ impl Family {
             (Family::AnomalyScore, true) => ":rate:anomaly_score",
             (Family::AnomalyLikelihood, true) => ":rate:anomaly_likelihood",
             (Family::Anomalous, true) => ":rate:anomalous",
+            (Family::ForecastMase, true) => ":rate:forecast_mase",
+            (Family::ForecastCoverage, true) => ":rate:forecast_coverage",
         }
     }
 }
@@ -93,6 +105,10 @@ pub trait SnapshotSamples {
         buf: &mut Vec<(String, String)>,
         f: impl FnMut(&[(String, String)], f64),
     );
+
+    /// Whether `s` has any sample of `family` (the scrape endpoint writes a family's TYPE
+    /// line only for names that have samples).
+    fn has_samples(&self, s: &SeriesForecast, family: Family) -> bool;
 
     /// Every exported sample of every family.
     fn for_each_sample(
@@ -183,6 +199,41 @@ impl SnapshotSamples for Snapshot {
                     f(buf, value);
                 }
             }
+            Family::ForecastMase | Family::ForecastCoverage => {
+                let horizons = &self.horizons[s.spec as usize];
+                for (h, a) in horizons.iter().zip(&s.accuracy) {
+                    let Some(a) = a else { continue };
+                    let value = match family {
+                        Family::ForecastMase => a.mase,
+                        _ => a.coverage,
+                    };
+                    if !value.is_finite() {
+                        continue;
+                    }
+                    output_labels(
+                        &s.labels,
+                        family.suffix_for(s.rate),
+                        &[("horizon", &h.0)],
+                        buf,
+                    );
+                    f(buf, value);
+                }
+            }
+        }
+    }
+
+    /// Whether `s` has any sample of `family`.
+    fn has_samples(&self, s: &SeriesForecast, family: Family) -> bool {
+        let accuracy = |f: fn(&crate::snapshot::ForecastAccuracy) -> f64| {
+            s.accuracy.iter().flatten().any(|a| f(a).is_finite())
+        };
+        match family {
+            Family::Predicted => !s.points.is_empty(),
+            Family::AnomalyScore | Family::AnomalyLikelihood | Family::Anomalous => {
+                s.anomaly.is_some()
+            }
+            Family::ForecastMase => accuracy(|a| a.mase),
+            Family::ForecastCoverage => accuracy(|a| a.coverage),
         }
     }
 
@@ -201,7 +252,17 @@ impl SnapshotSamples for Snapshot {
 
     fn sample_count(&self) -> usize {
         self.exported()
-            .map(|s| s.points.len() * ML_FORECAST.len() + if s.anomaly.is_some() { 3 } else { 0 })
+            .map(|s| {
+                let accuracy = s
+                    .accuracy
+                    .iter()
+                    .flatten()
+                    .map(|a| usize::from(a.mase.is_finite()) + usize::from(a.coverage.is_finite()))
+                    .sum::<usize>();
+                s.points.len() * ML_FORECAST.len()
+                    + if s.anomaly.is_some() { 3 } else { 0 }
+                    + accuracy
+            })
             .sum::<usize>()
             + self.scaling_sample_count()
     }

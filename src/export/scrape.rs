@@ -24,11 +24,7 @@ pub fn render_forecasts(snapshot: &Snapshot, out: &mut String) {
         let mut last_name = None;
         for &(name, rate, i) in &by_name {
             let s = ready[i];
-            let has = match family {
-                Family::Predicted => !s.points.is_empty(),
-                _ => s.anomaly.is_some(),
-            };
-            if !has {
+            if !snapshot.has_samples(s, family) {
                 continue;
             }
             if last_name != Some((name, rate)) {
@@ -125,6 +121,7 @@ mod tests {
                 upper: 3.5,
             }],
             anomaly: None,
+            accuracy: Vec::new(),
             rate: false,
         };
         let mut flagged = mk("a:x", SeriesState::Ready);
@@ -134,6 +131,13 @@ mod tests {
             likelihood: 0.75,
             direction: -1,
         });
+        // Accuracy at the one horizon: a MASE, and a coverage that is not a number yet (not
+        // exported).
+        flagged.accuracy = vec![Some(crate::snapshot::ForecastAccuracy {
+            mase: 0.5,
+            coverage: f64::NAN,
+            weight: 3.0,
+        })];
         let snap = Snapshot {
             generated_ms: 1,
             step_ms: 60_000,
@@ -171,9 +175,21 @@ mod tests {
             1,
             "one TYPE line per name"
         );
+        assert!(
+            out.contains(
+                "# TYPE a:x:forecast_mase gauge\na:x:forecast_mase{horizon=\"5m\",job=\"api\"} 0.5\n"
+            ),
+            "{out}"
+        );
+        assert!(!out.contains("forecast_coverage"), "{out}");
         assert_eq!(
             out.lines().filter(|l| !l.starts_with('#')).count(),
-            3 * 3 + 3
+            3 * 3 + 3 + 1
+        );
+        assert_eq!(
+            snap.sample_count(),
+            3 * 3 + 3 + 1,
+            "the count remote write reports"
         );
     }
 }

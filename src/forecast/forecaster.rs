@@ -25,6 +25,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::accuracy::Accuracy;
 use super::auto;
 use super::model::{self, Ask, Fit, ModelError, Predict, Window};
 use super::neural::LstmModel;
@@ -103,6 +104,8 @@ struct Entry {
     /// Every model in `auto`'s preference order, and the fallbacks among them.
     preference: Vec<ModelKind>,
     fallbacks: Vec<ModelKind>,
+    /// The accuracy outputs' time constant in steps (`None`: kept for no series).
+    accuracy_window: Option<usize>,
 }
 
 /// Per-series state kept between steps (only for series that need some).
@@ -143,6 +146,8 @@ pub struct Forecaster {
 /// budget and figures.
 struct Serve {
     series: HashMap<SeriesId, SeriesModels>,
+    /// Per series, its rolling accuracy and the last step that saw it.
+    accuracy: HashMap<SeriesId, (Accuracy, u64)>,
     steps: u64,
     budget: Budget,
     stats: ForecastStats,
@@ -189,12 +194,14 @@ impl Forecaster {
                 preference,
                 models,
                 ask,
+                accuracy_window: spec.accuracy_window,
             });
         }
         Ok(Self {
             entries,
             serve: Serve {
                 series: HashMap::new(),
+                accuracy: HashMap::new(),
                 steps: 0,
                 budget: Budget::unlimited(),
                 stats: ForecastStats::default(),
@@ -223,6 +230,7 @@ impl Forecaster {
     pub fn end_step(&mut self) -> ForecastStats {
         let steps = self.serve.steps;
         self.serve.series.retain(|_, s| s.seen == steps);
+        self.serve.accuracy.retain(|_, a| a.1 == steps);
         self.serve.stats
     }
 
@@ -235,6 +243,8 @@ impl Forecaster {
     /// from) whose history is `values` (oldest → newest, the last `pad` of them gaps padded
     /// towards now): fills in its state, model, points and fit time. A series for a batched
     /// model waits, as `out[at]` of the step's output, until [`Forecaster::flush`].
+    /// Its rolling accuracy ([`super::accuracy`]) first scores the forecasts whose targets
+    /// it now holds; the forecast made here is kept for scoring once complete.
     pub fn forecast(&mut self, values: &[f32], pad: usize, f: &mut SeriesForecast, at: usize) {
         let (entry, origin) = (f.spec as usize, f.base);
         let w = Window {
@@ -245,6 +255,7 @@ impl Forecaster {
             calendar: self.calendar,
         };
         let e = &self.entries[entry];
+        self.serve.score_accuracy(e, &w, f);
         if let Some(model) = self.serve.series_forecast(e, f.id, &w, f) {
             let start = self.pending_values.len();
             self.pending_values.extend_from_slice(values);
@@ -257,6 +268,8 @@ impl Forecaster {
                 origin,
                 pad,
             });
+        } else {
+            self.serve.keep_for_accuracy(e, &w, f);
         }
     }
 
@@ -299,6 +312,7 @@ impl Forecaster {
                 for ((p, w), fit) in rows.iter().zip(&windows).zip(fits.drain(..)) {
                     self.serve
                         .complete_batched(e, model.kind(), w, fit, &mut out[p.at]);
+                    self.serve.keep_for_accuracy(e, w, &out[p.at]);
                 }
             }
         }
@@ -319,6 +333,34 @@ enum Served {
 }
 
 impl Serve {
+    /// Scores the series' kept forecasts whose targets `w` now holds, and reports its
+    /// rolling accuracy in `f` (entries that keep it).
+    fn score_accuracy(&mut self, e: &Entry, w: &Window<'_>, f: &mut SeriesForecast) {
+        let Some(window) = e.accuracy_window else {
+            return;
+        };
+        let steps = self.steps;
+        let (a, seen) = self
+            .accuracy
+            .entry(f.id)
+            .or_insert_with(|| (Accuracy::new(e.ask.horizons.len(), window), steps));
+        *seen = steps;
+        a.observe(w.observed(), w.head());
+        f.accuracy.extend(a.scores());
+    }
+
+    /// Keeps the forecast just served (complete in `f`) for scoring when its targets arrive.
+    fn keep_for_accuracy(&mut self, e: &Entry, w: &Window<'_>, f: &SeriesForecast) {
+        if f.state != SeriesState::Ready || f.points.is_empty() {
+            return;
+        }
+        let (Some((a, _)), Some(&last)) = (self.accuracy.get_mut(&f.id), w.observed().last())
+        else {
+            return;
+        };
+        a.keep(f.base, &e.ask.horizons, &f.points, last);
+    }
+
     /// Fills `f` for one series; `Some(model)` when it waits for that batched model.
     fn series_forecast(
         &mut self,

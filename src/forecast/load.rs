@@ -131,4 +131,34 @@ forecast:
         assert_eq!(check.notes.len(), 1, "{check:?}");
         assert!(check.notes[0].starts_with("forecast[1]: auto"), "{check:?}");
     }
+
+    /// The shipped hour model (`models/promcast-lstm-60m.onnx`) serves the horizons the
+    /// built-in one cannot: 45m and 60m at 1m, and 5m to 60m at 5m; the built-in stops at 30
+    /// steps.
+    #[test]
+    fn the_hour_model_serves_45m_and_60m() {
+        use std::time::Duration;
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/promcast-lstm-60m.onnx");
+        let hour = load_lstm(&ModelSource::File(path), &BackendChoice::Tract)
+            .unwrap()
+            .expect("a model");
+        let builtin = load_lstm(&ModelSource::Builtin, &BackendChoice::Tract)
+            .unwrap()
+            .expect("a model");
+        let m = |v: &[u64]| -> Vec<Duration> {
+            v.iter().map(|m| Duration::from_secs(m * 60)).collect()
+        };
+        for (step, horizons) in [
+            (1, m(&[1, 2, 5, 15, 30, 45, 60])),
+            (5, m(&[5, 15, 30, 45, 60])),
+        ] {
+            let step = Duration::from_secs(step * 60);
+            hour.check_fits(step, &horizons, &[0.1, 0.9])
+                .unwrap_or_else(|e| panic!("{step:?} {horizons:?}: {e}"));
+        }
+        assert!(builtin
+            .check_fits(Duration::from_secs(60), &m(&[60]), &[0.1, 0.9])
+            .is_err());
+    }
 }

@@ -12,8 +12,11 @@
 //! - [`auto`]: the per-series model choice by rolling backtest, a pure function.
 //! - [`forecaster`]: per entry, which model serves a series and the fallbacks; per series,
 //!   the state kept between steps; the step's budget; the batch batched models are fed.
+//! - [`accuracy`]: per series and horizon, the rolling error of the forecasts served
+//!   against what then happened (kept by the forecaster, exported with the forecasts).
 //! - [`load`]: loading the LSTM a config asks for and checking it fits each entry.
 
+pub mod accuracy;
 pub mod auto;
 pub mod forecaster;
 pub mod load;

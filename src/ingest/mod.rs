@@ -50,9 +50,11 @@ pub use handler::{write_handler, EXEMPLARS_WRITTEN, HISTOGRAMS_WRITTEN, SAMPLES_
 
 /// Suffixes of the series promcast itself writes. A Prometheus that forwards everything it
 /// receives would send them back; they are dropped so no forecast-of-a-forecast loop forms.
-pub const OWN_OUTPUT_SUFFIXES: [&str; 5] = [
+pub const OWN_OUTPUT_SUFFIXES: [&str; 7] = [
     ":predicted",
     ":forecast",
+    ":forecast_mase",
+    ":forecast_coverage",
     ":anomaly_score",
     ":anomaly_likelihood",
     ":anomalous",

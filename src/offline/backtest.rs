@@ -27,7 +27,7 @@ use crate::forecast::load::load_lstm;
 use crate::forecast::neural::{BackendChoice, LstmModel};
 #[cfg(doc)]
 use crate::forecast::Forecaster;
-use crate::snapshot::{ModelKind, SeriesState};
+use crate::snapshot::{ForecastAccuracy, ModelKind, SeriesForecast, SeriesState};
 
 /// Cost of an under-forecast relative to an over-forecast in [`Metrics::under_weighted`]:
 /// under-provisioning (forecast below the load) hurts more than paying for idle capacity.
@@ -62,12 +62,22 @@ pub struct BacktestOptions {
     /// Evaluate every N steps of the test split.
     #[arg(long, default_value_t = 1)]
     pub stride: usize,
+    /// Steps the newest data is behind each forecast, as in the agent, whose newest bucket
+    /// is usually the one before its step's (Prometheus writes a few seconds late): the
+    /// forecast at origin `o` sees the buckets up to `o` and counts its horizons from
+    /// `o + lag`. 0 (the default): the horizons count from the newest bucket.
+    #[arg(long, default_value_t = 0)]
+    pub lag: usize,
     /// ONNX model for lstm and auto.
     #[arg(long = "model", value_name = "MODEL_FILE")]
     pub lstm: Option<PathBuf>,
     /// Season (in steps) of the MASE scale; default one day of steps.
     #[arg(skip)]
     pub mase_season: Option<usize>,
+    /// The agent's `forecast[].accuracy_window`: the time constant of the rolling accuracy
+    /// written to accuracy.csv (what the agent would export as `N:forecast_mase`).
+    #[arg(long = "accuracy-window", default_value = "1d", value_parser = crate::config::parse_duration)]
+    pub accuracy_window: Duration,
 }
 
 use std::path::PathBuf;
@@ -94,8 +104,10 @@ impl BacktestOptions {
             refit_every: Duration::from_secs(15 * 60),
             test_fraction: 0.2,
             stride: 1,
+            lag: 0,
             lstm: None,
             mase_season: None,
+            accuracy_window: Duration::from_secs(86_400),
         }
     }
 
@@ -113,7 +125,7 @@ impl BacktestOptions {
         let yaml = format!(
             "storage: {{ step: {step}, retention: {retention}, idle_timeout: 3650d }}\n\
              forecast:\n  - selector: '{{__name__=\"{name}\"}}'\n    horizons: [{h}]\n    model: {model}\n    \
-             quantiles: [{lo}, {hi}]\n    seasons: [{seasons}]\n    refit_every: {refit}\n    anomaly: {{ enabled: false }}\n\
+             quantiles: [{lo}, {hi}]\n    seasons: [{seasons}]\n    refit_every: {refit}\n    accuracy_window: {accuracy}\n    anomaly: {{ enabled: false }}\n\
              limits: {{ max_series: 1000000, max_future: 3650d }}\n{inference}",
             step = format_duration(self.step),
             retention = format_duration(self.retention),
@@ -122,6 +134,7 @@ impl BacktestOptions {
             hi = self.quantiles.1,
             seasons = list(&self.seasons).join(", "),
             refit = format_duration(self.refit_every.max(self.step)),
+            accuracy = format_duration(self.accuracy_window),
             name = REPLAY_NAME,
         );
         Config::from_yaml(&yaml, "backtest", None).map_err(|e| anyhow::anyhow!("{e}"))
@@ -162,6 +175,20 @@ pub struct Metrics {
     pub under_weighted: f64,
 }
 
+/// The rolling accuracy the agent would export for one series at one horizon
+/// (`N:forecast_mase`, `N:forecast_coverage`), as the replay ended: over the forecasts made
+/// from the first origin on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccuracyRow {
+    pub model: String,
+    pub series: usize,
+    /// Index into [`BacktestOptions::horizons`].
+    pub horizon: usize,
+    /// Bucket of the last origin.
+    pub origin: i64,
+    pub accuracy: ForecastAccuracy,
+}
+
 /// One series' characteristics, for grouping results.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Traits {
@@ -190,6 +217,8 @@ pub struct Backtest {
     pub options: BacktestOptions,
     pub series: Vec<SeriesInfo>,
     pub rows: Vec<ForecastRow>,
+    /// The rolling accuracy at the last origin, per model, series and horizon.
+    pub accuracy: Vec<AccuracyRow>,
     /// Series left out, with the reason (too short for the split and horizons).
     pub skipped: Vec<String>,
 }
@@ -258,17 +287,30 @@ pub fn run(
         );
     }
     let mut rows = Vec::new();
+    let mut accuracy = Vec::new();
     for model in &opts.models {
         let config = Arc::new(opts.agent_config(model)?);
         for (si, s) in series.iter().enumerate() {
             progress(model, si, series.len());
-            replay(&config, lstm.clone(), s, si, model, opts, &mut rows)?;
+            let last = replay(&config, lstm.clone(), s, si, model, opts, &mut rows)?;
+            if let Some(f) = last {
+                accuracy.extend(f.accuracy.iter().enumerate().filter_map(|(h, a)| {
+                    Some(AccuracyRow {
+                        model: model.clone(),
+                        series: si,
+                        horizon: h,
+                        origin: f.base,
+                        accuracy: (*a)?,
+                    })
+                }));
+            }
         }
     }
     Ok(Backtest {
         options: opts.clone(),
         series,
         rows,
+        accuracy,
         skipped,
     })
 }
@@ -281,7 +323,7 @@ fn replay(
     model: &str,
     opts: &BacktestOptions,
     rows: &mut Vec<ForecastRow>,
-) -> Result<()> {
+) -> Result<Option<SeriesForecast>> {
     let step_ms = opts.step_ms();
     let mut replay = Replay::new(config, lstm, s.calendar, s.first_bucket, &s.values)?;
     let horizon_steps: Vec<i64> = opts
@@ -291,13 +333,17 @@ fn replay(
         .collect();
     let min_h = *horizon_steps.iter().min().unwrap_or(&1);
     let end = s.first_bucket + s.values.len() as i64; // exclusive
-    let first_origin = s.test_start - min_h;
+    let lag = opts.lag as i64;
+    let first_origin = s.test_start - min_h - lag;
     let mut origin = first_origin;
-    while origin + min_h < end {
-        if let Some(f) = replay.forecast_at(origin) {
+    let mut last = None;
+    // Up to the last bucket: the origins whose horizons end past the data forecast nothing
+    // scored here, but they observe the last targets for the rolling accuracy.
+    while origin < end {
+        if let Some(f) = replay.forecast_with(origin + lag, origin) {
             if f.state == SeriesState::Ready {
                 for (hi, (p, &h)) in f.points.iter().zip(&horizon_steps).enumerate() {
-                    let target = origin + h;
+                    let target = f.base + h;
                     if target < s.test_start || target >= end {
                         continue;
                     }
@@ -319,10 +365,11 @@ fn replay(
                     });
                 }
             }
+            last = Some(f);
         }
         origin += opts.stride.max(1) as i64;
     }
-    Ok(())
+    Ok(last)
 }
 
 /// Mean |y\[t\] − y\[t − m\]| over the observed pairs, if any and positive.

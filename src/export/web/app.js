@@ -179,6 +179,17 @@
     }
     if (actual && actual.rate) meta.push("counter, as its per-second rate");
     $("chart-meta").textContent = meta.join(" · ");
+    // The served forecasts' rolling accuracy, per horizon (absent until one was scored).
+    const scored = current ? current.forecasts.filter((f) => f.scored !== undefined) : [];
+    const acc = $("accuracy");
+    acc.tBodies[0].innerHTML = scored.map((f) =>
+      "<tr><td>" + esc(f.horizon) + '</td><td class="num">' + fmt(f.mase) + '</td><td class="num">' +
+      (f.coverage === null ? "–" : (100 * f.coverage).toFixed(0) + "%") + '</td><td class="num">' + fmt(f.scored) + "</td></tr>").join("") ||
+      '<tr><td colspan="4" class="muted">no forecast scored yet: a forecast is scored once its target time has passed</td></tr>';
+    Object.assign(acc.dataset, {
+      rows: scored.length,
+      mase: JSON.stringify(scored.map((f) => [f.horizon, f.mase])),
+    });
     const el = $("chart");
     const width = Math.max(300, el.clientWidth || 600);
     const key = selected + "|" + horizons.join(",");

@@ -24,7 +24,8 @@ fn metric_cells(m: &Metrics) -> String {
 }
 
 /// Writes every report file into `out` (created): `metrics.csv`, `forecasts.csv`,
-/// `per_series.csv`, `buckets.csv` (3 series or more), `skipped.txt` (when any was),
+/// `per_series.csv`, `accuracy.csv` (the rolling accuracy the agent would export, at the
+/// last origin), `buckets.csv` (3 series or more), `skipped.txt` (when any was),
 /// `plots/*.png` and `report.html` (the tables and plots on one page).
 pub fn write_backtest(bt: &Backtest, out: &Path) -> Result<()> {
     create_dir(out)?;
@@ -75,6 +76,23 @@ pub fn write_backtest(bt: &Backtest, out: &Path) -> Result<()> {
         );
     }
     write("per_series.csv", csv)?;
+
+    // What the agent would export as N:forecast_mase / N:forecast_coverage at the last origin.
+    let mut csv = String::from("model,series,horizon,origin,mase,coverage,scored\n");
+    for a in &bt.accuracy {
+        let _ = writeln!(
+            csv,
+            "{},{},{},{},{},{},{}",
+            a.model,
+            csv_field(&bt.series[a.series].name),
+            bt.horizon_label(a.horizon),
+            bt.time_label(a.series, a.origin),
+            a.accuracy.mase,
+            a.accuracy.coverage,
+            a.accuracy.weight
+        );
+    }
+    write("accuracy.csv", csv)?;
 
     let buckets = bt.per_bucket();
     if !buckets.is_empty() {

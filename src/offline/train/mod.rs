@@ -41,7 +41,7 @@ use net::{Net, Shape};
 /// `promcast train`'s help, the others are fixed by the model's contract.
 #[derive(Debug, Clone, Serialize, clap::Args)]
 pub struct TrainOptions {
-    /// Input steps of the model.
+    /// Input steps of the model (longer than the longest horizon).
     #[arg(long, default_value_t = 48)]
     pub window: usize,
     /// LSTM hidden size.
@@ -49,7 +49,9 @@ pub struct TrainOptions {
     pub hidden: usize,
     #[arg(skip = TrainOptions::default().head)]
     pub head: usize,
-    #[arg(skip = TrainOptions::default().horizon_steps)]
+    /// The horizons the model forecasts, in steps (`models/promcast-lstm-60m.onnx`:
+    /// 1,2,3,5,6,9,10,12,15,30,45,60 with `--window 64`).
+    #[arg(long = "horizon-steps", value_delimiter = ',', default_values_t = TrainOptions::default().horizon_steps)]
     pub horizon_steps: Vec<usize>,
     #[arg(skip = TrainOptions::default().quantiles)]
     pub quantiles: Vec<f64>,
