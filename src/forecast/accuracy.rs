@@ -127,10 +127,10 @@ impl Accuracy {
                     *p = FREE;
                 }
             }
-            // Oldest target first, so the sums decay forward (in place: no allocation on
-            // the step's path).
-            due.sort_unstable_by_key(|d| d.map_or(i64::MAX, |d| d.0));
-            for (t, p) in due.into_iter().flatten() {
+            // Oldest target first, so the sums decay forward.
+            let mut due: Vec<(i64, Probe)> = due.into_iter().flatten().collect();
+            due.sort_unstable_by_key(|d| d.0);
+            for (t, p) in due {
                 let back = head - t;
                 if back >= len {
                     continue;
