@@ -57,6 +57,7 @@ fn main() {
                     direction: 0,
                 }),
                 accuracy: Vec::new(),
+                band_scales: Vec::new(),
                 rate: false,
             }
         })

@@ -32,7 +32,8 @@
 //!   [`forecast::Listed`]), the models, one file each (those of [`models`]: `naive`,
 //!   `seasonal_naive`, `mstl`, `ets`, `lstm` via tract-onnx or, with the `gpu` feature, an
 //!   onnxruntime batch worker), `auto`'s choice, the per-series forecaster and each
-//!   series' rolling accuracy (`N:forecast_mase`, `N:forecast_coverage`).
+//!   series' rolling accuracy (`N:forecast_mase`, `N:forecast_coverage`), which also
+//!   calibrates its band per horizon.
 //! - [`anomaly`]: the detector interface ([`anomaly::Detector`]) and the detectors, one file
 //!   each (those of [`detectors`]: `knn`, the default, a conformal nearest-neighbour p-value
 //!   of the newest window against the series' older windows, per series within a limit,

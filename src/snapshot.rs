@@ -182,6 +182,10 @@ pub struct SeriesForecast {
     /// spec (`None` before a forecast at that horizon was scored); empty when the entry
     /// keeps none (`accuracy_window: 0s`).
     pub accuracy: Vec<Option<ForecastAccuracy>>,
+    /// The band calibration `points` carry, per horizon: the scales of the lower and upper
+    /// sides (`crate::forecast::accuracy`); empty when the entry does not calibrate. The
+    /// scaling policies read the model's own band ([`SeriesForecast::model_band`]).
+    pub band_scales: Vec<(f32, f32)>,
     /// The series is a counter stored as its per-second rate: every value above (points,
     /// anomaly) is a rate, and its outputs are named `N:rate:...`.
     pub rate: bool,
@@ -210,8 +214,29 @@ impl SeriesForecast {
             points: Vec::new(),
             anomaly: None,
             accuracy: Vec::new(),
+            band_scales: Vec::new(),
             rate: false,
         }
+    }
+
+    /// The band at horizon `i` as the model made it, before the series' calibration:
+    /// what the scaling policies read (their quantiles were set on frontiers measured with
+    /// the models' bands; docs/ACCURACY.md, "Bands calibrated per horizon").
+    pub fn model_band(&self, i: usize) -> Point {
+        let p = self.points[i];
+        match self.band_scales.get(i) {
+            Some(&(lo, hi)) => Point {
+                yhat: p.yhat,
+                lower: p.yhat - (p.yhat - p.lower) / f64::from(lo),
+                upper: p.yhat + (p.upper - p.yhat) / f64::from(hi),
+            },
+            None => p,
+        }
+    }
+
+    /// Every horizon's [`SeriesForecast::model_band`].
+    pub fn model_bands(&self) -> impl Iterator<Item = Point> + '_ {
+        (0..self.points.len()).map(|i| self.model_band(i))
     }
 
     /// Ready with points: what exporters emit.

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from oracle import traces
 
-HORIZONS = ["15m", "30m"]
+HORIZONS = ["15m", "30m", "1h"]
 PEERS = ["last_value", "seasonal_naive_1d", "holt_winters", "prophet"]
 
 
@@ -70,6 +70,8 @@ def spread(every, stride, step):
     out = {}
     for h in HORIZONS:
         x = m[m.horizon == h]
+        if x.empty:
+            continue
         r = [mase(g) / mase(g.assign(e=g.e_lv)) - 1 for _, g in x.groupby("k")]
         out[h] = (100 * np.min(r), 100 * np.max(r), 100 * np.std(r), 100 * r[0])
     return out
@@ -113,7 +115,7 @@ def main():
         print("|---|---|---|---|---|---|---|")
         for n, s, sp in spreads:
             m = metrics(f"{out}/{n}.every")
-            for h in HORIZONS:
+            for h in (h for h in HORIZONS if h in sp):
                 lo, hi, sd, first = sp[h]
                 full = 100 * (m[("auto", h)][0] / m[("last_value", h)][0] - 1)
                 print(f"| {n} | {s} | {h} | {full:+.1f}% | {first:+.1f}% | {lo:+.1f}% / {hi:+.1f}% | {sd:.1f} |")

@@ -27,7 +27,7 @@ from collections import defaultdict
 
 import numpy as np
 
-HORIZONS = ["15m", "30m"]
+HORIZONS = ["15m", "30m", "1h"]
 KS = [1, 2, 3, 5, 7]
 PROMCAST = {"naive", "seasonal_naive", "mstl", "lstm", "auto"}
 

@@ -43,6 +43,11 @@ pub struct ForecastSection {
     /// `0s` turns the accuracy outputs off.
     #[serde(default = "default_accuracy_window")]
     pub accuracy_window: PromDuration,
+    /// Calibrates each series' band per horizon on its own recent errors (adaptive conformal
+    /// inference, `src/forecast/accuracy.rs`): over time each side misses at its nominal
+    /// rate (`quantiles`), whatever the model's band. `false` serves the models' bands.
+    #[serde(default = "default_true")]
+    pub calibrate_band: bool,
     /// Anomaly scoring of each series' newest point (`N:anomaly_score`,
     /// `N:anomaly_likelihood`, `N:anomalous`).
     #[serde(default)]
@@ -112,6 +117,9 @@ fn default_seasons() -> Vec<PromDuration> {
 fn default_auto_every() -> PromDuration {
     PromDuration(Duration::from_secs(3600))
 }
+fn default_true() -> bool {
+    true
+}
 fn default_accuracy_window() -> PromDuration {
     PromDuration(Duration::from_secs(86_400))
 }
@@ -134,6 +142,8 @@ pub struct ForecastSpec {
     pub auto_every: usize,
     /// The accuracy outputs' time constant in steps; `None`: no accuracy outputs.
     pub accuracy_window: Option<usize>,
+    /// Whether bands are calibrated on each series' own errors.
+    pub calibrate_band: bool,
     pub anomaly: Option<AnomalySpec>,
     /// Whether the counters this entry selects are stored as rates.
     pub counters: CounterMode,
@@ -319,6 +329,7 @@ pub(super) fn forecast_entry(
         refit_every: in_steps(&f.refit_every),
         auto_every: in_steps(&f.auto_every),
         accuracy_window: (!f.accuracy_window.0.is_zero()).then(|| in_steps(&f.accuracy_window)),
+        calibrate_band: f.calibrate_band,
         anomaly: f.anomaly.enabled.then(|| {
             let a = &f.anomaly;
             let v = Verdict::of(

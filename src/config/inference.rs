@@ -12,8 +12,9 @@ use super::paths::resolve_path;
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct InferenceSection {
-    /// ONNX model for `model: lstm` (and for `auto`): `builtin` (the default: the model
-    /// shipped inside promcast, `models/promcast-lstm.onnx`), `none` (no neural model), or a
+    /// ONNX model for `model: lstm` (and for `auto`): `builtin` (the default: the models
+    /// shipped inside promcast, `models/promcast-lstm.onnx`, and for entries whose horizons it
+    /// does not reach `models/promcast-lstm-60m.onnx`), `none` (no neural model), or a
     /// file path, resolved against the config file's directory when relative.
     pub model: Option<String>,
     /// `auto` (onnxruntime with CUDA when the node has an NVIDIA GPU and the library is

@@ -167,6 +167,10 @@ pub fn forecasts_json(
                     v["coverage"] = finite(a.coverage);
                     v["scored"] = finite(a.weight);
                 }
+                // How the band's calibration scaled each side of the model's band.
+                if let Some(&(lo, hi)) = s.band_scales.get(i) {
+                    v["band_scale"] = json!([finite(f64::from(lo)), finite(f64::from(hi))]);
+                }
                 v
             })
             .collect();
@@ -439,6 +443,7 @@ mod tests {
                 coverage: 0.75,
                 weight: 12.5,
             })],
+            band_scales: vec![(1.5, 0.75)],
             rate: false,
         };
         Snapshot {
@@ -470,6 +475,7 @@ mod tests {
         assert_eq!(series[0]["forecasts"][0]["mase"], 0.8);
         assert_eq!(series[0]["forecasts"][0]["coverage"], 0.75);
         assert_eq!(series[0]["forecasts"][0]["scored"], 12.5);
+        assert_eq!(series[0]["forecasts"][0]["band_scale"], json!([1.5, 0.75]));
         let v = forecasts_json(&snapshot(), None, 100).unwrap();
         let api = &v["data"]["series"][1];
         assert_eq!(api["state"], "warming_up");

@@ -122,6 +122,7 @@ mod tests {
             }],
             anomaly: None,
             accuracy: Vec::new(),
+            band_scales: Vec::new(),
             rate: false,
         };
         let mut flagged = mk("a:x", SeriesState::Ready);

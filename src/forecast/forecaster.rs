@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::accuracy::Accuracy;
+use super::accuracy::{Accuracy, Calibration};
 use super::auto;
 use super::model::{self, Ask, Fit, ModelError, Predict, Window};
 use super::neural::LstmModel;
@@ -104,8 +104,17 @@ struct Entry {
     /// Every model in `auto`'s preference order, and the fallbacks among them.
     preference: Vec<ModelKind>,
     fallbacks: Vec<ModelKind>,
-    /// The accuracy outputs' time constant in steps (`None`: kept for no series).
+    /// The accuracy outputs' time constant in steps (`None`: none exported).
     accuracy_window: Option<usize>,
+    /// How its bands are calibrated on each series' scored forecasts.
+    calibration: Calibration,
+}
+
+impl Entry {
+    /// Whether the entry keeps each series' [`Accuracy`] (for its outputs or its bands).
+    fn keeps_accuracy(&self) -> bool {
+        self.accuracy_window.is_some() || self.calibration != Calibration::Off
+    }
 }
 
 /// Per-series state kept between steps (only for series that need some).
@@ -195,6 +204,11 @@ impl Forecaster {
                 models,
                 ask,
                 accuracy_window: spec.accuracy_window,
+                calibration: if spec.calibrate_band {
+                    Calibration::adaptive(spec.lower_quantile, spec.upper_quantile)
+                } else {
+                    Calibration::Off
+                },
             });
         }
         Ok(Self {
@@ -312,7 +326,7 @@ impl Forecaster {
                 for ((p, w), fit) in rows.iter().zip(&windows).zip(fits.drain(..)) {
                     self.serve
                         .complete_batched(e, model.kind(), w, fit, &mut out[p.at]);
-                    self.serve.keep_for_accuracy(e, w, &out[p.at]);
+                    self.serve.keep_for_accuracy(e, w, &mut out[p.at]);
                 }
             }
         }
@@ -334,23 +348,30 @@ enum Served {
 
 impl Serve {
     /// Scores the series' kept forecasts whose targets `w` now holds, and reports its
-    /// rolling accuracy in `f` (entries that keep it).
+    /// rolling accuracy in `f` (entries that export it).
     fn score_accuracy(&mut self, e: &Entry, w: &Window<'_>, f: &mut SeriesForecast) {
-        let Some(window) = e.accuracy_window else {
+        if !e.keeps_accuracy() {
             return;
-        };
+        }
         let steps = self.steps;
-        let (a, seen) = self
-            .accuracy
-            .entry(f.id)
-            .or_insert_with(|| (Accuracy::new(e.ask.horizons.len(), window), steps));
+        let (a, seen) = self.accuracy.entry(f.id).or_insert_with(|| {
+            // Without outputs the window only decays sums nobody reads.
+            let window = e.accuracy_window.unwrap_or(1);
+            (
+                Accuracy::new(e.ask.horizons.len(), window, e.calibration),
+                steps,
+            )
+        });
         *seen = steps;
         a.observe(w.observed(), w.head());
-        f.accuracy.extend(a.scores());
+        if e.accuracy_window.is_some() {
+            f.accuracy.extend(a.scores());
+        }
     }
 
-    /// Keeps the forecast just served (complete in `f`) for scoring when its targets arrive.
-    fn keep_for_accuracy(&mut self, e: &Entry, w: &Window<'_>, f: &SeriesForecast) {
+    /// Calibrates the band of the forecast just served (complete in `f`) and keeps it for
+    /// scoring when its targets arrive.
+    fn keep_for_accuracy(&mut self, e: &Entry, w: &Window<'_>, f: &mut SeriesForecast) {
         if f.state != SeriesState::Ready || f.points.is_empty() {
             return;
         }
@@ -358,6 +379,7 @@ impl Serve {
         else {
             return;
         };
+        a.calibrate(&mut f.points, &mut f.band_scales);
         a.keep(f.base, &e.ask.horizons, &f.points, last);
     }
 
@@ -695,6 +717,53 @@ mod tests {
         let s = step(&mut f, &nasa(300), Budget::unlimited());
         assert_eq!(s.model, Some(ModelKind::Mstl));
         assert_eq!(s.fitted_ms, 1000 * 60_000);
+    }
+
+    /// The served band is the model's scaled by the series' calibration: medians equal with
+    /// and without it, bands different once forecasts have been scored, and the calibration
+    /// runs without the accuracy outputs (`accuracy_window: 0s`) too.
+    #[test]
+    fn served_bands_are_calibrated_unless_the_entry_says_not() {
+        let make = |extra: &str| {
+            let yaml = format!(
+                "storage: {{ step: 1m, retention: 1d }}\nforecast:\n  - selector: 'x'\n    \
+                 horizons: [5m, 15m]\n    model: naive\n{extra}"
+            );
+            let config = Config::from_yaml(&yaml, "test", None).unwrap();
+            Forecaster::new(&config, None).unwrap()
+        };
+        let mut raw = make("    calibrate_band: false\n");
+        let mut calibrated = make("    accuracy_window: 0s\n");
+        let y = nasa(1200);
+        let labels = Arc::new(LabelSet::from_pairs([("__name__", "x")]));
+        let mut differ = 0;
+        for n in 100..y.len() {
+            let head = n as i64 - 1;
+            let run = |f: &mut Forecaster| {
+                let mut s = SeriesForecast::new(labels.clone(), SeriesId(7), 0, head, head, 60_000);
+                f.begin_step(Budget::unlimited());
+                f.forecast(&y[..n], 0, &mut s, 0);
+                f.end_step();
+                s
+            };
+            let (a, b) = (run(&mut raw), run(&mut calibrated));
+            assert!(b.accuracy.is_empty(), "no outputs with accuracy_window: 0s");
+            for ((p, q), m) in a.points.iter().zip(&b.points).zip(b.model_bands()) {
+                assert_eq!(p.yhat, q.yhat);
+                // What the scaling policies read: the model's band, recovered.
+                assert!(
+                    (m.lower - p.lower).abs() <= 1e-6 * p.lower.abs().max(1.0),
+                    "{m:?} {p:?}"
+                );
+                assert!(
+                    (m.upper - p.upper).abs() <= 1e-6 * p.upper.abs().max(1.0),
+                    "{m:?} {p:?}"
+                );
+                assert!(q.lower <= q.yhat && q.yhat <= q.upper, "{q:?}");
+                differ += usize::from(p.lower != q.lower || p.upper != q.upper);
+            }
+        }
+        assert!(differ > 1000, "{differ} bands calibrated");
     }
 
     #[test]

@@ -4,14 +4,12 @@
 use std::sync::Arc;
 
 use super::model::{Ask, Entry};
-#[cfg(feature = "gpu")]
-use super::neural::BUILTIN_MODEL;
+pub use super::neural::BUILTIN_ORIGIN;
 use super::neural::{builtin_model, BackendChoice, LstmModel, NeuralError};
+#[cfg(feature = "gpu")]
+use super::neural::{BUILTIN_HOUR_MODEL, BUILTIN_HOUR_ORIGIN, BUILTIN_MODEL};
 use super::registry::Models;
 use crate::config::{Config, ModelChoice, ModelKind, ModelSource};
-
-/// Where the built-in model's errors say it came from.
-pub const BUILTIN_ORIGIN: &str = "builtin (models/promcast-lstm.onnx)";
 
 /// The model `source` names, loaded on `backend`; `None` for `inference.model: none`. A
 /// missing file is an error naming the path.
@@ -25,7 +23,11 @@ pub fn load_lstm(
         // Shared by every caller in the process (offline tools load it per model).
         (ModelSource::Builtin, BackendChoice::Tract) => builtin_model()?,
         #[cfg(feature = "gpu")]
-        (ModelSource::Builtin, b) => LstmModel::from_bytes_on(BUILTIN_MODEL, BUILTIN_ORIGIN, b)?,
+        (ModelSource::Builtin, b) => {
+            LstmModel::from_bytes_on(BUILTIN_MODEL, BUILTIN_ORIGIN, b)?.with_companion(
+                LstmModel::from_bytes_on(BUILTIN_HOUR_MODEL, BUILTIN_HOUR_ORIGIN, b)?,
+            )
+        }
     };
     Ok(Some(Arc::new(model)))
 }
@@ -160,5 +162,46 @@ forecast:
         assert!(builtin
             .check_fits(Duration::from_secs(60), &m(&[60]), &[0.1, 0.9])
             .is_err());
+    }
+
+    /// `inference.model: builtin` serves every entry up to the hour: an entry the short
+    /// model fits gets it (48-step window), one that reaches past 30m gets the hour model
+    /// (64 steps) for all its horizons, and one neither fits names both.
+    #[test]
+    fn the_builtin_serves_to_the_hour_with_its_companion() {
+        use crate::forecast::registry::Model;
+        let yaml = r#"
+storage: { step: 1m, retention: 6h }
+forecast:
+  - { selector: 'a', horizons: [5m, 15m, 30m], model: lstm }
+  - { selector: 'b', horizons: [5m, 15m, 30m, 60m], model: lstm }
+  - { selector: 'c', horizons: [5m, 7m], model: lstm }
+"#;
+        let config = Config::from_yaml(yaml, "test", None).unwrap();
+        let network = load_lstm(&ModelSource::Builtin, &BackendChoice::Tract)
+            .unwrap()
+            .expect("a model");
+        let window = |i: usize| {
+            let spec = &config.forecast[i];
+            let ask = Ask::new(spec, config.step);
+            let models = Models::for_entry(&Entry {
+                ask: &ask,
+                refit_every: spec.refit_every,
+                network: Some(&network),
+            });
+            match models.get(ModelKind::Lstm) {
+                Some(Model::Lstm(l)) => Ok(l.window()),
+                _ => Err(models.unusable(ModelKind::Lstm).unwrap().to_string()),
+            }
+        };
+        assert_eq!(window(0), Ok(48));
+        assert_eq!(window(1), Ok(64));
+        let err = window(2).unwrap_err();
+        assert!(
+            err.contains("promcast-lstm-60m.onnx") && err.matches("no horizon 7m").count() == 2,
+            "{err}"
+        );
+        assert!(check(&config).problems[0].starts_with("forecast[2].model"));
+        assert_eq!(check(&config).problems.len(), 1);
     }
 }

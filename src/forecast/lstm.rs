@@ -146,7 +146,17 @@ impl Listed for Lstm {
         let network = entry
             .network
             .ok_or_else(|| "no model loaded (inference.model)".to_string())?;
-        Self::new(network.clone(), entry.ask.clone())
+        match (Self::new(network.clone(), entry.ask.clone()), network.companion()) {
+            // The built-in's hour model serves the entries the short one cannot.
+            (Err(first), Some(companion)) => Self::new(companion.clone(), entry.ask.clone())
+                .map_err(|second| {
+                    format!(
+                        "{first}; {}: {second}",
+                        companion.origin()
+                    )
+                }),
+            (first, _) => first,
+        }
     }
 
     fn candidate(&self, history: usize, _refit_every: usize) -> Option<Self> {

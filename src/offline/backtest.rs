@@ -78,6 +78,10 @@ pub struct BacktestOptions {
     /// written to accuracy.csv (what the agent would export as `N:forecast_mase`).
     #[arg(long = "accuracy-window", default_value = "1d", value_parser = crate::config::parse_duration)]
     pub accuracy_window: Duration,
+    /// Serves the models' own bands (the agent's `forecast[].calibrate_band: false`);
+    /// by default bands are calibrated on each series' scored forecasts, as the agent does.
+    #[arg(long = "raw-band")]
+    pub raw_band: bool,
 }
 
 use std::path::PathBuf;
@@ -108,6 +112,7 @@ impl BacktestOptions {
             lstm: None,
             mase_season: None,
             accuracy_window: Duration::from_secs(86_400),
+            raw_band: false,
         }
     }
 
@@ -125,7 +130,7 @@ impl BacktestOptions {
         let yaml = format!(
             "storage: {{ step: {step}, retention: {retention}, idle_timeout: 3650d }}\n\
              forecast:\n  - selector: '{{__name__=\"{name}\"}}'\n    horizons: [{h}]\n    model: {model}\n    \
-             quantiles: [{lo}, {hi}]\n    seasons: [{seasons}]\n    refit_every: {refit}\n    accuracy_window: {accuracy}\n    anomaly: {{ enabled: false }}\n\
+             quantiles: [{lo}, {hi}]\n    seasons: [{seasons}]\n    refit_every: {refit}\n    accuracy_window: {accuracy}\n    calibrate_band: {calibrate}\n    anomaly: {{ enabled: false }}\n\
              limits: {{ max_series: 1000000, max_future: 3650d }}\n{inference}",
             step = format_duration(self.step),
             retention = format_duration(self.retention),
@@ -135,6 +140,7 @@ impl BacktestOptions {
             seasons = list(&self.seasons).join(", "),
             refit = format_duration(self.refit_every.max(self.step)),
             accuracy = format_duration(self.accuracy_window),
+            calibrate = !self.raw_band,
             name = REPLAY_NAME,
         );
         Config::from_yaml(&yaml, "backtest", None).map_err(|e| anyhow::anyhow!("{e}"))

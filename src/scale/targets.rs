@@ -5,7 +5,7 @@
 
 use super::{Outlook, Scaler};
 use crate::config::{ForecastSpec, ScalingSpec};
-use crate::snapshot::{Recommendation, ScalingStatus, SeriesForecast, SeriesState};
+use crate::snapshot::{Point, Recommendation, ScalingStatus, SeriesForecast, SeriesState};
 use crate::store::LabelSet;
 
 struct TargetState {
@@ -20,6 +20,8 @@ pub struct Targets {
     state: Vec<TargetState>,
     /// Reused: one entry's horizons in steps.
     steps: Vec<usize>,
+    /// Reused: the series' bands as the model made them (before calibration).
+    bands: Vec<Point>,
 }
 
 impl Targets {
@@ -34,6 +36,7 @@ impl Targets {
                 })
                 .collect(),
             steps: Vec::new(),
+            bands: Vec::new(),
         }
     }
 
@@ -108,9 +111,11 @@ impl Targets {
                     .iter()
                     .map(|h| (h.1 / step_ms.max(1)) as usize),
             );
+            self.bands.clear();
+            self.bands.extend(f.model_bands());
             let outlook = Outlook {
                 steps: &self.steps,
-                points: &f.points,
+                points: &self.bands,
                 quantiles: (
                     forecast[entry].lower_quantile,
                     forecast[entry].upper_quantile,

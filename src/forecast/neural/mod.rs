@@ -72,19 +72,29 @@ const CHUNK_ROWS: usize = 1024;
 /// `models/README.md`).
 pub const BUILTIN_MODEL: &[u8] = include_bytes!("../../../models/promcast-lstm.onnx");
 
-/// Loads [`BUILTIN_MODEL`] (once per process; later calls share it).
+/// The built-in model's companion to the hour (`models/promcast-lstm-60m.onnx`): it serves
+/// the entries whose horizons [`BUILTIN_MODEL`] does not reach (past 30 minutes at 1m).
+pub const BUILTIN_HOUR_MODEL: &[u8] = include_bytes!("../../../models/promcast-lstm-60m.onnx");
+/// Where the built-in models' errors say they came from.
+pub const BUILTIN_ORIGIN: &str = "builtin (models/promcast-lstm.onnx)";
+pub const BUILTIN_HOUR_ORIGIN: &str = "builtin (models/promcast-lstm-60m.onnx)";
+
+/// Loads [`BUILTIN_MODEL`] with [`BUILTIN_HOUR_MODEL`] as its companion (each once per
+/// process; later calls share them).
 pub fn builtin_model() -> Result<LstmModel, NeuralError> {
-    static MODEL: std::sync::OnceLock<Result<LstmModel, String>> = std::sync::OnceLock::new();
-    MODEL
-        .get_or_init(|| {
-            LstmModel::from_bytes(BUILTIN_MODEL, "builtin (models/promcast-lstm.onnx)")
-                .map_err(|e| e.to_string())
-        })
-        .clone()
-        .map_err(|reason| NeuralError::Incompatible {
-            origin: "builtin".into(),
-            reason,
-        })
+    type Cached = std::sync::OnceLock<Result<LstmModel, String>>;
+    fn cached(cell: &'static Cached, bytes: &[u8], origin: &str) -> Result<LstmModel, NeuralError> {
+        cell.get_or_init(|| LstmModel::from_bytes(bytes, origin).map_err(|e| e.to_string()))
+            .clone()
+            .map_err(|reason| NeuralError::Incompatible {
+                origin: "builtin".into(),
+                reason,
+            })
+    }
+    static MODEL: Cached = std::sync::OnceLock::new();
+    static HOUR: Cached = std::sync::OnceLock::new();
+    let hour = cached(&HOUR, BUILTIN_HOUR_MODEL, BUILTIN_HOUR_ORIGIN)?;
+    Ok(cached(&MODEL, BUILTIN_MODEL, BUILTIN_ORIGIN)?.with_companion(hour))
 }
 
 /// A loaded model: metadata plus an optimised tract plan. Cheap to clone (`Arc`), `Send + Sync`;
@@ -93,6 +103,8 @@ pub fn builtin_model() -> Result<LstmModel, NeuralError> {
 #[derive(Clone)]
 pub struct LstmModel {
     inner: Arc<Inner>,
+    /// The model that serves the entries this one cannot fit (the built-in's hour model).
+    companion: Option<Arc<LstmModel>>,
 }
 
 struct Inner {
@@ -175,7 +187,19 @@ impl LstmModel {
                 plan,
                 scratch: Mutex::new(Vec::new()),
             }),
+            companion: None,
         })
+    }
+
+    /// This model, with `companion` serving the entries it cannot fit.
+    pub fn with_companion(mut self, companion: LstmModel) -> Self {
+        self.companion = Some(Arc::new(companion));
+        self
+    }
+
+    /// The model that serves the entries this one cannot fit, if any.
+    pub fn companion(&self) -> Option<&Arc<LstmModel>> {
+        self.companion.as_ref()
     }
 
     pub fn meta(&self) -> &ModelMeta {

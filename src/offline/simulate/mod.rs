@@ -341,7 +341,8 @@ pub fn outlooks(
                 && f.points.len() == steps.len()
                 && f.points.iter().all(Point::is_finite)
         });
-        bands.push(f.map(|f| f.points));
+        // The policies read the model's band, as the agent's do.
+        bands.push(f.map(|f| f.model_bands().collect()));
     }
     Ok(Outlooks {
         steps,
