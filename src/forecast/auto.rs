@@ -1,7 +1,7 @@
 //! `auto`: which model serves a series, chosen by a rolling backtest on the series' own
-//! history. [`choose`] is a pure function of the history, the candidate models and the
-//! incumbent; the agent calls it every `auto_every` per series (within a step budget), and
-//! `backtest`/`simulate` reach it through the same [`super::Forecaster`].
+//! history. [`choose`] is a pure function of the history and the candidate models; the agent
+//! calls it every `auto_every` per series (sooner while the choice is provisional; within a
+//! step budget), and `backtest`/`simulate` reach it through the same [`super::Forecaster`].
 
 use super::model::{Ask, Fit, Gate, Predict, Window, MIN_POINTS};
 use super::registry::{Model, Models};
@@ -18,14 +18,19 @@ pub const AUTO_LOOKBACK: Duration = Duration::from_secs(4 * 3600);
 pub const AUTO_DENSITY: usize = 6;
 /// At most this many origins, whatever the step and horizons.
 pub const AUTO_MAX_ORIGINS: usize = 64;
+/// A series whose history is shorter than the lookback is scored on the origins it has, once
+/// it has this many (one longest horizon's worth at [`AUTO_DENSITY`]); such a choice is
+/// provisional ([`Choice::recheck`]). Fewer, and the preference order serves it.
+pub const AUTO_MIN_ORIGINS: usize = AUTO_DENSITY;
 /// Models that keep their fits (MSTL: tens of milliseconds each) are fitted at every sixth
 /// scored origin (every longest horizon) and read forward in between, as the agent serves
 /// them between refits: 8 fits per choice over 4 hours.
 pub const AUTO_MSTL_EVERY: usize = 6;
-/// `auto` leaves its incumbent (the current choice, or the most preferred model scored,
-/// [`Model::preference`]) only for a model whose error is this much lower: per-series errors over a
-/// few origins are noisy, and the preference order reflects which model is better across
-/// many series (docs/ACCURACY.md).
+/// `auto` leaves its incumbent, the most preferred model scored ([`Model::preference`]),
+/// only for a model whose error is this much lower: per-series errors over a few origins are
+/// noisy, and the preference order reflects which model is better across many series
+/// (docs/ACCURACY.md). The incumbent is the preferred model at every choice, not the model
+/// chosen before: a rival must win again each time.
 pub const AUTO_MARGIN: f64 = 0.15;
 /// `auto`'s choice for one series, and what it was based on.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,25 +40,30 @@ pub struct Choice {
     pub scores: Vec<(ModelKind, f64)>,
     /// The model kept unless another was [`AUTO_MARGIN`] better.
     pub incumbent: Option<(ModelKind, f64)>,
+    /// `Some(steps)` when the history did not cover the whole lookback: the choice is
+    /// provisional, to be made again once `steps` more have brought a new origin.
+    pub recheck: Option<usize>,
 }
 
 /// Chooses a model for the series whose history is `window` (its padding is ignored) among
 /// the entry's `models`: every model that can compete with the history of the oldest origin
 /// ([`Model::candidate`]) forecasts the origins of the last [`AUTO_LOOKBACK`] (one every
-/// `longest / AUTO_DENSITY` steps, at most [`AUTO_MAX_ORIGINS`]). Expensive models compete
+/// `longest / AUTO_DENSITY` steps, at most [`AUTO_MAX_ORIGINS`]; a younger history is
+/// scored on the origins it has, from [`AUTO_MIN_ORIGINS`], and the choice is provisional:
+/// [`Choice::recheck`]). Origins last value cannot forecast (too few finite points for its
+/// band) are scored for no model. Expensive models compete
 /// only `within_budget` (the step's refit budget), and seasonal ones gated on it
 /// ([`Gate::WhereSeasonPays`]: MSTL, the most expensive to score) only where a seasonal
 /// baseline scored better than a non-seasonal one. Models that keep fits are fitted every
 /// [`AUTO_MSTL_EVERY`] origins. Each is scored by its summed pinball loss at the band's
 /// quantiles and the median, at the entry's horizons: a proper score, so a model wins by a
-/// better median *and* a better band. The incumbent (`current`, else the most preferred
-/// model scored) is kept unless another model is [`AUTO_MARGIN`] better. `None` while the
-/// history is too short to compare.
+/// better median *and* a better band. The incumbent (the most preferred model scored) is kept
+/// unless another model is [`AUTO_MARGIN`] better. `None` while the history is too short to
+/// compare.
 pub fn choose(
     window: &Window<'_>,
     ask: &Ask,
     models: &Models,
-    current: Option<ModelKind>,
     within_budget: bool,
 ) -> Option<Choice> {
     let n = window.observed().len();
@@ -61,9 +71,27 @@ pub fn choose(
     let gap = (max_h / AUTO_DENSITY).max(1);
     let step = ask.step.as_secs_f64().max(1e-3);
     let lookback = (AUTO_LOOKBACK.as_secs_f64() / step) as usize;
-    let count = (lookback / gap).clamp(1, AUTO_MAX_ORIGINS);
-    let oldest = n as i64 - 1 - max_h as i64 - ((count - 1) * gap) as i64;
-    if oldest < MIN_POINTS as i64 {
+    let full = (lookback / gap).clamp(1, AUTO_MAX_ORIGINS);
+    let refit_every = AUTO_MSTL_EVERY * gap;
+    // Origins whose window holds at least `least` points.
+    let newest = n as i64 - 1 - max_h as i64;
+    let available = |least: usize| {
+        if newest + 1 < least as i64 {
+            0
+        } else {
+            (newest + 1 - least as i64) as usize / gap + 1
+        }
+    };
+    // The most preferred model the whole history lets compete (the one the preference order
+    // serves) competes at every origin: on a young series, or one whose retention is short of
+    // the model's window plus the lookback, it serves until a rival beats it.
+    let least = Model::preference()
+        .into_iter()
+        .filter_map(|k| models.get(k))
+        .find(|m| m.candidate(n, refit_every).is_some())
+        .map_or(MIN_POINTS, |first| least_history(first, n, refit_every));
+    let count = full.min(available(least));
+    if count < AUTO_MIN_ORIGINS.min(full) {
         return None;
     }
     // Oldest first: kept fits are read forward.
@@ -71,16 +99,18 @@ pub fn choose(
     let windows: Vec<Window<'_>> = os.iter().map(|&o| window.prefix(o + 1)).collect();
     let candidates: Vec<Model> = models
         .iter()
-        .filter_map(|m| m.candidate(os[0] + 1, AUTO_MSTL_EVERY * gap))
+        .filter_map(|m| m.candidate(os[0] + 1, refit_every))
         .collect();
     let observed = window.observed();
-    let score = |m: &Model| Some((m.kind(), backtest(m, &windows, observed, ask)?));
-    let mut scores: Vec<(ModelKind, f64)> = candidates
-        .iter()
-        .filter(|m| m.gate() == Gate::Always)
-        .filter_map(score)
-        .collect();
-    let pays = season_pays(&scores);
+    // Per-origin losses of each model scored; a model that cannot forecast an origin where
+    // last value can is out (as a failed fit), and origins last value cannot forecast (too
+    // few finite points for its band) are scored for no one: every model on equal terms.
+    let mut losses: Vec<(ModelKind, Vec<Option<f64>>)> = Vec::new();
+    let score = |m: &Model| (m.kind(), backtest(m, &windows, observed, ask));
+    for m in candidates.iter().filter(|m| m.gate() == Gate::Always) {
+        losses.push(score(m));
+    }
+    let pays = season_pays(&totals(&losses));
     for m in &candidates {
         let scored = match m.gate() {
             Gate::Always => false,
@@ -88,10 +118,70 @@ pub fn choose(
             Gate::WhereSeasonPays => within_budget && pays,
         };
         if scored {
-            scores.extend(score(m));
+            losses.push(score(m));
         }
     }
-    decide(scores, current)
+    let common = totals(&losses);
+    let scored = origins_scored(&losses);
+    if scored < AUTO_MIN_ORIGINS.min(full) {
+        return None;
+    }
+    let recheck = (scored < full).then_some(gap);
+    decide(common, recheck)
+}
+
+/// The shortest history (from [`MIN_POINTS`] to `n`) with which `model` competes; it does
+/// with `n`. Competing is monotone in the history, so a binary search.
+fn least_history(model: &Model, n: usize, refit_every: usize) -> usize {
+    let (mut lo, mut hi) = (MIN_POINTS, n.max(MIN_POINTS));
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if model.candidate(mid, refit_every).is_some() {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    lo
+}
+
+/// Whether `kind` is the simplest answer every model is measured against: a fallback that
+/// needs no season (last value).
+fn baseline(kind: ModelKind) -> bool {
+    Model::fallback(kind) && !kind.needs_season()
+}
+
+/// The origins every model is scored on: those the baseline (last value) forecasts, or all
+/// where it is not scored.
+fn scored_origins(losses: &[(ModelKind, Vec<Option<f64>>)]) -> Vec<bool> {
+    let n = losses.first().map_or(0, |l| l.1.len());
+    match losses.iter().find(|l| baseline(l.0)) {
+        Some(base) => base.1.iter().map(Option::is_some).collect(),
+        None => vec![true; n],
+    }
+}
+
+/// How many origins the models are scored on.
+fn origins_scored(losses: &[(ModelKind, Vec<Option<f64>>)]) -> usize {
+    scored_origins(losses).iter().filter(|&&s| s).count()
+}
+
+/// Each model's summed loss over the scored origins; models with a missing forecast there
+/// are left out.
+fn totals(losses: &[(ModelKind, Vec<Option<f64>>)]) -> Vec<(ModelKind, f64)> {
+    let scored = scored_origins(losses);
+    losses
+        .iter()
+        .filter_map(|(kind, l)| {
+            let mut sum = 0.0;
+            for (loss, &on) in l.iter().zip(&scored) {
+                if on {
+                    sum += (*loss)?;
+                }
+            }
+            Some((*kind, sum))
+        })
+        .collect()
 }
 
 /// Whether the season pays on this series' recent history: the best seasonal baseline
@@ -117,11 +207,17 @@ fn pinball(q: f64, yhat: f64, y: f64) -> f64 {
     }
 }
 
-/// Summed pinball loss of `model`'s band (at the ask's quantiles) and median (at 0.5) over
-/// `windows` (prefixes of `observed`, oldest first), at every horizon whose actual value is
-/// observed. A model that keeps its fits is fitted every [`AUTO_MSTL_EVERY`] windows and read
-/// forward in between. `None` when a fit fails or a needed point is not finite.
-fn backtest(model: &Model, windows: &[Window<'_>], observed: &[f32], ask: &Ask) -> Option<f64> {
+/// Pinball loss of `model`'s band (at the ask's quantiles) and median (at 0.5) at each of
+/// `windows` (prefixes of `observed`, oldest first), summed over the horizons whose actual
+/// value is observed; `None` where the model has no forecast at that origin or a needed point
+/// is not finite. A model that keeps its fits is fitted every [`AUTO_MSTL_EVERY`] windows and
+/// read forward in between.
+fn backtest(
+    model: &Model,
+    windows: &[Window<'_>],
+    observed: &[f32],
+    ask: &Ask,
+) -> Vec<Option<f64>> {
     let every = if model.keeps_fit() {
         AUTO_MSTL_EVERY
     } else {
@@ -131,27 +227,32 @@ fn backtest(model: &Model, windows: &[Window<'_>], observed: &[f32], ask: &Ask) 
     let mut fits = Vec::with_capacity(fitted.len());
     model.fit_batch(&fitted, &mut fits);
     let (q_lo, q_hi) = ask.quantiles;
-    let mut sum = 0.0;
-    for (i, w) in windows.iter().enumerate() {
+    let loss = |i: usize, w: &Window<'_>| -> Option<f64> {
         let fit = fits[i / every].as_ref().ok()?;
         let o = w.values.len() - 1;
-        let forecast = fit.predict(w.origin);
+        let forecast = fit.predict(w.origin).ok()?;
+        let mut sum = 0.0;
         for (hi, h) in ask.horizons.iter().enumerate() {
             let y = observed[o + h];
             if !y.is_finite() {
                 continue;
             }
-            let p = forecast.as_ref().ok()?.points.get(hi)?;
+            let p = forecast.points.get(hi)?;
             let y = y as f64;
             sum += pinball(0.5, p.yhat, y) + pinball(q_lo, p.lower, y) + pinball(q_hi, p.upper, y);
         }
-    }
-    Some(sum)
+        sum.is_finite().then_some(sum)
+    };
+    windows
+        .iter()
+        .enumerate()
+        .map(|(i, w)| loss(i, w))
+        .collect()
 }
 
-/// The best-scored model (ties to the preferred) unless the incumbent is within
-/// [`AUTO_MARGIN`] of it.
-fn decide(scores: Vec<(ModelKind, f64)>, current: Option<ModelKind>) -> Option<Choice> {
+/// The best-scored model (ties to the preferred) unless the incumbent, the most preferred
+/// model scored, is within [`AUTO_MARGIN`] of it.
+fn decide(scores: Vec<(ModelKind, f64)>, recheck: Option<usize>) -> Option<Choice> {
     let best = scores
         .iter()
         .min_by(|a, b| {
@@ -159,13 +260,9 @@ fn decide(scores: Vec<(ModelKind, f64)>, current: Option<ModelKind>) -> Option<C
                 .then(Model::rank(a.0).cmp(&Model::rank(b.0)))
         })
         .copied()?;
-    let incumbent = current
-        .and_then(|c| scores.iter().find(|s| s.0 == c))
-        .or_else(|| {
-            Model::preference()
-                .iter()
-                .find_map(|k| scores.iter().find(|s| s.0 == *k))
-        })
+    let incumbent = Model::preference()
+        .iter()
+        .find_map(|k| scores.iter().find(|s| s.0 == *k))
         .copied();
     let model = match incumbent {
         Some((c, sc)) if best.1 >= sc * (1.0 - AUTO_MARGIN) => c,
@@ -175,6 +272,7 @@ fn decide(scores: Vec<(ModelKind, f64)>, current: Option<ModelKind>) -> Option<C
         model,
         scores,
         incumbent,
+        recheck,
     })
 }
 
@@ -218,8 +316,8 @@ mod tests {
             .map(|t| [3.0, 9.0, 4.0, 12.0, 6.0][(t % 60) / 12] * 10.0 + (t % 12) as f32)
             .collect();
         let a = ask(&[5, 15], &[60]);
-        for current in [None, Some(ModelKind::Naive)] {
-            let c = choose(&window(&wave), &a, &classic(&a), current, true).unwrap();
+        {
+            let c = choose(&window(&wave), &a, &classic(&a), true).unwrap();
             assert_eq!(c.model, ModelKind::SeasonalNaive, "{c:?}");
             let score = |k| c.scores.iter().find(|s| s.0 == k).unwrap().1;
             assert_eq!(score(ModelKind::SeasonalNaive), 0.0);
@@ -227,8 +325,73 @@ mod tests {
             assert!(c.scores.iter().any(|s| s.0 == ModelKind::Mstl), "{c:?}");
         }
         // Without the refit budget MSTL does not compete.
-        let c = choose(&window(&wave), &a, &classic(&a), None, false).unwrap();
+        let c = choose(&window(&wave), &a, &classic(&a), false).unwrap();
         assert!(c.scores.iter().all(|s| s.0 != ModelKind::Mstl));
+    }
+
+    fn nasa(n: usize) -> Vec<f32> {
+        crate::test_data::nasa_per_minute()[2000..2000 + n]
+            .iter()
+            .map(|&v| v as f32)
+            .collect()
+    }
+
+    /// A young series is scored on the origins its history has, once there are
+    /// [`AUTO_MIN_ORIGINS`], and that choice is provisional: made again as soon as a new
+    /// origin comes in. NASA's requests per minute, horizons to 30m, no season (so last value
+    /// is the most preferred model that competes, from the first points).
+    #[test]
+    fn a_young_series_gets_a_provisional_choice() {
+        let a = ask(&[5, 15, 30], &[]);
+        let m = classic(&a);
+        // 30 steps of horizon, origins every 5 steps from the sixth point: 5 origins at 60
+        // points, 9 at 80.
+        assert_eq!(choose(&window(&nasa(60)), &a, &m, true), None);
+        let young = choose(&window(&nasa(80)), &a, &m, true).unwrap();
+        assert_eq!(young.recheck, Some(5), "{young:?}");
+        assert!(young.scores.iter().any(|s| s.0 == ModelKind::Naive));
+        // With the whole lookback (4 hours: 48 origins) behind it, the choice stands.
+        let grown = choose(&window(&nasa(400)), &a, &m, true).unwrap();
+        assert_eq!(grown.recheck, None, "{grown:?}");
+    }
+
+    /// The model the preference order serves a young series competes at every scored
+    /// origin, so the oldest origin is where it first could: with the built-in LSTM (48
+    /// steps of window at these horizons), 3 hours of NASA are scored from the 48th point on,
+    /// the LSTM among the candidates; with the first 50 points nothing is scored yet (the
+    /// preference order, the LSTM, serves).
+    #[test]
+    fn the_preferred_model_competes_on_a_young_series() {
+        let a = ask(&[5, 15], &[]);
+        let lstm = crate::forecast::load::load_lstm(
+            &crate::config::ModelSource::Builtin,
+            &crate::forecast::neural::BackendChoice::Tract,
+        )
+        .unwrap();
+        let m = Models::for_entry(&crate::forecast::Entry {
+            ask: &a,
+            refit_every: 15,
+            network: lstm.as_ref(),
+        });
+        assert_eq!(choose(&window(&nasa(50)), &a, &m, true), None);
+        let c = choose(&window(&nasa(180)), &a, &m, true).unwrap();
+        assert!(c.scores.iter().any(|s| s.0 == ModelKind::Lstm), "{c:?}");
+        assert_eq!(c.incumbent.map(|i| i.0), Some(ModelKind::Lstm));
+        // 59 origins from the 48th point, short of the 64 of a full lookback.
+        assert_eq!(c.recheck, Some(2), "{c:?}");
+    }
+
+    /// Origins the baseline cannot forecast (too few finite points for its band) are scored
+    /// for no model, rather than costing the baseline its place: a series that came back
+    /// from a gap (NASA's first points, the first 40 missing) is chosen for on the rest.
+    #[test]
+    fn origins_after_a_gap_are_scored_for_every_model_alike() {
+        let mut v = nasa(200);
+        v[..40].fill(f32::NAN);
+        let a = ask(&[5, 15, 30], &[]);
+        let c = choose(&window(&v), &a, &classic(&a), true).unwrap();
+        assert!(c.scores.iter().any(|s| s.0 == ModelKind::Naive), "{c:?}");
+        assert_eq!(c.recheck, Some(5), "{c:?}");
     }
 
     /// Where the season does not pay (seasonal naive scores worse than naive), MSTL is not
@@ -244,7 +407,7 @@ mod tests {
             })
             .collect();
         let a = ask(&[5, 15], &[60]);
-        let c = choose(&window(&walk), &a, &classic(&a), None, true).unwrap();
+        let c = choose(&window(&walk), &a, &classic(&a), true).unwrap();
         let score = |k| c.scores.iter().find(|s| s.0 == k).map(|s| s.1);
         assert!(
             score(ModelKind::Naive).unwrap() < score(ModelKind::SeasonalNaive).unwrap(),
@@ -257,23 +420,23 @@ mod tests {
     fn too_short_a_history_is_no_choice() {
         let y: Vec<f32> = (0..30).map(|t| t as f32).collect();
         let a = ask(&[5, 15], &[60]);
-        assert_eq!(choose(&window(&y), &a, &classic(&a), None, true), None);
+        assert_eq!(choose(&window(&y), &a, &classic(&a), true), None);
     }
 
     /// The scored origins reach back [`AUTO_LOOKBACK`], one every `longest / AUTO_DENSITY`
     /// steps: at 1m with a 15m longest horizon, 64 origins (capped) 2 steps apart, the
-    /// newest 15 steps before the end; the oldest needs [`MIN_POINTS`] of history.
+    /// newest 15 steps before the end; the oldest needs [`MIN_POINTS`] of history. One point
+    /// short of that, the choice is provisional.
     #[test]
-    fn the_history_must_cover_every_scored_origin() {
-        let a = ask(&[5, 15], &[60]);
-        let need = MIN_POINTS + (AUTO_MAX_ORIGINS - 1) * 2 + 15 + 1;
+    fn a_choice_stands_once_the_history_covers_every_scored_origin() {
+        let a = ask(&[5, 15], &[]);
+        let need = MIN_POINTS + (AUTO_MAX_ORIGINS - 1) * 2 + 15;
         let y: Vec<f32> = (0..need).map(|t| (t % 7) as f32).collect();
-        assert_eq!(
-            choose(&window(&y[..need - 1]), &a, &classic(&a), None, false),
-            None
-        );
-        let c = choose(&window(&y), &a, &classic(&a), None, false).expect("a choice");
+        let short = choose(&window(&y[..need - 1]), &a, &classic(&a), false).unwrap();
+        assert_eq!(short.recheck, Some(2), "{short:?}");
+        let c = choose(&window(&y), &a, &classic(&a), false).expect("a choice");
         assert!(c.scores.iter().any(|s| s.0 == ModelKind::Naive), "{c:?}");
+        assert_eq!(c.recheck, None, "{c:?}");
     }
 
     /// The score is the pinball loss of the band and the median: for a forecast `f` of
@@ -286,22 +449,37 @@ mod tests {
         assert_eq!(pinball(0.5, 3.0, 3.0), 0.0);
     }
 
+    /// The incumbent is always the most preferred model scored (the LSTM, else MSTL, else
+    /// seasonal naive...): a rival must beat it by the margin at every choice, whatever
+    /// served before. Keeping the current choice instead let a model chosen at one burst keep
+    /// serving through the next (NAB's tweets: 5-7% above the LSTM alone; docs/ACCURACY.md).
     #[test]
-    fn the_incumbent_stays_within_the_margin() {
-        let scores = vec![(ModelKind::Naive, 100.0), (ModelKind::SeasonalNaive, 90.0)];
-        let c = decide(scores.clone(), Some(ModelKind::Naive)).unwrap();
-        assert_eq!(c.model, ModelKind::Naive, "10% better is not enough");
-        let c = decide(scores, None).unwrap();
+    fn the_preferred_model_stays_within_the_margin() {
+        let c = decide(
+            vec![(ModelKind::Naive, 90.0), (ModelKind::SeasonalNaive, 100.0)],
+            None,
+        )
+        .unwrap();
         assert_eq!(
             c.model,
             ModelKind::SeasonalNaive,
-            "preference order's first"
+            "10% better is not enough"
         );
+        assert_eq!(c.incumbent, Some((ModelKind::SeasonalNaive, 100.0)));
         let c = decide(
-            vec![(ModelKind::Naive, 100.0), (ModelKind::SeasonalNaive, 80.0)],
-            Some(ModelKind::Naive),
+            vec![
+                (ModelKind::Naive, 80.0),
+                (ModelKind::SeasonalNaive, 100.0),
+                (ModelKind::Ets, 82.0),
+            ],
+            Some(3),
         )
         .unwrap();
-        assert_eq!(c.model, ModelKind::SeasonalNaive, "20% better wins");
+        assert_eq!(
+            c.model,
+            ModelKind::Naive,
+            "20% better wins; the best of the rivals"
+        );
+        assert_eq!(c.recheck, Some(3));
     }
 }

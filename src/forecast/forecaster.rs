@@ -122,7 +122,7 @@ impl Entry {
 struct SeriesModels {
     /// The fit of a model that keeps fits, read forward between refits.
     kept: Option<FittedModel>,
-    /// `auto`'s current choice and the step it was made.
+    /// `auto`'s current choice and the step it is due to be made again.
     auto: Option<(ModelKind, u64)>,
     /// The last step that saw the series, to drop state of series that are gone.
     seen: u64,
@@ -512,8 +512,8 @@ impl Serve {
     fn auto_choice(&mut self, e: &Entry, id: SeriesId, w: &Window<'_>) -> Option<ModelKind> {
         let steps = self.steps;
         let state = state_of(&mut self.series, id, steps);
-        if let Some((kind, at)) = state.auto {
-            if steps.saturating_sub(at) < e.auto_every {
+        if let Some((kind, due)) = state.auto {
+            if steps < due {
                 return Some(kind);
             }
         }
@@ -522,14 +522,15 @@ impl Serve {
             self.stats.auto_deferred += 1;
             return current;
         }
-        let choice = auto::choose(w, &e.ask, &e.models, current, self.budget.refits())?;
+        let choice = auto::choose(w, &e.ask, &e.models, self.budget.refits())?;
         tracing::debug!(
             scores = ?choice.scores,
             incumbent = ?choice.incumbent,
             chosen = ?choice.model,
             "auto choice"
         );
-        state.auto = Some((choice.model, steps));
+        let again = choice.recheck.map_or(e.auto_every, |r| r as u64).max(1);
+        state.auto = Some((choice.model, steps + again));
         self.stats.auto_choices[choice.model] += 1;
         Some(choice.model)
     }
