@@ -49,6 +49,11 @@
 //!   values (linear interpolation between order statistics, as numpy's default);
 //!   `scale = max(iqr, 1e-3·|center|, 1e-9)` so a constant window never divides by zero.
 //! - Inputs `x' = (x − center) / scale`; outputs `y = y' · scale + center`.
+//! - A window whose IQR is 0 (half or more of its observed values equal: a counter that
+//!   repeats but for spikes) is forecast at its level: at each horizon every output is first
+//!   shifted by the median output, `y = (y' − y'₀.₅) · scale + center`, keeping the band's
+//!   width and order. (The network's scale there comes from the spikes alone, and its answer
+//!   sat about half a unit below the level.)
 //!
 //! Normalisation `robust_median_iqr_mad` is the same with `scale = max(iqr, 1.25·mean |x −
 //! center|, 1e-3·|center|, 1e-9)` over the observed window values, and every normalised input

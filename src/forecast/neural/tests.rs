@@ -650,6 +650,7 @@ fn normalisation_inverts_and_handles_constant_windows() {
             center: 2.5,
             scale: 1.5,
             clip: f32::INFINITY,
+            flat: false,
         }
     );
     // The MAD floor: a flat window with one spike keeps a scale of 1.25 × the mean
@@ -657,6 +658,7 @@ fn normalisation_inverts_and_handles_constant_windows() {
     let spike = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 80.0];
     let m = RowNorm::new(Normalisation::RobustMedianIqrMad, spike, &mut sorted).unwrap();
     assert_eq!((m.center, m.scale), (0.0, 1.25 * 10.0));
+    assert!(m.flat && !n.flat);
     assert_eq!(m.normalise(80.0), 6.4);
     assert_eq!(m.normalise(1e9), CLIP_MAD);
 
@@ -886,4 +888,39 @@ fn committed_fixture_model_is_current() {
 fn model_is_send_sync_and_cheap_to_clone() {
     fn assert_send_sync<T: Send + Sync + Clone>() {}
     assert_send_sync::<LstmModel>();
+}
+
+/// A window flat but for spikes (half or more of it at one value: the IQR is 0) is forecast
+/// at its level, with the network's band around it: NAB's ec2_cpu_utilization_77c1ca, whose
+/// CPU sits at 0.1 with a few higher readings, through the built-in model.
+#[test]
+fn a_flat_window_is_forecast_at_its_level() {
+    let model = builtin_model().unwrap();
+    let meta = model.meta();
+    let values = crate::test_data::nab("realAWSCloudwatch/ec2_cpu_utilization_77c1ca.csv");
+    let values = &values[..1170];
+    let window = &values[values.len() - meta.window..];
+    let mut sorted: Vec<f64> = window.iter().map(|v| *v as f64).collect();
+    sorted.sort_by(f64::total_cmp);
+    let level = quantile_sorted(&sorted, 0.5);
+    assert_eq!(
+        quantile_sorted(&sorted, 0.75),
+        quantile_sorted(&sorted, 0.25)
+    );
+    assert!(sorted[sorted.len() - 1] > level, "spikes in the window");
+    let mut out = Vec::new();
+    let history = History {
+        values,
+        last_ts_ms: 0,
+        calendar: false,
+    };
+    model.predict(&[history], meta.step, &mut out).unwrap();
+    let q = meta.quantiles.len();
+    let m = meta.quantiles.iter().position(|x| *x == 0.5).unwrap();
+    assert_eq!(out.len(), meta.horizons.len() * q);
+    for h in out.chunks_exact(q) {
+        assert_eq!(h[m], level as f32, "{h:?}");
+        assert!(h[0] <= h[m] && h[m] <= h[q - 1], "{h:?}");
+        assert!(h[q - 1] > h[0], "the network's band is kept: {h:?}");
+    }
 }

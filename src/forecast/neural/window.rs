@@ -28,6 +28,9 @@ pub struct RowNorm {
     pub scale: f64,
     /// Normalised values are clipped to ±clip.
     pub clip: f32,
+    /// Half the window or more sits at one value (an IQR of 0: a counter that repeats but
+    /// for spikes): the forecast is centred at that level.
+    pub flat: bool,
 }
 
 impl RowNorm {
@@ -68,6 +71,7 @@ impl RowNorm {
             center,
             scale,
             clip,
+            flat: iqr == 0.0,
         })
     }
 
