@@ -110,7 +110,14 @@ pub fn choose(
     for m in candidates.iter().filter(|m| m.gate() == Gate::Always) {
         losses.push(score(m));
     }
-    let pays = season_pays(&totals(&losses));
+    // The baseline is scored in the first pass: which origins count is known now, before
+    // the expensive models are scored.
+    let on = scored_origins(&losses);
+    let scored = on.iter().filter(|&&s| s).count();
+    if scored < AUTO_MIN_ORIGINS.min(full) {
+        return None;
+    }
+    let pays = season_pays(&totals(&losses, &on));
     for m in &candidates {
         let scored = match m.gate() {
             Gate::Always => false,
@@ -121,11 +128,7 @@ pub fn choose(
             losses.push(score(m));
         }
     }
-    let common = totals(&losses);
-    let scored = origins_scored(&losses);
-    if scored < AUTO_MIN_ORIGINS.min(full) {
-        return None;
-    }
+    let common = totals(&losses, &on);
     let recheck = (scored < full).then_some(gap);
     decide(common, recheck)
 }
@@ -161,21 +164,15 @@ fn scored_origins(losses: &[(ModelKind, Vec<Option<f64>>)]) -> Vec<bool> {
     }
 }
 
-/// How many origins the models are scored on.
-fn origins_scored(losses: &[(ModelKind, Vec<Option<f64>>)]) -> usize {
-    scored_origins(losses).iter().filter(|&&s| s).count()
-}
-
-/// Each model's summed loss over the scored origins; models with a missing forecast there
-/// are left out.
-fn totals(losses: &[(ModelKind, Vec<Option<f64>>)]) -> Vec<(ModelKind, f64)> {
-    let scored = scored_origins(losses);
+/// Each model's summed loss over the scored origins (`on`); models with a missing forecast
+/// there are left out.
+fn totals(losses: &[(ModelKind, Vec<Option<f64>>)], on: &[bool]) -> Vec<(ModelKind, f64)> {
     losses
         .iter()
         .filter_map(|(kind, l)| {
             let mut sum = 0.0;
-            for (loss, &on) in l.iter().zip(&scored) {
-                if on {
+            for (loss, &scored) in l.iter().zip(on) {
+                if scored {
                     sum += (*loss)?;
                 }
             }

@@ -323,10 +323,7 @@ impl LstmModel {
                 reason: format!("model {}: {reason}", inner.origin),
             })?;
         let quantiles = meta.quantiles.len();
-        let median = meta
-            .quantiles
-            .iter()
-            .position(|q| (q - 0.5).abs() <= contract::QUANTILE_TOLERANCE);
+        let median = meta.quantile_index(0.5);
         for (norm, raw) in scratch.norms.iter().zip(scratch.raw.chunks_exact(per_row)) {
             match (norm, median) {
                 // A flat window (a counter that repeats but for spikes) is forecast at its

@@ -916,7 +916,7 @@ fn a_flat_window_is_forecast_at_its_level() {
     };
     model.predict(&[history], meta.step, &mut out).unwrap();
     let q = meta.quantiles.len();
-    let m = meta.quantiles.iter().position(|x| *x == 0.5).unwrap();
+    let m = meta.quantile_index(0.5).unwrap();
     assert_eq!(out.len(), meta.horizons.len() * q);
     for h in out.chunks_exact(q) {
         assert_eq!(h[m], level as f32, "{h:?}");
