@@ -211,6 +211,8 @@ pub struct LoopMetrics {
     pub steps_skipped: Counter,
     pub refits_deferred: Counter,
     pub auto_choices_deferred: Counter,
+    pub auto_first_choices: Counter,
+    pub auto_waiting: Gauge,
     pub anomaly_trainings: Counter,
     pub anomaly_trainings_deferred: Counter,
     pub anomaly_training_failures: Counter,
@@ -268,6 +270,14 @@ impl LoopMetrics {
                 "promcast_auto_choices_deferred",
                 "Per-series `auto` re-choices postponed to a later step to keep within the step budget (the series keeps its current model meanwhile)",
             );
+        let auto_first_choices = r.counter(
+            "promcast_auto_first_choices",
+            "Series given their first `auto` choice",
+        );
+        let auto_waiting = r.gauge(
+            "promcast_auto_series_waiting",
+            "Series an `auto` entry served in the last step with no choice yet (history too short to compare models, or the first choice postponed by the step budget); the preference order serves them meanwhile",
+        );
         let anomaly_trainings = r.counter(
             "promcast_anomaly_trainings",
             "Isolation forests trained (per series and pooled)",
@@ -307,6 +317,8 @@ impl LoopMetrics {
             steps_skipped,
             refits_deferred,
             auto_choices_deferred,
+            auto_first_choices,
+            auto_waiting,
             anomaly_trainings,
             anomaly_trainings_deferred,
             anomaly_training_failures,

@@ -84,6 +84,12 @@ pub struct ForecastStats {
     pub auto_choices: PerModel<u64>,
     /// `auto` re-choices postponed to a later step.
     pub auto_deferred: u64,
+    /// Series given their first `auto` choice this step.
+    pub auto_first_choices: u64,
+    /// Series an `auto` entry served this step with no choice yet: a history too short to
+    /// compare models, or a first choice postponed by the choice budget (the preference order
+    /// serves them meanwhile).
+    pub auto_waiting: u64,
 }
 
 /// Why the model an entry names cannot serve it.
@@ -520,9 +526,13 @@ impl Serve {
         let current = state.auto.map(|a| a.0);
         if !self.budget.choices() {
             self.stats.auto_deferred += 1;
+            self.stats.auto_waiting += u64::from(current.is_none());
             return current;
         }
-        let choice = auto::choose(w, &e.ask, &e.models, self.budget.refits())?;
+        let Some(choice) = auto::choose(w, &e.ask, &e.models, self.budget.refits()) else {
+            self.stats.auto_waiting += u64::from(current.is_none());
+            return None;
+        };
         tracing::debug!(
             scores = ?choice.scores,
             incumbent = ?choice.incumbent,
@@ -532,6 +542,7 @@ impl Serve {
         let again = choice.recheck.map_or(e.auto_every, |r| r as u64).max(1);
         state.auto = Some((choice.model, steps + again));
         self.stats.auto_choices[choice.model] += 1;
+        self.stats.auto_first_choices += u64::from(current.is_none());
         Some(choice.model)
     }
 
@@ -666,6 +677,45 @@ mod tests {
         assert_eq!(s.model, Some(ModelKind::Naive), "{:?}", s.state);
         let s = step(&mut forecaster("auto"), &nasa(50), Budget::unlimited());
         assert_eq!(s.model, Some(ModelKind::Lstm), "{:?}", s.state);
+    }
+
+    /// One step of one series (as [`step`]) with the step's stats.
+    fn step_stats(f: &mut Forecaster, values: &[f32], budget: Budget) -> ForecastStats {
+        let labels = Arc::new(LabelSet::from_pairs([("__name__", "x")]));
+        let mut series = SeriesForecast::new(labels, SeriesId(7), 0, 1000, 1000, 60_000);
+        f.begin_step(budget);
+        f.forecast(values, 0, &mut series, 0);
+        f.flush(&mut [series]);
+        f.end_step()
+    }
+
+    /// How long series wait for `auto` is visible: a series counts as waiting while its
+    /// history is too short to compare models or the choice budget is spent, and once when
+    /// it gets its first choice; a kept choice is neither.
+    #[test]
+    fn series_waiting_for_a_first_choice_are_counted() {
+        let mut f = forecaster("auto");
+        let young = step_stats(&mut f, &nasa(10), Budget::unlimited());
+        assert_eq!((young.auto_waiting, young.auto_first_choices), (1, 0));
+        let spent = Budget::for_step(
+            Instant::now() - Duration::from_secs(60),
+            Duration::from_secs(60),
+        );
+        let deferred = step_stats(&mut f, &nasa(600), spent);
+        assert_eq!(
+            (
+                deferred.auto_waiting,
+                deferred.auto_first_choices,
+                deferred.auto_deferred
+            ),
+            (1, 0, 1)
+        );
+        let first = step_stats(&mut f, &nasa(601), Budget::unlimited());
+        assert_eq!((first.auto_waiting, first.auto_first_choices), (0, 1));
+        let kept = step_stats(&mut f, &nasa(602), Budget::unlimited());
+        assert_eq!((kept.auto_waiting, kept.auto_first_choices), (0, 0));
+        let chosen: u64 = ModelKind::ALL.iter().map(|m| kept.auto_choices[*m]).sum();
+        assert_eq!(chosen, 0, "the choice is kept until it is due");
     }
 
     #[test]

@@ -56,6 +56,8 @@ impl StepStats {
         t.forecast_max_age.set(s.max_age_ms.max(0) as f64 / 1e3);
         t.refits_deferred.inc_by(s.forecast.refits_deferred);
         t.auto_choices_deferred.inc_by(s.forecast.auto_deferred);
+        t.auto_first_choices.inc_by(s.forecast.auto_first_choices);
+        t.auto_waiting.set(s.forecast.auto_waiting as i64);
         t.anomaly_trainings.inc_by(s.anomaly.trained);
         t.anomaly_trainings_deferred.inc_by(s.anomaly.deferred);
         t.anomaly_training_failures.inc_by(s.anomaly.failed);
