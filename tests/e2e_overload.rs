@@ -9,13 +9,20 @@
 //!    retried samples are counted from Prometheus' own metric.
 //! 3. Prometheus restarted mid-stream (it replays its WAL): promcast keeps running, answers
 //!    no request 400, and every sample Prometheus scrapes after the restart arrives.
+//!
+//! And kill -9 under load: Prometheus scraping 20,000 series a second and remote-writing them
+//! to promcast (1,000 of them selected, snapshots every 2 s, backfill on); promcast killed
+//! with SIGKILL mid-stream and restarted: every sample Prometheus holds for the selected
+//! series is in promcast's rings afterwards (from the snapshot, Prometheus' retries, or the
+//! backfill of what was acknowledged after the last snapshot), and every series is forecast
+//! again by the next step.
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -77,10 +84,10 @@ fn by_series(
     Ok(out)
 }
 
-/// Prometheus' raw samples of every series `SELECTOR` matches, over the last `range`: ms
+/// Prometheus' raw samples of every series `selector` matches, over the last `range`: ms
 /// timestamps.
-fn prometheus_samples(prom: SocketAddr, range: &str) -> Result<Samples, String> {
-    let q = urlencode(&format!("{SELECTOR}[{range}]"));
+fn prometheus_samples(prom: SocketAddr, selector: &str, range: &str) -> Result<Samples, String> {
+    let q = urlencode(&format!("{selector}[{range}]"));
     let body = http_get(prom, &format!("/api/v1/query?query={q}"))?.body;
     let v: Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
     let series = v["data"]["result"].as_array().ok_or(body.clone())?;
@@ -92,13 +99,14 @@ fn prometheus_samples(prom: SocketAddr, range: &str) -> Result<Samples, String> 
     })
 }
 
-/// promcast's rings of every series `SELECTOR` matches: labels → bucket (s) → value.
-fn ring(at: SocketAddr) -> Result<Samples, String> {
+/// promcast's rings of every series `selector` matches (at most 10,000): labels → bucket (s)
+/// → value.
+fn ring(at: SocketAddr, selector: &str) -> Result<Samples, String> {
     let body = http_get(
         at,
         &format!(
-            "/api/v1/history?selector={}&limit=1000",
-            urlencode(SELECTOR)
+            "/api/v1/history?selector={}&limit=10000",
+            urlencode(selector)
         ),
     )?
     .body;
@@ -230,7 +238,7 @@ remote_write:
             let refused = metric_total(web, "promcast_write_requests_total{code=\"503\"}");
             let retried = metric_total(prom, "prometheus_remote_storage_samples_retried_total");
             // ... across at least ten scrapes of the selected series
-            let scraped = prometheus_samples(prom, "5m")
+            let scraped = prometheus_samples(prom, SELECTOR, "5m")
                 .ok()
                 .and_then(|p| p.values().map(BTreeMap::len).min())
                 .unwrap_or(0);
@@ -256,8 +264,8 @@ remote_write:
         Duration::from_secs(90),
         Duration::from_millis(500),
         || {
-            let p = prometheus_samples(prom, "5m")?;
-            let lost = missing(&p, &ring(web)?);
+            let p = prometheus_samples(prom, SELECTOR, "5m")?;
+            let lost = missing(&p, &ring(web, SELECTOR)?);
             if lost.is_empty() {
                 Ok((
                     p,
@@ -312,14 +320,14 @@ remote_write:
         || {
             procs.get("prometheus").check_running()?;
             procs.get("promcast").check_running()?;
-            let mut p = prometheus_samples(prom, "2m")?;
+            let mut p = prometheus_samples(prom, SELECTOR, "2m")?;
             for samples in p.values_mut() {
                 samples.retain(|t, _| *t >= restarted_ms);
             }
             if p.is_empty() || sample_count(&p) < 5 * p.len() {
                 return Err(format!("{} samples since the restart", sample_count(&p)));
             }
-            let lost = missing(&p, &ring(web)?);
+            let lost = missing(&p, &ring(web, SELECTOR)?);
             let accepted = metric_total(web, "promcast_samples_accepted_total");
             if accepted > before && lost.is_empty() {
                 Ok(())
@@ -339,4 +347,311 @@ remote_write:
     );
     let status = procs.get("promcast").terminate(Duration::from_secs(30));
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
+}
+
+/// The load target's series: `app_load{shard, i}`, [`load_shards`] × `LOAD_PER_SHARD` of them.
+const LOAD_PER_SHARD: usize = 1000;
+
+/// 20 shards (20,000 series a second), or `PROMCAST_LOAD_SHARDS` to try a higher rate.
+fn load_shards() -> usize {
+    std::env::var("PROMCAST_LOAD_SHARDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20)
+}
+/// The series promcast selects: one shard.
+const LOAD_SELECTOR: &str = r#"{__name__="app_load",shard="0"}"#;
+
+/// Serves every scrape on `listener` until `stop`: all `app_load` series, valued
+/// k · 1000 + i at the k-th scrape (exact in the ring's f32), so that every sample differs
+/// from the one before it.
+fn load_target(listener: TcpListener, stop: Arc<AtomicBool>, scrapes: Arc<AtomicU64>) {
+    let shards = load_shards();
+    listener.set_nonblocking(true).unwrap();
+    let mut k = 0u64;
+    let mut body = String::new();
+    while !stop.load(Ordering::Relaxed) {
+        let mut conn = match listener.accept() {
+            Ok((conn, _)) => conn,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                // An accept loop's idle wait, not a synchronisation.
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
+            Err(e) => panic!("load target: accept: {e}"),
+        };
+        let _ = conn.set_nonblocking(false);
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+        // The request's head (a scrape is a GET: no body).
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match conn.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+        k += 1;
+        scrapes.store(k, Ordering::Relaxed);
+        body.clear();
+        for shard in 0..shards {
+            for i in 0..LOAD_PER_SHARD {
+                let _ = std::fmt::Write::write_fmt(
+                    &mut body,
+                    format_args!(
+                        "app_load{{shard=\"{shard}\",i=\"{i}\"}} {}\n",
+                        k * 1000 + i as u64
+                    ),
+                );
+            }
+        }
+        let _ = conn.write_all(
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        let _ = conn.write_all(body.as_bytes());
+    }
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[test]
+fn kill_9_under_load_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = listener.local_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let scrapes = Arc::new(AtomicU64::new(0));
+    let serving = {
+        let (stop, scrapes) = (stop.clone(), scrapes.clone());
+        std::thread::spawn(move || load_target(listener, stop, scrapes))
+    };
+    let web = addr(free_port());
+    let prom = loop {
+        let p = addr(free_port());
+        if p != web && p != target {
+            break p;
+        }
+    };
+    std::fs::write(
+        dir.path().join("promcast.yml"),
+        format!(
+            r#"storage: {{ step: 1s, retention: 10m, idle_timeout: 5m, path: '{}', snapshot_every: 2s }}
+forecast:
+  - selector: '{LOAD_SELECTOR}'
+    counters: raw
+    horizons: [5s]
+    model: naive
+    anomaly: {{ enabled: false }}
+backfill:
+  url: http://{prom}/api/v1/read
+  lookback: 10m
+"#,
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("prometheus.yml"),
+        format!(
+            r#"global: {{ scrape_interval: 1s, scrape_timeout: 1s }}
+scrape_configs:
+  - job_name: load
+    static_configs: [{{ targets: ["{target}"] }}]
+remote_write:
+  - url: http://{web}/api/v1/write
+    queue_config: {{ batch_send_deadline: 500ms, min_backoff: 100ms, max_backoff: 1s }}
+"#
+        ),
+    )
+    .unwrap();
+    let mut procs = Procs::default();
+    procs.start_promcast(dir.path(), web);
+    poll(
+        "promcast /-/ready",
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        || {
+            procs.get("promcast").check_running()?;
+            http_get(web, "/-/ready").and_then(|r| match r.status {
+                200 => Ok(()),
+                s => Err(format!("HTTP {s}")),
+            })
+        },
+    );
+    procs.start_prometheus(dir.path(), prom, &[]);
+    let started = poll(
+        "the first samples through remote write",
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+        || {
+            procs.get("prometheus").check_running()?;
+            let n = metric_total(web, "promcast_samples_received_total");
+            (n > 0.0)
+                .then_some((unix_ms(), n))
+                .ok_or(format!("{n} received"))
+        },
+    );
+    // Twenty seconds of history in every selected series, and a snapshot of all of them.
+    poll(
+        "20 points in every selected series and a snapshot of them",
+        Duration::from_secs(120),
+        Duration::from_millis(500),
+        || {
+            procs.get("promcast").check_running()?;
+            let r = ring(web, LOAD_SELECTOR)?;
+            let shortest = r.values().map(BTreeMap::len).min().unwrap_or(0);
+            let snap = metric_total(web, "promcast_snapshot_series");
+            if r.len() == LOAD_PER_SHARD && shortest >= 20 && snap >= LOAD_PER_SHARD as f64 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} series, the shortest with {shortest} points; snapshot of {snap}",
+                    r.len()
+                ))
+            }
+        },
+    );
+    let received = metric_total(web, "promcast_samples_received_total") - started.1;
+    let rate = received / ((unix_ms() - started.0) as f64 / 1e3);
+
+    // SIGKILL mid-stream: no shutdown snapshot, requests in flight cut off.
+    let p = procs.get("promcast");
+    p.child.kill().unwrap();
+    p.child.wait().unwrap();
+    let killed_at = unix_ms();
+    let scraped_at_kill = scrapes.load(Ordering::Relaxed);
+    let retried_before = metric_total(prom, "prometheus_remote_storage_samples_retried_total");
+    poll(
+        "Prometheus retrying against the dead sink, two scrapes on",
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+        || {
+            procs.get("prometheus").check_running()?;
+            let r = metric_total(prom, "prometheus_remote_storage_samples_retried_total");
+            let scraped = scrapes.load(Ordering::Relaxed) - scraped_at_kill;
+            (r > retried_before && scraped >= 2)
+                .then_some(())
+                .ok_or(format!("{r} retried, {scraped} scrapes since the kill"))
+        },
+    );
+    procs.procs.retain(|p| p.name != "promcast");
+    procs.start_promcast(dir.path(), web);
+    let restarted_at = unix_ms();
+
+    // Every sample Prometheus holds for the selected series, up to a few seconds ago (what
+    // it scraped since is still on its way), is in the rings.
+    let (compared, phases) = poll(
+        "every Prometheus sample of the selected series in promcast's rings",
+        Duration::from_secs(180),
+        Duration::from_millis(1000),
+        || {
+            procs.get("promcast").check_running()?;
+            let settled = unix_ms() - 5_000;
+            let mut p = prometheus_samples(prom, LOAD_SELECTOR, "10m")?;
+            for samples in p.values_mut() {
+                samples.retain(|t, _| *t < settled);
+            }
+            let after = p
+                .values()
+                .map(|s| s.range(restarted_at..).count())
+                .min()
+                .unwrap_or(0);
+            if p.len() != LOAD_PER_SHARD || after < 3 {
+                return Err(format!(
+                    "{} series in Prometheus, at least {after} samples each since the restart",
+                    p.len()
+                ));
+            }
+            let lost = missing(&p, &ring(web, LOAD_SELECTOR)?);
+            if !lost.is_empty() {
+                // How far behind Prometheus' remote write is: late is not lost.
+                let behind = metric_total(
+                    prom,
+                    "prometheus_remote_storage_highest_timestamp_in_seconds",
+                ) - metric_total(
+                    prom,
+                    "prometheus_remote_storage_queue_highest_sent_timestamp_seconds",
+                );
+                return Err(format!(
+                    "{} of {} missing (remote write {behind:.1} s behind): {:?}",
+                    lost.len(),
+                    sample_count(&p),
+                    &lost[..lost.len().min(5)]
+                ));
+            }
+            // Samples before the kill, while promcast was down, and after the restart.
+            let mut phases = [0usize; 3];
+            for t in p.values().flat_map(BTreeMap::keys) {
+                phases[usize::from(*t >= killed_at) + usize::from(*t >= restarted_at)] += 1;
+            }
+            Ok((sample_count(&p), phases))
+        },
+    );
+    assert!(
+        phases.iter().all(|n| *n >= LOAD_PER_SHARD),
+        "samples before the kill, while down, after the restart: {phases:?}"
+    );
+    let log = std::fs::read_to_string(dir.path().join("promcast.log")).unwrap();
+    assert!(log.contains("snapshot loaded"), "{log}");
+
+    // Forecasts resume: every selected series forecast from an origin after the restart.
+    poll(
+        "forecasts of every selected series after the restart",
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        || {
+            let body = http_get(
+                web,
+                &format!(
+                    "/api/v1/forecasts?selector={}&limit=10000",
+                    urlencode(LOAD_SELECTOR)
+                ),
+            )?
+            .body;
+            let v: Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+            let series = v["data"]["series"].as_array().ok_or(body.clone())?;
+            let fresh = series
+                .iter()
+                .filter(|s| {
+                    s["state"] == "ready"
+                        && s["origin"].as_f64().unwrap_or(0.0) * 1e3 >= restarted_at as f64
+                })
+                .count();
+            (fresh == LOAD_PER_SHARD).then_some(()).ok_or(format!(
+                "{fresh} of {} series forecast since the restart",
+                series.len()
+            ))
+        },
+    );
+    assert_eq!(
+        metric_total(web, "promcast_write_requests_total{code=\"400\"}"),
+        0.0,
+        "nothing Prometheus re-sends may be refused"
+    );
+    eprintln!(
+        "kill -9 under load: {rate:.0} samples/s received before the kill \
+         ({} series scraped every second); all {compared} samples of the {LOAD_PER_SHARD} \
+         selected series present: {} before the kill, {} while down, {} after the restart; \
+         backfilled {} samples, Prometheus retried {} in all",
+        load_shards() * LOAD_PER_SHARD,
+        phases[0],
+        phases[1],
+        phases[2],
+        metric_total(web, "promcast_backfill_samples_total"),
+        metric_total(prom, "prometheus_remote_storage_samples_retried_total"),
+    );
+    let status = procs.get("promcast").terminate(Duration::from_secs(30));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    stop.store(true, Ordering::Relaxed);
+    serving.join().unwrap();
 }
