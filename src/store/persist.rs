@@ -78,13 +78,19 @@ pub fn save(store: &Store, dir: &Path) -> Result<usize, PersistError> {
     let mut crc = crc32fast::Hasher::new();
     crc.update(&head);
     crc.update(&body);
-    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(&head).map_err(io(&tmp))?;
-    f.write_all(&body).map_err(io(&tmp))?;
-    f.write_all(&crc.finalize().to_le_bytes())
-        .map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    drop(f);
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&head)?;
+        f.write_all(&body)?;
+        f.write_all(&crc.finalize().to_le_bytes())?;
+        f.sync_all()
+    })();
+    if let Err(source) = written {
+        // A full disk keeps nothing half-written: the space goes back, and the last
+        // snapshot stays the one to load.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(PersistError::Io { path: tmp, source });
+    }
     std::fs::rename(&tmp, &path).map_err(io(&path))?;
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
