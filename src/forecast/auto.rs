@@ -57,7 +57,8 @@ pub struct Choice {
 /// band) are scored for no model. Expensive models compete
 /// only `within_budget` (the step's refit budget), and seasonal ones gated on it
 /// ([`Gate::WhereSeasonPays`]: MSTL, the most expensive to score) only where a seasonal
-/// baseline scored better than a non-seasonal one. Models that keep fits are fitted every
+/// baseline scored better than a non-seasonal one; models gated [`Gate::Never`] (ETS) not at
+/// all. Models that keep fits are fitted every
 /// [`AUTO_MSTL_EVERY`] origins. Each is scored by its summed pinball loss at the band's
 /// quantiles and the median, at the entry's horizons: a proper score, so a model wins by a
 /// better median *and* a better band. The incumbent (the most preferred model scored, last
@@ -126,6 +127,7 @@ pub fn choose(
             Gate::Always => false,
             Gate::WithinBudget => within_budget,
             Gate::WhereSeasonPays => within_budget && pays,
+            Gate::Never => false,
         };
         if scored {
             losses.push(score(m));
@@ -332,6 +334,22 @@ mod tests {
             assert_eq!(score(ModelKind::SeasonalNaive), 0.0);
             assert!(score(ModelKind::Naive) > 0.0);
             assert!(c.scores.iter().any(|s| s.0 == ModelKind::Mstl), "{c:?}");
+            // A model gated out for good is never scored, though it could run here.
+            let models = classic(&a);
+            let never: Vec<ModelKind> = models
+                .iter()
+                .filter(|m| m.gate() == Gate::Never)
+                .map(|m| m.kind())
+                .collect();
+            assert!(!never.is_empty());
+            assert!(c.scores.iter().all(|s| !never.contains(&s.0)), "{c:?}");
+            for m in models.iter().filter(|m| never.contains(&m.kind())) {
+                assert!(
+                    m.candidate(wave.len(), 15).is_some(),
+                    "{:?} could run",
+                    m.kind()
+                );
+            }
         }
         // Without the refit budget MSTL does not compete.
         let c = choose(&window(&wave), &a, &classic(&a), false).unwrap();

@@ -82,9 +82,12 @@ impl Listed for Ets {
         (history >= ETS_MIN_POINTS).then(|| Self::new(self.ask.clone(), refit_every))
     }
 
-    /// Expensive to score: only within the step's refit budget.
+    /// Not among `auto`'s candidates: scoring it was about two thirds of a choice's time
+    /// (without it three times as many choices fit a step, the scale bench), and `auto`
+    /// scores the same without it on every trace (docs/ACCURACY.md, 2026-12-07). An entry
+    /// that names `ets` gets it.
     fn gate(&self) -> Gate {
-        Gate::WithinBudget
+        Gate::Never
     }
 }
 

@@ -224,6 +224,8 @@ pub enum Gate {
     /// Only within the refit budget and where the season pays on the series (a seasonal
     /// baseline scored better than a non-seasonal one).
     WhereSeasonPays,
+    /// Never: not among `auto`'s candidates; it serves an entry that names it.
+    Never,
 }
 
 /// What the agent knows of a model beyond fitting it: how it is built for an entry, how
