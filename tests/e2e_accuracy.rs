@@ -21,9 +21,11 @@ mod common;
 
 use std::net::SocketAddr;
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use common::{addr, free_port, http_get, poll, remote_write, series, traces, urlencode, Procs};
+use common::{
+    addr, free_port, http_get, now_ms, poll, remote_write, series, traces, urlencode, Procs,
+};
 use serde_json::Value;
 
 const PROMCAST: &str = env!("CARGO_BIN_EXE_promcast");
@@ -31,13 +33,6 @@ const NAME: &str = "nasa_requests";
 const HORIZONS: [&str; 2] = ["2s", "5s"];
 /// Seconds of live replay.
 const POINTS: usize = 75;
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 fn sleep_until(ms: i64) {
     let d = ms - now_ms();

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::traces::nasa_requests_per_minute;
 use common::{
-    addr, free_port, http_get, metric_total, poll, remote_write, series, urlencode, Procs,
+    addr, free_port, http_get, metric_total, now_ms, poll, remote_write, series, urlencode, Procs,
 };
 
 fn rss_kib(pid: u32) -> u64 {
@@ -26,13 +26,6 @@ fn rss_kib(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 #[test]
@@ -66,18 +59,7 @@ remote_write:
     .unwrap();
     let mut procs = Procs::default();
     procs.start_promcast(dir.path(), web);
-    poll(
-        "promcast /-/ready",
-        Duration::from_secs(60),
-        Duration::from_millis(100),
-        || {
-            procs.get("promcast").check_running()?;
-            http_get(web, "/-/ready").and_then(|r| match r.status {
-                200 => Ok(()),
-                s => Err(format!("HTTP {s}")),
-            })
-        },
-    );
+    procs.wait_ready("promcast", web);
     let pid = procs.get("promcast").child.id();
 
     // Real traffic: 50 series of NASA requests per minute, one value per second.

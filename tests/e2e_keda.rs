@@ -16,20 +16,13 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::traces::nasa_requests_per_minute;
-use common::{free_port, http_get, poll, remote_write, series, Proc, Procs};
+use common::{free_port, http_get, now_ms, poll, remote_write, series, Proc, Procs};
 use promcast::proto::externalscaler as ks;
 use promcast::proto::externalscaler::external_scaler_client::ExternalScalerClient;
 use promcast::proto::prometheus as pb;
 use serde_json::Value;
 
 const PROMCAST: &str = env!("CARGO_BIN_EXE_promcast");
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 /// `n` NASA requests-per-minute values from the 600th on.
 fn nasa(n: usize) -> Vec<f64> {

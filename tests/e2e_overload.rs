@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{addr, free_port, http_get, metric_total, poll, urlencode, Procs};
+use common::{addr, free_port, http_get, metric_total, now_ms, poll, urlencode, Procs};
 use serde_json::Value;
 
 /// Every series of Prometheus' head block metrics (about twenty), selected by promcast.
@@ -191,18 +191,7 @@ remote_write:
     .unwrap();
     let mut procs = Procs::default();
     procs.start_promcast(dir.path(), web);
-    poll(
-        "promcast /-/ready",
-        Duration::from_secs(60),
-        Duration::from_millis(100),
-        || {
-            procs.get("promcast").check_running()?;
-            http_get(web, "/-/ready").and_then(|r| match r.status {
-                200 => Ok(()),
-                s => Err(format!("HTTP {s}")),
-            })
-        },
-    );
+    procs.wait_ready("promcast", web);
     procs.start_prometheus(dir.path(), prom, &[]);
     poll(
         "the first samples through remote write",
@@ -308,10 +297,7 @@ remote_write:
     // Only what Prometheus scrapes from here on is certain to be sent: its WAL watcher stops
     // at SIGTERM, so the last scrape or two before it can be in its TSDB and never
     // remote-written (seen here: 2 scrapes of 19 series).
-    let restarted_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
+    let restarted_ms = now_ms();
     procs.start_prometheus(dir.path(), prom, &[]);
     poll(
         "samples after the Prometheus restart",
@@ -417,13 +403,6 @@ fn load_target(listener: TcpListener, stop: Arc<AtomicBool>, scrapes: Arc<Atomic
     }
 }
 
-fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
 #[test]
 fn kill_9_under_load_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -476,18 +455,7 @@ remote_write:
     .unwrap();
     let mut procs = Procs::default();
     procs.start_promcast(dir.path(), web);
-    poll(
-        "promcast /-/ready",
-        Duration::from_secs(60),
-        Duration::from_millis(100),
-        || {
-            procs.get("promcast").check_running()?;
-            http_get(web, "/-/ready").and_then(|r| match r.status {
-                200 => Ok(()),
-                s => Err(format!("HTTP {s}")),
-            })
-        },
-    );
+    procs.wait_ready("promcast", web);
     procs.start_prometheus(dir.path(), prom, &[]);
     let started = poll(
         "the first samples through remote write",
@@ -497,7 +465,7 @@ remote_write:
             procs.get("prometheus").check_running()?;
             let n = metric_total(web, "promcast_samples_received_total");
             (n > 0.0)
-                .then_some((unix_ms(), n))
+                .then_some((now_ms(), n))
                 .ok_or(format!("{n} received"))
         },
     );
@@ -522,13 +490,13 @@ remote_write:
         },
     );
     let received = metric_total(web, "promcast_samples_received_total") - started.1;
-    let rate = received / ((unix_ms() - started.0) as f64 / 1e3);
+    let rate = received / ((now_ms() - started.0) as f64 / 1e3);
 
     // SIGKILL mid-stream: no shutdown snapshot, requests in flight cut off.
     let p = procs.get("promcast");
     p.child.kill().unwrap();
     p.child.wait().unwrap();
-    let killed_at = unix_ms();
+    let killed_at = now_ms();
     let scraped_at_kill = scrapes.load(Ordering::Relaxed);
     let retried_before = metric_total(prom, "prometheus_remote_storage_samples_retried_total");
     poll(
@@ -546,7 +514,7 @@ remote_write:
     );
     procs.procs.retain(|p| p.name != "promcast");
     procs.start_promcast(dir.path(), web);
-    let restarted_at = unix_ms();
+    let restarted_at = now_ms();
 
     // Every sample Prometheus holds for the selected series, up to a few seconds ago (what
     // it scraped since is still on its way), is in the rings.
@@ -556,7 +524,7 @@ remote_write:
         Duration::from_millis(1000),
         || {
             procs.get("promcast").check_running()?;
-            let settled = unix_ms() - 5_000;
+            let settled = now_ms() - 5_000;
             let mut p = prometheus_samples(prom, LOAD_SELECTOR, "10m")?;
             for samples in p.values_mut() {
                 samples.retain(|t, _| *t < settled);

@@ -20,7 +20,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::traces::nasa_requests_per_minute;
-use common::{addr, free_port, http_get, http_post, poll, remote_write, urlencode, Proc, Procs};
+use common::{
+    addr, free_port, http_get, http_post, now_ms, poll, remote_write, urlencode, Proc, Procs,
+};
 use promcast::proto::prometheus as pb;
 use serde_json::Value;
 
@@ -35,13 +37,6 @@ fn two_ports() -> (SocketAddr, SocketAddr) {
         }
     };
     (addr(a), addr(b))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 fn get_json(at: SocketAddr, path: &str) -> Result<Value, String> {

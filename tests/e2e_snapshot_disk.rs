@@ -16,22 +16,17 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{addr, free_port, http_get, metric_total, poll, remote_write, series, urlencode};
+use common::{
+    addr, free_port, http_get, metric_total, now_ms, poll, remote_write, series, urlencode,
+};
 use common::{Proc, Procs};
 use serde_json::Value;
 
 const NAME: &str = "disk_test";
 
-fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
 /// Ten samples a second apart, ending now, for `count` series from `first` on.
 fn write(at: SocketAddr, first: usize, count: usize) -> Result<(), String> {
-    let t = unix_ms() / 1000 * 1000 - 9_000;
+    let t = now_ms() / 1000 * 1000 - 9_000;
     let all = (first..first + count)
         .map(|i| {
             let samples: Vec<(i64, f64)> = (0..10)
@@ -134,18 +129,7 @@ forecast:
     let mut procs = Procs::default();
     procs.procs.push(Proc::spawn("promcast", cmd, log.clone()));
     let pid = procs.get("promcast").child.id();
-    poll(
-        "promcast /-/ready on its tmpfs",
-        Duration::from_secs(60),
-        Duration::from_millis(100),
-        || {
-            procs.get("promcast").check_running()?;
-            http_get(web, "/-/ready").and_then(|r| match r.status {
-                200 => Ok(()),
-                s => Err(format!("HTTP {s}")),
-            })
-        },
-    );
+    procs.wait_ready("promcast", web);
 
     // The first snapshot fits: three series of 600 one-second buckets.
     write(web, 0, 3).unwrap();

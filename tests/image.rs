@@ -30,7 +30,9 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::traces::nasa_requests_per_minute;
-use common::{addr, free_port, http_get, poll, remote_write, series, urlencode, Proc, Procs};
+use common::{
+    addr, free_port, http_get, now_ms, poll, remote_write, series, urlencode, Proc, Procs,
+};
 use serde_json::Value;
 
 const PROMCAST: &str = env!("CARGO_BIN_EXE_promcast");
@@ -79,13 +81,6 @@ fn run_ok(cmd: &mut Command) -> String {
 fn read(path: impl AsRef<Path>) -> String {
     let path = path.as_ref();
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 fn get_json(at: SocketAddr, path: &str) -> Result<Value, String> {

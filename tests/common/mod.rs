@@ -180,6 +180,14 @@ pub fn urlencode(s: &str) -> String {
     out
 }
 
+/// Milliseconds since the Unix epoch, as Prometheus timestamps samples.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
 /// Calls `f` every `every` until it returns `Ok`, or panics with `what` and the last error
 /// once `timeout` has passed. The only place these tests sleep.
 pub fn poll<T>(
@@ -323,6 +331,23 @@ impl Procs {
             .args(["--web.listen-address", &web.to_string()]);
         self.procs
             .push(Proc::spawn("promcast", cmd, dir.join("promcast.log")));
+    }
+
+    /// Polls until process `name` answers 200 on `http://{at}/-/ready` (60 s), failing at
+    /// once if it exits.
+    pub fn wait_ready(&mut self, name: &str, at: SocketAddr) {
+        poll(
+            &format!("{name} /-/ready"),
+            Duration::from_secs(60),
+            Duration::from_millis(100),
+            || {
+                self.get(name).check_running()?;
+                http_get(at, "/-/ready").and_then(|r| match r.status {
+                    200 => Ok(()),
+                    s => Err(format!("HTTP {s}")),
+                })
+            },
+        );
     }
 
     /// Everything the processes logged, for failure messages.
