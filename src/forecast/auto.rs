@@ -54,16 +54,15 @@ pub struct Choice {
 /// `longest / AUTO_DENSITY` steps, at most [`AUTO_MAX_ORIGINS`]; a younger history is
 /// scored on the origins it has, from [`AUTO_MIN_ORIGINS`], and the choice is provisional:
 /// [`Choice::recheck`]). Origins last value cannot forecast (too few finite points for its
-/// band) are scored for no model. Expensive models compete
-/// only `within_budget` (the step's refit budget), and seasonal ones gated on it
-/// ([`Gate::WhereSeasonPays`]: MSTL, the most expensive to score) only where a seasonal
-/// baseline scored better than a non-seasonal one; models gated [`Gate::Never`] (ETS) not at
-/// all. Models that keep fits are fitted every
+/// band) are scored for no model. Expensive models compete only `within_budget` (the step's
+/// refit budget), and seasonal ones gated on it ([`Gate::WhereSeasonPays`]: MSTL, the most
+/// expensive to score) only where a seasonal baseline scored better than a non-seasonal one;
+/// models gated [`Gate::Never`] (ETS) not at all. Models that keep fits are fitted every
 /// [`AUTO_MSTL_EVERY`] origins. Each is scored by its summed pinball loss at the band's
 /// quantiles and the median, at the entry's horizons: a proper score, so a model wins by a
 /// better median *and* a better band. The incumbent (the most preferred model scored, last
-/// value among the fallbacks) is kept unless another model is [`AUTO_MARGIN`] better. `None` while the history is too short to
-/// compare.
+/// value among the fallbacks) is kept unless another model is [`AUTO_MARGIN`] better.
+/// `None` while the history is too short to compare.
 pub fn choose(
     window: &Window<'_>,
     ask: &Ask,
