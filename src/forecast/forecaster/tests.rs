@@ -24,14 +24,24 @@ fn forecaster_with(model: &str, seasons: &str) -> Forecaster {
 
 /// One step for one series whose history is `values` (its last value at bucket 1000).
 fn step(f: &mut Forecaster, values: &[f32], budget: Budget) -> SeriesForecast {
+    step_with_stats(f, values, budget).0
+}
+
+/// One step of one series: its forecast and the step's stats.
+fn step_with_stats(
+    f: &mut Forecaster,
+    values: &[f32],
+    budget: Budget,
+) -> (SeriesForecast, ForecastStats) {
     let labels = Arc::new(LabelSet::from_pairs([("__name__", "x")]));
     let mut series = SeriesForecast::new(labels, SeriesId(7), 0, 1000, 1000, 60_000);
     f.begin_step(budget);
     f.forecast(values, 0, &mut series, 0);
-    let mut out = vec![series];
+    let mut out = [series];
     f.flush(&mut out);
-    f.end_step();
-    out.pop().unwrap()
+    let stats = f.end_step();
+    let [series] = out;
+    (series, stats)
 }
 
 fn nasa(n: usize) -> Vec<f32> {
@@ -69,14 +79,9 @@ fn an_entry_that_asks_for_a_model_warms_up_for_it() {
     assert_eq!(s.model, Some(ModelKind::Lstm), "{:?}", s.state);
 }
 
-/// One step of one series (as [`step`]) with the step's stats.
+/// One step of one series: the step's stats.
 fn step_stats(f: &mut Forecaster, values: &[f32], budget: Budget) -> ForecastStats {
-    let labels = Arc::new(LabelSet::from_pairs([("__name__", "x")]));
-    let mut series = SeriesForecast::new(labels, SeriesId(7), 0, 1000, 1000, 60_000);
-    f.begin_step(budget);
-    f.forecast(values, 0, &mut series, 0);
-    f.flush(&mut [series]);
-    f.end_step()
+    step_with_stats(f, values, budget).1
 }
 
 /// How long series wait for `auto` is visible: a series counts as waiting while its
