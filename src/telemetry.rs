@@ -213,6 +213,7 @@ pub struct LoopMetrics {
     pub auto_choices_deferred: Counter,
     pub auto_first_choices: Counter,
     pub auto_waiting: Gauge,
+    pub auto_provisional: Gauge,
     pub anomaly_trainings: Counter,
     pub anomaly_trainings_deferred: Counter,
     pub anomaly_training_failures: Counter,
@@ -278,6 +279,10 @@ impl LoopMetrics {
             "promcast_auto_series_waiting",
             "Series an `auto` entry served in the last step with no choice yet (history too short to compare models, or the first choice postponed by the step budget); the preference order serves them meanwhile",
         );
+        let auto_provisional = r.gauge(
+            "promcast_auto_series_provisional",
+            "Series an `auto` entry served in the last step by a provisional first choice, made without the expensive candidates (MSTL) while first choices were backlogged; each is made again with every candidate once none waits",
+        );
         let anomaly_trainings = r.counter(
             "promcast_anomaly_trainings",
             "Isolation forests trained (per series and pooled)",
@@ -319,6 +324,7 @@ impl LoopMetrics {
             auto_choices_deferred,
             auto_first_choices,
             auto_waiting,
+            auto_provisional,
             anomaly_trainings,
             anomaly_trainings_deferred,
             anomaly_training_failures,

@@ -13,7 +13,10 @@
 //!   fails, the series says so;
 //! - `auto` tries the model [`auto::choose`] picked for the series (re-chosen every
 //!   `auto_every` steps within the choice budget), then the fallbacks; before the history
-//!   can compare models, every model in preference order;
+//!   can compare models, every model in preference order. While first choices wait on the
+//!   budget (a backlog: thousands of series arriving at once), the budget goes to them
+//!   alone and they are made among the cheap candidates (MSTL, the expensive one, left
+//!   out), to be made again with every candidate once no series waits;
 //! - a batched model ([`Fit::batches`]) queues the series for one batch per entry; a
 //!   model that keeps fits ([`Fit::keeps_fit`]) is refitted when due and within the refit
 //!   budget, its kept fit read forward meanwhile (with none, the next model serves); cheap
@@ -42,7 +45,11 @@ pub const BATCH_ROWS: usize = 512;
 pub struct Budget {
     /// Refits of kept models, and expensive models among `auto`'s candidates, until then.
     refits_until: Option<Instant>,
-    /// `auto` re-choices until then.
+    /// `auto` choices: at most this much time spent choosing in a step, whatever else the
+    /// step does before a series' turn comes (so the choices a step makes do not depend on
+    /// where in the step the series waiting for one lie) ...
+    choice_time: Option<Duration>,
+    /// ... and none after this.
     choices_until: Option<Instant>,
 }
 
@@ -51,16 +58,18 @@ impl Budget {
     pub fn unlimited() -> Self {
         Self {
             refits_until: None,
+            choice_time: None,
             choices_until: None,
         }
     }
 
-    /// The agent's: refits within the first half of the step, `auto` re-choices within its
-    /// first quarter.
+    /// The agent's: refits within the first half of the step, `auto` choices for a quarter
+    /// of the step's time, within its first half.
     pub fn for_step(start: Instant, step: Duration) -> Self {
         Self {
             refits_until: Some(start + step / 2),
-            choices_until: Some(start + step / 4),
+            choice_time: Some(step / 4),
+            choices_until: Some(start + step / 2),
         }
     }
 
@@ -68,8 +77,10 @@ impl Budget {
         self.refits_until.is_none_or(|d| Instant::now() < d)
     }
 
-    fn choices(&self) -> bool {
-        self.choices_until.is_none_or(|d| Instant::now() < d)
+    /// Whether another choice fits, `spent` having been spent choosing this step.
+    fn choices(&self, spent: Duration) -> bool {
+        self.choice_time.is_none_or(|t| spent < t)
+            && self.choices_until.is_none_or(|d| Instant::now() < d)
     }
 }
 
@@ -90,6 +101,15 @@ pub struct ForecastStats {
     /// compare models, or a first choice postponed by the choice budget (the preference order
     /// serves them meanwhile).
     pub auto_waiting: u64,
+    /// Of those, the series whose first choice the budget postponed: the next step is in
+    /// backlog mode (first choices only, among the cheap candidates).
+    pub auto_first_deferred: u64,
+    /// Series served this step by a provisional choice made in backlog mode, without the
+    /// expensive candidates.
+    pub auto_provisional: u64,
+    /// Series given their first choice with every candidate this step (a first choice, or
+    /// the re-choice of a provisional one).
+    pub auto_first_full_choices: u64,
 }
 
 /// Why the model an entry names cannot serve it.
@@ -130,6 +150,8 @@ struct SeriesModels {
     kept: Option<FittedModel>,
     /// `auto`'s current choice and the step it is due to be made again.
     auto: Option<(ModelKind, u64)>,
+    /// Whether that choice was made in backlog mode, without the expensive candidates.
+    provisional: bool,
     /// The last step that saw the series, to drop state of series that are gone.
     seen: u64,
 }
@@ -165,6 +187,11 @@ struct Serve {
     accuracy: HashMap<SeriesId, (Accuracy, u64)>,
     steps: u64,
     budget: Budget,
+    /// Time spent in [`auto::choose`] this step.
+    choosing: Duration,
+    /// Whether the last step postponed first choices: this step makes only first choices,
+    /// among the cheap candidates.
+    backlog: bool,
     stats: ForecastStats,
     step_ms: i64,
 }
@@ -224,6 +251,8 @@ impl Forecaster {
                 accuracy: HashMap::new(),
                 steps: 0,
                 budget: Budget::unlimited(),
+                choosing: Duration::ZERO,
+                backlog: false,
                 stats: ForecastStats::default(),
                 step_ms: config.step.as_millis() as i64,
             },
@@ -243,6 +272,8 @@ impl Forecaster {
         let s = &mut self.serve;
         s.steps += 1;
         s.budget = budget;
+        s.choosing = Duration::ZERO;
+        s.backlog = s.stats.auto_first_deferred > 0;
         s.stats = ForecastStats::default();
     }
 
@@ -514,22 +545,32 @@ impl Serve {
 
     /// The model `auto` uses for this series: kept for `auto_every` steps, then re-chosen by
     /// [`auto::choose`] within the choice budget (over it: the current choice, re-chosen at a
-    /// later step). `None` while the history is too short to compare.
+    /// later step). In backlog mode (the last step postponed first choices) only first
+    /// choices are made, without the expensive candidates, and they are provisional: made
+    /// again with every candidate at the first step with no backlog. `None` while the
+    /// history is too short to compare.
     fn auto_choice(&mut self, e: &Entry, id: SeriesId, w: &Window<'_>) -> Option<ModelKind> {
         let steps = self.steps;
         let state = state_of(&mut self.series, id, steps);
         if let Some((kind, due)) = state.auto {
             if steps < due {
+                self.stats.auto_provisional += u64::from(state.provisional);
                 return Some(kind);
             }
         }
         let current = state.auto.map(|a| a.0);
-        if !self.budget.choices() {
+        if !self.budget.choices(self.choosing) || (self.backlog && current.is_some()) {
             self.stats.auto_deferred += 1;
             self.stats.auto_waiting += u64::from(current.is_none());
+            self.stats.auto_first_deferred += u64::from(current.is_none());
+            self.stats.auto_provisional += u64::from(current.is_some() && state.provisional);
             return current;
         }
-        let Some(choice) = auto::choose(w, &e.ask, &e.models, self.budget.refits()) else {
+        let full = !self.backlog;
+        let t0 = Instant::now();
+        let choice = auto::choose(w, &e.ask, &e.models, full && self.budget.refits());
+        self.choosing += t0.elapsed();
+        let Some(choice) = choice else {
             self.stats.auto_waiting += u64::from(current.is_none());
             return None;
         };
@@ -539,10 +580,18 @@ impl Serve {
             chosen = ?choice.model,
             "auto choice"
         );
-        let again = choice.recheck.map_or(e.auto_every, |r| r as u64).max(1);
+        let again = if full {
+            choice.recheck.map_or(e.auto_every, |r| r as u64).max(1)
+        } else {
+            1
+        };
         state.auto = Some((choice.model, steps + again));
         self.stats.auto_choices[choice.model] += 1;
         self.stats.auto_first_choices += u64::from(current.is_none());
+        self.stats.auto_first_full_choices +=
+            u64::from(full && (current.is_none() || state.provisional));
+        self.stats.auto_provisional += u64::from(!full);
+        state.provisional = !full;
         Some(choice.model)
     }
 
@@ -595,6 +644,7 @@ fn state_of(
     let s = series.entry(id).or_insert(SeriesModels {
         kept: None,
         auto: None,
+        provisional: false,
         seen: steps,
     });
     s.seen = steps;

@@ -29,7 +29,8 @@ pub struct StepInfo {
 }
 
 impl StepInfo {
-    /// Forest training and `auto` re-choices get the first quarter of the step.
+    /// Forest training gets the first quarter of the step (`auto`'s choices a quarter of its
+    /// time: `forecast::Budget`).
     pub fn train_deadline(&self) -> Instant {
         self.start + self.wall_step / 4
     }

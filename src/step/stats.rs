@@ -58,6 +58,7 @@ impl StepStats {
         t.auto_choices_deferred.inc_by(s.forecast.auto_deferred);
         t.auto_first_choices.inc_by(s.forecast.auto_first_choices);
         t.auto_waiting.set(s.forecast.auto_waiting as i64);
+        t.auto_provisional.set(s.forecast.auto_provisional as i64);
         t.anomaly_trainings.inc_by(s.anomaly.trained);
         t.anomaly_trainings_deferred.inc_by(s.anomaly.deferred);
         t.anomaly_training_failures.inc_by(s.anomaly.failed);

@@ -105,12 +105,50 @@ fn series_waiting_for_a_first_choice_are_counted() {
         ),
         (1, 0, 1)
     );
+    // The step after one that postponed a first choice is in backlog mode: the first
+    // choice is made without the expensive candidates, and is provisional.
     let first = step_stats(&mut f, &nasa(601), Budget::unlimited());
-    assert_eq!((first.auto_waiting, first.auto_first_choices), (0, 1));
-    let kept = step_stats(&mut f, &nasa(602), Budget::unlimited());
+    assert_eq!(
+        (
+            first.auto_waiting,
+            first.auto_first_choices,
+            first.auto_provisional,
+            first.auto_first_full_choices
+        ),
+        (0, 1, 1, 0)
+    );
+    // No first choice waits any more: the provisional choice is made again with every
+    // candidate, and then kept.
+    let full = step_stats(&mut f, &nasa(602), Budget::unlimited());
+    assert_eq!(
+        (
+            full.auto_first_choices,
+            full.auto_provisional,
+            full.auto_first_full_choices
+        ),
+        (0, 0, 1)
+    );
+    let kept = step_stats(&mut f, &nasa(603), Budget::unlimited());
     assert_eq!((kept.auto_waiting, kept.auto_first_choices), (0, 0));
     let chosen: u64 = ModelKind::ALL.iter().map(|m| kept.auto_choices[*m]).sum();
     assert_eq!(chosen, 0, "the choice is kept until it is due");
+    assert_eq!(kept.auto_first_full_choices, 0);
+}
+
+/// Without a backlog a first choice is made with every candidate at once: nothing is
+/// provisional.
+#[test]
+fn without_a_backlog_the_first_choice_is_made_with_every_candidate() {
+    let mut f = forecaster("auto");
+    let first = step_stats(&mut f, &nasa(600), Budget::unlimited());
+    assert_eq!(
+        (
+            first.auto_first_choices,
+            first.auto_provisional,
+            first.auto_first_full_choices
+        ),
+        (1, 0, 1)
+    );
 }
 
 #[test]
