@@ -1,7 +1,9 @@
 //! Memory per series at 24h@1m (1440 buckets): the store filled with N series that carry
 //! label sets shaped like the Prometheus 2.42 capture in `benches/fixtures/` (name, job,
 //! instance and three more labels), each ring full. Prints RSS growth per series and the
-//! store's own accounting. Run: `cargo bench --bench memory [-- N]` (default 100000).
+//! store's own accounting, then writes a snapshot of the store (`storage.path`) and prints
+//! what that took: time, file size and the peak RSS above the store's while writing.
+//! Run: `cargo bench --bench memory [-- N]` (default 100000).
 
 use promcast::config::Config;
 use promcast::store::{hash_labels, AppendStats, LabelRef, Sample, Store};
@@ -18,6 +20,22 @@ fn rss_bytes() -> u64 {
         .and_then(|p| p.parse().ok())
         .unwrap_or(0);
     pages * 4096
+}
+
+/// Peak RSS since the last [`reset_peak`] (`VmHWM`), in bytes.
+fn peak_rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024
+}
+
+/// Resets `VmHWM` to the current RSS (Linux: `5` into `clear_refs`).
+fn reset_peak() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
 fn main() {
@@ -83,6 +101,28 @@ fn main() {
             "within"
         } else {
             "OVER"
+        }
+    );
+
+    let dir = tempfile::tempdir().expect("a temporary directory for the snapshot");
+    let reset = reset_peak();
+    let base = rss_bytes();
+    let t0 = std::time::Instant::now();
+    let written = promcast::store::persist::save(&store, dir.path()).expect("snapshot");
+    let took = t0.elapsed();
+    let file = std::fs::metadata(dir.path().join(promcast::store::persist::FILE))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    println!(
+        "snapshot: {written} series, {:.0} MiB in {took:.2?}; peak RSS while writing {}",
+        file as f64 / 1048576.0,
+        if reset {
+            format!(
+                "{:.0} MiB above the store's",
+                peak_rss_bytes().saturating_sub(base) as f64 / 1048576.0
+            )
+        } else {
+            "unknown (clear_refs not writable)".to_string()
         }
     );
 }

@@ -2,7 +2,10 @@
 //! (temp file, fsync, rename, fsync of the directory) with a CRC-32 over the whole file;
 //! loaded on start. A file that is corrupt, truncated or from an incompatible configuration
 //! (another step or ring length) is moved aside as `promcast.snapshot.bad-<unix time>` and
-//! ignored: the agent starts empty rather than not at all.
+//! ignored: the agent starts empty rather than not at all. A snapshot is written one shard at
+//! a time through a reused buffer, so it costs one shard's encoding in memory (not the file's
+//! size, which is about 6 KiB a series with a day of one-minute buckets) and holds each
+//! shard's lock only while that shard is encoded.
 //!
 //! Layout, little-endian: `PCSNAP\0\x01`, `u32` version, `i64` step (ms), `u64` ring length,
 //! `u64` series; per series `u32` label count, for each label `u32` length + name bytes and
@@ -46,56 +49,84 @@ pub fn save(store: &Store, dir: &Path) -> Result<usize, PersistError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let path = dir.join(FILE);
     let tmp = dir.join(format!("{FILE}.tmp"));
-    let mut body: Vec<u8> = Vec::new();
-    let mut count = 0u64;
-    for shard in 0..store.shard_count() {
-        store.visit_shard(shard, |s| {
-            count += 1;
-            let labels: Vec<(&str, &str)> = s.labels.iter().collect();
-            body.extend_from_slice(&(labels.len() as u32).to_le_bytes());
-            for (n, v) in labels {
-                for x in [n, v] {
-                    body.extend_from_slice(&(x.len() as u32).to_le_bytes());
-                    body.extend_from_slice(x.as_bytes());
-                }
-            }
-            body.push(s.stale as u8 | (s.is_rate() as u8) << 1);
-            let (head, head_ts, first, values) = s.ring.parts();
-            for x in [head, head_ts, first] {
-                body.extend_from_slice(&x.to_le_bytes());
-            }
-            for v in values {
-                body.extend_from_slice(&v.to_le_bytes());
-            }
-        });
-    }
-    let mut head = Vec::with_capacity(36);
-    head.extend_from_slice(MAGIC);
-    head.extend_from_slice(&VERSION.to_le_bytes());
-    head.extend_from_slice(&store.step_ms().to_le_bytes());
-    head.extend_from_slice(&(store.ring_len() as u64).to_le_bytes());
-    head.extend_from_slice(&count.to_le_bytes());
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(&head);
-    crc.update(&body);
-    let written = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&head)?;
-        f.write_all(&body)?;
-        f.write_all(&crc.finalize().to_le_bytes())?;
-        f.sync_all()
-    })();
-    if let Err(source) = written {
-        // A full disk keeps nothing half-written: the space goes back, and the last
-        // snapshot stays the one to load.
-        let _ = std::fs::remove_file(&tmp);
-        return Err(PersistError::Io { path: tmp, source });
-    }
+    let written = write_streamed(store, &tmp);
+    let count = match written {
+        Ok(count) => count,
+        Err(source) => {
+            // A full disk keeps nothing half-written: the space goes back, and the last
+            // snapshot stays the one to load.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(PersistError::Io { path: tmp, source });
+        }
+    };
     std::fs::rename(&tmp, &path).map_err(io(&path))?;
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }
     Ok(count as usize)
+}
+
+/// Length of the header: magic, version, step, ring length, series count.
+const HEAD_LEN: usize = 8 + 4 + 8 + 8 + 8;
+
+/// Writes the snapshot to `tmp` one shard at a time: each shard is encoded into one reused
+/// buffer under its lock and written after the lock is released, so the memory a snapshot
+/// takes is one shard's encoding, not the whole file, and ingest into a shard waits only for
+/// that shard's encoding. The series count is known at the end; the header is written last,
+/// over a placeholder, and the CRC combines the header's with the body's.
+fn write_streamed(store: &Store, tmp: &Path) -> std::io::Result<u64> {
+    use std::io::{Seek as _, SeekFrom};
+    let file = std::fs::File::create(tmp)?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    out.write_all(&[0u8; HEAD_LEN])?;
+    let mut body_crc = crc32fast::Hasher::new();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut count = 0u64;
+    for shard in 0..store.shard_count() {
+        buf.clear();
+        store.visit_shard(shard, |s| {
+            count += 1;
+            encode_series(s, &mut buf);
+        });
+        body_crc.update(&buf);
+        out.write_all(&buf)?;
+    }
+    let mut head = Vec::with_capacity(HEAD_LEN);
+    head.extend_from_slice(MAGIC);
+    head.extend_from_slice(&VERSION.to_le_bytes());
+    head.extend_from_slice(&store.step_ms().to_le_bytes());
+    head.extend_from_slice(&(store.ring_len() as u64).to_le_bytes());
+    head.extend_from_slice(&count.to_le_bytes());
+    debug_assert_eq!(head.len(), HEAD_LEN);
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&head);
+    crc.combine(&body_crc);
+    out.write_all(&crc.finalize().to_le_bytes())?;
+    let mut file = out.into_inner().map_err(|e| e.into_error())?;
+    file.seek(SeekFrom::Start(0))?;
+    file.write_all(&head)?;
+    file.sync_all()?;
+    Ok(count)
+}
+
+/// Appends one series' record (labels, flags, ring) to `buf`.
+fn encode_series(s: &super::Series, buf: &mut Vec<u8>) {
+    let count = s.labels.iter().count();
+    buf.extend_from_slice(&(count as u32).to_le_bytes());
+    for (n, v) in s.labels.iter() {
+        for x in [n, v] {
+            buf.extend_from_slice(&(x.len() as u32).to_le_bytes());
+            buf.extend_from_slice(x.as_bytes());
+        }
+    }
+    buf.push(s.stale as u8 | (s.is_rate() as u8) << 1);
+    let (head, head_ts, first, values) = s.ring.parts();
+    for x in [head, head_ts, first] {
+        buf.extend_from_slice(&x.to_le_bytes());
+    }
+    for v in values {
+        buf.extend_from_slice(&v.to_le_bytes());
+    }
 }
 
 struct Reader<'a> {
@@ -297,6 +328,60 @@ mod tests {
                 skipped: 1
             }
         );
+    }
+
+    /// The snapshot is written shard by shard with the header last; a store whose series
+    /// fall in every shard must come back whole, and the file must be exactly the layout
+    /// in the module doc (header, records, CRC-32 over everything before).
+    #[test]
+    fn a_snapshot_written_shard_by_shard_has_the_documented_layout() {
+        let a = store(YAML);
+        let nasa = crate::test_data::nasa_per_minute();
+        let n = 3 * a.shard_count();
+        for k in 0..n {
+            let name = format!("a:s{k}");
+            let labels = [LabelRef::new("__name__", &name), LabelRef::new("job", "j")];
+            let samples: Vec<Sample> = (0..30)
+                .map(|i| Sample {
+                    value: nasa[(k * 7 + i) % nasa.len()],
+                    timestamp: i as i64 * 60_000,
+                })
+                .collect();
+            a.append(
+                hash_labels(&labels),
+                &labels,
+                &samples,
+                30 * 60_000,
+                &mut AppendStats::default(),
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(save(&a, dir.path()).unwrap(), n);
+        let bytes = std::fs::read(dir.path().join(FILE)).unwrap();
+        assert_eq!(&bytes[..8], MAGIC);
+        assert_eq!(
+            u64::from_le_bytes(bytes[28..36].try_into().unwrap()),
+            n as u64
+        );
+        let (body, crc) = bytes.split_at(bytes.len() - 4);
+        assert_eq!(crc32fast::hash(body).to_le_bytes(), crc);
+        assert!(!dir.path().join(format!("{FILE}.tmp")).exists());
+        let b = store(YAML);
+        assert_eq!(
+            load(&b, dir.path(), 0).unwrap(),
+            Loaded::Restored {
+                restored: n,
+                skipped: 0
+            }
+        );
+        let (ra, rb) = (rings(&a), rings(&b));
+        assert_eq!(ra.len(), n);
+        let bits = |r: &[(String, Vec<f32>)]| -> Vec<(String, Vec<u32>)> {
+            r.iter()
+                .map(|(k, v)| (k.clone(), v.iter().map(|x| x.to_bits()).collect()))
+                .collect()
+        };
+        assert_eq!(bits(&ra), bits(&rb));
     }
 
     #[test]
