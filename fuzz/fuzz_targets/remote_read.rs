@@ -9,30 +9,41 @@ use std::sync::{Arc, OnceLock};
 use libfuzzer_sys::fuzz_target;
 use promcast::export::history::ForecastHistory;
 use promcast::export::remote_read;
-use promcast::snapshot::{Point, SeriesForecast, SeriesState, Snapshot};
+use promcast::snapshot::{ForecastAccuracy, Point, SeriesForecast, Snapshot};
 use promcast::store::{LabelSet, SeriesId};
 
 fn state() -> &'static (Snapshot, ForecastHistory) {
     static STATE: OnceLock<(Snapshot, ForecastHistory)> = OnceLock::new();
     STATE.get_or_init(|| {
+        // Built with `..SeriesForecast::new(..)` so that a field added to the snapshot does
+        // not stop this harness from compiling (it did: `accuracy`, `band_scales`).
+        let labels = Arc::new(LabelSet::from_pairs([
+            ("__name__", "job:req:rate1m"),
+            ("job", "web"),
+        ]));
         let f = SeriesForecast {
-            labels: Arc::new(LabelSet::from_pairs([
-                ("__name__", "job:req:rate1m"),
-                ("job", "web"),
-            ])),
-            id: SeriesId(1),
-            base: 0,
-            spec: 0,
-            state: SeriesState::Ready,
-            model: None,
-            origin_ms: 0,
-            fitted_ms: 0,
             points: vec![
-                Point { yhat: 1.0, lower: 0.5, upper: 1.5 },
-                Point { yhat: 2.0, lower: 1.0, upper: 3.0 },
+                Point {
+                    yhat: 1.0,
+                    lower: 0.5,
+                    upper: 1.5,
+                },
+                Point {
+                    yhat: 2.0,
+                    lower: 1.0,
+                    upper: 3.0,
+                },
             ],
-            anomaly: None,
-            rate: false,
+            accuracy: vec![
+                Some(ForecastAccuracy {
+                    mase: 0.8,
+                    coverage: 0.75,
+                    weight: 12.5,
+                }),
+                None,
+            ],
+            band_scales: vec![(1.5, 0.75), (1.0, 1.0)],
+            ..SeriesForecast::new(labels, SeriesId(1), 0, 0, 0, 60_000)
         };
         let history = ForecastHistory::new(60);
         for o in 0..60 {
