@@ -39,15 +39,9 @@ use promcast::telemetry::Telemetry;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
-}
+#[path = "common/proc_mem.rs"]
+mod proc_mem;
+use proc_mem::{peak_rss_bytes, rss_bytes};
 
 fn arg_after(args: &[String], flag: &str) -> Option<String> {
     args.iter()
@@ -210,13 +204,7 @@ fn main() {
     println!(
         "anomaly state: {:.0} MiB; peak RSS (VmHWM) {:.0} MiB",
         telemetry.anomaly_bytes() as f64 / 1048576.0,
-        std::fs::read_to_string("/proc/self/status")
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-            .unwrap_or(0.0)
-            / 1024.0
+        peak_rss_bytes() as f64 / 1048576.0
     );
     // The wait for a first choice, as a distribution over the series (simulated clock): any
     // first choice (provisional ones, made without MSTL while first choices are backlogged,
