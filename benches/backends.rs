@@ -4,7 +4,7 @@
 //! 2. end-to-end time of one forecast step of the agent's loop (`Scheduler::step`, model
 //!    `lstm`) over N stored series, per backend.
 //!
-//! `cargo bench --bench backends [--features gpu] -- [tract|ort] [N ...]` (default: every
+//! `cargo bench --bench backends [--features gpu] -- [native|tract|ort] [N ...]` (default: every
 //! backend, N = 10000 100000; the onnxruntime backend needs `--features gpu` and
 //! `ORT_DYLIB_PATH`).
 
@@ -30,7 +30,10 @@ fn nasa() -> Vec<f32> {
 
 fn backends() -> Vec<(String, BackendChoice)> {
     #[allow(unused_mut)]
-    let mut v = vec![("tract".to_string(), BackendChoice::Tract)];
+    let mut v = vec![
+        ("native".to_string(), BackendChoice::Cpu),
+        ("tract".to_string(), BackendChoice::Tract),
+    ];
     #[cfg(feature = "gpu")]
     {
         use promcast::forecast::neural::ort_worker::OrtOptions;
@@ -54,7 +57,7 @@ fn main() {
         .skip(1)
         .filter_map(|a| a.parse().ok())
         .collect();
-    // Words among the arguments pick backends (`tract`, `ort`); none: every one.
+    // Words among the arguments pick backends (`native`, `tract`, `ort`); none: every one.
     let only: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| a.parse::<usize>().is_err() && !a.starts_with('-'))

@@ -1,8 +1,10 @@
-//! The shipped LSTM on tract: series forecasts per second at batch 1, 64 and 1024, one
-//! thread, through `LstmModel::predict` (input windows built from real NASA histories,
-//! normalisation, inference, de-normalisation), and the raw plan alone.
+//! The shipped LSTM on each CPU engine (promcast's own kernel, the default, and tract): series
+//! forecasts per second at batch 1, 64 and 1024, one thread, through `LstmModel::predict`
+//! (input windows built from real NASA histories, normalisation, inference,
+//! de-normalisation), and the raw plan alone.
 //!
-//! `cargo bench --bench lstm` (criterion's "thrpt" is forecasts per second).
+//! `cargo bench --bench lstm` (criterion's "thrpt" is forecasts per second; groups
+//! `lstm_native` and `lstm_tract`).
 
 #[path = "../tests/common/traces.rs"]
 mod traces;
@@ -10,7 +12,7 @@ mod traces;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use promcast::forecast::neural::{builtin_model, History};
+use promcast::forecast::neural::{BackendChoice, History, LstmModel, BUILTIN_MODEL};
 
 /// The NASA requests-per-minute trace as `f32`.
 fn nasa() -> Vec<f32> {
@@ -21,11 +23,22 @@ fn nasa() -> Vec<f32> {
 }
 
 fn bench(c: &mut Criterion) {
-    let model = builtin_model().expect("the shipped model loads");
+    for (name, choice) in [
+        ("native", BackendChoice::Cpu),
+        ("tract", BackendChoice::Tract),
+    ] {
+        let model = LstmModel::from_bytes_on(BUILTIN_MODEL, "builtin", &choice)
+            .expect("the shipped model loads");
+        assert_eq!(model.backend().0, name);
+        engine(c, name, &model);
+    }
+}
+
+fn engine(c: &mut Criterion, name: &str, model: &LstmModel) {
     let y = nasa();
     let step = Duration::from_secs(60);
     let ring = 1440;
-    let mut g = c.benchmark_group("lstm_tract");
+    let mut g = c.benchmark_group(format!("lstm_{name}"));
     for batch in [1usize, 64, 1024] {
         let histories: Vec<History<'_>> = (0..batch)
             .map(|i| {

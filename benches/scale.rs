@@ -19,7 +19,8 @@
 //! the steps, or with a model other than `auto`).
 //!
 //! `cargo bench --bench scale -- [N] [--model auto|lstm|mstl|seasonal_naive|naive] [--steps K]
-//! [--history 6h] [--no-anomaly]`
+//! [--history 6h] [--no-anomaly] [--backend cpu|tract]` (`cpu`, the default, is what the agent
+//! runs: promcast's own kernel for the built-in model; `tract` runs it on tract).
 
 #[path = "../tests/common/traces.rs"]
 mod traces;
@@ -82,6 +83,11 @@ fn main() {
         .unwrap_or(3);
     let history = arg_after(&args, "--history").unwrap_or_else(|| "6h".into());
     let anomaly = !args.iter().any(|a| a == "--no-anomaly");
+    let backend = match arg_after(&args, "--backend").as_deref() {
+        None | Some("cpu") => BackendChoice::Cpu,
+        Some("tract") => BackendChoice::Tract,
+        Some(other) => panic!("--backend {other}: expected cpu or tract"),
+    };
     let y: Vec<f64> = traces::nasa_requests_per_minute();
     let ring = 1440usize;
     println!(
@@ -138,7 +144,8 @@ fn main() {
         (rss_store - rss0) as f64 / n as f64 / 1024.0
     );
 
-    let lstm = LstmModel::from_bytes_on(BUILTIN_MODEL, "builtin", &BackendChoice::Tract).unwrap();
+    let lstm = LstmModel::from_bytes_on(BUILTIN_MODEL, "builtin", &backend).unwrap();
+    println!("LSTM engine: {}", lstm.backend().0);
     let telemetry = Arc::new(Telemetry::default());
     let cell = Arc::new(SnapshotCell::new(Snapshot::empty(&config)));
     cell.subscribe(Arc::new(ForecastHistory::new(config.forecast_history)));

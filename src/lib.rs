@@ -30,8 +30,9 @@
 //!   eviction, ring snapshots on disk.
 //! - [`forecast`]: the model interface ([`forecast::Fit`] / [`forecast::Predict`] /
 //!   [`forecast::Listed`]), the models, one file each (those of [`models`]: `naive`,
-//!   `seasonal_naive`, `mstl`, `ets`, `lstm` via tract-onnx or, with the `gpu` feature, an
-//!   onnxruntime batch worker), `auto`'s choice, the per-series forecaster and each
+//!   `seasonal_naive`, `mstl`, `ets`, `lstm` via promcast's own CPU kernel for the models
+//!   `promcast train` exports (the crate `crates/lstm-kernel`), tract-onnx for any other, or,
+//!   with the `gpu` feature, an onnxruntime batch worker), `auto`'s choice, the per-series forecaster and each
 //!   series' rolling accuracy (`N:forecast_mase`, `N:forecast_coverage`), which also
 //!   calibrates its band per horizon.
 //! - [`anomaly`]: the detector interface ([`anomaly::Detector`]) and the detectors, one file

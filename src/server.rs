@@ -593,8 +593,10 @@ fn choose_backend(config: &Config) -> BackendChoice {
             _ => {}
         }
     }
-    let _ = config;
-    BackendChoice::Tract
+    match config.inference.backend {
+        crate::config::BackendKind::Tract => BackendChoice::Tract,
+        _ => BackendChoice::Cpu,
+    }
 }
 
 /// Whether the node has an NVIDIA GPU driver loaded.

@@ -1,6 +1,8 @@
 //! The inference-backend conformance suite, written once and run for every backend this build
-//! has: tract always; onnxruntime with `--features gpu` (on the CPU provider unless the node
-//! has a GPU). The same models (the test fixture and the built-in model), the same windows of
+//! has: tract always; promcast's own kernel (`BackendChoice::Cpu`) for the graphs
+//! `promcast train` exports (the built-in models; the fixture falls back to tract there);
+//! onnxruntime with `--features gpu` (on the CPU provider unless the node has a GPU). The same
+//! models (the test fixture and both built-in models), the same windows of
 //! real traffic (NASA requests per minute), several batch sizes on the symbolic batch
 //! dimension, and concurrent callers. Every backend must give tract's answers within
 //! [`TOLERANCE`] in the model's normalised units (1e-4 of the window's scale after
@@ -16,7 +18,8 @@ mod traces;
 use std::time::Duration;
 
 use promcast::forecast::neural::{
-    fixture_model, BackendChoice, FixtureParams, History, LstmModel, BUILTIN_MODEL,
+    fixture_model, BackendChoice, FixtureParams, History, LstmModel, BUILTIN_HOUR_MODEL,
+    BUILTIN_MODEL,
 };
 
 /// Largest difference allowed between backends, in normalised output units.
@@ -34,13 +37,14 @@ fn models() -> Vec<(&'static str, Vec<u8>)> {
     vec![
         ("fixture", fixture_model(&FixtureParams::default())),
         ("builtin", BUILTIN_MODEL.to_vec()),
+        ("builtin-60m", BUILTIN_HOUR_MODEL.to_vec()),
     ]
 }
 
 /// Every backend this build has, besides tract (the reference).
 fn other_backends() -> Vec<(&'static str, BackendChoice)> {
     #[allow(unused_mut)]
-    let mut v: Vec<(&'static str, BackendChoice)> = Vec::new();
+    let mut v: Vec<(&'static str, BackendChoice)> = vec![("native", BackendChoice::Cpu)];
     #[cfg(feature = "gpu")]
     {
         use promcast::forecast::neural::ort_worker::OrtOptions;
@@ -88,12 +92,17 @@ fn every_backend_gives_tracts_answers() {
         others.iter().map(|b| b.0).collect::<Vec<_>>()
     );
     for (name, bytes) in models() {
-        let reference = LstmModel::from_bytes(&bytes, name).unwrap();
+        let reference = LstmModel::from_bytes_on(&bytes, name, &BackendChoice::Tract).unwrap();
         assert_eq!(reference.backend(), ("tract", "cpu"));
         for (backend, choice) in &others {
             let model = LstmModel::from_bytes_on(&bytes, name, choice)
                 .unwrap_or_else(|e| panic!("{name} on {backend}: {e}"));
-            assert_eq!(model.backend().0, *backend);
+            // The native kernel serves only the graphs promcast train exports.
+            let expect = match (*backend, name) {
+                ("native", "fixture") => "tract",
+                _ => backend,
+            };
+            assert_eq!(model.backend().0, expect, "{name}");
             for n in [1usize, 7, 64, 1000] {
                 // raw normalised outputs on identical inputs
                 let meta = reference.meta();
@@ -108,6 +117,7 @@ fn every_backend_gives_tracts_answers() {
                     .zip(&want)
                     .map(|(a, b)| (a - b).abs())
                     .fold(0f32, f32::max);
+                eprintln!("{name} on {backend}, batch {n}: max |difference| {worst:.1e}");
                 assert!(
                     worst <= TOLERANCE,
                     "{name} on {backend}, batch {n}: max |difference| {worst}"

@@ -469,12 +469,13 @@ remote_write:
         !own.is_empty(),
         "no promcast_ metrics in /metrics:\n{metrics}"
     );
-    // The engine that runs the LSTM is told: under `auto` without a GPU, tract on the CPU.
+    // The engine that runs the LSTM is told: under `auto` without a GPU, promcast's own kernel
+    // on the CPU (the built-in model is one promcast train exported).
     // With a GPU, onnxruntime (its provider depends on the library the test was given).
     let expect_backend = if promcast::server::gpu_present() && cfg!(feature = "gpu") {
         "promcast_inference_backend_info{backend=\"ort\","
     } else {
-        "promcast_inference_backend_info{backend=\"tract\",provider=\"cpu\"} 1"
+        "promcast_inference_backend_info{backend=\"native\",provider=\"cpu\"} 1"
     };
     assert!(
         metrics.lines().any(|l| l.starts_with(expect_backend)),

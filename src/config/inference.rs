@@ -18,8 +18,9 @@ pub struct InferenceSection {
     /// file path, resolved against the config file's directory when relative.
     pub model: Option<String>,
     /// `auto` (onnxruntime with CUDA when the node has an NVIDIA GPU and the library is
-    /// there, tract otherwise), `tract` (CPU, built in) or `ort` (onnxruntime; needs a build
-    /// with `--features gpu` and the library).
+    /// there; otherwise the CPU: promcast's own kernel for the models `promcast train` exports,
+    /// the built-in ones among them, tract for any other), `tract` (tract for every model) or
+    /// `ort` (onnxruntime; needs a build with `--features gpu` and the library).
     pub backend: Option<String>,
     /// The onnxruntime shared library (default: `ORT_DYLIB_PATH`).
     pub ort_library: Option<PathBuf>,

@@ -391,7 +391,7 @@ mod tests {
         let a = ask(&[5, 15], &[]);
         let lstm = crate::forecast::load::load_lstm(
             &crate::config::ModelSource::Builtin,
-            &crate::forecast::neural::BackendChoice::Tract,
+            &crate::forecast::neural::BackendChoice::Cpu,
         )
         .unwrap();
         let m = Models::for_entry(&crate::forecast::Entry {

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use super::model::{Ask, Entry};
 pub use super::neural::BUILTIN_ORIGIN;
 use super::neural::{builtin_model, BackendChoice, LstmModel, NeuralError};
-#[cfg(feature = "gpu")]
 use super::neural::{BUILTIN_HOUR_MODEL, BUILTIN_HOUR_ORIGIN, BUILTIN_MODEL};
 use super::registry::Models;
 use crate::config::{Config, ModelChoice, ModelKind, ModelSource};
@@ -21,8 +20,7 @@ pub fn load_lstm(
         (ModelSource::Disabled, _) => return Ok(None),
         (ModelSource::File(path), b) => LstmModel::load_on(path, b)?,
         // Shared by every caller in the process (offline tools load it per model).
-        (ModelSource::Builtin, BackendChoice::Tract) => builtin_model()?,
-        #[cfg(feature = "gpu")]
+        (ModelSource::Builtin, BackendChoice::Cpu) => builtin_model()?,
         (ModelSource::Builtin, b) => {
             LstmModel::from_bytes_on(BUILTIN_MODEL, BUILTIN_ORIGIN, b)?.with_companion(
                 LstmModel::from_bytes_on(BUILTIN_HOUR_MODEL, BUILTIN_HOUR_ORIGIN, b)?,
@@ -41,10 +39,10 @@ pub fn load_for_agent(
     match load_lstm(&config.lstm_model, backend) {
         Err(e)
             if config.inference.backend == crate::config::BackendKind::Auto
-                && !matches!(backend, BackendChoice::Tract) =>
+                && !matches!(backend, BackendChoice::Cpu | BackendChoice::Tract) =>
         {
-            tracing::warn!(error = %e, "onnxruntime unavailable; using tract");
-            load_lstm(&config.lstm_model, &BackendChoice::Tract)
+            tracing::warn!(error = %e, "onnxruntime unavailable; using the CPU");
+            load_lstm(&config.lstm_model, &BackendChoice::Cpu)
         }
         other => other,
     }
@@ -63,7 +61,7 @@ pub struct ModelCheck {
 /// asks for `lstm` must fit it; an `auto` entry that does not is a note.
 pub fn check(config: &Config) -> ModelCheck {
     let mut check = ModelCheck::default();
-    let model = match load_lstm(&config.lstm_model, &BackendChoice::Tract) {
+    let model = match load_lstm(&config.lstm_model, &BackendChoice::Cpu) {
         Ok(Some(m)) => m,
         Ok(None) => return check,
         Err(e) => {
@@ -103,7 +101,7 @@ mod tests {
     #[test]
     fn a_missing_file_says_where_it_looked() {
         let source = ModelSource::File("/nonexistent/model.onnx".into());
-        let err = load_lstm(&source, &BackendChoice::Tract).unwrap_err();
+        let err = load_lstm(&source, &BackendChoice::Cpu).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/model.onnx"), "{err}");
     }
 
@@ -142,10 +140,10 @@ forecast:
         use std::time::Duration;
         let path =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/promcast-lstm-60m.onnx");
-        let hour = load_lstm(&ModelSource::File(path), &BackendChoice::Tract)
+        let hour = load_lstm(&ModelSource::File(path), &BackendChoice::Cpu)
             .unwrap()
             .expect("a model");
-        let builtin = load_lstm(&ModelSource::Builtin, &BackendChoice::Tract)
+        let builtin = load_lstm(&ModelSource::Builtin, &BackendChoice::Cpu)
             .unwrap()
             .expect("a model");
         let m = |v: &[u64]| -> Vec<Duration> {
@@ -178,7 +176,7 @@ forecast:
   - { selector: 'c', horizons: [5m, 7m], model: lstm }
 "#;
         let config = Config::from_yaml(yaml, "test", None).unwrap();
-        let network = load_lstm(&ModelSource::Builtin, &BackendChoice::Tract)
+        let network = load_lstm(&ModelSource::Builtin, &BackendChoice::Cpu)
             .unwrap()
             .expect("a model");
         let window = |i: usize| {

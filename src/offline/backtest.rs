@@ -243,7 +243,7 @@ pub fn run(
         Some(p) => ModelSource::File(p.clone()),
         None => ModelSource::Builtin,
     };
-    let lstm = load_lstm(&source, &BackendChoice::Tract)?;
+    let lstm = load_lstm(&source, &BackendChoice::Cpu)?;
     let day = (86_400_000 / step_ms).max(1) as usize;
     let mase_season = opts.mase_season.unwrap_or(day);
     let max_h = opts

@@ -123,7 +123,7 @@ mod tests {
         // A gap longer than the padding, and the series' first buckets missing.
         values[..7].fill(f32::NAN);
         values[3000..3012].fill(f32::NAN);
-        let lstm = load_lstm(&crate::config::ModelSource::Builtin, &BackendChoice::Tract).unwrap();
+        let lstm = load_lstm(&crate::config::ModelSource::Builtin, &BackendChoice::Cpu).unwrap();
         for model in crate::offline::backtest::every_model() {
             let yaml = format!(
                 "storage: {{ step: 1m, retention: 1d, idle_timeout: 3650d }}\n\

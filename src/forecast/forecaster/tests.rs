@@ -16,7 +16,7 @@ fn forecaster_with(model: &str, seasons: &str) -> Forecaster {
     let config = Config::from_yaml(&yaml, "test", None).unwrap();
     let lstm = super::super::load::load_lstm(
         &crate::config::ModelSource::Builtin,
-        &super::super::neural::BackendChoice::Tract,
+        &super::super::neural::BackendChoice::Cpu,
     )
     .unwrap();
     Forecaster::new(&config, lstm).unwrap()

@@ -9,6 +9,7 @@
 
 pub mod contract;
 mod fixture;
+mod native;
 pub(crate) mod onnx;
 pub(crate) mod onnx_build;
 #[cfg(feature = "gpu")]
@@ -35,6 +36,10 @@ pub use window::{input_row, History, RowNorm};
 /// Which inference engine runs a model.
 #[derive(Debug, Clone)]
 pub enum BackendChoice {
+    /// The CPU: promcast's own kernel for the graphs `promcast train` exports (the built-in
+    /// models), tract for any other.
+    Cpu,
+    /// tract, whatever the graph (`inference.backend: tract`).
     Tract,
     /// onnxruntime through the batch worker (Cargo feature `gpu`).
     #[cfg(feature = "gpu")]
@@ -42,6 +47,7 @@ pub enum BackendChoice {
 }
 
 enum Backend {
+    Native(Box<native::NativePlan>),
     Tract(tract::TractPlan),
     #[cfg(feature = "gpu")]
     Ort(ort_worker::OrtWorker),
@@ -50,6 +56,7 @@ enum Backend {
 impl Backend {
     fn run(&self, rows: usize, input: &[f32], out: &mut Vec<f32>) -> Result<(), String> {
         match self {
+            Backend::Native(p) => p.run(rows, input, out),
             Backend::Tract(p) => p.run(rows, input, out),
             #[cfg(feature = "gpu")]
             Backend::Ort(w) => w.run(rows, input, out),
@@ -58,6 +65,7 @@ impl Backend {
 
     fn describe(&self) -> (&'static str, &'static str) {
         match self {
+            Backend::Native(_) => ("native", "cpu"),
             Backend::Tract(_) => ("tract", "cpu"),
             #[cfg(feature = "gpu")]
             Backend::Ort(w) => ("ort", w.provider()),
@@ -126,13 +134,13 @@ impl fmt::Debug for LstmModel {
 impl LstmModel {
     /// Reads and loads the model file at `path`; errors name the path.
     pub fn load(path: &Path) -> Result<Self, NeuralError> {
-        Self::load_on(path, &BackendChoice::Tract)
+        Self::load_on(path, &BackendChoice::Cpu)
     }
 
     /// Loads a model from ONNX bytes on tract; `origin` (a path or a name) is used in error
     /// messages.
     pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<Self, NeuralError> {
-        Self::from_bytes_on(bytes, origin, &BackendChoice::Tract)
+        Self::from_bytes_on(bytes, origin, &BackendChoice::Cpu)
     }
 
     /// Reads the model file at `path` and loads it on `backend`.
@@ -157,8 +165,17 @@ impl LstmModel {
         let meta = parse_meta(&proto.metadata_props, origin)?;
         let output_index = check_declared_shapes(&proto, &meta, origin)?;
         let shape = meta.plan_shape(output_index);
+        let native = match backend {
+            BackendChoice::Cpu => native::NativePlan::recognise(&proto, shape)
+                .inspect_err(|why| tracing::debug!(origin, why, "tract runs the model"))
+                .ok(),
+            _ => None,
+        };
         let plan = match backend {
-            BackendChoice::Tract => {
+            BackendChoice::Cpu if native.is_some() => {
+                Backend::Native(Box::new(native.expect("checked just above")))
+            }
+            BackendChoice::Cpu | BackendChoice::Tract => {
                 Backend::Tract(tract::TractPlan::load(bytes, shape).map_err(|e| match e {
                     tract::LoadError::Onnx(reason) => NeuralError::Onnx {
                         origin: origin.to_owned(),
@@ -206,7 +223,7 @@ impl LstmModel {
         &self.inner.meta
     }
 
-    /// `(backend, execution provider)`: `("tract", "cpu")`, `("ort", "cpu")` or
+    /// `(backend, execution provider)`: `("native", "cpu")`, `("tract", "cpu")`, `("ort", "cpu")` or
     /// `("ort", "cuda")`.
     pub fn backend(&self) -> (&'static str, &'static str) {
         self.inner.plan.describe()

@@ -1,5 +1,7 @@
 //! Helpers to write ONNX graphs with the prost types of `proto/onnx.proto`: the fixture
-//! model and the models `promcast train` exports.
+//! model and the models `promcast train` exports. The export's nodes live here (not with the
+//! trainer) because the native kernel (`native.rs`) recognises a graph by comparing its
+//! nodes with them, in builds without the `offline` feature too.
 
 use super::onnx::{
     attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto,
@@ -147,4 +149,68 @@ pub fn lstm_front(w: &str, r: &str, b: &str, hidden: i64) -> (Vec<TensorProto>, 
         node("Squeeze", &["y_h", "c_zero"], &["h_last"], vec![]),
     ];
     (init, nodes)
+}
+
+/// Nodes reading the head's extra inputs from `input`: the last `value` (`x_last3`
+/// `[N,1,1]`, `x_last` `[N,1]`) and the seasonal lead and its mask at each horizon's
+/// position (`seas`, `smask`, `[N,K]`).
+pub fn feature_nodes() -> Vec<NodeProto> {
+    vec![
+        node(
+            "Slice",
+            &["input", "c_last_start", "c_last_end", "c_axes_12"],
+            &["x_last3"],
+            vec![],
+        ),
+        node("Reshape", &["x_last3", "c_col"], &["x_last"], vec![]),
+        node(
+            "Gather",
+            &["input", "c_positions"],
+            &["picked"],
+            vec![attr_int("axis", 1)],
+        ),
+        node(
+            "Slice",
+            &["picked", "c_lead", "c_lead_end", "c_two"],
+            &["seas3"],
+            vec![],
+        ),
+        node("Reshape", &["seas3", "c_cols_k"], &["seas"], vec![]),
+        node(
+            "Slice",
+            &["picked", "c_mask", "c_mask_end", "c_two"],
+            &["smask3"],
+            vec![],
+        ),
+        node("Reshape", &["smask3", "c_cols_k"], &["smask"], vec![]),
+    ]
+}
+
+/// Nodes of the head: the MLP over `[h_last, x_last, seas, smask]`, then non-crossing
+/// quantiles around the median plus the last value (`output`).
+pub fn head_nodes() -> Vec<NodeProto> {
+    vec![
+        node(
+            "Concat",
+            &["h_last", "x_last", "seas", "smask"],
+            &["z"],
+            vec![attr_int("axis", 1)],
+        ),
+        node("MatMul", &["z", "head_W1"], &["z1"], vec![]),
+        node("Add", &["z1", "head_b1"], &["z1b"], vec![]),
+        node("Relu", &["z1b"], &["hid"], vec![]),
+        node("MatMul", &["hid", "head_W2"], &["r2"], vec![]),
+        node("Add", &["r2", "head_b2"], &["r2b"], vec![]),
+        node("Reshape", &["r2b", "c_out_shape"], &["r"], vec![]),
+        node("Softplus", &["r"], &["sp"], vec![]),
+        node("MatMul", &["sp", "offsets_T"], &["spread"], vec![]),
+        node(
+            "Slice",
+            &["r", "c_mid", "c_mid_end", "c_two"],
+            &["rmid"],
+            vec![],
+        ),
+        node("Add", &["rmid", "x_last3"], &["base"], vec![]),
+        node("Add", &["spread", "base"], &["output"], vec![]),
+    ]
 }

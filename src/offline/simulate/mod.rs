@@ -260,7 +260,7 @@ fn horizon_steps(opts: &SimOptions, need: usize) -> Result<Vec<usize>> {
         Some(p) => ModelSource::File(p.clone()),
         None => ModelSource::Builtin,
     };
-    let model_steps = match load_lstm(&source, &BackendChoice::Tract)? {
+    let model_steps = match load_lstm(&source, &BackendChoice::Cpu)? {
         Some(m) if m.meta().steps.contains(&opts.step) => {
             let step_ms = opts.step.as_millis();
             m.meta()
@@ -331,7 +331,7 @@ pub fn outlooks(
         Some(p) => ModelSource::File(p.clone()),
         None => ModelSource::Builtin,
     };
-    let lstm = load_lstm(&source, &BackendChoice::Tract)?;
+    let lstm = load_lstm(&source, &BackendChoice::Cpu)?;
     let mut replay = Replay::new(&config, lstm, calendar, first_bucket, values)?;
     let mut bands = Vec::with_capacity(values.len() - eval_start);
     for b in eval_start..values.len() {

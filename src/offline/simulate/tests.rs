@@ -114,7 +114,7 @@ fn the_agent_and_the_simulator_decide_alike() {
     assert_eq!(config.scaling[0].params, params, "same knobs");
     let store = Arc::new(Store::new(&config, b0 * 60_000));
     let cell = Arc::new(SnapshotCell::new(Snapshot::empty(&config)));
-    let lstm = load_lstm(&ModelSource::Builtin, &BackendChoice::Tract).unwrap();
+    let lstm = load_lstm(&ModelSource::Builtin, &BackendChoice::Cpu).unwrap();
     let mut sched = Scheduler::new(config.clone(), store.clone(), cell, lstm).unwrap();
     let labels = [LabelRef::new("__name__", "replay")];
     let append = |from: usize, to: usize| {

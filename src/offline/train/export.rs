@@ -22,10 +22,10 @@ use prost::Message;
 use super::net::{Net, Shape};
 use crate::config::format_duration;
 use crate::forecast::neural::onnx::{
-    GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto,
+    GraphProto, ModelProto, OperatorSetIdProto, StringStringEntryProto, TensorProto,
 };
 use crate::forecast::neural::onnx_build::{
-    attr_int, lstm_front, node, tensor_f32, tensor_i64, value_info, Dim,
+    feature_nodes, head_nodes, lstm_front, tensor_f32, tensor_i64, value_info, Dim,
 };
 use crate::forecast::neural::{
     Feature, Normalisation, KEY_FEATURES, KEY_FORMAT, KEY_HORIZONS, KEY_NORMALISATION,
@@ -159,70 +159,6 @@ fn constants(s: &Shape) -> Vec<TensorProto> {
         tensor_i64("c_mid", &[1], vec![i(s.mid())]),
         tensor_i64("c_mid_end", &[1], vec![i(s.mid() + 1)]),
         tensor_i64("c_out_shape", &[3], vec![-1, i(k), i(q)]),
-    ]
-}
-
-/// Nodes reading the head's extra inputs from `input`: the last `value` (`x_last3`
-/// `[N,1,1]`, `x_last` `[N,1]`) and the seasonal lead and its mask at each horizon's
-/// position (`seas`, `smask`, `[N,K]`).
-fn feature_nodes() -> Vec<NodeProto> {
-    vec![
-        node(
-            "Slice",
-            &["input", "c_last_start", "c_last_end", "c_axes_12"],
-            &["x_last3"],
-            vec![],
-        ),
-        node("Reshape", &["x_last3", "c_col"], &["x_last"], vec![]),
-        node(
-            "Gather",
-            &["input", "c_positions"],
-            &["picked"],
-            vec![attr_int("axis", 1)],
-        ),
-        node(
-            "Slice",
-            &["picked", "c_lead", "c_lead_end", "c_two"],
-            &["seas3"],
-            vec![],
-        ),
-        node("Reshape", &["seas3", "c_cols_k"], &["seas"], vec![]),
-        node(
-            "Slice",
-            &["picked", "c_mask", "c_mask_end", "c_two"],
-            &["smask3"],
-            vec![],
-        ),
-        node("Reshape", &["smask3", "c_cols_k"], &["smask"], vec![]),
-    ]
-}
-
-/// Nodes of the head: the MLP over `[h_last, x_last, seas, smask]`, then non-crossing
-/// quantiles around the median plus the last value (`output`).
-fn head_nodes() -> Vec<NodeProto> {
-    vec![
-        node(
-            "Concat",
-            &["h_last", "x_last", "seas", "smask"],
-            &["z"],
-            vec![attr_int("axis", 1)],
-        ),
-        node("MatMul", &["z", "head_W1"], &["z1"], vec![]),
-        node("Add", &["z1", "head_b1"], &["z1b"], vec![]),
-        node("Relu", &["z1b"], &["hid"], vec![]),
-        node("MatMul", &["hid", "head_W2"], &["r2"], vec![]),
-        node("Add", &["r2", "head_b2"], &["r2b"], vec![]),
-        node("Reshape", &["r2b", "c_out_shape"], &["r"], vec![]),
-        node("Softplus", &["r"], &["sp"], vec![]),
-        node("MatMul", &["sp", "offsets_T"], &["spread"], vec![]),
-        node(
-            "Slice",
-            &["r", "c_mid", "c_mid_end", "c_two"],
-            &["rmid"],
-            vec![],
-        ),
-        node("Add", &["rmid", "x_last3"], &["base"], vec![]),
-        node("Add", &["spread", "base"], &["output"], vec![]),
     ]
 }
 
