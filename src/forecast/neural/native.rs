@@ -54,6 +54,9 @@ impl NativePlan {
         let [1, four_h, hidden] = r.dims[..] else {
             return Err(format!("{LSTM_R} has shape {:?}", r.dims));
         };
+        if !(1..=1 << 16).contains(&hidden) || four_h != 4 * hidden {
+            return Err(format!("{LSTM_R} has shape {:?}", r.dims));
+        }
         let (_, mut expected) = lstm_front(LSTM_W, LSTM_R, LSTM_B, hidden);
         expected.extend(feature_nodes());
         expected.extend(head_nodes());
@@ -65,9 +68,6 @@ impl NativePlan {
         }
         let (h, f) = (hidden as usize, shape.features);
         let (k, q) = (shape.horizons, shape.quantiles);
-        if four_h != 4 * hidden || h == 0 {
-            return Err(format!("{LSTM_R} has shape {:?}", r.dims));
-        }
         let (h64, f64_) = (h as i64, f as i64);
         let wx = floats(init(LSTM_W)?, &[1, 4 * h64, f64_])?;
         let wh = floats(r, &[1, 4 * h64, h64])?;
@@ -87,11 +87,32 @@ impl NativePlan {
         let mask = ints("c_mask", 1)?[0];
         let mid = ints("c_mid", 1)?[0];
         let w = shape.window;
-        if last_start[0] != w - 1 || positions.iter().any(|&p| p >= w) {
+        if last_start[0] + 1 != w || positions.iter().any(|&p| p >= w) {
             return Err("slice positions outside the window".into());
         }
         if [last_start[1], lead, mask].iter().any(|&i| i >= f) || mid >= q {
             return Err("feature or quantile index out of range".into());
+        }
+        // The other constants the nodes read must be the exporter's for these shapes.
+        let i = |x: usize| x as i64;
+        for (name, want) in [
+            ("c_zero", vec![0]),
+            ("c_one", vec![1]),
+            ("c_two", vec![2]),
+            ("c_hidden", vec![hidden]),
+            ("c_last_end", vec![i(w), i(last_start[1] + 1)]),
+            ("c_axes_12", vec![1, 2]),
+            ("c_col", vec![-1, 1]),
+            ("c_cols_k", vec![-1, i(k)]),
+            ("c_lead_end", vec![i(lead + 1)]),
+            ("c_mask_end", vec![i(mask + 1)]),
+            ("c_mid_end", vec![i(mid + 1)]),
+            ("c_out_shape", vec![-1, i(k), i(q)]),
+        ] {
+            let t = init(name)?;
+            if t.data_type != Some(DataType::Int64 as i32) || int64s(t) != want {
+                return Err(format!("{name} is not {want:?}"));
+            }
         }
         let network = Network::new(Weights {
             window: w,
@@ -147,16 +168,21 @@ fn floats(t: &TensorProto, dims: &[i64]) -> Result<Vec<f32>, NotRecognised> {
     Ok(data)
 }
 
-/// A non-negative int64 initializer of `len` values.
-fn ints(t: &TensorProto, len: usize) -> Result<Vec<usize>, NotRecognised> {
-    let name = t.name.as_deref().unwrap_or("?");
-    let data: Vec<i64> = match &t.raw_data {
+/// The values of an int64 initializer, raw or typed.
+fn int64s(t: &TensorProto) -> Vec<i64> {
+    match &t.raw_data {
         Some(raw) if !raw.is_empty() => raw
             .chunks_exact(8)
             .map(|b| i64::from_le_bytes(b.try_into().expect("chunks of 8")))
             .collect(),
         _ => t.int64_data.clone(),
-    };
+    }
+}
+
+/// A non-negative int64 initializer of `len` values.
+fn ints(t: &TensorProto, len: usize) -> Result<Vec<usize>, NotRecognised> {
+    let name = t.name.as_deref().unwrap_or("?");
+    let data = int64s(t);
     if t.data_type != Some(DataType::Int64 as i32) || data.len() != len {
         return Err(format!("{name}: expected {len} int64 values"));
     }
@@ -168,6 +194,40 @@ fn ints(t: &TensorProto, len: usize) -> Result<Vec<usize>, NotRecognised> {
 #[cfg(test)]
 mod tests {
     use promcast_lstm_kernel::{sigmoid, softplus, tanh};
+    use prost::Message;
+
+    use super::super::contract::parse_meta;
+    use super::super::BUILTIN_MODEL;
+    use super::*;
+
+    /// The built-in model is recognised; the same graph with one constant or one node
+    /// changed is not (tract would run it).
+    #[test]
+    fn only_the_exporters_graph_is_recognised() {
+        let proto = ModelProto::decode(BUILTIN_MODEL).unwrap();
+        let shape = parse_meta(&proto.metadata_props, "builtin")
+            .unwrap()
+            .plan_shape(0);
+        assert!(NativePlan::recognise(&proto, shape).is_ok());
+
+        let mut other = proto.clone();
+        let graph = other.graph.as_mut().unwrap();
+        let t = (graph.initializer.iter_mut())
+            .find(|t| t.name.as_deref() == Some("c_lead_end"))
+            .unwrap();
+        t.int64_data[0] += 1;
+        let err = NativePlan::recognise(&other, shape).unwrap_err();
+        assert!(err.contains("c_lead_end"), "{err}");
+
+        let mut other = proto.clone();
+        let graph = other.graph.as_mut().unwrap();
+        let relu = (graph.node.iter_mut())
+            .find(|n| n.op_type.as_deref() == Some("Relu"))
+            .unwrap();
+        relu.op_type = Some("Sigmoid".into());
+        let err = NativePlan::recognise(&other, shape).unwrap_err();
+        assert!(err.contains("nodes"), "{err}");
+    }
 
     #[test]
     fn the_kernels_rational_tanh_is_within_1e6_of_the_exact_one() {
