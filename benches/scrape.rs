@@ -41,6 +41,7 @@ fn main() {
                 spec: 0,
                 state: SeriesState::Ready,
                 model: Some(ModelKind::Lstm),
+                auto: Default::default(),
                 origin_ms: 0,
                 base: 0,
                 fitted_ms: 0,

@@ -91,6 +91,23 @@ impl<T: Copy> PerModel<T> {
     }
 }
 
+/// Where an `auto` series stands with its choice of model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AutoChoice {
+    /// Not an `auto` entry: the entry names its model.
+    #[default]
+    Fixed,
+    /// No choice yet (history too short to compare, or waiting for its turn): served by
+    /// the preference order.
+    Waiting,
+    /// Chosen without the expensive candidates while other series waited for a first
+    /// choice; made again with every candidate once none waits.
+    Provisional,
+    /// Chosen with every candidate.
+    Chosen,
+}
+
 /// Where a series stands with the forecast loop.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
@@ -167,6 +184,8 @@ pub struct SeriesForecast {
     pub spec: u16,
     pub state: SeriesState,
     pub model: Option<ModelKind>,
+    /// For an `auto` entry, whether `model` is its choice and how it was made.
+    pub auto: AutoChoice,
     /// Time of the newest observed bucket the forecast starts from.
     pub origin_ms: i64,
     /// Bucket the horizons count from: the newest bucket, padded towards the step's time
@@ -208,6 +227,7 @@ impl SeriesForecast {
             spec,
             state: SeriesState::Ready,
             model: None,
+            auto: AutoChoice::Fixed,
             origin_ms: head * step_ms,
             base,
             fitted_ms: head * step_ms,

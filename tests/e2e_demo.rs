@@ -100,6 +100,20 @@ fn demo_shows_a_forecast_cone_and_anomaly_scores_within_a_minute() {
 
     // The series list: the three shipped traces, ready.
     assert_eq!(num(&dom, "series-list", "data-rows"), Some(3.0), "{dom}");
+    // The demo runs the defaults (`auto`): the page says how far the series' choice of
+    // model is, beside the model ("model lstm (waiting)" until its first choice).
+    let choice = browser::attr(&dom, "chart", "data-auto-choice").unwrap_or_default();
+    assert!(
+        ["waiting", "provisional", "chosen"].contains(&choice.as_str()),
+        "auto choice {choice:?}"
+    );
+    let meta = browser::attr(&dom, "chart", "data-meta").unwrap_or_default();
+    println!("auto choice on the page: {choice}; chart meta {meta:?}");
+    assert_eq!(
+        meta.contains(&format!("({choice})")),
+        choice != "chosen",
+        "chart meta {meta:?} for choice {choice}"
+    );
     for name in [
         "job:http_requests:rate1m",
         "instance:cpu_utilization:ratio",

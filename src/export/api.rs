@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::config::{Selector, SelectorError};
-use crate::snapshot::{NoDesired, SeriesState, Snapshot};
+use crate::snapshot::{AutoChoice, NoDesired, SeriesState, Snapshot};
 use crate::store::LabelSet;
 
 /// Why the JSON API answers with an error. Every variant answers in Prometheus' error shape,
@@ -118,6 +118,11 @@ struct SeriesJson<'a> {
     #[serde(flatten)]
     state: &'a SeriesState,
     model: Option<&'static str>,
+    /// For an `auto` entry: `waiting` (no choice yet, the preference order serves),
+    /// `provisional` (chosen without the expensive candidates while others waited) or
+    /// `chosen`.
+    #[serde(skip_serializing_if = "is_fixed")]
+    auto_choice: AutoChoice,
     /// Unix seconds of the newest observed point the forecast starts from.
     origin: f64,
     /// Seconds between the model's last fit and the snapshot.
@@ -131,6 +136,10 @@ struct SeriesJson<'a> {
     anomaly_likelihood: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     anomalous: Option<i8>,
+}
+
+fn is_fixed(c: &AutoChoice) -> bool {
+    *c == AutoChoice::Fixed
 }
 
 /// Builds the response body; `Err` is the client's mistake (400).
@@ -178,6 +187,7 @@ pub fn forecasts_json(
             labels: labels_json(&s.labels),
             state: &s.state,
             model: s.model.map(|m| m.as_str()),
+            auto_choice: s.auto,
             origin: s.origin_ms as f64 / 1e3,
             age_seconds: ((snapshot.generated_ms - s.fitted_ms).max(0)) as f64 / 1e3,
             forecasts,
@@ -423,13 +433,14 @@ mod tests {
     use std::sync::Arc;
 
     fn snapshot() -> Snapshot {
-        let mk = |job: &str, state| SeriesForecast {
+        let mk = |job: &str, state, auto| SeriesForecast {
             labels: Arc::new(LabelSet::from_pairs([("__name__", "a:b"), ("job", job)])),
             id: crate::store::SeriesId(0),
             base: 0,
             spec: 0,
             state,
             model: Some(ModelKind::Naive),
+            auto,
             origin_ms: 60_000,
             fitted_ms: 60_000,
             points: vec![Point {
@@ -451,13 +462,14 @@ mod tests {
             step_ms: 60_000,
             horizons: vec![vec![("5m".into(), 300_000)]],
             series: vec![
-                mk("web", SeriesState::Ready),
+                mk("web", SeriesState::Ready, AutoChoice::Provisional),
                 mk(
                     "api",
                     SeriesState::WarmingUp {
                         for_model: "naive",
                         points_needed: 4,
                     },
+                    AutoChoice::Fixed,
                 ),
             ],
             scaling: Vec::new(),
@@ -476,8 +488,11 @@ mod tests {
         assert_eq!(series[0]["forecasts"][0]["coverage"], 0.75);
         assert_eq!(series[0]["forecasts"][0]["scored"], 12.5);
         assert_eq!(series[0]["forecasts"][0]["band_scale"], json!([1.5, 0.75]));
+        assert_eq!(series[0]["auto_choice"], "provisional");
         let v = forecasts_json(&snapshot(), None, 100).unwrap();
         let api = &v["data"]["series"][1];
+        // An entry that names its model says nothing about a choice.
+        assert!(api.get("auto_choice").is_none(), "{api}");
         assert_eq!(api["state"], "warming_up");
         assert_eq!(api["points_needed"], 4);
         assert_eq!(api["for_model"], "naive");

@@ -113,6 +113,7 @@ mod tests {
             spec: 0,
             state,
             model: Some(ModelKind::Naive),
+            auto: Default::default(),
             origin_ms: 0,
             fitted_ms: 0,
             points: vec![Point {

@@ -34,7 +34,7 @@ use super::model::{self, Ask, Fit, ModelError, Predict, Window};
 use super::neural::LstmModel;
 use super::registry::{FittedModel, Model, Models};
 use crate::config::{Config, ModelChoice};
-use crate::snapshot::{ModelKind, PerModel, SeriesForecast, SeriesState};
+use crate::snapshot::{AutoChoice, ModelKind, PerModel, SeriesForecast, SeriesState};
 use crate::store::SeriesId;
 
 /// Rows per batched-model call once a shard is done.
@@ -430,7 +430,15 @@ impl Serve {
     ) -> Option<ModelKind> {
         let first = match e.choice {
             ModelChoice::Model(kind) => Some(kind),
-            ModelChoice::Auto => self.auto_choice(e, id, w),
+            ModelChoice::Auto => {
+                let choice = self.auto_choice(e, id, w);
+                f.auto = match choice {
+                    None => AutoChoice::Waiting,
+                    Some((_, true)) => AutoChoice::Provisional,
+                    Some((_, false)) => AutoChoice::Chosen,
+                };
+                choice.map(|(kind, _)| kind)
+            }
         };
         let rest = if first.is_some() {
             &e.fallbacks
@@ -548,17 +556,23 @@ impl Serve {
     /// later step). In backlog mode (the last step postponed first choices) only first
     /// choices are made, without the expensive candidates, and they are provisional: made
     /// again with every candidate at the first step with no backlog. `None` while the
-    /// history is too short to compare.
-    fn auto_choice(&mut self, e: &Entry, id: SeriesId, w: &Window<'_>) -> Option<ModelKind> {
+    /// history is too short to compare or the series waits for its first choice; the flag
+    /// says whether the choice is provisional.
+    fn auto_choice(
+        &mut self,
+        e: &Entry,
+        id: SeriesId,
+        w: &Window<'_>,
+    ) -> Option<(ModelKind, bool)> {
         let steps = self.steps;
         let state = state_of(&mut self.series, id, steps);
         if let Some((kind, due)) = state.auto {
             if steps < due {
                 self.stats.auto_provisional += u64::from(state.provisional);
-                return Some(kind);
+                return Some((kind, state.provisional));
             }
         }
-        let current = state.auto.map(|a| a.0);
+        let current = state.auto.map(|a| (a.0, state.provisional));
         if !self.budget.choices(self.choosing) || (self.backlog && current.is_some()) {
             self.stats.auto_deferred += 1;
             self.stats.auto_waiting += u64::from(current.is_none());
@@ -592,7 +606,7 @@ impl Serve {
             u64::from(full && (current.is_none() || state.provisional));
         self.stats.auto_provisional += u64::from(!full);
         state.provisional = !full;
-        Some(choice.model)
+        Some((choice.model, !full))
     }
 
     /// Refits `model` when due and within the refit budget, then reads its kept fit at the

@@ -53,6 +53,14 @@
     return '<td class="state state-' + esc(s.state) + '">' + esc(text) + why + "</td>";
   }
 
+  // The model, and for an `auto` series how far its choice is: "waiting" (the preference
+  // order serves until its first choice) or "provisional" (chosen without the expensive
+  // candidates while others waited); a full choice shows the model alone.
+  function modelText(s) {
+    const m = s.model || "–";
+    return s.auto_choice && s.auto_choice !== "chosen" ? m + " (" + s.auto_choice + ")" : m;
+  }
+
   function renderList() {
     const filter = $("filter").value.trim();
     const text = filter.startsWith("{") ? "" : filter.toLowerCase();
@@ -68,7 +76,7 @@
       rows.push(
         '<tr data-sel="' + esc(sel) + '"' + (sel === selected ? ' class="sel"' : "") + ">" +
         '<td class="name">' + esc(name) + "</td>" + stateCell(s) +
-        "<td>" + esc(s.model || "–") + "</td>" +
+        "<td>" + esc(modelText(s)) + "</td>" +
         '<td class="num' + (s.anomalous ? " hot" : "") + '">' + fmt(score) + "</td>" +
         '<td class="num">' + fmt(next) + "</td></tr>");
     }
@@ -174,7 +182,7 @@
     $("chart-title").textContent = nameOf(labels);
     const meta = [];
     if (current) {
-      meta.push(current.state.replace("_", " "), "model " + (current.model || "–"));
+      meta.push(current.state.replace("_", " "), "model " + modelText(current));
       if (current.anomaly_score !== undefined) meta.push("anomaly score " + fmt(current.anomaly_score));
     }
     if (actual && actual.rate) meta.push("counter, as its per-second rate");
@@ -213,6 +221,8 @@
       cone: JSON.stringify(cone),
       anomalyPoints: count(data.length - 1),
       anomalyScore: current && current.anomaly_score !== undefined ? current.anomaly_score : "",
+      autoChoice: current && current.auto_choice ? current.auto_choice : "",
+      meta: $("chart-meta").textContent,
       lastActual: actual && actual.points.length ? actual.points[actual.points.length - 1][0] : "",
     });
   }

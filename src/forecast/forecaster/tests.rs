@@ -86,17 +86,20 @@ fn step_stats(f: &mut Forecaster, values: &[f32], budget: Budget) -> ForecastSta
 
 /// How long series wait for `auto` is visible: a series counts as waiting while its
 /// history is too short to compare models or the choice budget is spent, and once when
-/// it gets its first choice; a kept choice is neither.
+/// it gets its first choice; a kept choice is neither. Each series' forecast says where
+/// its choice stands (`SeriesForecast::auto`, the API's `auto_choice`).
 #[test]
 fn series_waiting_for_a_first_choice_are_counted() {
     let mut f = forecaster("auto");
-    let young = step_stats(&mut f, &nasa(10), Budget::unlimited());
+    let (s, young) = step_with_stats(&mut f, &nasa(10), Budget::unlimited());
     assert_eq!((young.auto_waiting, young.auto_first_choices), (1, 0));
+    assert_eq!(s.auto, AutoChoice::Waiting);
     let spent = Budget::for_step(
         Instant::now() - Duration::from_secs(60),
         Duration::from_secs(60),
     );
-    let deferred = step_stats(&mut f, &nasa(600), spent);
+    let (s, deferred) = step_with_stats(&mut f, &nasa(600), spent);
+    assert_eq!(s.auto, AutoChoice::Waiting);
     assert_eq!(
         (
             deferred.auto_waiting,
@@ -107,7 +110,8 @@ fn series_waiting_for_a_first_choice_are_counted() {
     );
     // The step after one that postponed a first choice is in backlog mode: the first
     // choice is made without the expensive candidates, and is provisional.
-    let first = step_stats(&mut f, &nasa(601), Budget::unlimited());
+    let (s, first) = step_with_stats(&mut f, &nasa(601), Budget::unlimited());
+    assert_eq!(s.auto, AutoChoice::Provisional);
     assert_eq!(
         (
             first.auto_waiting,
@@ -119,7 +123,8 @@ fn series_waiting_for_a_first_choice_are_counted() {
     );
     // No first choice waits any more: the provisional choice is made again with every
     // candidate, and then kept.
-    let full = step_stats(&mut f, &nasa(602), Budget::unlimited());
+    let (s, full) = step_with_stats(&mut f, &nasa(602), Budget::unlimited());
+    assert_eq!(s.auto, AutoChoice::Chosen);
     assert_eq!(
         (
             full.auto_first_choices,
@@ -128,7 +133,8 @@ fn series_waiting_for_a_first_choice_are_counted() {
         ),
         (0, 0, 1)
     );
-    let kept = step_stats(&mut f, &nasa(603), Budget::unlimited());
+    let (s, kept) = step_with_stats(&mut f, &nasa(603), Budget::unlimited());
+    assert_eq!(s.auto, AutoChoice::Chosen);
     assert_eq!((kept.auto_waiting, kept.auto_first_choices), (0, 0));
     let chosen: u64 = ModelKind::ALL.iter().map(|m| kept.auto_choices[*m]).sum();
     assert_eq!(chosen, 0, "the choice is kept until it is due");
@@ -178,6 +184,11 @@ fn a_failed_fit_fails_the_series_unless_auto_can_fall_back() {
         matches!(&s.state, SeriesState::Failed { reason } if reason.contains("two full seasons")),
         "{:?}",
         s.state
+    );
+    assert_eq!(
+        s.auto,
+        AutoChoice::Fixed,
+        "an entry naming its model chooses nothing"
     );
     let mut f = forecaster("auto");
     f.begin_step(Budget::unlimited());
