@@ -171,11 +171,9 @@ impl LstmModel {
                 .ok(),
             _ => None,
         };
-        let plan = match backend {
-            BackendChoice::Cpu if native.is_some() => {
-                Backend::Native(Box::new(native.expect("checked just above")))
-            }
-            BackendChoice::Cpu | BackendChoice::Tract => {
+        let plan = match (backend, native) {
+            (_, Some(native)) => Backend::Native(Box::new(native)),
+            (BackendChoice::Cpu | BackendChoice::Tract, None) => {
                 Backend::Tract(tract::TractPlan::load(bytes, shape).map_err(|e| match e {
                     tract::LoadError::Onnx(reason) => NeuralError::Onnx {
                         origin: origin.to_owned(),
@@ -188,7 +186,7 @@ impl LstmModel {
                 })?)
             }
             #[cfg(feature = "gpu")]
-            BackendChoice::Ort(opts) => {
+            (BackendChoice::Ort(opts), None) => {
                 Backend::Ort(ort_worker::OrtWorker::start(bytes, shape, opts).map_err(
                     |reason| NeuralError::Backend {
                         origin: origin.to_owned(),
