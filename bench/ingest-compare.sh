@@ -10,6 +10,13 @@
 #   ./bench/ingest-compare.sh                     # defaults below
 #   SERIES=100000 DURATION=30s CONCURRENCY=4 ./bench/ingest-compare.sh
 #   RECEIVERS="promcast promcast-rw2" ./bench/ingest-compare.sh   # promcast, 1.0 against 2.0
+#   PROMCAST=/path/to/other/promcast RECEIVERS=... ./bench/ingest-compare.sh  # another build
+#   PAIRED=1 ./bench/ingest-compare.sh     # promcast 1.0 and 2.0 at the same time, RUNS times
+#
+# PAIRED: this VM's throughput drifts by up to 20% from one half-minute to the next (one
+# receiver after the other gave 2.0/1.0 ratios from 0.81 to 1.07 for one build), so the 1.0
+# and 2.0 receivers run side by side, each with its own generator, and the ratio is taken
+# within each run: both see the same machine. RUNS (default 3) such runs.
 #
 # Needs: prometheus (Debian `prometheus`), victoria-metrics and vmagent (Debian
 # `victoria-metrics`): `sudo apt-get install -y prometheus victoria-metrics`.
@@ -31,7 +38,7 @@ for p in prometheus victoria-metrics vmagent; do
     command -v "$p" >/dev/null || { echo "missing $p: sudo apt-get install -y prometheus victoria-metrics" >&2; exit 1; }
 done
 cargo build --release --bin promcast --example loadgen
-PROMCAST=$TARGET_DIR/release/promcast
+PROMCAST=${PROMCAST:-$TARGET_DIR/release/promcast}
 LOADGEN=$TARGET_DIR/release/examples/loadgen
 
 rm -rf "$OUT"
@@ -65,8 +72,48 @@ global: { scrape_interval: 1h }
 scrape_configs: []
 EOF
 
-echo "receiver,accepted_samples,seconds,cpu_seconds,samples_per_cpu_second,peak_rss_mib,p50_ms,p99_ms,non_2xx_requests" > "$OUT/results.csv"
 TCK=$(getconf CLK_TCK)
+if [ "${PAIRED:-0}" = 1 ]; then
+    echo "run,protocol,accepted_samples,cpu_seconds,samples_per_cpu_second,non_2xx_requests" > "$OUT/paired.csv"
+    for run in $(seq 1 "${RUNS:-3}"); do
+        pids=(); c0=(); c1=()
+        for i in 0 1; do
+            "$PROMCAST" serve --config "$OUT/promcast.yml" --web.listen-address "127.0.0.1:1920$((i * 2 + 1))" \
+                --grpc.listen-address "127.0.0.1:1920$((i * 2 + 2))" > "$OUT/paired-$run-$i.log" 2>&1 &
+            pids+=("$!"); PIDS+=("$!")
+        done
+        for i in 0 1; do wait_ready "http://127.0.0.1:1920$((i * 2 + 1))/-/ready"; done
+        for i in 0 1; do c0+=("$(cpu_ticks "${pids[$i]}")"); done
+        gens=()
+        for i in 0 1; do
+            "$LOADGEN" --url "http://127.0.0.1:1920$((i * 2 + 1))/api/v1/write" --protocol "$((i + 1)).0" \
+                --series "$SERIES" --labels "$LABELS" --samples-per-request "$SPR" \
+                --concurrency "$CONCURRENCY" --duration "$DURATION" --json --progress 0s \
+                > "$OUT/paired-$run-$i.json" &
+            gens+=("$!")
+        done
+        wait "${gens[@]}"
+        for i in 0 1; do c1+=("$(cpu_ticks "${pids[$i]}")"); kill "${pids[$i]}"; wait "${pids[$i]}" 2>/dev/null || true; done
+        python3 - "$run" "$OUT" "${c0[0]}" "${c1[0]}" "${c0[1]}" "${c1[1]}" "$TCK" >> "$OUT/paired.csv" <<'PY'
+import json, sys
+run, out, tck = sys.argv[1], sys.argv[2], int(sys.argv[7])
+rates = []
+for i in (0, 1):
+    j = json.load(open(f"{out}/paired-{run}-{i}.json"))
+    cpu = (int(sys.argv[4 + 2 * i]) - int(sys.argv[3 + 2 * i])) / tck
+    non2xx = sum(v["requests"] for k, v in j["status"].items() if not k.startswith("2")) + j["errors"]
+    rates.append(j["accepted_samples"] / max(cpu, 1e-9))
+    if "written_mismatches" in j:
+        print(f'run {run}: {j["written_mismatches"]} 2.0 answers not matching the samples sent', file=sys.stderr)
+    print(f'{run},{i + 1}.0,{j["accepted_samples"]},{cpu:.2f},{rates[-1]:.0f},{non2xx}')
+print(f"run {run}: 2.0 / 1.0 = {rates[1] / rates[0]:.3f}", file=sys.stderr)
+PY
+    done
+    column -s, -t < "$OUT/paired.csv"
+    exit 0
+fi
+
+echo "receiver,accepted_samples,seconds,cpu_seconds,samples_per_cpu_second,peak_rss_mib,p50_ms,p99_ms,non_2xx_requests" > "$OUT/results.csv"
 for r in $RECEIVERS; do
     protocol=1.0
     case $r in

@@ -1,7 +1,8 @@
 //! Ingest throughput on real remote-write bodies captured from Prometheus 2.42
 //! (`benches/fixtures/`, see its README): decode alone, and decode + series lookup + ring
-//! append through the same code the HTTP handler runs. Figures are samples per second on
-//! one core (criterion's "thrpt").
+//! append through the same code the HTTP handler runs, the same bodies converted to remote
+//! write 2.0, and the series identity (label hash) each protocol computes. Figures are
+//! samples (identities: series) per second on one core (criterion's "thrpt").
 
 use std::path::Path;
 
@@ -41,6 +42,49 @@ fn count_samples(raw: &[Vec<u8>]) -> u64 {
             .samples;
     }
     n
+}
+
+/// The same series as a remote write 2.0 request (symbols interned in order of first use),
+/// snappy-compressed as a sender sends it.
+fn to_v2(raw: &[u8]) -> Vec<u8> {
+    use promcast::proto::{prometheus as pb, write_v2 as v2};
+    use prost::Message;
+    let req = pb::WriteRequest::decode(raw).unwrap();
+    let mut index = std::collections::HashMap::new();
+    let mut symbols = vec![String::new()];
+    index.insert(String::new(), 0u32);
+    let mut intern = |s: &str| {
+        *index.entry(s.to_string()).or_insert_with(|| {
+            symbols.push(s.to_string());
+            (symbols.len() - 1) as u32
+        })
+    };
+    let timeseries = req
+        .timeseries
+        .iter()
+        .map(|ts| v2::TimeSeries {
+            labels_refs: ts
+                .labels
+                .iter()
+                .flat_map(|l| [intern(&l.name), intern(&l.value)])
+                .collect(),
+            samples: ts
+                .samples
+                .iter()
+                .map(|s| v2::Sample {
+                    value: s.value,
+                    timestamp: s.timestamp,
+                })
+                .collect(),
+            ..Default::default()
+        })
+        .collect();
+    let body = v2::Request {
+        symbols,
+        timeseries,
+    }
+    .encode_to_vec();
+    snap::raw::Encoder::new().compress_vec(&body).unwrap()
 }
 
 fn ingest_for(selector: &str) -> Ingest {
@@ -100,6 +144,17 @@ fn bench(c: &mut Criterion) {
         })
     });
 
+    // The same series as 2.0 requests, into a store of their own.
+    let bodies_v2: Vec<Vec<u8>> = raw.iter().map(|r| to_v2(r)).collect();
+    let all_v2 = ingest_for(r#"{__name__=~".+"}"#);
+    g.bench_function("snappy+decode+append (all selected, 2.0)", |b| {
+        b.iter(|| {
+            for body in &bodies_v2 {
+                all_v2.ingest_snappy(body, Protocol::V2, now).unwrap();
+            }
+        })
+    });
+
     // The embedded default selector (recording rules): these bodies hold none, so every
     // series is checked against the selector and dropped.
     let none = ingest_for(r#"{__name__=~".+:.+"}"#);
@@ -108,6 +163,57 @@ fn bench(c: &mut Criterion) {
             for body in &bodies {
                 none.ingest_snappy(body, Protocol::V1, now).unwrap();
             }
+        })
+    });
+    g.finish();
+    identity(c, &raw);
+}
+
+/// A series' identity: 1.0 hashes the label bytes as they lie in the request, 2.0 rebuilds
+/// them from its symbol references (here: the same labels, read from the 1.0 bodies).
+fn identity(c: &mut Criterion, raw: &[Vec<u8>]) {
+    use promcast::store::{hash_labels, hash_labels_within, LabelHash};
+    let mut scratch = Scratch::default();
+    let mut series = 0u64;
+    for r in raw {
+        decode_write_request(r, &mut scratch, |_| series += 1).unwrap();
+    }
+    let mut g = c.benchmark_group("identity");
+    g.throughput(Throughput::Elements(series));
+    g.bench_function("1.0: canonical bytes in the request", |b| {
+        let mut scratch = Scratch::default();
+        b.iter(|| {
+            let mut x = 0u64;
+            for r in raw {
+                decode_write_request(r, &mut scratch, |d| {
+                    x ^= LabelHash::of_canonical(d.canonical_labels.unwrap()).hash;
+                })
+                .unwrap();
+            }
+            x
+        })
+    });
+    g.bench_function("2.0: encoded from the labels, read within the body", |b| {
+        let mut scratch = Scratch::default();
+        b.iter(|| {
+            let mut x = 0u64;
+            for r in raw {
+                decode_write_request(r, &mut scratch, |d| {
+                    x ^= hash_labels_within(d.labels, r).hash;
+                })
+                .unwrap();
+            }
+            x
+        })
+    });
+    g.bench_function("encoded from the labels, exact copies", |b| {
+        let mut scratch = Scratch::default();
+        b.iter(|| {
+            let mut x = 0u64;
+            for r in raw {
+                decode_write_request(r, &mut scratch, |d| x ^= hash_labels(d.labels).hash).unwrap();
+            }
+            x
         })
     });
     g.finish();

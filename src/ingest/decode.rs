@@ -61,7 +61,15 @@ impl<'a> Reader<'a> {
                 self.pos += 1;
                 Ok(u64::from(b))
             }
-            _ => self.varint_long(),
+            // Two bytes: lengths and symbol references from 128 to 16383.
+            Some(&b) => match self.buf.get(self.pos + 1) {
+                Some(&c) if c < 0x80 => {
+                    self.pos += 2;
+                    Ok(u64::from(b & 0x7f) | u64::from(c) << 7)
+                }
+                _ => self.varint_long(),
+            },
+            None => self.varint_long(),
         }
     }
 

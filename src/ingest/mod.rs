@@ -38,7 +38,8 @@ use tokio::sync::Semaphore;
 pub use crate::config::{valid_label_name, valid_metric_name};
 use crate::config::{HaSpec, Limits};
 use crate::store::{
-    hash_labels, AppendStats, BatchItem, LabelHash, LabelRef, MetricType, Sample, SeriesMeta, Store,
+    hash_labels_within, AppendStats, BatchItem, LabelHash, LabelRef, MetricType, Sample,
+    SeriesMeta, Store,
 };
 use crate::telemetry::{Dropped, Telemetry};
 use decode::{decode_labels, decode_write_request, DecodeError, DecodeSummary, Scratch};
@@ -145,7 +146,7 @@ impl Ingest {
     /// Decodes, validates and appends one uncompressed 1.0 `WriteRequest`.
     pub fn ingest_decoded(&self, buf: &[u8], now_ms: i64) -> Result<Written, IngestError> {
         let mut scratch = Scratch::default();
-        let mut batch = Batch::new(Protocol::V1, now_ms, &self.limits, self.ha.as_ref());
+        let mut batch = Batch::new(Protocol::V1, buf, now_ms, &self.limits, self.ha.as_ref());
         let decoded = decode_write_request(buf, &mut scratch, |series| {
             let meta = SeriesMeta::default();
             let canonical = series.canonical_labels;
@@ -164,7 +165,7 @@ impl Ingest {
         let mut symbols = Vec::new();
         decode_v2::symbols(buf, &mut symbols).map_err(|e| IngestError::Decode(Protocol::V2, e))?;
         let mut scratch = ScratchV2::default();
-        let mut batch = Batch::new(Protocol::V2, now_ms, &self.limits, self.ha.as_ref());
+        let mut batch = Batch::new(Protocol::V2, buf, now_ms, &self.limits, self.ha.as_ref());
         let mut index = 0usize;
         let decoded = decode_write_request_v2(buf, &symbols, &mut scratch, |series| {
             index += 1;
@@ -367,6 +368,8 @@ struct Batch<'a> {
     max_ts: i64,
     now_ms: i64,
     protocol: Protocol,
+    /// The decompressed request, which the decoded labels borrow from.
+    body: &'a [u8],
     ha: Option<&'a HaTracker>,
     /// The label dropped from every series (`ha.replica_label`).
     strip: Option<&'a [u8]>,
@@ -380,7 +383,13 @@ struct Batch<'a> {
 }
 
 impl<'a> Batch<'a> {
-    fn new(protocol: Protocol, now_ms: i64, limits: &Limits, ha: Option<&'a HaTracker>) -> Self {
+    fn new(
+        protocol: Protocol,
+        body: &'a [u8],
+        now_ms: i64,
+        limits: &Limits,
+        ha: Option<&'a HaTracker>,
+    ) -> Self {
         Self {
             items: Vec::new(),
             raw: Vec::new(),
@@ -395,6 +404,7 @@ impl<'a> Batch<'a> {
             max_ts: now_ms.saturating_add(limits.max_future.as_millis() as i64),
             now_ms,
             protocol,
+            body,
             ha,
             strip: ha.map(HaTracker::replica_label),
             ha_last: None,
@@ -452,7 +462,10 @@ impl<'a> Batch<'a> {
         let (normal, strip) = (is_normal(labels, self.strip), self.strip);
         let hash = match canonical {
             Some(bytes) if normal => LabelHash::of_canonical(bytes),
-            _ => hash_labels(normalize(labels, normal, &mut self.sorted, strip)),
+            _ => hash_labels_within(
+                normalize(labels, normal, &mut self.sorted, strip),
+                self.body,
+            ),
         };
         let mut series_samples = samples;
         if series_samples.iter().any(|s| s.timestamp > self.max_ts) {

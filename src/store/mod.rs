@@ -20,7 +20,9 @@ use std::time::Duration;
 pub use clock::Clock;
 pub use kind::{cumulative_stem, is_cumulative, CounterState, MetricType, RateStep};
 pub(crate) use labels::varint_len;
-pub use labels::{encode_canonical, hash_labels, LabelHash, LabelRef, LabelSet};
+pub use labels::{
+    encode_canonical, hash_labels, hash_labels_within, LabelHash, LabelRef, LabelSet,
+};
 pub use metadata::MAX_METRIC_TYPES;
 pub use ring::{Push, Ring};
 use shard::{shard_index, Shard, SHARDS};
