@@ -1,7 +1,7 @@
 //! A zero-copy decoder for remote-write 2.0 `io.prometheus.write.v2.Request` bodies (after
 //! snappy), with the discipline of [`super::decode`]: labels are slices of the request
-//! buffer (the symbols they reference), one scratch vector of samples and one of label
-//! references are reused for every series, unknown fields are skipped, and nothing panics on
+//! buffer (the symbols they reference, resolved as the references are read), one scratch
+//! vector of samples is reused for every series, unknown fields are skipped, and nothing panics on
 //! arbitrary input (proptests below, `fuzz/fuzz_targets/ingest_v2.rs`).
 //!
 //! A 2.0 body interns every string once in `symbols` and refers to them by index. A series
@@ -50,7 +50,6 @@ pub struct DecodedSeriesV2<'a, 'b> {
 #[derive(Default)]
 pub struct ScratchV2 {
     samples: Vec<Sample>,
-    refs: Vec<u64>,
 }
 
 /// The request's symbol table (pass one: a sender may put `symbols` after `timeseries`).
@@ -95,7 +94,6 @@ pub fn decode_write_request_v2<'a>(
         let ts = r.bytes()?;
         labels.clear();
         scratch.samples.clear();
-        scratch.refs.clear();
         summary.series += 1;
         let series = decode_series(ts, symbols, scratch, labels, &mut summary)?;
         let n = scratch.samples.len();
@@ -119,31 +117,36 @@ pub fn decode_labels_v2<'a>(
     symbols: &[&'a [u8]],
     labels: &mut Vec<LabelRef<'a>>,
 ) -> Result<(), DecodeError> {
-    let mut refs = Vec::new();
+    let mut refs = Resolver::new(symbols);
     let mut r = Reader::new(series);
     while !r.done() {
         let (field, wt) = r.key()?;
         if field == 1 {
-            label_refs(&mut r, wt, &mut refs)?;
+            label_refs(&mut r, wt, &mut refs, labels)?;
         } else {
             r.skip(wt)?;
         }
     }
     // Validated when first decoded: a broken reference cannot occur here.
-    let _ = resolve(&refs, symbols, labels);
+    let _ = refs.finish();
     Ok(())
 }
 
 /// Field 1 (`labels_refs`): packed, or one varint per key as protobuf also allows.
-fn label_refs(r: &mut Reader<'_>, wt: u8, refs: &mut Vec<u64>) -> Result<(), DecodeError> {
+fn label_refs<'a>(
+    r: &mut Reader<'_>,
+    wt: u8,
+    refs: &mut Resolver<'_, 'a>,
+    labels: &mut Vec<LabelRef<'a>>,
+) -> Result<(), DecodeError> {
     if wt == VARINT {
-        refs.push(r.varint()?);
+        refs.push(r.varint()?, labels);
         return Ok(());
     }
     expect(1, wt, LEN)?;
     let mut packed = Reader::new(r.bytes()?);
     while !packed.done() {
-        refs.push(packed.varint()?);
+        refs.push(packed.varint()?, labels);
     }
     Ok(())
 }
@@ -159,25 +162,48 @@ fn symbol<'a>(symbols: &[&'a [u8]], reference: u64) -> Result<&'a [u8], SeriesEr
         })
 }
 
-fn resolve<'a>(
-    refs: &[u64],
-    symbols: &[&'a [u8]],
-    labels: &mut Vec<LabelRef<'a>>,
-) -> Result<(), SeriesError> {
-    if refs.len() % 2 != 0 {
-        return Err(SeriesError::OddLabelRefs(refs.len()));
-    }
-    for pair in refs.chunks_exact(2) {
-        let name = symbol(symbols, pair[0])?;
-        if name.is_empty() {
-            return Err(SeriesError::EmptyLabelName);
+/// A series' label references, resolved to labels as they are read (in one pass, with no
+/// list of references in between). The first broken one is remembered and the rest only
+/// counted: the series is still read to its end, then refused.
+struct Resolver<'s, 'a> {
+    symbols: &'s [&'a [u8]],
+    count: usize,
+    /// A label's name, waiting for its value's reference.
+    name: Option<&'a [u8]>,
+    error: Option<SeriesError>,
+}
+
+impl<'s, 'a> Resolver<'s, 'a> {
+    fn new(symbols: &'s [&'a [u8]]) -> Self {
+        Self {
+            symbols,
+            count: 0,
+            name: None,
+            error: None,
         }
-        labels.push(LabelRef {
-            name,
-            value: symbol(symbols, pair[1])?,
-        });
     }
-    Ok(())
+
+    #[inline]
+    fn push(&mut self, reference: u64, labels: &mut Vec<LabelRef<'a>>) {
+        self.count += 1;
+        if self.error.is_some() {
+            return;
+        }
+        match (symbol(self.symbols, reference), self.name.take()) {
+            (Err(e), _) => self.error = Some(e),
+            (Ok(value), Some(name)) => labels.push(LabelRef { name, value }),
+            (Ok([]), None) => self.error = Some(SeriesError::EmptyLabelName),
+            (Ok(name), None) => self.name = Some(name),
+        }
+    }
+
+    /// An odd number of references first, then the first broken one, as they were sent.
+    fn finish(self) -> Result<(), SeriesError> {
+        if self.count % 2 != 0 {
+            return Err(SeriesError::OddLabelRefs(self.count));
+        }
+        self.error.map_or(Ok(()), Err)
+    }
 }
 
 /// Decodes one `TimeSeries` into `labels` and `scratch.samples`; the outer error is a
@@ -191,13 +217,14 @@ fn decode_series<'a>(
     summary: &mut DecodeSummary,
 ) -> Result<Result<(MetricType, Option<i64>), SeriesError>, DecodeError> {
     let mut r = Reader::new(buf);
+    let mut refs = Resolver::new(symbols);
     let mut metric_type = MetricType::Unknown;
     let mut created = 0i64;
     let mut meta_refs = [0u64; 2];
     while !r.done() {
         let (field, wt) = r.key()?;
         match field {
-            1 => label_refs(&mut r, wt, &mut scratch.refs)?,
+            1 => label_refs(&mut r, wt, &mut refs, labels)?,
             2 => {
                 expect(2, wt, LEN)?;
                 scratch.samples.push(decode_sample(r.bytes()?)?);
@@ -239,7 +266,7 @@ fn decode_series<'a>(
         for reference in meta_refs {
             symbol(symbols, reference)?;
         }
-        resolve(&scratch.refs, symbols, labels)?;
+        refs.finish()?;
         if let Some(w) = scratch
             .samples
             .windows(2)
