@@ -5,9 +5,15 @@
 //! (`N:forecast{L, ml_forecast, horizon}`), so "actual against what was predicted 15 minutes
 //! earlier" overlays without `offset`.
 //!
-//! Memory: `storage.forecast_history / step` buckets × horizons × 3 × 4 bytes per series
-//! (6h at 1m with three horizons: 13 KB), and 5 bytes per bucket for the anomaly scores of
-//! a scored series (1.8 KB), which the web page marks on its chart.
+//! Memory: `storage.forecast_history / step` buckets × horizons × 8 bytes per series (6h at
+//! 1m with three horizons: 8.6 KB), and 2 bytes per bucket for the anomaly scores of a
+//! scored series (0.7 KB; the score to 1/16383), which the web page marks on its chart.
+//!
+//! Precision: `yhat` is kept as the `f32` it was published as; each band edge as its
+//! distance from `yhat` in bfloat16 (the `f32` exponent, 8 significant bits), so a past
+//! `yhat_lower` or `yhat_upper` read back lies within 0.4% (2⁻⁸) of its distance from `yhat`
+//! of what was published (`f32` rounding aside). A band is an estimate drawn under a line; 4 bytes a
+//! point instead of 8 is a third of the history's memory.
 //!
 //! It also keeps the scaling samples of the same window ([`ScalingHistory`]:
 //! `promcast_desired_replicas` and `promcast_scaling_load` per step, a few per target), so a
@@ -30,8 +36,10 @@ pub struct Entry {
     pub rate: bool,
     /// Newest target bucket written.
     pub head: i64,
-    /// `[slot][horizon][yhat, lower, upper]`, NaN where nothing was forecast.
+    /// `[slot][horizon]` `yhat`, NaN where nothing was forecast.
     values: Box<[f32]>,
+    /// `[slot][horizon][below, above]`: `yhat - lower` and `upper - yhat` in bfloat16.
+    bands: Box<[[u16; 2]]>,
     horizons: usize,
     /// The anomaly scores of the observed points, by bucket; allocated at the first score.
     scores: Option<Box<Scores>>,
@@ -40,22 +48,51 @@ pub struct Entry {
 /// One series' anomaly scores of the last `len` buckets (the page marks anomalous points).
 struct Scores {
     head: i64,
-    /// `[slot]`: score (NaN: not scored) and direction (1 above, -1 below, 0 normal).
-    score: Box<[f32]>,
-    direction: Box<[i8]>,
+    /// `[slot]`: [`pack_score`]: the score to 1/16383 and the direction, or not scored.
+    slots: Box<[u16]>,
+}
+
+/// A slot with no score.
+const NOT_SCORED: u16 = u16::MAX;
+/// Steps of a packed score (14 bits).
+const SCORE_STEPS: f64 = 16383.0;
+
+/// A score in [0, 1] (clamped) to 14 bits, its direction (1 above, -1 below, 0 normal) in
+/// the top two: 2 bytes a bucket instead of 5, the score within 3.1e-5 of what was published.
+fn pack_score(a: Anomaly) -> u16 {
+    let q = if a.score.is_nan() {
+        0
+    } else {
+        (a.score.clamp(0.0, 1.0) * SCORE_STEPS).round() as u16
+    };
+    let d = match a.direction {
+        1 => 1,
+        -1 => 2,
+        _ => 0,
+    };
+    q | d << 14
+}
+
+fn unpack_score(v: u16) -> Option<(f32, i8)> {
+    let d = match v >> 14 {
+        0 => 0,
+        1 => 1,
+        2 => -1,
+        _ => return None,
+    };
+    Some(((f64::from(v & 0x3fff) / SCORE_STEPS) as f32, d))
 }
 
 impl Scores {
     fn new(len: usize) -> Self {
         Self {
             head: i64::MIN,
-            score: vec![f32::NAN; len].into_boxed_slice(),
-            direction: vec![0; len].into_boxed_slice(),
+            slots: vec![NOT_SCORED; len].into_boxed_slice(),
         }
     }
 
     fn record(&mut self, bucket: i64, a: Anomaly) {
-        let len = self.score.len() as i64;
+        let len = self.slots.len() as i64;
         if self.head != i64::MIN && bucket <= self.head - len {
             return;
         }
@@ -66,13 +103,11 @@ impl Scores {
                 (self.head + 1).max(bucket - len + 1)
             };
             for b in from..bucket {
-                self.score[b.rem_euclid(len) as usize] = f32::NAN;
+                self.slots[b.rem_euclid(len) as usize] = NOT_SCORED;
             }
             self.head = bucket;
         }
-        let slot = bucket.rem_euclid(len) as usize;
-        self.score[slot] = a.score as f32;
-        self.direction[slot] = a.direction;
+        self.slots[bucket.rem_euclid(len) as usize] = pack_score(a);
     }
 }
 
@@ -83,19 +118,19 @@ impl Entry {
             return None;
         }
         let slot = bucket.rem_euclid(len as i64) as usize;
-        let i = (slot * self.horizons + h) * 3;
-        let v = [self.values[i], self.values[i + 1], self.values[i + 2]];
-        (!v[0].is_nan()).then_some(v)
+        let i = slot * self.horizons + h;
+        let y = self.values[i];
+        let [below, above] = self.bands[i].map(from_bf16);
+        (!y.is_nan()).then_some([y, y - below, y + above])
     }
 
     /// The kept anomaly scores, oldest first: `(bucket, score, direction)`.
     pub fn anomalies(&self) -> impl Iterator<Item = (i64, f32, i8)> + '_ {
         self.scores.iter().flat_map(|s| {
-            let len = s.score.len() as i64;
+            let len = s.slots.len() as i64;
             ((s.head - len + 1)..=s.head).filter_map(move |b| {
-                let slot = b.rem_euclid(len) as usize;
-                let v = s.score[slot];
-                (!v.is_nan()).then_some((b, v, s.direction[slot]))
+                let (score, direction) = unpack_score(s.slots[b.rem_euclid(len) as usize])?;
+                Some((b, score, direction))
             })
         })
     }
@@ -104,6 +139,19 @@ impl Entry {
     pub fn horizons(&self) -> usize {
         self.horizons
     }
+}
+
+/// `x` rounded to bfloat16 (to nearest, ties to even; NaN stays NaN).
+fn to_bf16(x: f32) -> u16 {
+    if x.is_nan() {
+        return 0x7fc0;
+    }
+    let b = x.to_bits();
+    (b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16) as u16
+}
+
+fn from_bf16(b: u16) -> f32 {
+    f32::from_bits(u32::from(b) << 16)
 }
 
 pub struct ForecastHistory {
@@ -208,7 +256,8 @@ impl ForecastHistory {
             spec: f.spec,
             rate: f.rate,
             head: i64::MIN,
-            values: vec![f32::NAN; len * nh * 3].into_boxed_slice(),
+            values: vec![f32::NAN; len * nh].into_boxed_slice(),
+            bands: vec![[0; 2]; len * nh].into_boxed_slice(),
             horizons: nh,
             scores: None,
         });
@@ -226,14 +275,10 @@ impl ForecastHistory {
             if e.head != i64::MIN && target > e.head {
                 // clear the slots skipped over
                 let gap = (target - e.head).min(len as i64);
-                for b in (target - gap + 1)..target {
-                    let slot = b.rem_euclid(len as i64) as usize;
-                    let i = slot * nh * 3;
-                    e.values[i..i + nh * 3].fill(f32::NAN);
+                for b in (target - gap + 1)..=target {
+                    let i = b.rem_euclid(len as i64) as usize * nh;
+                    e.values[i..i + nh].fill(f32::NAN);
                 }
-                let slot = target.rem_euclid(len as i64) as usize;
-                let i = slot * nh * 3;
-                e.values[i..i + nh * 3].fill(f32::NAN);
                 e.head = target;
             } else if e.head == i64::MIN {
                 e.head = target;
@@ -241,10 +286,10 @@ impl ForecastHistory {
                 continue;
             }
             let slot = target.rem_euclid(len as i64) as usize;
-            let i = (slot * nh + h) * 3;
-            e.values[i] = p.yhat as f32;
-            e.values[i + 1] = p.lower as f32;
-            e.values[i + 2] = p.upper as f32;
+            let i = slot * nh + h;
+            let y = p.yhat as f32;
+            e.values[i] = y;
+            e.bands[i] = [to_bf16(y - p.lower as f32), to_bf16(p.upper as f32 - y)];
         }
     }
 
@@ -343,6 +388,51 @@ mod tests {
         h.for_each(|_| panic!("evicted"));
     }
 
+    /// Band edges come back within 0.4% of the band's half-width (yhat exact), wherever
+    /// the values lie; infinite and NaN edges stay so.
+    #[test]
+    fn band_edges_keep_their_stated_precision() {
+        let h = ForecastHistory::new(16);
+        let id = SeriesId(1);
+        let cases = [
+            (0.5, 0.1, 0.2),
+            (1234.567, 17.3, 250.9),
+            (3.0e9, 1.234e7, 5.0e5),
+            (-42.0, 0.001, 1e-6),
+            (7.0, 0.0, 0.0),
+            (1.0, f64::INFINITY, 2.0),
+            (1.0, f64::NAN, 2.0),
+        ];
+        for (o, &(y, below, above)) in cases.iter().enumerate() {
+            let mut f = forecast(0.0);
+            f.points[0] = Point {
+                yhat: y,
+                lower: y - below,
+                upper: y + above,
+            };
+            h.record(id, &f, o as i64, &[1, 3]);
+        }
+        h.for_each(|e| {
+            for (o, &(y, below, above)) in cases.iter().enumerate() {
+                let [gy, lo, hi] = e.get(o as i64 + 1, 0, 16).unwrap();
+                assert_eq!(gy, y as f32);
+                let y = y as f32 as f64;
+                for (got, want, d) in [(lo, y - below, below), (hi, y + above, above)] {
+                    let got = got as f64;
+                    if want.is_nan() {
+                        assert!(got.is_nan(), "case {o}");
+                    } else if want.is_infinite() {
+                        assert_eq!(got, want, "case {o}");
+                    } else {
+                        // 2^-8 of the distance (half a bfloat16 step), plus f32 rounding of the edge
+                        let tol = d * 2f64.powi(-8) + want.abs() * 2f64.powi(-23);
+                        assert!((got - want).abs() <= tol, "case {o}: {got} vs {want}");
+                    }
+                }
+            }
+        });
+    }
+
     #[test]
     fn keeps_anomaly_scores_by_bucket_and_forgets_old_ones() {
         let h = ForecastHistory::new(4);
@@ -360,7 +450,32 @@ mod tests {
         }
         let mut kept = Vec::new();
         h.for_each(|e| kept.extend(e.anomalies()));
-        // four buckets kept (13..=16); 14 was not scored
-        assert_eq!(kept, vec![(13, 0.13, 0), (15, 0.15, 1), (16, 0.16, 0)]);
+        // four buckets kept (13..=16); 14 was not scored; scores to 1/16383
+        let buckets: Vec<(i64, i8)> = kept.iter().map(|&(b, _, d)| (b, d)).collect();
+        assert_eq!(buckets, vec![(13, 0), (15, 1), (16, 0)]);
+        for (b, score, _) in kept {
+            assert!(
+                (score as f64 - b as f64 / 100.0).abs() <= 0.5 / 16383.0,
+                "{b}: {score}"
+            );
+        }
+        // every direction, the ends of the range, out-of-range scores clamped
+        for (score, direction, want) in [
+            (0.0, -1, 0.0),
+            (1.0, 1, 1.0),
+            (1.7, 0, 1.0),
+            (-0.2, -1, 0.0),
+            (0.5, 1, 0.5),
+        ] {
+            let a = Anomaly {
+                score,
+                likelihood: 0.5,
+                direction,
+            };
+            let (got, d) = unpack_score(pack_score(a)).unwrap();
+            assert_eq!(d, direction);
+            assert!((got as f64 - want).abs() <= 0.5 / 16383.0, "{score}: {got}");
+        }
+        assert_eq!(unpack_score(NOT_SCORED), None);
     }
 }
