@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use http_body_util::BodyExt as _;
+use tokio::sync::Semaphore;
 
 #[cfg(feature = "gpu")]
 use crate::config::BackendKind;
@@ -44,6 +45,9 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// False before start-up finished and once shutdown began.
     pub ready: Arc<AtomicBool>,
+    /// Remote reads being answered (`limits.max_concurrent_reads`): each holds one until its
+    /// blocking work ends, even if its client has gone.
+    pub read_permits: Arc<Semaphore>,
 }
 
 impl AppState {
@@ -69,6 +73,7 @@ impl AppState {
             history: Arc::new(ForecastHistory::new(config.forecast_history)),
             config: Arc::new(config.clone()),
             ready: Arc::new(AtomicBool::new(false)),
+            read_permits: Arc::new(Semaphore::new(config.limits.max_concurrent_reads)),
         }
     }
 
@@ -176,6 +181,15 @@ async fn remote_read(
             return Err(ReadError::Encoding(enc.clone()));
         }
     }
+    // Taken before the body is read, so refused reads buffer nothing.
+    let permit = state
+        .read_permits
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| {
+            state.telemetry.remote_reads_refused.inc();
+            ReadError::Busy(state.config.limits.max_concurrent_reads)
+        })?;
     let limit = state.config.limits.max_body_bytes;
     let bytes = http_body_util::Limited::new(body, limit)
         .collect()
@@ -186,6 +200,7 @@ async fn remote_read(
     let history = state.history.clone();
     let config = state.config.clone();
     let body = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         remote_read::handle(
             &bytes,
             config.limits.max_decompressed_bytes,

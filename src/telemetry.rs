@@ -415,6 +415,8 @@ pub struct Telemetry {
     tls_handshake_failures: [Counter; Listener::ALL.len()],
     /// `[listener][ok, failed]`.
     tls_reloads: [[Counter; 2]; Listener::ALL.len()],
+    /// Remote reads refused with 503 (`limits.max_concurrent_reads` already answering).
+    pub remote_reads_refused: Counter,
     pub snapshot_series: Gauge,
     pub snapshot_failures: Counter,
     pub snapshot_last_success: FloatGauge,
@@ -432,6 +434,23 @@ impl Default for Telemetry {
 
 /// Remote-write protocol versions and metric types: requests by version, 1.0 metadata entries,
 /// series switched between values and rates.
+/// Snapshots of the rings (`storage.path`): series written, failures, last success.
+fn snapshot_metrics(r: &mut Builder<'_>) -> (Gauge, Counter, FloatGauge) {
+    let series = r.gauge(
+        "promcast_snapshot_series",
+        "Series in the last snapshot written (storage.path)",
+    );
+    let failures = r.counter(
+        "promcast_snapshot_failures",
+        "Snapshots that could not be written",
+    );
+    let last_success = r.float_gauge(
+        "promcast_snapshot_last_success_timestamp_seconds",
+        "When a snapshot was last written",
+    );
+    (series, failures, last_success)
+}
+
 fn type_metrics(r: &mut Builder<'_>) -> ([Counter; 2], Counter, Counter) {
     let write_protocol = r.family::<Counter, _>(
         "promcast_write_requests_by_protocol",
@@ -527,18 +546,11 @@ impl Telemetry {
             "The engine running the LSTM model and its execution provider",
             inference_backend.clone(),
         );
-        let snapshot_series = r.gauge(
-            "promcast_snapshot_series",
-            "Series in the last snapshot written (storage.path)",
+        let remote_reads_refused = r.counter(
+            "promcast_remote_reads_refused",
+            "Remote-read requests refused with 503: limits.max_concurrent_reads were being answered",
         );
-        let snapshot_failures = r.counter(
-            "promcast_snapshot_failures",
-            "Snapshots that could not be written",
-        );
-        let snapshot_last_success = r.float_gauge(
-            "promcast_snapshot_last_success_timestamp_seconds",
-            "When a snapshot was last written",
-        );
+        let (snapshot_series, snapshot_failures, snapshot_last_success) = snapshot_metrics(&mut r);
         register_build_info(&mut r);
         let ha = HaMetrics::new(&mut r);
         let remote_write = remote_write_metrics(&mut registry, remote_write_urls);
@@ -562,6 +574,7 @@ impl Telemetry {
             unauthorized,
             tls_handshake_failures,
             tls_reloads,
+            remote_reads_refused,
             snapshot_series,
             snapshot_failures,
             snapshot_last_success,

@@ -352,6 +352,52 @@ async fn series_limit_gets_503_with_retry_after() {
     assert_eq!(state.telemetry.dropped_count(Dropped::SeriesLimit), 1);
 }
 
+/// Remote reads beyond `limits.max_concurrent_reads` are refused with 503 naming the limit
+/// (before their body is read) and counted; once a read finishes, the next gets through.
+#[tokio::test]
+async fn remote_reads_beyond_the_limit_get_503() {
+    let state = AppState::new(&config("limits: { max_concurrent_reads: 1 }"));
+    let read = || {
+        let req = pb::ReadRequest {
+            queries: vec![pb::Query {
+                start_timestamp_ms: 0,
+                end_timestamp_ms: 60_000,
+                matchers: vec![pb::LabelMatcher {
+                    r#type: pb::label_matcher::Type::Eq as i32,
+                    name: "__name__".into(),
+                    value: "job:x:forecast".into(),
+                }],
+                hints: None,
+            }],
+            accepted_response_types: vec![],
+        };
+        let body = snap::raw::Encoder::new()
+            .compress_vec(&req.encode_to_vec())
+            .unwrap();
+        Request::post("/api/v1/read")
+            .header(header::CONTENT_ENCODING, "snappy")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    // One read being answered holds the only permit.
+    let answering = state.read_permits.clone().try_acquire_owned().unwrap();
+    let (status, text, _) = send(&state, read()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{text}");
+    assert!(text.contains("limits.max_concurrent_reads = 1"), "{text}");
+    drop(answering);
+    let (status, text, _) = send(&state, read()).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let (_, metrics, _) = send(
+        &state,
+        Request::get("/metrics").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert!(
+        metrics.contains("promcast_remote_reads_refused_total 1\n"),
+        "{metrics}"
+    );
+}
+
 #[tokio::test]
 async fn own_output_is_dropped() {
     let state = AppState::new(&config(""));

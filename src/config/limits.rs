@@ -34,6 +34,9 @@ pub struct LimitsSection {
     pub max_anomaly_forests: usize,
     /// Samples one remote-read request may return; beyond it the read fails with 400.
     pub max_read_samples: usize,
+    /// Remote-read requests answered at once (each compiles its regexes and walks the
+    /// snapshot on a blocking thread); beyond it the read is refused with 503.
+    pub max_concurrent_reads: usize,
 }
 
 impl Default for LimitsSection {
@@ -50,6 +53,7 @@ impl Default for LimitsSection {
             body_timeout: PromDuration(Duration::from_secs(10)),
             max_anomaly_forests: 256,
             max_read_samples: 5_000_000,
+            max_concurrent_reads: 32,
         }
     }
 }
@@ -67,6 +71,7 @@ pub struct Limits {
     pub body_timeout: Duration,
     pub max_anomaly_forests: usize,
     pub max_read_samples: usize,
+    pub max_concurrent_reads: usize,
 }
 
 /// Checks `limits:` (each problem reported) and takes its durations.
@@ -81,6 +86,7 @@ pub(super) fn validate(l: &LimitsSection, problem: &mut impl FnMut(String, Strin
             ("max_label_name_length", l.max_label_name_length),
             ("max_label_value_length", l.max_label_value_length),
             ("max_concurrent_writes", l.max_concurrent_writes),
+            ("max_concurrent_reads", l.max_concurrent_reads),
         ],
         problem,
     );
@@ -105,5 +111,6 @@ pub(super) fn validate(l: &LimitsSection, problem: &mut impl FnMut(String, Strin
         body_timeout: l.body_timeout.0,
         max_anomaly_forests: l.max_anomaly_forests,
         max_read_samples: l.max_read_samples,
+        max_concurrent_reads: l.max_concurrent_reads,
     }
 }

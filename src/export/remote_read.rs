@@ -31,7 +31,9 @@ use crate::snapshot::Snapshot;
 pub const FORECAST_SUFFIX: &str = ":forecast";
 
 /// Why a remote read is refused; the answer is the message as plain text. Each is the
-/// client's to fix (4xx: Prometheus does not retry) except [`ReadError::Internal`].
+/// client's to fix (4xx: Prometheus does not retry) except [`ReadError::Busy`] (503: the
+/// agent is answering `limits.max_concurrent_reads` reads already) and
+/// [`ReadError::Internal`].
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error("unsupported Content-Encoding {0:?}: remote read is snappy protobuf")]
@@ -48,6 +50,10 @@ pub enum ReadError {
     Decode(prost::DecodeError),
     #[error("{0}")]
     BadRequest(String),
+    #[error(
+        "too many concurrent remote-read requests (limits.max_concurrent_reads = {0}), retry later"
+    )]
+    Busy(usize),
     /// The task answering the request failed (logged where it is seen).
     #[error("internal error")]
     Internal,
@@ -63,6 +69,7 @@ impl ReadError {
             ReadError::Snappy(_) | ReadError::Decode(_) | ReadError::BadRequest(_) => {
                 StatusCode::BAD_REQUEST
             }
+            ReadError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ReadError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
