@@ -148,7 +148,8 @@ fn main() {
     println!("LSTM engine: {}", lstm.backend().0);
     let telemetry = Arc::new(Telemetry::default());
     let cell = Arc::new(SnapshotCell::new(Snapshot::empty(&config)));
-    cell.subscribe(Arc::new(ForecastHistory::new(config.forecast_history)));
+    let history = Arc::new(ForecastHistory::new(config.forecast_history));
+    cell.subscribe(history.clone());
     let mut sched =
         Scheduler::new(config.clone(), store.clone(), cell, Some(Arc::new(lstm))).unwrap();
     // Per step: (simulated seconds at its end, series given their first choice in it, and
@@ -239,6 +240,21 @@ fn main() {
             show(wait_at(0.9, full)),
             show(wait_at(0.99, full)),
             show((chosen == n as u64).then(|| wait_at(1.0, full)).flatten()),
+        );
+    }
+    // The history grows as it fills: say how much of it this run's RSS holds.
+    let (mut held, mut entries, mut horizons) = (0usize, 0usize, 0usize);
+    history.for_each(|e| {
+        held += e.slots();
+        entries += 1;
+        horizons = horizons.max(e.horizons());
+    });
+    if entries > 0 {
+        let full = entries * history.len();
+        println!(
+            "forecast history: {held} of {full} slots held ({:.1}%); when full, about {:.2} KiB a series more ({horizons} horizons x 8 bytes a slot)",
+            100.0 * held as f64 / full as f64,
+            ((full - held) * horizons * 8) as f64 / n as f64 / 1024.0
         );
     }
     println!(

@@ -36,7 +36,11 @@ pub struct Entry {
     pub rate: bool,
     /// Newest target bucket written.
     pub head: i64,
-    /// `[slot][horizon]` `yhat`, NaN where nothing was forecast.
+    /// The first target bucket written (nothing before it is kept).
+    first: i64,
+    /// `[slot][horizon]` `yhat`, NaN where nothing was forecast. Bucket `b` is at slot
+    /// `b % slots`; the slots grow (doubling, up to the history's length) as the kept span
+    /// does, so a new series' first record does not write its whole window.
     values: Box<[f32]>,
     /// `[slot][horizon][below, above]`: `yhat - lower` and `upper - yhat` in bfloat16.
     bands: Box<[[u16; 2]]>,
@@ -111,13 +115,45 @@ impl Scores {
     }
 }
 
+/// Slots a series' history starts with.
+const MIN_SLOTS: usize = 16;
+
 impl Entry {
+    /// Buckets the arrays hold now (they grow to the history's length as it fills).
+    pub fn slots(&self) -> usize {
+        self.values.len() / self.horizons.max(1)
+    }
+
+    /// Makes room for the buckets from `first` to `last` (at most `len` of them), keeping
+    /// what is held.
+    fn reserve(&mut self, last: i64, len: usize) {
+        let (cap, nh) = (self.slots(), self.horizons);
+        let need = ((last - self.first + 1).max(1) as usize).min(len);
+        if need <= cap {
+            return;
+        }
+        let new_cap = need.max(cap * 2).max(MIN_SLOTS).min(len);
+        let mut values = vec![f32::NAN; new_cap * nh].into_boxed_slice();
+        let mut bands = vec![[0; 2]; new_cap * nh].into_boxed_slice();
+        if self.head != i64::MIN && cap > 0 {
+            for b in (self.head - cap as i64 + 1).max(self.first)..=self.head {
+                let from = b.rem_euclid(cap as i64) as usize * nh;
+                let to = b.rem_euclid(new_cap as i64) as usize * nh;
+                values[to..to + nh].copy_from_slice(&self.values[from..from + nh]);
+                bands[to..to + nh].copy_from_slice(&self.bands[from..from + nh]);
+            }
+        }
+        self.values = values;
+        self.bands = bands;
+    }
+
     /// The forecast made `horizons[h]` before `bucket`, if kept.
     pub fn get(&self, bucket: i64, h: usize, len: usize) -> Option<[f32; 3]> {
-        if bucket > self.head || bucket <= self.head - len as i64 || h >= self.horizons {
+        let slots = self.slots().min(len) as i64;
+        if bucket > self.head || bucket <= self.head - slots || h >= self.horizons {
             return None;
         }
-        let slot = bucket.rem_euclid(len as i64) as usize;
+        let slot = bucket.rem_euclid(slots) as usize;
         let i = slot * self.horizons + h;
         let y = self.values[i];
         let [below, above] = self.bands[i].map(from_bf16);
@@ -256,8 +292,9 @@ impl ForecastHistory {
             spec: f.spec,
             rate: f.rate,
             head: i64::MIN,
-            values: vec![f32::NAN; len * nh].into_boxed_slice(),
-            bands: vec![[0; 2]; len * nh].into_boxed_slice(),
+            first: i64::MIN,
+            values: Box::default(),
+            bands: Box::default(),
             horizons: nh,
             scores: None,
         });
@@ -272,21 +309,27 @@ impl ForecastHistory {
         }
         for (h, (p, &k)) in f.points.iter().zip(horizon_steps).enumerate() {
             let target = origin + k;
+            if e.head == i64::MIN {
+                e.first = target;
+            } else if target < e.first {
+                continue; // before the first record: never kept
+            }
+            e.reserve(target.max(e.head), len);
+            let slots = e.slots() as i64;
             if e.head != i64::MIN && target > e.head {
                 // clear the slots skipped over
-                let gap = (target - e.head).min(len as i64);
+                let gap = (target - e.head).min(slots);
                 for b in (target - gap + 1)..=target {
-                    let i = b.rem_euclid(len as i64) as usize * nh;
+                    let i = b.rem_euclid(slots) as usize * nh;
                     e.values[i..i + nh].fill(f32::NAN);
                 }
                 e.head = target;
             } else if e.head == i64::MIN {
                 e.head = target;
-            } else if target <= e.head - len as i64 {
+            } else if target <= e.head - slots {
                 continue;
             }
-            let slot = target.rem_euclid(len as i64) as usize;
-            let i = slot * nh + h;
+            let i = target.rem_euclid(slots) as usize * nh + h;
             let y = p.yhat as f32;
             e.values[i] = y;
             e.bands[i] = [to_bf16(y - p.lower as f32), to_bf16(p.upper as f32 - y)];
@@ -386,6 +429,42 @@ mod tests {
         assert_eq!(seen, 1);
         h.evict_before(113);
         h.for_each(|_| panic!("evicted"));
+    }
+
+    /// The slots grow with the kept span (a new series does not write its whole window) and
+    /// every kept forecast survives each growth: checked against a map of what was recorded,
+    /// through gaps and past the window's length.
+    #[test]
+    fn grows_as_it_fills_and_keeps_every_forecast() {
+        let len = 100;
+        let h = ForecastHistory::new(len);
+        let id = SeriesId(9);
+        let mut want = std::collections::HashMap::new();
+        let mut origins: Vec<i64> = (1000..1030).collect();
+        origins.extend(1040..1100); // a gap of 10 steps
+        origins.extend(1300..1400); // beyond the window
+        for (n, &o) in origins.iter().enumerate() {
+            h.record(id, &forecast(o as f64), o, &[1, 3]);
+            want.insert((o + 1, 0), o as f32);
+            want.insert((o + 3, 1), (o * 10) as f32);
+            h.for_each(|e| {
+                assert!(e.slots() <= len);
+                if n == 0 {
+                    assert_eq!(e.slots(), MIN_SLOTS, "first record");
+                }
+                for b in e.head - len as i64 + 1..=e.head {
+                    for hz in 0..2 {
+                        let got = e.get(b, hz, len).map(|v| v[0]);
+                        assert_eq!(
+                            got,
+                            want.get(&(b, hz)).copied(),
+                            "after origin {o}: {b} h{hz}"
+                        );
+                    }
+                }
+            });
+        }
+        h.for_each(|e| assert_eq!(e.slots(), len));
     }
 
     /// Band edges come back within 0.4% of the band's half-width (yhat exact), wherever
