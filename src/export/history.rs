@@ -6,7 +6,8 @@
 //! earlier" overlays without `offset`.
 //!
 //! Memory: `storage.forecast_history / step` buckets × horizons × 8 bytes per series (6h at
-//! 1m with three horizons: 8.6 KB), and 2 bytes per bucket for the anomaly scores of a
+//! 1m with three horizons: 8.6 KB; reached as the history fills, from 16 buckets, doubling),
+//! and 2 bytes per bucket for the anomaly scores of a
 //! scored series (0.7 KB; the score to 1/16383), which the web page marks on its chart.
 //!
 //! Precision: `yhat` is kept as the `f32` it was published as; each band edge as its
