@@ -7,14 +7,14 @@
 //!
 //! Memory: `storage.forecast_history / step` buckets × horizons × 8 bytes per series (6h at
 //! 1m with three horizons: 8.6 KB; reached as the history fills, from 16 buckets, doubling),
-//! and 2 bytes per bucket for the anomaly scores of a
-//! scored series (0.7 KB; the score to 1/16383), which the web page marks on its chart.
+//! and 2 bytes per bucket for the anomaly scores of a scored series (0.7 KB; the score to
+//! 1/16383), which the web page marks on its chart.
 //!
 //! Precision: `yhat` is kept as the `f32` it was published as; each band edge as its
 //! distance from `yhat` in bfloat16 (the `f32` exponent, 8 significant bits), so a past
 //! `yhat_lower` or `yhat_upper` read back lies within 0.4% (2⁻⁸) of its distance from `yhat`
-//! of what was published (`f32` rounding aside). A band is an estimate drawn under a line; 4 bytes a
-//! point instead of 8 is a third of the history's memory.
+//! of what was published (`f32` rounding aside). A band is an estimate drawn under a line;
+//! 8 bytes a point instead of 12 is a third of the history's memory.
 //!
 //! It also keeps the scaling samples of the same window ([`ScalingHistory`]:
 //! `promcast_desired_replicas` and `promcast_scaling_load` per step, a few per target), so a
