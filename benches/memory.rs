@@ -1,9 +1,15 @@
 //! Memory per series at 24h@1m (1440 buckets): the store filled with N series that carry
 //! label sets shaped like the Prometheus 2.42 capture in `benches/fixtures/` (name, job,
-//! instance and three more labels), each ring full. Prints RSS growth per series and the
-//! store's own accounting, then writes a snapshot of the store (`storage.path`) and prints
-//! what that took: time, file size and the peak RSS above the store's while writing.
+//! instance and three more labels), each ring full of real traffic (a day of the NASA
+//! requests-per-minute trace, each series from another offset, as the scale bench). Prints
+//! RSS growth per series and the store's own accounting, the time to read every ring as the
+//! forecast step does (the compressed blocks decoded), then writes a snapshot of the store
+//! (`storage.path`) and prints what that took: time, file size and the peak RSS above the
+//! store's while writing.
 //! Run: `cargo bench --bench memory [-- N]` (default 100000).
+
+#[path = "../tests/common/traces.rs"]
+mod traces;
 
 use promcast::config::Config;
 use promcast::store::{hash_labels, AppendStats, LabelRef, Sample, Store};
@@ -30,15 +36,21 @@ fn main() {
     let before = rss_bytes();
     let store = Store::new(&config, 0);
     let mut stats = AppendStats::default();
+    let trace = traces::nasa_requests_per_minute();
     let mut samples = Vec::with_capacity(1440);
-    for i in 0..1440i64 {
-        samples.push(Sample {
-            value: (i % 97) as f64 * 1.5,
-            timestamp: i * 60_000,
-        });
-    }
     let t0 = std::time::Instant::now();
     for i in 0..n {
+        let from = (i * 7919) % (trace.len() - 1440);
+        samples.clear();
+        samples.extend(
+            trace[from..from + 1440]
+                .iter()
+                .enumerate()
+                .map(|(t, &value)| Sample {
+                    value,
+                    timestamp: t as i64 * 60_000,
+                }),
+        );
         let instance = format!("10.{}.{}.{}:9100", (i >> 16) & 255, (i >> 8) & 255, i & 255);
         let pod = format!("web-{:x}-{}", i * 2654435761 % 0xffffff, i % 7);
         let labels = [
@@ -80,6 +92,27 @@ fn main() {
         } else {
             "OVER"
         }
+    );
+
+    // What the forecast step does first: every ring copied out (decoded) under its lock.
+    let mut values = Vec::with_capacity(1440 * 1024);
+    let t0 = std::time::Instant::now();
+    let mut read = 0usize;
+    for shard in 0..store.shard_count() {
+        values.clear();
+        store.visit_shard(shard, |s| {
+            if values.len() > 1440 * 1000 {
+                read += values.len();
+                values.clear();
+            }
+            s.ring.copy_last(s.ring.history_len(), &mut values);
+        });
+        read += values.len();
+    }
+    let took = t0.elapsed();
+    println!(
+        "read every ring: {read} values in {took:.2?} ({:.2} ns a value)",
+        took.as_nanos() as f64 / read.max(1) as f64
     );
 
     let dir = tempfile::tempdir().expect("a temporary directory for the snapshot");

@@ -25,7 +25,8 @@
 //! - [`ingest`]: the `POST /api/v1/write` handler (content negotiation between remote write
 //!   1.0 and 2.0, size limits, status mapping), zero-copy decoders for both versions, the
 //!   deduplication of Prometheus HA pairs ([`ingest::ha`]), and backfill from Prometheus.
-//! - [`store`]: label-set interning, fixed-capacity per-series rings bucketed to the step,
+//! - [`store`]: label-set interning, fixed-capacity per-series rings bucketed to the step
+//!   (older buckets in XOR-coded blocks),
 //!   metric types and counters stored as per-second rates, a sharded series map, idle
 //!   eviction, ring snapshots on disk.
 //! - [`forecast`]: the model interface ([`forecast::Fit`] / [`forecast::Predict`] /

@@ -49,9 +49,25 @@ pub struct Budget {
     /// step does before a series' turn comes (so the choices a step makes do not depend on
     /// where in the step the series waiting for one lie) ...
     choice_time: Option<Duration>,
-    /// ... and none after this.
+    /// ... and none after this ...
     choices_until: Option<Instant>,
+    /// ... spread over the step's series (by the share of them seen, at least
+    /// [`UP_FRONT`] of the allowance), and none once the rest of the step, projected from
+    /// the time its series took so far (choices aside), would end it after [`ON_TIME`] of
+    /// its length: `(start, step, series in the step)`. At a million series the step's own
+    /// work nears the step, and the choices give way to it.
+    projection: Option<(Instant, Duration, usize)>,
 }
+
+/// The share of the step a step's projected end must stay within for `auto` to keep
+/// choosing (the rest is a margin for the batched forecasts at its end and for noise).
+pub const ON_TIME: f64 = 0.85;
+
+/// Series a step must have seen before its pace is projected.
+const PROJECT_AFTER: usize = 1000;
+
+/// The share of the choice allowance a step may spend before its series' share.
+const UP_FRONT: f64 = 0.05;
 
 impl Budget {
     /// No limit: offline replays, where the result must not depend on the machine.
@@ -60,16 +76,19 @@ impl Budget {
             refits_until: None,
             choice_time: None,
             choices_until: None,
+            projection: None,
         }
     }
 
     /// The agent's: refits within the first half of the step, `auto` choices for a quarter
-    /// of the step's time, within its first half.
-    pub fn for_step(start: Instant, step: Duration) -> Self {
+    /// of the step's time, within its first half, while the step of `series` series is
+    /// projected to end on time.
+    pub fn for_step(start: Instant, step: Duration, series: usize) -> Self {
         Self {
             refits_until: Some(start + step / 2),
             choice_time: Some(step / 4),
             choices_until: Some(start + step / 2),
+            projection: Some((start, step, series)),
         }
     }
 
@@ -77,11 +96,31 @@ impl Budget {
         self.refits_until.is_none_or(|d| Instant::now() < d)
     }
 
-    /// Whether another choice fits, `spent` having been spent choosing this step.
-    fn choices(&self, spent: Duration) -> bool {
+    /// Whether another choice fits, `spent` having been spent choosing this step and
+    /// `seen` series visited before this one.
+    fn choices(&self, spent: Duration, seen: usize) -> bool {
+        let now = Instant::now();
         self.choice_time.is_none_or(|t| spent < t)
-            && self.choices_until.is_none_or(|d| Instant::now() < d)
+            && self.choices_until.is_none_or(|d| now < d)
+            && self.projection.is_none_or(|(start, step, series)| {
+                let share = (seen as f64 / series.max(1) as f64).max(UP_FRONT);
+                self.choice_time
+                    .is_none_or(|t| spent < t.mul_f64(share.min(1.0)))
+                    && on_time(now - start, spent, seen, series, step)
+            })
     }
+}
+
+/// Whether a step `elapsed` into its length `step`, `spent` of it choosing, having seen
+/// `seen` of its `series` series, is projected to end within [`ON_TIME`] of it: the series
+/// left at the pace of those seen, choices aside.
+fn on_time(elapsed: Duration, spent: Duration, seen: usize, series: usize, step: Duration) -> bool {
+    if seen < PROJECT_AFTER {
+        return true;
+    }
+    let pace = elapsed.saturating_sub(spent).as_secs_f64() / seen as f64;
+    let end = elapsed.as_secs_f64() + pace * series.saturating_sub(seen) as f64;
+    end < step.as_secs_f64() * ON_TIME
 }
 
 /// What forecasting did in one step, for self-metrics.
@@ -189,6 +228,8 @@ struct Serve {
     budget: Budget,
     /// Time spent in [`auto::choose`] this step.
     choosing: Duration,
+    /// Series visited this step before the current one.
+    seen: usize,
     /// Whether the last step postponed first choices: this step makes only first choices,
     /// among the cheap candidates.
     backlog: bool,
@@ -252,6 +293,7 @@ impl Forecaster {
                 steps: 0,
                 budget: Budget::unlimited(),
                 choosing: Duration::ZERO,
+                seen: 0,
                 backlog: false,
                 stats: ForecastStats::default(),
                 step_ms: config.step.as_millis() as i64,
@@ -273,6 +315,7 @@ impl Forecaster {
         s.steps += 1;
         s.budget = budget;
         s.choosing = Duration::ZERO;
+        s.seen = 0;
         s.backlog = s.stats.auto_first_deferred > 0;
         s.stats = ForecastStats::default();
     }
@@ -306,6 +349,7 @@ impl Forecaster {
             calendar: self.calendar,
         };
         let e = &self.entries[entry];
+        self.serve.seen = at;
         self.serve.score_accuracy(e, &w, f);
         if let Some(model) = self.serve.series_forecast(e, f.id, &w, f) {
             let start = self.pending_values.len();
@@ -573,7 +617,7 @@ impl Serve {
             }
         }
         let current = state.auto.map(|a| (a.0, state.provisional));
-        if !self.budget.choices(self.choosing) || (self.backlog && current.is_some()) {
+        if !self.budget.choices(self.choosing, self.seen) || (self.backlog && current.is_some()) {
             self.stats.auto_deferred += 1;
             self.stats.auto_waiting += u64::from(current.is_none());
             self.stats.auto_first_deferred += u64::from(current.is_none());

@@ -124,6 +124,7 @@ impl Scheduler {
             step_ms: self.store.step_ms(),
             start,
             wall_step: self.store.clock().to_wall(self.config.step),
+            series: self.store.series_count(),
         };
         let now_bucket = now_ms.div_euclid(info.step_ms);
         // In the order they see each series: the score, the observed load, the forecast.

@@ -26,6 +26,8 @@ pub struct StepInfo {
     /// When the step started, and the step's length in wall time (the budgets' base).
     pub start: Instant,
     pub wall_step: Duration,
+    /// Series in the store when the step began (what the budgets project the step by).
+    pub series: usize,
 }
 
 impl StepInfo {
@@ -82,7 +84,7 @@ pub trait Stage {
 
 impl Stage for Forecaster {
     fn begin(&mut self, step: &StepInfo) {
-        self.begin_step(Budget::for_step(step.start, step.wall_step));
+        self.begin_step(Budget::for_step(step.start, step.wall_step, step.series));
     }
 
     fn visit(&mut self, _step: &StepInfo, series: &Visit<'_>, f: &mut SeriesForecast) {

@@ -12,6 +12,7 @@ mod metadata;
 pub mod persist;
 mod ring;
 mod shard;
+mod xor;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -97,6 +97,7 @@ fn series_waiting_for_a_first_choice_are_counted() {
     let spent = Budget::for_step(
         Instant::now() - Duration::from_secs(60),
         Duration::from_secs(60),
+        1,
     );
     let (s, deferred) = step_with_stats(&mut f, &nasa(600), spent);
     assert_eq!(s.auto, AutoChoice::Waiting);
@@ -202,6 +203,7 @@ fn an_exhausted_budget_defers_refits_and_a_baseline_serves() {
     let spent = Budget::for_step(
         Instant::now() - Duration::from_secs(120),
         Duration::from_secs(60),
+        1,
     );
     let mut f = forecaster("mstl");
     let s = step(&mut f, &nasa(300), spent);
@@ -269,4 +271,44 @@ fn state_of_series_not_seen_in_a_step_is_dropped() {
     f.begin_step(Budget::unlimited());
     f.end_step();
     assert!(f.serve.series.is_empty());
+}
+
+/// The choices give way once the step's own work, at its pace so far, would end it late.
+#[test]
+fn choices_stop_when_the_step_is_projected_late() {
+    let step = Duration::from_secs(60);
+    let s = Duration::from_secs;
+    // too few series seen to project a pace
+    assert!(on_time(s(50), s(0), 999, 1_000_000, step));
+    // half the series in 30 s, 10 of them choosing: 20 s more, ending at 50 s of 60
+    assert!(on_time(s(30), s(10), 500_000, 1_000_000, step));
+    // the same with 5 s choosing: 25 s more, ending at 55 s, past 85% of the step
+    assert!(!on_time(s(30), s(5), 500_000, 1_000_000, step));
+    // every series seen: what is left is the step's end itself
+    assert!(on_time(s(50), s(0), 1_000_000, 1_000_000, step));
+    assert!(!on_time(s(52), s(0), 1_000_000, 1_000_000, step));
+
+    // Through the budget: a step 20 s in, with time left in the choice allowance (15 s).
+    let budget = Budget::for_step(Instant::now() - s(20), step, 100_000);
+    assert!(
+        budget.choices(s(1), 50_000),
+        "20 s for half: 39 s at the end"
+    );
+    assert!(
+        !budget.choices(s(1), 30_000),
+        "19 s for 30%: 64 s at the end"
+    );
+    // spread over the series: 5% of the allowance (15 s) up front, then their share
+    let early = Budget::for_step(Instant::now(), step, 100_000);
+    assert!(early.choices(Duration::from_millis(700), 10));
+    assert!(
+        !early.choices(Duration::from_millis(800), 10),
+        "over 5% of 15 s"
+    );
+    assert!(
+        early.choices(s(7), 50_000),
+        "half the series, half the allowance"
+    );
+    assert!(!early.choices(s(8), 50_000));
+    assert!(Budget::unlimited().choices(s(1000), 1));
 }
