@@ -5,7 +5,7 @@
 //! RSS growth per series and the store's own accounting, the time to read every ring as the
 //! forecast step does (the compressed blocks decoded), then writes a snapshot of the store
 //! (`storage.path`) and prints what that took: time, file size and the peak RSS above the
-//! store's while writing.
+//! store's while writing; and the time to load it back into an empty store (a restart).
 //! Run: `cargo bench --bench memory [-- N]` (default 100000).
 
 #[path = "../tests/common/traces.rs"]
@@ -136,4 +136,17 @@ fn main() {
             "unknown (clear_refs not writable)".to_string()
         }
     );
+
+    // What a restart reads back: the snapshot loaded into an empty store.
+    drop(store);
+    let restored = Store::new(&config, 0);
+    let t0 = std::time::Instant::now();
+    let loaded = promcast::store::persist::load(&restored, dir.path(), 1440 * 60_000)
+        .expect("snapshot loads");
+    println!(
+        "loaded: {loaded:?} in {:.2?}; {} series",
+        t0.elapsed(),
+        restored.series_count()
+    );
+    assert_eq!(restored.series_count(), written);
 }

@@ -24,13 +24,15 @@ use serde_json::Value;
 
 const NAME: &str = "disk_test";
 
-/// Ten samples a second apart, ending now, for `count` series from `first` on.
+/// Five hundred samples a second apart, ending now, for `count` series from `first` on,
+/// with values whose every mantissa bit varies (square roots), so that the rings' coding
+/// keeps them near 4 bytes a bucket and a snapshot's size follows the series count.
 fn write(at: SocketAddr, first: usize, count: usize) -> Result<(), String> {
-    let t = now_ms() / 1000 * 1000 - 9_000;
+    let t = now_ms() / 1000 * 1000 - 499_000;
     let all = (first..first + count)
         .map(|i| {
-            let samples: Vec<(i64, f64)> = (0..10)
-                .map(|k| (t + k * 1000, (i * 100 + k as usize) as f64))
+            let samples: Vec<(i64, f64)> = (0..500)
+                .map(|k| (t + k * 1000, ((i * 1000 + k as usize) as f64).sqrt()))
                 .collect();
             series(&[("__name__", NAME), ("i", &i.to_string())], &samples)
         })
@@ -131,7 +133,7 @@ forecast:
     let pid = procs.get("promcast").child.id();
     procs.wait_ready("promcast", web);
 
-    // The first snapshot fits: three series of 600 one-second buckets.
+    // The first snapshot fits: three series of 500 one-second buckets (about 3 KiB).
     write(web, 0, 3).unwrap();
     poll(
         "a snapshot of 3 series",
@@ -147,7 +149,7 @@ forecast:
     assert_eq!(good[0].0, "promcast.snapshot");
     let last_success = metric_total(web, "promcast_snapshot_last_success_timestamp_seconds");
 
-    // 1. A hundred more series: a snapshot now needs about 240 KiB.
+    // 1. A hundred more series: a snapshot now needs about 110 KiB.
     write(web, 3, 100).unwrap();
     let failures = failed_with(&mut procs, web, &log, 0.0, "No space left on device");
     assert_eq!(

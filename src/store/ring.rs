@@ -271,7 +271,13 @@ impl Ring {
         }
     }
 
-    /// The ring's state as saved in a snapshot: `(head, head_ts, first, values)` with the
+    /// `(head, head_ts, first)`: the head bucket (`i64::MIN` while empty), the timestamp
+    /// that wrote it, and the first bucket ever pushed.
+    pub fn marks(&self) -> (i64, i64, i64) {
+        (self.head, self.head_ts, self.first)
+    }
+
+    /// The ring's state as a version 1 snapshot saved it: `(head, head_ts, first, values)` with the
     /// values by slot (bucket `b` at `b % capacity`, NaN outside the window).
     pub fn parts(&self) -> (i64, i64, i64, Vec<f32>) {
         let mut values = vec![f32::NAN; self.cap];
@@ -316,6 +322,77 @@ impl Ring {
         ring.sealed = sealed.into_boxed_slice();
         ring.lens = lens.into_boxed_slice();
         Some(ring)
+    }
+
+    /// Appends the ring's blocks as a snapshot keeps them (after its head, head timestamp and
+    /// first bucket): `i64` oldest sealed block, `u32` sealed blocks, their `u16` codes, the
+    /// open block's `u16` code, `u32` bytes, then the bytes (the sealed blocks', then the open
+    /// block's coding). No decoding or coding again, except the open block's.
+    pub fn write_blocks(&self, out: &mut Vec<u8>) {
+        let mut open = Vec::with_capacity(RAW_BYTES + 8);
+        let open_code = if self.head == i64::MIN {
+            EMPTY
+        } else {
+            encode_block(&self.open, &mut open)
+        };
+        out.extend_from_slice(&self.oldest.to_le_bytes());
+        out.extend_from_slice(&(self.lens.len() as u32).to_le_bytes());
+        for code in self.lens.iter().chain([&open_code]) {
+            out.extend_from_slice(&code.to_le_bytes());
+        }
+        out.extend_from_slice(&((self.sealed.len() + open.len()) as u32).to_le_bytes());
+        out.extend_from_slice(&self.sealed);
+        out.extend_from_slice(&open);
+    }
+
+    /// A ring of `capacity` from what [`Ring::write_blocks`] wrote at the start of `input`,
+    /// and the bytes it took; `None` when they do not describe such a ring.
+    pub fn read_blocks(
+        capacity: usize,
+        (head, head_ts, first): (i64, i64, i64),
+        input: &[u8],
+    ) -> Option<(Self, usize)> {
+        let mut at = 0usize;
+        let mut take = |n: usize| {
+            let s = input.get(at..at.checked_add(n)?)?;
+            at += n;
+            Some(s)
+        };
+        let oldest = i64::from_le_bytes(take(8)?.try_into().ok()?);
+        let n = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
+        if capacity == 0 || n > capacity / BLOCK + 2 {
+            return None;
+        }
+        let mut lens = Vec::with_capacity(n);
+        for _ in 0..=n {
+            let code = u16::from_le_bytes(take(2)?.try_into().ok()?);
+            if code != RAW && usize::from(code) >= RAW_BYTES {
+                return None;
+            }
+            lens.push(code);
+        }
+        let open_code = lens.pop()?;
+        let bytes = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
+        let sealed_bytes: usize = lens.iter().map(|&c| stored(c)).sum();
+        if sealed_bytes + stored(open_code) != bytes {
+            return None;
+        }
+        let data = take(bytes)?;
+        let mut ring = Self::new(capacity);
+        if head == i64::MIN {
+            return (n == 0).then_some((ring, at));
+        }
+        if oldest.checked_add(n as i64)? != head.div_euclid(B) {
+            return None;
+        }
+        decode_block(data, sealed_bytes, open_code, &mut ring.open);
+        ring.head = head;
+        ring.head_ts = head_ts;
+        ring.first = first;
+        ring.oldest = oldest;
+        ring.lens = lens.into_boxed_slice();
+        ring.sealed = data[..sealed_bytes].into();
+        Some((ring, at))
     }
 
     pub fn heap_bytes(&self) -> usize {
