@@ -14,9 +14,11 @@
 //! without MSTL, the expensive candidate, and again with it once none waits): the wait for
 //! the first choice with every candidate is printed too. The waits' distributions follow the
 //! steps, and the last line is one a script can read:
-//! `summary: series=N model=M steps=K rss_kib_per_series=X step_s_max=Y first_choice_p99_s=Z`
-//! (`first_choice_p99_s=none` when fewer than 99% of the series had a first choice within
-//! the steps, or with a model other than `auto`).
+//! `summary: series=N model=M steps=K rss_kib_per_series=X step_s_max=Y first_choice_p99_s=Z
+//! rss_kib_per_series_history_full=W` (`first_choice_p99_s=none` when fewer than 99% of the
+//! series had a first choice within the steps, or with a model other than `auto`; `W` is `X`
+//! plus the forecast history's slots not yet held at 8 bytes a horizon: the steady state,
+//! since the history grows as it fills and three steps hold a tenth of it).
 //!
 //! `cargo bench --bench scale -- [N] [--model auto|lstm|mstl|seasonal_naive|naive] [--steps K]
 //! [--history 6h] [--no-anomaly] [--backend cpu|tract]` (`cpu`, the default, is what the agent
@@ -243,6 +245,8 @@ fn main() {
         );
     }
     // The history grows as it fills: say how much of it this run's RSS holds.
+    let rss_kib = (rss_last - rss0) as f64 / n as f64 / 1024.0;
+    let mut rss_full_kib = rss_kib;
     let (mut held, mut entries, mut horizons) = (0usize, 0usize, 0usize);
     history.for_each(|e| {
         held += e.slots();
@@ -251,6 +255,7 @@ fn main() {
     });
     if entries > 0 {
         let full = entries * history.len();
+        rss_full_kib += ((full - held) * horizons * 8) as f64 / n as f64 / 1024.0;
         println!(
             "forecast history: {held} of {full} slots held ({:.1}%); when full, about {:.2} KiB a series more ({horizons} horizons x 8 bytes a slot)",
             100.0 * held as f64 / full as f64,
@@ -258,8 +263,7 @@ fn main() {
         );
     }
     println!(
-        "summary: series={n} model={model} steps={steps} rss_kib_per_series={:.2} step_s_max={step_s_max:.1} first_choice_p99_s={}",
-        (rss_last - rss0) as f64 / n as f64 / 1024.0,
+        "summary: series={n} model={model} steps={steps} rss_kib_per_series={rss_kib:.2} step_s_max={step_s_max:.1} first_choice_p99_s={} rss_kib_per_series_history_full={rss_full_kib:.2}",
         show(wait_at(0.99, false))
     );
 }
