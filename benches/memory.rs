@@ -5,7 +5,9 @@
 //! RSS growth per series and the store's own accounting, the time to read every ring as the
 //! forecast step does (the compressed blocks decoded), then writes a snapshot of the store
 //! (`storage.path`) and prints what that took: time, file size and the peak RSS above the
-//! store's while writing; and the time to load it back into an empty store (a restart).
+//! store's while writing; the time to load it back into an empty store (a restart); and
+//! the time to write a day of history behind each new series' first sample, as backfill
+//! does (N/10 series).
 //! Run: `cargo bench --bench memory [-- N]` (default 100000).
 
 #[path = "../tests/common/traces.rs"]
@@ -149,4 +151,37 @@ fn main() {
         restored.series_count()
     );
     assert_eq!(restored.series_count(), written);
+    drop(restored);
+
+    // Backfill's order: a new series' first live sample, then its day of history read from
+    // Prometheus in one append, every sample older than the head (late writes into blocks
+    // already sealed).
+    let backfilled = Store::new(&config, 0);
+    let m = (n / 10).max(1);
+    let mut late = 0u64;
+    let t0 = std::time::Instant::now();
+    for i in 0..m {
+        let from = (i * 7919) % (trace.len() - 1441);
+        let name = format!("backfilled-{i}");
+        let labels = [LabelRef::new("__name__", &name)];
+        let id = hash_labels(&labels);
+        let live = [Sample {
+            value: trace[from + 1440],
+            timestamp: 1440 * 60_000,
+        }];
+        backfilled.append(id, &labels, &live, 0, &mut stats);
+        samples.clear();
+        samples.extend((0..1440).map(|t| Sample {
+            value: trace[from + t],
+            timestamp: t as i64 * 60_000,
+        }));
+        let mut s = AppendStats::default();
+        backfilled.append(id, &labels, &samples, 0, &mut s);
+        late += s.merged;
+    }
+    let took = t0.elapsed();
+    println!(
+        "backfill order: {m} series, {late} samples written behind the head in {took:.2?} ({:.0} ns a sample)",
+        took.as_nanos() as f64 / late.max(1) as f64
+    );
 }

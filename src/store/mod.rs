@@ -511,11 +511,13 @@ impl Store {
                 }
             }
         }
+        // Late samples (backfill) coded once a block, when the writer is dropped at the end.
+        let mut ring = series.ring.writer();
         for s in samples {
-            let bucket = self.bucket_after(series.ring.head(), s.timestamp);
+            let bucket = self.bucket_after(ring.head(), s.timestamp);
             if is_stale_marker(s.value) {
                 stats.stale_markers += 1;
-                if series.ring.head().is_none_or(|h| bucket >= h) {
+                if ring.head().is_none_or(|h| bucket >= h) {
                     series.stale = true;
                 }
                 continue;
@@ -536,7 +538,7 @@ impl Store {
                     }
                 },
             };
-            match series.ring.push(bucket, ts, value as f32) {
+            match ring.push(bucket, ts, value as f32) {
                 Push::Appended => {
                     series.stale = false;
                     stats.appended += 1;
