@@ -582,7 +582,9 @@ fn image_builds_runs_read_only_and_restores_its_snapshot() {
         .metadata()
         .unwrap_or_else(|e| panic!("{}: {e}\n{}", snapshot.display(), procs.logs()));
     assert_eq!((meta.uid(), meta.gid()), (65534, 65534), "snapshot owner");
-    assert!(meta.len() > 1440 * 4, "snapshot of {} bytes", meta.len());
+    // A day of one-minute buckets, XOR-coded (about 1.3 bytes a bucket on this trace; what
+    // it holds is checked point by point after the restart below).
+    assert!(meta.len() > 1440 / 2, "snapshot of {} bytes", meta.len());
     let names: Vec<String> = std::fs::read_dir(&volume)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
