@@ -26,7 +26,7 @@ const NAME: &str = "disk_test";
 
 /// Five hundred samples a second apart, ending now, for `count` series from `first` on,
 /// with values whose every mantissa bit varies (square roots), so that the rings' coding
-/// keeps them near 4 bytes a bucket and a snapshot's size follows the series count.
+/// keeps them at about 2.2 bytes a bucket and a snapshot's size follows the series count.
 fn write(at: SocketAddr, first: usize, count: usize) -> Result<(), String> {
     let t = now_ms() / 1000 * 1000 - 499_000;
     let all = (first..first + count)
