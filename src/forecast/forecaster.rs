@@ -61,7 +61,7 @@ pub struct Budget {
 
 /// The share of the step a step's projected end must stay within for `auto` to keep
 /// choosing (the rest is a margin for the batched forecasts at its end and for noise).
-pub const ON_TIME: f64 = 0.85;
+const ON_TIME: f64 = 0.85;
 
 /// Series a step must have seen before its pace is projected.
 const PROJECT_AFTER: usize = 1000;
@@ -100,14 +100,14 @@ impl Budget {
     /// `seen` series visited before this one.
     fn choices(&self, spent: Duration, seen: usize) -> bool {
         let now = Instant::now();
-        self.choice_time.is_none_or(|t| spent < t)
+        let share = self.projection.map_or(1.0, |(_, _, series)| {
+            (seen as f64 / series.max(1) as f64).clamp(UP_FRONT, 1.0)
+        });
+        self.choice_time.is_none_or(|t| spent < t.mul_f64(share))
             && self.choices_until.is_none_or(|d| now < d)
-            && self.projection.is_none_or(|(start, step, series)| {
-                let share = (seen as f64 / series.max(1) as f64).max(UP_FRONT);
-                self.choice_time
-                    .is_none_or(|t| spent < t.mul_f64(share.min(1.0)))
-                    && on_time(now - start, spent, seen, series, step)
-            })
+            && self
+                .projection
+                .is_none_or(|(start, step, series)| on_time(now - start, spent, seen, series, step))
     }
 }
 

@@ -96,13 +96,7 @@ fn write_streamed(store: &Store, tmp: &Path) -> std::io::Result<u64> {
         body_crc.update(&buf);
         out.write_all(&buf)?;
     }
-    let mut head = Vec::with_capacity(HEAD_LEN);
-    head.extend_from_slice(MAGIC);
-    head.extend_from_slice(&VERSION.to_le_bytes());
-    head.extend_from_slice(&store.step_ms().to_le_bytes());
-    head.extend_from_slice(&(store.ring_len() as u64).to_le_bytes());
-    head.extend_from_slice(&count.to_le_bytes());
-    debug_assert_eq!(head.len(), HEAD_LEN);
+    let head = header(store, VERSION, count);
     let mut crc = crc32fast::Hasher::new();
     crc.update(&head);
     crc.combine(&body_crc);
@@ -114,8 +108,26 @@ fn write_streamed(store: &Store, tmp: &Path) -> std::io::Result<u64> {
     Ok(count)
 }
 
+/// The file's header: magic, `version`, the store's step and ring length, `count` series.
+fn header(store: &Store, version: u32, count: u64) -> Vec<u8> {
+    let mut head = Vec::with_capacity(HEAD_LEN);
+    head.extend_from_slice(MAGIC);
+    head.extend_from_slice(&version.to_le_bytes());
+    head.extend_from_slice(&store.step_ms().to_le_bytes());
+    head.extend_from_slice(&(store.ring_len() as u64).to_le_bytes());
+    head.extend_from_slice(&count.to_le_bytes());
+    debug_assert_eq!(head.len(), HEAD_LEN);
+    head
+}
+
 /// Appends one series' record (labels, flags, ring) to `buf`.
 fn encode_series(s: &super::Series, buf: &mut Vec<u8>) {
+    encode_series_head(s, buf);
+    s.ring.write_blocks(buf);
+}
+
+/// Appends what a record holds before its ring: labels, flags, the ring's marks.
+fn encode_series_head(s: &super::Series, buf: &mut Vec<u8>) {
     let count = s.labels.iter().count();
     buf.extend_from_slice(&(count as u32).to_le_bytes());
     for (n, v) in s.labels.iter() {
@@ -129,7 +141,6 @@ fn encode_series(s: &super::Series, buf: &mut Vec<u8>) {
     for x in [head, head_ts, first] {
         buf.extend_from_slice(&x.to_le_bytes());
     }
-    s.ring.write_blocks(buf);
 }
 
 struct Reader<'a> {
@@ -272,23 +283,28 @@ mod tests {
     const YAML: &str =
         "storage: { step: 1m, retention: 1h }\nforecast:\n  - selector: '{__name__=~\"a.*\"}'\n";
 
+    /// Appends `samples` to the series `{__name__=name, job="j"}` at `now_ms`.
+    fn append(s: &Store, name: &str, samples: &[Sample], now_ms: i64) {
+        let labels = [LabelRef::new("__name__", name), LabelRef::new("job", "j")];
+        s.append(
+            hash_labels(&labels),
+            &labels,
+            samples,
+            now_ms,
+            &mut AppendStats::default(),
+        );
+    }
+
     fn fill(s: &Store) {
         let nasa = crate::test_data::nasa_per_minute();
         for (k, name) in ["a:x", "a:y", "b:z"].iter().enumerate() {
-            let labels = [LabelRef::new("__name__", name), LabelRef::new("job", "j")];
             let samples: Vec<Sample> = (0..90)
                 .map(|i| Sample {
                     value: nasa[k * 100 + i],
                     timestamp: i as i64 * 60_000,
                 })
                 .collect();
-            s.append(
-                hash_labels(&labels),
-                &labels,
-                &samples,
-                90 * 60_000,
-                &mut AppendStats::default(),
-            );
+            append(s, name, &samples, 90 * 60_000);
         }
     }
 
@@ -351,20 +367,13 @@ mod tests {
         let n = 3 * a.shard_count();
         for k in 0..n {
             let name = format!("a:s{k}");
-            let labels = [LabelRef::new("__name__", &name), LabelRef::new("job", "j")];
             let samples: Vec<Sample> = (0..30)
                 .map(|i| Sample {
                     value: nasa[(k * 7 + i) % nasa.len()],
                     timestamp: i as i64 * 60_000,
                 })
                 .collect();
-            a.append(
-                hash_labels(&labels),
-                &labels,
-                &samples,
-                30 * 60_000,
-                &mut AppendStats::default(),
-            );
+            append(&a, &name, &samples, 30 * 60_000);
         }
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(save(&a, dir.path()).unwrap(), n);
@@ -404,7 +413,6 @@ mod tests {
         let nasa = crate::test_data::nasa_per_minute();
         let mut x = 0x2545_F491u32;
         for name in ["a:nasa", "a:noise"] {
-            let labels = [LabelRef::new("__name__", name), LabelRef::new("job", "j")];
             let samples: Vec<Sample> = (0..400)
                 .filter(|i| i % 37 != 5)
                 .map(|i| Sample {
@@ -419,24 +427,12 @@ mod tests {
                     timestamp: i as i64 * 60_000,
                 })
                 .collect();
-            s.append(
-                hash_labels(&labels),
-                &labels,
-                &samples,
-                400 * 60_000,
-                &mut AppendStats::default(),
-            );
+            append(s, name, &samples, 400 * 60_000);
             let late = [Sample {
                 value: 1.5,
                 timestamp: 301 * 60_000, // a gap in a sealed block
             }];
-            s.append(
-                hash_labels(&labels),
-                &labels,
-                &late,
-                400 * 60_000,
-                &mut AppendStats::default(),
-            );
+            append(s, name, &late, 400 * 60_000);
         }
     }
 
@@ -464,29 +460,13 @@ mod tests {
         for i in 0..s.shard_count() {
             s.visit_shard(i, |x| {
                 count += 1;
-                let labels: Vec<(&str, &str)> = x.labels.iter().collect();
-                body.extend_from_slice(&(labels.len() as u32).to_le_bytes());
-                for (n, v) in labels {
-                    for t in [n, v] {
-                        body.extend_from_slice(&(t.len() as u32).to_le_bytes());
-                        body.extend_from_slice(t.as_bytes());
-                    }
-                }
-                body.push(x.stale as u8 | (x.is_rate() as u8) << 1);
-                let (head, head_ts, first, values) = x.ring.parts();
-                for v in [head, head_ts, first] {
-                    body.extend_from_slice(&v.to_le_bytes());
-                }
-                for v in values {
+                encode_series_head(x, &mut body);
+                for v in x.ring.parts().3 {
                     body.extend_from_slice(&v.to_le_bytes());
                 }
             });
         }
-        let mut file = MAGIC.to_vec();
-        file.extend_from_slice(&PLAIN_VERSION.to_le_bytes());
-        file.extend_from_slice(&s.step_ms().to_le_bytes());
-        file.extend_from_slice(&(s.ring_len() as u64).to_le_bytes());
-        file.extend_from_slice(&count.to_le_bytes());
+        let mut file = header(s, PLAIN_VERSION, count);
         file.extend_from_slice(&body);
         let crc = crc32fast::hash(&file);
         file.extend_from_slice(&crc.to_le_bytes());

@@ -88,6 +88,12 @@ impl Ring {
     }
 
     pub fn push(&mut self, bucket: i64, ts: i64, value: f32) -> Push {
+        self.writer().push(bucket, ts, value)
+    }
+
+    /// [`Ring::push`], a late sample into a sealed block filled in `late`'s decoded copy of
+    /// it (coded back by [`Ring::settle`]).
+    fn push_late(&mut self, bucket: i64, ts: i64, value: f32, late: &mut Late) -> Push {
         if self.head == i64::MIN {
             self.head = bucket;
             self.head_ts = ts;
@@ -129,7 +135,10 @@ impl Ring {
                 self.open[at] = value;
             }
         } else {
-            self.fill_sealed(k, at, value);
+            // The decoded block may stay across other pushes: `settle` finds its place again
+            // (a seal moves the blocks; one the window left behind is dropped with its late
+            // samples, which no read could see any more).
+            self.fill_late(k, at, value, late);
         }
         Push::Merged
     }
@@ -186,13 +195,6 @@ impl Ring {
         }
     }
 
-    /// Fills bucket `at` of sealed block `k` with `value` when it is a gap.
-    fn fill_sealed(&mut self, k: i64, at: usize, value: f32) {
-        let mut late = Late::default();
-        self.fill_late(k, at, value, &mut late);
-        self.settle(&mut late);
-    }
-
     /// Fills bucket `at` of sealed block `k` in `late` (decoding the block into it first,
     /// after settling the one it held) when it is a gap.
     fn fill_late(&mut self, k: i64, at: usize, value: f32, late: &mut Late) {
@@ -227,10 +229,8 @@ impl Ring {
         let mut coded = Vec::with_capacity(RAW_BYTES + 8);
         let code = encode_block(&late.values, &mut coded);
         let old = stored(self.lens[i]);
-        let mut sealed = Vec::with_capacity(self.sealed.len() - old + coded.len());
-        sealed.extend_from_slice(&self.sealed[..off]);
-        sealed.extend_from_slice(&coded);
-        sealed.extend_from_slice(&self.sealed[off + old..]);
+        let mut sealed = Vec::from(std::mem::take(&mut self.sealed));
+        sealed.splice(off..off + old, coded);
         self.sealed = sealed.into_boxed_slice();
         self.lens[i] = code;
     }
@@ -307,8 +307,10 @@ impl Ring {
         (self.head, self.head_ts, self.first)
     }
 
-    /// The ring's state as a version 1 snapshot saved it: `(head, head_ts, first, values)` with the
-    /// values by slot (bucket `b` at `b % capacity`, NaN outside the window).
+    /// The ring's state as a version 1 snapshot saved it: `(head, head_ts, first, values)`
+    /// with the values by slot (bucket `b` at `b % capacity`, NaN outside the window); the
+    /// tests' model of [`Ring::from_parts`], which still reads such files.
+    #[cfg(test)]
     pub fn parts(&self) -> (i64, i64, i64, Vec<f32>) {
         let mut values = vec![f32::NAN; self.cap];
         if let Some(head) = self.head() {
@@ -457,23 +459,7 @@ pub struct Writer<'a> {
 impl Writer<'_> {
     /// [`Ring::push`], a late sample into a sealed block kept in the writer's copy of it.
     pub fn push(&mut self, bucket: i64, ts: i64, value: f32) -> Push {
-        let r = &mut *self.ring;
-        let k = bucket.div_euclid(B);
-        let late = r.head != i64::MIN
-            && bucket < r.head
-            && bucket > r.head - r.cap as i64
-            && k != r.open_block();
-        if !late {
-            // The decoded block may stay: `settle` finds its place again (a seal moves the
-            // blocks; one the window left behind is dropped with its late samples, which
-            // no read could see any more).
-            return r.push(bucket, ts, value);
-        }
-        if bucket < r.first {
-            r.first = bucket;
-        }
-        r.fill_late(k, bucket.rem_euclid(B) as usize, value, &mut self.late);
-        Push::Merged
+        self.ring.push_late(bucket, ts, value, &mut self.late)
     }
 
     pub fn head(&self) -> Option<i64> {
