@@ -564,6 +564,78 @@ fn time_and_lag_features() {
     }
 }
 
+/// The calendar features are each step's time of day and week, whatever window the thread
+/// built before (they are kept for the last window asked for): rows for windows ending at
+/// different times, with and without calendar meaning, alternating.
+#[test]
+fn calendar_features_follow_each_window() {
+    let step = Duration::from_secs(3600);
+    let meta = ModelMeta {
+        window: 6,
+        step,
+        steps: vec![step],
+        horizons: vec![step],
+        quantiles: vec![0.5],
+        features: vec![
+            Feature::Value,
+            Feature::TodSin,
+            Feature::TodCos,
+            Feature::DowSin,
+            Feature::DowCos,
+        ],
+        normalisation: Normalisation::RobustMedianIqr,
+    };
+    let values: Vec<f32> = (0..30).map(|i| (i % 7) as f32).collect();
+    let (monday, week, day) = (4 * 86_400_000i64, 7 * 86_400_000i64, 86_400_000i64);
+    let angle = |t: i64, origin: i64, period: i64| {
+        std::f64::consts::TAU * (t - origin).rem_euclid(period) as f64 / period as f64
+    };
+    let ends = [
+        (1_700_000_000_000i64, true),
+        (1_700_000_000_000 + 5 * 3_600_000, true),
+        (1_700_000_000_000, false),
+        (1_700_000_000_000, true),
+        (-3 * 3_600_000, true),
+    ];
+    for (last_ts_ms, calendar) in ends {
+        let h = History {
+            values: &values,
+            last_ts_ms,
+            calendar,
+        };
+        let mut row = vec![0.0; 6 * 5];
+        build_row(
+            &meta,
+            meta.lag_steps(step),
+            step,
+            &h,
+            &mut row,
+            &mut Vec::new(),
+            &mut Vec::new(),
+        )
+        .unwrap();
+        for j in 0..6 {
+            let t = last_ts_ms - (5 - j as i64) * 3_600_000;
+            let want = if calendar {
+                let (d, w) = (angle(t, 0, day), angle(t, monday, week));
+                [
+                    d.sin() as f32,
+                    d.cos() as f32,
+                    w.sin() as f32,
+                    w.cos() as f32,
+                ]
+            } else {
+                [0.0; 4]
+            };
+            assert_eq!(
+                row[j * 5 + 1..j * 5 + 5],
+                want,
+                "window ending {last_ts_ms}, step {j}"
+            );
+        }
+    }
+}
+
 #[test]
 fn lead_features_carry_the_day_before_each_target() {
     // step 6h: a day is 4 steps; horizons 6h and 12h: the lead L is 2 steps.

@@ -161,47 +161,86 @@ pub(super) fn build_row(
 
     let step_ms = step.as_millis() as i64;
     let nf = meta.features.len();
-    let clock = |v: f64| if history.calendar { v as f32 } else { 0.0 };
-    for (j, cells) in row.chunks_exact_mut(nf).enumerate() {
-        let own = norm.normalise(filled[j]);
-        let ts = history.last_ts_ms - (w - 1 - j) as i64 * step_ms;
-        let index = start + j as isize;
-        let lag = |steps: Option<usize>| {
-            steps
-                .and_then(|k| at(index - k as isize))
-                .map_or(own, |v| norm.normalise(v))
-        };
-        let lead = lags
-            .day
-            .and_then(|d| at(index + lags.lead as isize - d as isize));
-        for (cell, feature) in cells.iter_mut().zip(&meta.features) {
-            *cell = match feature {
-                Feature::Value => own,
-                Feature::Mask => {
-                    if at(index).is_some() {
-                        1.0
-                    } else {
-                        0.0
-                    }
-                }
-                Feature::TodSin => clock(phase(ts, 0, DAY_MS).sin()),
-                Feature::TodCos => clock(phase(ts, 0, DAY_MS).cos()),
-                Feature::DowSin => clock(phase(ts, MONDAY_MS, WEEK_MS).sin()),
-                Feature::DowCos => clock(phase(ts, MONDAY_MS, WEEK_MS).cos()),
-                Feature::Lag1d => lag(lags.day),
-                Feature::Lag1w => lag(lags.week),
-                Feature::Lag1dLead => lead.map_or(own, |v| norm.normalise(v)),
-                Feature::Lag1dLeadMask => {
-                    if lead.is_some() {
-                        1.0
-                    } else {
-                        0.0
-                    }
-                }
+    CLOCK.with_borrow_mut(|clock| {
+        let clock = clock.window(history, step_ms, w);
+        for (j, cells) in row.chunks_exact_mut(nf).enumerate() {
+            let own = norm.normalise(filled[j]);
+            let index = start + j as isize;
+            let lag = |steps: Option<usize>| {
+                steps
+                    .and_then(|k| at(index - k as isize))
+                    .map_or(own, |v| norm.normalise(v))
             };
+            let lead = lags
+                .day
+                .and_then(|d| at(index + lags.lead as isize - d as isize));
+            for (cell, feature) in cells.iter_mut().zip(&meta.features) {
+                *cell = match feature {
+                    Feature::Value => own,
+                    Feature::Mask => {
+                        if at(index).is_some() {
+                            1.0
+                        } else {
+                            0.0
+                        }
+                    }
+                    Feature::TodSin => clock[j][0],
+                    Feature::TodCos => clock[j][1],
+                    Feature::DowSin => clock[j][2],
+                    Feature::DowCos => clock[j][3],
+                    Feature::Lag1d => lag(lags.day),
+                    Feature::Lag1w => lag(lags.week),
+                    Feature::Lag1dLead => lead.map_or(own, |v| norm.normalise(v)),
+                    Feature::Lag1dLeadMask => {
+                        if lead.is_some() {
+                            1.0
+                        } else {
+                            0.0
+                        }
+                    }
+                };
+            }
         }
-    }
+    });
     Some(norm)
+}
+
+/// The calendar features of one window's steps (`[tod sin, tod cos, dow sin, dow cos]`, 0
+/// where the timestamps carry no calendar meaning), kept for the window last asked for: the
+/// series of a step end at the same bucket, so one computation serves the whole batch instead
+/// of four trigonometric calls a step and series (4% of the 1M-series step).
+#[derive(Default)]
+struct Clock {
+    key: Option<(i64, i64, bool)>,
+    cells: Vec<[f32; 4]>,
+}
+
+thread_local! {
+    static CLOCK: std::cell::RefCell<Clock> = std::cell::RefCell::default();
+}
+
+impl Clock {
+    fn window(&mut self, history: &History<'_>, step_ms: i64, w: usize) -> &[[f32; 4]] {
+        let key = Some((history.last_ts_ms, step_ms, history.calendar));
+        if self.key != key || self.cells.len() != w {
+            self.key = key;
+            self.cells.clear();
+            self.cells.extend((0..w).map(|j| {
+                if !history.calendar {
+                    return [0.0; 4];
+                }
+                let ts = history.last_ts_ms - (w - 1 - j) as i64 * step_ms;
+                let (day, week) = (phase(ts, 0, DAY_MS), phase(ts, MONDAY_MS, WEEK_MS));
+                [
+                    day.sin() as f32,
+                    day.cos() as f32,
+                    week.sin() as f32,
+                    week.cos() as f32,
+                ]
+            }));
+        }
+        &self.cells
+    }
 }
 
 /// 2π · ((ts − origin) mod period) / period.
