@@ -17,12 +17,14 @@
 //! `summary: series=N model=M steps=K rss_kib_per_series=X step_s_max=Y first_choice_p99_s=Z
 //! rss_kib_per_series_history_full=W` (`first_choice_p99_s=none` when fewer than 99% of the
 //! series had a first choice within the steps, or with a model other than `auto`; `W` is `X`
-//! plus the forecast history's slots not yet held at 8 bytes a horizon: the steady state,
-//! since the history grows as it fills and three steps hold a tenth of it).
+//! plus the forecast history's slots not yet held, 8 bytes a horizon and 2 for the score, up
+//! to the span it keeps: the steady state, since the history grows as it fills and three
+//! steps hold a tenth of it).
 //!
 //! `cargo bench --bench scale -- [N] [--model auto|lstm|mstl|seasonal_naive|naive] [--steps K]
-//! [--history 6h] [--no-anomaly] [--backend cpu|tract]` (`cpu`, the default, is what the agent
-//! runs: promcast's own kernel for the built-in model; `tract` runs it on tract).
+//! [--history 6h] [--history-memory 2GiB] [--no-anomaly] [--backend cpu|tract]` (`cpu`, the
+//! default, is what the agent runs: promcast's own kernel for the built-in model; `tract` runs
+//! it on tract; `--history-memory` defaults to the agent's `storage.forecast_history_memory`).
 
 #[path = "../tests/common/traces.rs"]
 mod traces;
@@ -84,6 +86,9 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
     let history = arg_after(&args, "--history").unwrap_or_else(|| "6h".into());
+    let history_memory = arg_after(&args, "--history-memory")
+        .map(|m| format!(", forecast_history_memory: {m}"))
+        .unwrap_or_default();
     let anomaly = !args.iter().any(|a| a == "--no-anomaly");
     let backend = match arg_after(&args, "--backend").as_deref() {
         None | Some("cpu") => BackendChoice::Cpu,
@@ -100,7 +105,7 @@ fn main() {
     let config = Arc::new(
         Config::from_yaml(
             &format!(
-                "storage: {{ step: 1m, retention: 24h, forecast_history: {history} }}\n\
+                "storage: {{ step: 1m, retention: 24h, forecast_history: {history}{history_memory} }}\n\
                  forecast:\n  - selector: '{{__name__=~\".+:.+\"}}'\n    horizons: [5m, 15m, 30m]\n    \
                  model: {model}\n    quantiles: [0.1, 0.9]\n    seasons: [1h, 1d]\n    \
                  anomaly: {{ enabled: {anomaly} }}\n\
@@ -150,7 +155,9 @@ fn main() {
     println!("LSTM engine: {}", lstm.backend().0);
     let telemetry = Arc::new(Telemetry::default());
     let cell = Arc::new(SnapshotCell::new(Snapshot::empty(&config)));
-    let history = Arc::new(ForecastHistory::new(config.forecast_history));
+    let history = Arc::new(
+        ForecastHistory::new(config.forecast_history).with_budget(config.forecast_history_memory),
+    );
     cell.subscribe(history.clone());
     let mut sched =
         Scheduler::new(config.clone(), store.clone(), cell, Some(Arc::new(lstm))).unwrap();
@@ -247,19 +254,22 @@ fn main() {
     // The history grows as it fills: say how much of it this run's RSS holds.
     let rss_kib = (rss_last - rss0) as f64 / n as f64 / 1024.0;
     let mut rss_full_kib = rss_kib;
-    let (mut held, mut entries, mut horizons) = (0usize, 0usize, 0usize);
+    let (mut held, mut full, mut entries) = (0usize, 0usize, 0usize);
+    let span = history.span();
     history.for_each(|e| {
-        held += e.slots();
+        let (bytes, per_bucket) = e.bytes();
+        held += bytes;
+        full += per_bucket * span;
         entries += 1;
-        horizons = horizons.max(e.horizons());
     });
     if entries > 0 {
-        let full = entries * history.len();
-        rss_full_kib += ((full - held) * horizons * 8) as f64 / n as f64 / 1024.0;
+        let more = full.saturating_sub(held) as f64 / n as f64 / 1024.0;
+        rss_full_kib += more;
         println!(
-            "forecast history: {held} of {full} slots held ({:.1}%); when full, about {:.2} KiB a series more ({horizons} horizons x 8 bytes a slot)",
-            100.0 * held as f64 / full as f64,
-            ((full - held) * horizons * 8) as f64 / n as f64 / 1024.0
+            "forecast history: {span} of {} steps kept a series (storage.forecast_history_memory {} bytes); {held} of {full} bytes held ({:.1}%); when full, about {more:.2} KiB a series more",
+            history.len(),
+            config.forecast_history_memory,
+            100.0 * held as f64 / full.max(1) as f64,
         );
     }
     println!(

@@ -63,6 +63,11 @@ impl AppState {
                 .with_scaling_targets(config.scaling.iter().map(|t| &*t.name)),
         );
         let store = Arc::new(Store::new(config, now_ms()).with_clock(clock));
+        let history = Arc::new(
+            ForecastHistory::new(config.forecast_history)
+                .with_budget(config.forecast_history_memory)
+                .with_metrics(telemetry.forecast_history.clone()),
+        );
         Self {
             ingest: Arc::new(
                 Ingest::new(store, telemetry.clone(), config.limits.clone())
@@ -70,7 +75,7 @@ impl AppState {
             ),
             snapshots: Arc::new(SnapshotCell::new(Snapshot::empty(config))),
             telemetry,
-            history: Arc::new(ForecastHistory::new(config.forecast_history)),
+            history,
             config: Arc::new(config.clone()),
             ready: Arc::new(AtomicBool::new(false)),
             read_permits: Arc::new(Semaphore::new(config.limits.max_concurrent_reads)),

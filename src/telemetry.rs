@@ -418,6 +418,7 @@ pub struct Telemetry {
     /// Remote reads refused with 503 (`limits.max_concurrent_reads` already answering).
     pub remote_reads_refused: Counter,
     pub snapshot_series: Gauge,
+    pub forecast_history: HistoryMetrics,
     pub snapshot_failures: Counter,
     pub snapshot_last_success: FloatGauge,
     pub remote_write: Vec<(String, RemoteWriteMetrics)>,
@@ -429,6 +430,26 @@ pub struct Telemetry {
 impl Default for Telemetry {
     fn default() -> Self {
         Self::new(std::iter::empty())
+    }
+}
+
+/// The forecast history's span and size (`storage.forecast_history`, `_memory`).
+#[derive(Clone)]
+pub struct HistoryMetrics {
+    pub span_seconds: FloatGauge,
+    pub bytes: Gauge,
+}
+
+fn history_metrics(r: &mut Builder<'_>) -> HistoryMetrics {
+    HistoryMetrics {
+        span_seconds: r.float_gauge(
+            "promcast_forecast_history_span_seconds",
+            "How far back past forecasts are kept now: storage.forecast_history, or less where all series' history at that length would exceed storage.forecast_history_memory",
+        ),
+        bytes: r.gauge(
+            "promcast_forecast_history_bytes",
+            "Bytes the past forecasts and anomaly scores of all series hold",
+        ),
     }
 }
 
@@ -551,6 +572,7 @@ impl Telemetry {
             "Remote-read requests refused with 503: limits.max_concurrent_reads were being answered",
         );
         let (snapshot_series, snapshot_failures, snapshot_last_success) = snapshot_metrics(&mut r);
+        let forecast_history = history_metrics(&mut r);
         register_build_info(&mut r);
         let ha = HaMetrics::new(&mut r);
         let remote_write = remote_write_metrics(&mut registry, remote_write_urls);
@@ -576,6 +598,7 @@ impl Telemetry {
             tls_reloads,
             remote_reads_refused,
             snapshot_series,
+            forecast_history,
             snapshot_failures,
             snapshot_last_success,
             remote_write,

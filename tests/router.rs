@@ -667,6 +667,50 @@ scaling:
     assert_eq!(code, StatusCode::CONFLICT);
 }
 
+/// A gauge's value from `/metrics`.
+async fn gauge(state: &AppState, name: &str) -> f64 {
+    let req = Request::get("/metrics").body(Body::empty()).unwrap();
+    let (_, body, _) = send(state, req).await;
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in /metrics"))
+}
+
+/// With more series than fit `storage.forecast_history_memory` at `forecast_history`, the
+/// kept span shortens, and the agent says so: `/metrics` and `/api/v1/forecast_history`.
+#[tokio::test]
+async fn the_forecast_history_keeps_within_its_memory_and_says_how_far_back() {
+    let get = |path: &str| Request::get(path).body(Body::empty()).unwrap();
+    let mut cfg = config("    anomaly: { enabled: true }\n");
+    let full = AppState::new(&cfg);
+    full.snapshots.subscribe(full.history.clone());
+    ingest_and_step(&full, &Arc::new(cfg.clone())).await;
+    // one series fits the default 2GiB: the configured 6h
+    assert_eq!(
+        gauge(&full, "promcast_forecast_history_span_seconds").await,
+        21600.0
+    );
+
+    // two horizons and the score: 18 bytes a step; 100 bytes hold 5 steps
+    cfg.forecast_history_memory = 100;
+    let cfg = Arc::new(cfg);
+    let state = AppState::new(&cfg);
+    state.snapshots.subscribe(state.history.clone());
+    ingest_and_step(&state, &cfg).await;
+    assert_eq!(
+        gauge(&state, "promcast_forecast_history_span_seconds").await,
+        300.0
+    );
+    let (code, body, _) = send(&state, get("/api/v1/forecast_history")).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["data"]["span_seconds"].as_f64(), Some(300.0), "{v}");
+    // the entry shrinks to the span when it is next written
+    ingest_and_step(&state, &cfg).await;
+    let held = gauge(&state, "promcast_forecast_history_bytes").await;
+    assert!(held > 0.0 && held <= 100.0, "{held} bytes held");
+}
+
 /// Whether a JSON number is `want` as stored in `f32` (serde_json's parser may be an ulp
 /// off the nearest `f64`, so compare to f32 precision).
 fn f32_eq(got: &serde_json::Value, want: f64) -> bool {

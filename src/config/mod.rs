@@ -20,6 +20,7 @@ mod paths;
 mod remote;
 mod scaling;
 mod selector;
+mod size;
 mod storage;
 mod tls;
 
@@ -44,6 +45,7 @@ pub use scaling::{
     Policy, PolicyParams, ScaleIn, ScalingMode, ScalingSection, ScalingSpec, Sizing,
 };
 pub use selector::{valid_label_name, valid_metric_name, Selector, SelectorError};
+pub use size::{parse_size, ByteSize, SizeError};
 pub use storage::{CounterMode, Persistence, StorageSection};
 pub use tls::{server_config, ListenerTls, ListenerTlsSection, TlsError, TlsSection, TlsSpec};
 
@@ -101,6 +103,9 @@ pub struct Config {
     pub persistence: Option<Persistence>,
     /// Buckets of past forecasts kept per series and horizon.
     pub forecast_history: usize,
+    /// Bytes all series' past forecasts may hold; the kept span shortens below
+    /// `forecast_history` when more series than that fit are forecast.
+    pub forecast_history_memory: usize,
     pub backfill: Option<BackfillSpec>,
     pub scaling: Vec<ScalingSpec>,
     pub auth: AuthSpec,
@@ -235,6 +240,8 @@ impl FileConfig {
             inference,
             persistence,
             forecast_history: check::whole_steps(self.storage.forecast_history.0, step_ms),
+            forecast_history_memory: usize::try_from(self.storage.forecast_history_memory.0)
+                .unwrap_or(usize::MAX),
             backfill,
             scaling,
             auth,
@@ -370,9 +377,21 @@ limits:
     }
 
     #[test]
+    fn bad_size_is_named_with_its_path() {
+        let yaml = "storage:\n  forecast_history_memory: 2 gigs\n";
+        let err = Config::from_yaml(yaml, "test", None).unwrap_err();
+        let p = &err.problems()[0];
+        assert_eq!(p.path, "storage.forecast_history_memory");
+        assert!(p.message.contains("2 gigs"), "{}", p.message);
+        let ok = "storage:\n  forecast_history_memory: 512MiB\nforecast:\n  - selector: up\n";
+        let config = Config::from_yaml(ok, "test", None).unwrap();
+        assert_eq!(config.forecast_history_memory, 512 << 20);
+    }
+
+    #[test]
     fn semantic_problems_are_all_reported() {
         let yaml = r#"
-storage: { step: 1m, retention: 90s }
+storage: { step: 1m, retention: 90s, forecast_history_memory: 0 }
 forecast:
   - selector: 'rate(x[5m])'
     horizons: [90s]
@@ -389,6 +408,7 @@ inference: { model: none }
         let paths: Vec<_> = err.problems().iter().map(|p| p.path.as_str()).collect();
         for want in [
             "storage.retention",
+            "storage.forecast_history_memory",
             "forecast[0].selector",
             "forecast[0].horizons[0]",
             "forecast[0].quantiles",

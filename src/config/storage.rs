@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::duration::PromDuration;
 use super::paths::resolve_path;
+use super::size::ByteSize;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -25,6 +26,12 @@ pub struct StorageSection {
     /// How far back past forecasts are kept, per series and horizon, for remote read
     /// (`N:forecast{horizon=...}` at their target times).
     pub forecast_history: PromDuration,
+    /// The most memory those past forecasts may take, all series together (8 bytes a
+    /// horizon and 2 for the anomaly score per kept step and series). With more series than
+    /// fit `forecast_history` in it, every series keeps a shorter span
+    /// (`promcast_forecast_history_span_seconds`): 2GiB holds 6h@1m of three horizons for
+    /// about 230,000 series, and 82 minutes for a million.
+    pub forecast_history_memory: ByteSize,
     /// How selected counters are stored: `rate` (their per-second rate over each step,
     /// reset-aware, exported as `N:rate:predicted`) or `raw` (the value as sent). A forecast
     /// entry's own `counters:` overrides it.
@@ -51,6 +58,7 @@ impl Default for StorageSection {
             path: None,
             snapshot_every: PromDuration(Duration::from_secs(300)),
             forecast_history: PromDuration(Duration::from_secs(6 * 3600)),
+            forecast_history_memory: ByteSize(2 << 30),
             counters: CounterMode::Rate,
         }
     }
@@ -91,6 +99,12 @@ pub(super) fn shape(
         problem(
             "storage.retention".into(),
             format!("{ring_len} buckets per series is more than 10,000,000"),
+        );
+    }
+    if storage.forecast_history_memory.0 == 0 && !storage.forecast_history.0.is_zero() {
+        problem(
+            "storage.forecast_history_memory".into(),
+            "must be greater than 0 (storage.forecast_history: 0s keeps no past forecasts)".into(),
         );
     }
     if storage.idle_timeout.0 < step {

@@ -381,7 +381,7 @@ pub fn forecast_history_json(
 ) -> Result<Value, ApiError> {
     let mut picked = Picked::new(selector, limit)?;
     let step_ms = snapshot.step_ms.max(1);
-    let len = history.len();
+    let len = history.span();
     let seconds = |bucket: i64| (bucket * step_ms) as f64 / 1e3;
     history.for_each(|e| {
         if !picked.wants(&e.labels) {
@@ -413,6 +413,7 @@ pub fn forecast_history_json(
     });
     Ok(success(json!({
         "step_seconds": step_ms as f64 / 1e3,
+        "span_seconds": (len as i64 * step_ms) as f64 / 1e3,
         "series": picked.series,
         "truncated": picked.truncated,
     })))

@@ -8,7 +8,10 @@
 //! Memory: `storage.forecast_history / step` buckets × horizons × 8 bytes per series (6h at
 //! 1m with three horizons: 8.6 KB; reached as the history fills, from 16 buckets, doubling),
 //! and 2 bytes per bucket for the anomaly scores of a scored series (0.7 KB; the score to
-//! 1/16383), which the web page marks on its chart.
+//! 1/16383), which the web page marks on its chart. All series together keep within
+//! `storage.forecast_history_memory`: where more series are forecast than fit the whole
+//! span in it, every series keeps the same shorter span ([`ForecastHistory::span`], exported
+//! as `promcast_forecast_history_span_seconds`), recomputed each step from the series kept.
 //!
 //! Precision: `yhat` is kept as the `f32` it was published as; each band edge as its
 //! distance from `yhat` in bfloat16 (the `f32` exponent, 8 significant bits), so a past
@@ -21,11 +24,13 @@
 //! panel reading promcast over remote read draws desired replicas over time too.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::samples::SnapshotSamples;
 use crate::snapshot::{Anomaly, SeriesForecast, SeriesState, Snapshot, Subscriber};
 use crate::store::{LabelSet, SeriesId};
+use crate::telemetry::HistoryMetrics;
 
 const SHARDS: usize = 16;
 
@@ -50,10 +55,13 @@ pub struct Entry {
     scores: Option<Box<Scores>>,
 }
 
-/// One series' anomaly scores of the last `len` buckets (the page marks anomalous points).
+/// One series' anomaly scores of the last buckets (the page marks anomalous points).
 struct Scores {
     head: i64,
+    /// The first bucket scored (nothing before it is kept).
+    first: i64,
     /// `[slot]`: [`pack_score`]: the score to 1/16383 and the direction, or not scored.
+    /// Bucket `b` is at slot `b % slots`; grown like [`Entry`]'s values.
     slots: Box<[u16]>,
 }
 
@@ -89,14 +97,24 @@ fn unpack_score(v: u16) -> Option<(f32, i8)> {
 }
 
 impl Scores {
-    fn new(len: usize) -> Self {
+    fn new() -> Self {
         Self {
             head: i64::MIN,
-            slots: vec![NOT_SCORED; len].into_boxed_slice(),
+            first: i64::MIN,
+            slots: Box::default(),
         }
     }
 
-    fn record(&mut self, bucket: i64, a: Anomaly) {
+    /// Records `bucket`'s score, keeping at most `len` buckets.
+    fn record(&mut self, bucket: i64, a: Anomaly, len: usize) {
+        if self.head == i64::MIN {
+            self.first = bucket;
+        } else if bucket < self.first {
+            return;
+        }
+        if let Some(cap) = fitted(self.slots.len(), self.first, bucket.max(self.head), len) {
+            self.slots = relayout(&self.slots, 1, cap, self.head, self.first, NOT_SCORED);
+        }
         let len = self.slots.len() as i64;
         if self.head != i64::MIN && bucket <= self.head - len {
             return;
@@ -119,39 +137,73 @@ impl Scores {
 /// Slots a series' history starts with.
 const MIN_SLOTS: usize = 16;
 
+/// The slots to hold the buckets from `first` to `last` with at most `len` kept, where that
+/// differs from `cap`: more (doubling, from [`MIN_SLOTS`]) as the kept span grows, fewer
+/// when `len` fell below `cap`.
+fn fitted(cap: usize, first: i64, last: i64, len: usize) -> Option<usize> {
+    if cap > len {
+        return Some(len);
+    }
+    let need = ((last - first + 1).max(1) as usize).min(len);
+    (need > cap).then(|| need.max(cap * 2).max(MIN_SLOTS).min(len))
+}
+
+/// `old` (`width` values a slot, bucket `b` at slot `b % slots`) in `cap` slots, keeping the
+/// newest buckets up to `head` that both hold (none before `first`); the rest `fill`.
+fn relayout<T: Copy>(
+    old: &[T],
+    width: usize,
+    cap: usize,
+    head: i64,
+    first: i64,
+    fill: T,
+) -> Box<[T]> {
+    let mut out = vec![fill; cap * width].into_boxed_slice();
+    let old_cap = old.len() / width.max(1);
+    if head != i64::MIN && old_cap > 0 && cap > 0 {
+        let keep = old_cap.min(cap) as i64;
+        for b in (head - keep + 1).max(first)..=head {
+            let from = b.rem_euclid(old_cap as i64) as usize * width;
+            let to = b.rem_euclid(cap as i64) as usize * width;
+            out[to..to + width].copy_from_slice(&old[from..from + width]);
+        }
+    }
+    out
+}
+
 impl Entry {
-    /// Buckets the arrays hold now (they grow to the history's length as it fills).
+    /// Buckets the arrays hold now (they grow to the history's span as it fills).
     pub fn slots(&self) -> usize {
         self.values.len() / self.horizons.max(1)
     }
 
-    /// Makes room for the buckets from `first` to `last` (at most `len` of them), keeping
-    /// what is held.
+    /// Makes room for the buckets from `first` to `last`, keeping at most `len` (fewer slots
+    /// than it holds when the span fell), keeping what is held.
     fn reserve(&mut self, last: i64, len: usize) {
-        let (cap, nh) = (self.slots(), self.horizons);
-        let need = ((last - self.first + 1).max(1) as usize).min(len);
-        if need <= cap {
-            return;
+        let nh = self.horizons;
+        if let Some(cap) = fitted(self.slots(), self.first, last, len) {
+            let (head, first) = (self.head, self.first);
+            self.values = relayout(&self.values, nh, cap, head, first, f32::NAN);
+            self.bands = relayout(&self.bands, nh, cap, head, first, [0; 2]);
         }
-        let new_cap = need.max(cap * 2).max(MIN_SLOTS).min(len);
-        let mut values = vec![f32::NAN; new_cap * nh].into_boxed_slice();
-        let mut bands = vec![[0; 2]; new_cap * nh].into_boxed_slice();
-        if self.head != i64::MIN && cap > 0 {
-            for b in (self.head - cap as i64 + 1).max(self.first)..=self.head {
-                let from = b.rem_euclid(cap as i64) as usize * nh;
-                let to = b.rem_euclid(new_cap as i64) as usize * nh;
-                values[to..to + nh].copy_from_slice(&self.values[from..from + nh]);
-                bands[to..to + nh].copy_from_slice(&self.bands[from..from + nh]);
-            }
-        }
-        self.values = values;
-        self.bands = bands;
+    }
+
+    /// Bytes its kept slots take now, and a kept bucket of it when the slots are held.
+    pub fn bytes(&self) -> (usize, usize) {
+        let scores = self.scores.as_ref().map_or(0, |s| s.slots.len());
+        let per_bucket = if self.values.is_empty() {
+            0
+        } else {
+            self.horizons * 8
+        } + if self.scores.is_some() { 2 } else { 0 };
+        (self.slots() * self.horizons * 8 + scores * 2, per_bucket)
     }
 
     /// The forecast made `horizons[h]` before `bucket`, if kept.
     pub fn get(&self, bucket: i64, h: usize, len: usize) -> Option<[f32; 3]> {
-        let slots = self.slots().min(len) as i64;
-        if bucket > self.head || bucket <= self.head - slots || h >= self.horizons {
+        let slots = self.slots() as i64;
+        let kept = slots.min(len as i64);
+        if bucket > self.head || bucket <= self.head - kept || h >= self.horizons {
             return None;
         }
         let slot = bucket.rem_euclid(slots) as usize;
@@ -165,7 +217,7 @@ impl Entry {
     pub fn anomalies(&self) -> impl Iterator<Item = (i64, f32, i8)> + '_ {
         self.scores.iter().flat_map(|s| {
             let len = s.slots.len() as i64;
-            ((s.head - len + 1)..=s.head).filter_map(move |b| {
+            ((s.head - len + 1).max(s.first)..=s.head).filter_map(move |b| {
                 let (score, direction) = unpack_score(s.slots[b.rem_euclid(len) as usize])?;
                 Some((b, score, direction))
             })
@@ -192,9 +244,22 @@ fn from_bf16(b: u16) -> f32 {
 }
 
 pub struct ForecastHistory {
+    /// Buckets kept per series when the memory allows (`storage.forecast_history`).
     len: usize,
+    /// Bytes all series' kept slots may take (`storage.forecast_history_memory`).
+    budget: usize,
+    /// Buckets each series keeps now: `len`, or fewer to stay within `budget`.
+    span: AtomicUsize,
+    metrics: Option<HistoryMetrics>,
     shards: Vec<Mutex<HashMap<SeriesId, Entry>>>,
     scaling: ScalingHistory,
+}
+
+/// What the kept entries hold: bytes now, and bytes a kept bucket of all of them.
+#[derive(Debug, Default, Clone, Copy)]
+struct Usage {
+    held: usize,
+    per_bucket: usize,
 }
 
 /// Sorted labels of one scaling sample.
@@ -246,10 +311,13 @@ impl ScalingHistory {
 }
 
 impl ForecastHistory {
-    /// Keeps `len` target buckets per series (0: keeps nothing).
+    /// Keeps `len` target buckets per series (0: keeps nothing), with no bound on memory.
     pub fn new(len: usize) -> Self {
         Self {
             len,
+            budget: usize::MAX,
+            span: AtomicUsize::new(len),
+            metrics: None,
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             scaling: ScalingHistory::default(),
         }
@@ -267,8 +335,70 @@ impl ForecastHistory {
         &self.scaling
     }
 
+    /// All series' kept slots within `bytes` (8 a horizon and 2 for the score, a bucket).
+    pub fn with_budget(mut self, bytes: usize) -> Self {
+        self.budget = bytes.max(1);
+        self
+    }
+
+    pub fn with_metrics(self, metrics: HistoryMetrics) -> Self {
+        Self {
+            metrics: Some(metrics),
+            ..self
+        }
+    }
+
+    /// Buckets per series when the memory allows (`storage.forecast_history`).
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// Buckets each series keeps now: [`Self::len`], or fewer where all series' history at
+    /// that length would not fit the memory budget.
+    pub fn span(&self) -> usize {
+        self.span.load(Ordering::Relaxed)
+    }
+
+    /// Sets the span from what the kept entries need a bucket: the most buckets that fit
+    /// the budget, at most `len`. It falls at once (the entries shrink as they are next
+    /// written); it rises only once an eighth more fits, so series coming and going near
+    /// the bound do not resize every entry every step.
+    fn rebudget(&self, usage: Usage, step_ms: i64) {
+        let old = self.span();
+        let fits = self
+            .budget
+            .checked_div(usage.per_bucket)
+            .unwrap_or(usize::MAX)
+            .clamp(1, self.len.max(1));
+        let span = if fits < old || fits == self.len || fits >= old + old.div_ceil(8) {
+            fits
+        } else {
+            old
+        };
+        if span != old {
+            self.span.store(span, Ordering::Relaxed);
+            let secs = |n: usize| n as f64 * step_ms as f64 / 1e3;
+            if old == self.len {
+                tracing::warn!(
+                    kept_s = secs(span),
+                    configured_s = secs(self.len),
+                    budget_bytes = self.budget,
+                    bytes_a_step = usage.per_bucket,
+                    "past forecasts kept for less than storage.forecast_history: the series \
+                     forecast need more than storage.forecast_history_memory at its length"
+                );
+            } else if span == self.len {
+                tracing::info!(
+                    kept_s = secs(span),
+                    "past forecasts kept for all of storage.forecast_history again"
+                );
+            }
+        }
+        if let Some(m) = &self.metrics {
+            m.span_seconds
+                .set(self.span() as f64 * step_ms as f64 / 1e3);
+            m.bytes.set(i64::try_from(usage.held).unwrap_or(i64::MAX));
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -285,7 +415,7 @@ impl ForecastHistory {
         if self.len == 0 || (f.points.is_empty() && f.anomaly.is_none()) {
             return;
         }
-        let len = self.len;
+        let len = self.span();
         let nh = horizon_steps.len();
         let mut shard = self.shard(id).lock().unwrap_or_else(|e| e.into_inner());
         let e = shard.entry(id).or_insert_with(|| Entry {
@@ -302,8 +432,8 @@ impl ForecastHistory {
         // The newest observed point's score, at its bucket (the forecast's origin).
         if let Some(a) = f.anomaly {
             e.scores
-                .get_or_insert_with(|| Box::new(Scores::new(len)))
-                .record(origin, a);
+                .get_or_insert_with(|| Box::new(Scores::new()))
+                .record(origin, a, len);
         }
         if e.horizons != nh || f.state != SeriesState::Ready {
             return;
@@ -339,11 +469,25 @@ impl ForecastHistory {
 
     /// Drops series whose newest target is older than `oldest` bucket.
     pub fn evict_before(&self, oldest: i64) {
+        self.sweep(oldest);
+    }
+
+    /// Drops series whose newest target is older than `oldest` bucket; says what the rest
+    /// hold.
+    fn sweep(&self, oldest: i64) -> Usage {
+        let mut usage = Usage::default();
         for s in &self.shards {
             s.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, e| {
-                e.head.max(e.scores.as_ref().map_or(i64::MIN, |s| s.head)) >= oldest
+                let keep = e.head.max(e.scores.as_ref().map_or(i64::MIN, |s| s.head)) >= oldest;
+                if keep {
+                    let (held, per_bucket) = e.bytes();
+                    usage.held += held;
+                    usage.per_bucket += per_bucket;
+                }
+                keep
             });
         }
+        usage
     }
 
     /// Calls `f` for every entry (one shard locked at a time).
@@ -375,187 +519,12 @@ impl Subscriber for ForecastHistory {
                 self.record(f.id, f, f.base, &steps[f.spec as usize]);
             }
             let now_bucket = snapshot.generated_ms.div_euclid(step_ms);
-            self.evict_before(now_bucket - self.len() as i64);
+            let usage = self.sweep(now_bucket - self.span() as i64);
+            self.rebudget(usage, step_ms);
         }
         self.record_scaling(snapshot, step_ms);
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::snapshot::Point;
-
-    fn forecast(v: f64) -> SeriesForecast {
-        let labels = Arc::new(LabelSet::from_pairs([("__name__", "a:b")]));
-        SeriesForecast {
-            points: vec![
-                Point {
-                    yhat: v,
-                    lower: v - 1.0,
-                    upper: v + 1.0,
-                },
-                Point {
-                    yhat: v * 10.0,
-                    lower: v * 10.0 - 1.0,
-                    upper: v * 10.0 + 1.0,
-                },
-            ],
-            ..SeriesForecast::new(labels, SeriesId(0), 0, 0, 0, 0)
-        }
-    }
-
-    #[test]
-    fn aligns_forecasts_to_their_targets_and_forgets_old_ones() {
-        let h = ForecastHistory::new(20);
-        let id = SeriesId(7);
-        // horizons 1 and 3 steps; origins 100..110
-        for o in 100..110 {
-            h.record(id, &forecast(o as f64), o, &[1, 3]);
-        }
-        let mut seen = 0;
-        h.for_each(|e| {
-            seen += 1;
-            assert_eq!(e.head, 112);
-            // target 105 at horizon 1 came from origin 104; at horizon 3 from origin 102
-            assert_eq!(e.get(105, 0, 20), Some([104.0, 103.0, 105.0]));
-            assert_eq!(e.get(105, 1, 20).unwrap()[0], 1020.0);
-            // target 101: horizon 1 from origin 100; horizon 3 would be origin 98: never made
-            assert_eq!(e.get(101, 0, 20).unwrap()[0], 100.0);
-            assert_eq!(e.get(101, 1, 20), None);
-            // outside the kept window (92, 112]
-            assert_eq!(e.get(92, 0, 20), None);
-            assert_eq!(e.get(113, 0, 20), None);
-        });
-        assert_eq!(seen, 1);
-        h.evict_before(113);
-        h.for_each(|_| panic!("evicted"));
-    }
-
-    /// The slots grow with the kept span (a new series does not write its whole window) and
-    /// every kept forecast survives each growth: checked against a map of what was recorded,
-    /// through gaps and past the window's length.
-    #[test]
-    fn grows_as_it_fills_and_keeps_every_forecast() {
-        let len = 100;
-        let h = ForecastHistory::new(len);
-        let id = SeriesId(9);
-        let mut want = std::collections::HashMap::new();
-        let mut origins: Vec<i64> = (1000..1030).collect();
-        origins.extend(1040..1100); // a gap of 10 steps
-        origins.extend(1300..1400); // beyond the window
-        for (n, &o) in origins.iter().enumerate() {
-            h.record(id, &forecast(o as f64), o, &[1, 3]);
-            want.insert((o + 1, 0), o as f32);
-            want.insert((o + 3, 1), (o * 10) as f32);
-            h.for_each(|e| {
-                assert!(e.slots() <= len);
-                if n == 0 {
-                    assert_eq!(e.slots(), MIN_SLOTS, "first record");
-                }
-                for b in e.head - len as i64 + 1..=e.head {
-                    for hz in 0..2 {
-                        let got = e.get(b, hz, len).map(|v| v[0]);
-                        assert_eq!(
-                            got,
-                            want.get(&(b, hz)).copied(),
-                            "after origin {o}: {b} h{hz}"
-                        );
-                    }
-                }
-            });
-        }
-        h.for_each(|e| assert_eq!(e.slots(), len));
-    }
-
-    /// Band edges come back within 0.4% of the band's half-width (yhat exact), wherever
-    /// the values lie; infinite and NaN edges stay so.
-    #[test]
-    fn band_edges_keep_their_stated_precision() {
-        let h = ForecastHistory::new(16);
-        let id = SeriesId(1);
-        let cases = [
-            (0.5, 0.1, 0.2),
-            (1234.567, 17.3, 250.9),
-            (3.0e9, 1.234e7, 5.0e5),
-            (-42.0, 0.001, 1e-6),
-            (7.0, 0.0, 0.0),
-            (1.0, f64::INFINITY, 2.0),
-            (1.0, f64::NAN, 2.0),
-        ];
-        for (o, &(y, below, above)) in cases.iter().enumerate() {
-            let mut f = forecast(0.0);
-            f.points[0] = Point {
-                yhat: y,
-                lower: y - below,
-                upper: y + above,
-            };
-            h.record(id, &f, o as i64, &[1, 3]);
-        }
-        h.for_each(|e| {
-            for (o, &(y, below, above)) in cases.iter().enumerate() {
-                let [gy, lo, hi] = e.get(o as i64 + 1, 0, 16).unwrap();
-                assert_eq!(gy, y as f32);
-                let y = y as f32 as f64;
-                for (got, want, d) in [(lo, y - below, below), (hi, y + above, above)] {
-                    let got = got as f64;
-                    if want.is_nan() {
-                        assert!(got.is_nan(), "case {o}");
-                    } else if want.is_infinite() {
-                        assert_eq!(got, want, "case {o}");
-                    } else {
-                        // 2^-8 of the distance (half a bfloat16 step), plus f32 rounding of the edge
-                        let tol = d * 2f64.powi(-8) + want.abs() * 2f64.powi(-23);
-                        assert!((got - want).abs() <= tol, "case {o}: {got} vs {want}");
-                    }
-                }
-            }
-        });
-    }
-
-    #[test]
-    fn keeps_anomaly_scores_by_bucket_and_forgets_old_ones() {
-        let h = ForecastHistory::new(4);
-        let id = SeriesId(3);
-        for o in 10..17 {
-            let mut f = forecast(1.0);
-            if o != 14 {
-                f.anomaly = Some(Anomaly {
-                    score: o as f64 / 100.0,
-                    likelihood: 0.5,
-                    direction: if o == 15 { 1 } else { 0 },
-                });
-            }
-            h.record(id, &f, o, &[1, 3]);
-        }
-        let mut kept = Vec::new();
-        h.for_each(|e| kept.extend(e.anomalies()));
-        // four buckets kept (13..=16); 14 was not scored; scores to 1/16383
-        let buckets: Vec<(i64, i8)> = kept.iter().map(|&(b, _, d)| (b, d)).collect();
-        assert_eq!(buckets, vec![(13, 0), (15, 1), (16, 0)]);
-        for (b, score, _) in kept {
-            assert!(
-                (score as f64 - b as f64 / 100.0).abs() <= 0.5 / 16383.0,
-                "{b}: {score}"
-            );
-        }
-        // every direction, the ends of the range, out-of-range scores clamped
-        for (score, direction, want) in [
-            (0.0, -1, 0.0),
-            (1.0, 1, 1.0),
-            (1.7, 0, 1.0),
-            (-0.2, -1, 0.0),
-            (0.5, 1, 0.5),
-        ] {
-            let a = Anomaly {
-                score,
-                likelihood: 0.5,
-                direction,
-            };
-            let (got, d) = unpack_score(pack_score(a)).unwrap();
-            assert_eq!(d, direction);
-            assert!((got as f64 - want).abs() <= 0.5 / 16383.0, "{score}: {got}");
-        }
-        assert_eq!(unpack_score(NOT_SCORED), None);
-    }
-}
+mod tests;

@@ -255,7 +255,7 @@ fn past_forecasts(
     out: &mut QueryOut<'_>,
 ) -> Result<(), ReadError> {
     let (start, end) = (out.start, out.end);
-    let len = history.len();
+    let len = history.span();
     let mut err = None;
     history.for_each(|e| {
         if err.is_some() {
