@@ -467,11 +467,6 @@ impl ForecastHistory {
         }
     }
 
-    /// Drops series whose newest target is older than `oldest` bucket.
-    pub fn evict_before(&self, oldest: i64) {
-        self.sweep(oldest);
-    }
-
     /// Drops series whose newest target is older than `oldest` bucket; says what the rest
     /// hold.
     fn sweep(&self, oldest: i64) -> Usage {

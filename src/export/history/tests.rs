@@ -45,7 +45,7 @@ fn aligns_forecasts_to_their_targets_and_forgets_old_ones() {
         assert_eq!(e.get(113, 0, 20), None);
     });
     assert_eq!(seen, 1);
-    h.evict_before(113);
+    h.sweep(113);
     h.for_each(|_| panic!("evicted"));
 }
 
